@@ -1,0 +1,20 @@
+"""archstat: exact, explained analysis of CNN architectures, backed by a NumPy engine.
+
+Quick use::
+
+    import archstat
+    m = archstat.load("specs/vgg16.yaml")        # a Model; m.graph is a networkx.DiGraph
+    a = archstat.analyze(m, batch=1, dtype="float32")
+    a.layers                                     # pandas DataFrame, one row per layer
+    a.totals["params"], a.totals["macs"]         # exact ints
+
+Conventions: NCHW; a MAC is one multiply-accumulate; FLOPs are 2 per MAC plus elementwise
+work, by each layer type's documented rule (``archstat layers``).
+"""
+from .analysis import Analysis, analyze
+from .errors import ArchstatError
+from .graph import Layer, Model, load
+
+__version__ = "0.1.0"
+
+__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "load", "__version__"]

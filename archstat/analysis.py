@@ -1,0 +1,238 @@
+"""Symbolic analysis: per-layer shapes, parameters, MACs, FLOPs and memory, and totals.
+
+Nothing here allocates a tensor: every number comes from shapes, through the layer
+registry, so a 100000 x 100000 input analyses as fast as a 32 x 32 one. Counts are exact
+Python ints.
+
+Conventions (see also ``archstat layers``):
+
+* shapes are NCHW with the batch axis; ``(N, F)`` after ``flatten``;
+* ``params`` are trainable parameters, biases included (PyTorch's ``numel`` sum);
+  ``buffers`` are non-trainable state (batch norm's running statistics);
+* a MAC is one multiply-accumulate of conv, locally connected or linear layers; FLOPs
+  are 2 per MAC plus each layer's elementwise work, by its documented rule;
+* ``activation_bytes`` is the new storage a layer's output needs in the chosen dtype:
+  0 for in-place layers (``inplace: true``) and views (flatten, dropout at inference);
+* ``forward_memory_bytes`` is the CS231n figure, input plus every output (the sum);
+  ``peak_activation_bytes`` is the largest live set over the execution order when each
+  tensor is freed after its last consumer (the same plan the engine executes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .errors import ArchstatError, did_you_mean
+from .graph import Model, load
+from .layers.registry import Shape, numel
+from .spec import INPUT_NAME
+
+#: bytes per element of the dtypes archstat reports in
+DTYPES: dict[str, int] = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+#: every per-layer column, in order, with what it holds (one home for column names)
+COLUMNS: dict[str, str] = {
+    "name": "layer name",
+    "type": "layer type (registry name)",
+    "inputs": "names of the layers it reads, in order",
+    "output_shape": "output shape with the batch axis (N, C, H, W) or (N, F)",
+    "params": "trainable parameters, biases included",
+    "weight_params": "trainable parameters other than biases",
+    "bias_params": "bias parameters",
+    "buffers": "non-trainable state (batch norm running statistics)",
+    "macs": "multiply-accumulates (conv, locally connected, linear)",
+    "flops": "floating-point operations: 2 per MAC plus elementwise work",
+    "activations": "output elements",
+    "activation_bytes": "new storage for the output (0 if in place or a view)",
+    "param_bytes": "storage of the trainable parameters",
+    "buffer_bytes": "storage of the buffers",
+    "live_bytes": "activation storage live while the layer runs (inputs and output)",
+}
+
+#: columns that are summed into the totals
+ADDITIVE = ("params", "weight_params", "bias_params", "buffers", "macs", "flops", "activations",
+            "activation_bytes", "param_bytes", "buffer_bytes")
+
+
+def itemsize(dtype: str) -> int:
+    """Bytes per element of a dtype name; ArchstatError with did-you-mean otherwise."""
+    try:
+        return DTYPES[dtype]
+    except (KeyError, TypeError):
+        raise ArchstatError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})", field="dtype",
+                            hint=did_you_mean(str(dtype), DTYPES)) from None
+
+
+@dataclass(frozen=True)
+class LivenessPlan:
+    """When each tensor's storage is allocated and freed over the execution order.
+
+    ``storage[name]`` is the node whose output owns the storage ``name`` writes to (itself,
+    or an ancestor for in-place layers and views); ``free_after[name]`` lists the storages
+    released once ``name`` has run. Model outputs are never freed.
+    """
+
+    order: tuple[str, ...]
+    storage: Mapping[str, str]
+    free_after: Mapping[str, tuple[str, ...]]
+
+    def peak(self, nbytes: Mapping[str, int]) -> tuple[int, dict[str, int]]:
+        """Peak live bytes, and the live bytes while each layer runs, given bytes per storage."""
+        live = 0
+        peak = 0
+        during: dict[str, int] = {}
+        for name in self.order:
+            if self.storage[name] == name:
+                live += nbytes[name]
+            during[name] = live
+            peak = max(peak, live)
+            for owner in self.free_after[name]:
+                live -= nbytes[owner]
+        return peak, during
+
+
+def liveness(model: Model) -> LivenessPlan:
+    """The free-after-last-use plan over ``model.order`` (used by analysis and the engine)."""
+    storage: dict[str, str] = {}
+    last_use: dict[str, int] = {}
+    outputs = set(model.outputs)
+    for step, layer in enumerate(model.layers()):
+        if layer.inputs and layer.type.shares_input_storage(layer.attrs):
+            storage[layer.name] = storage[layer.inputs[0]]
+        else:
+            storage[layer.name] = layer.name
+        for node in (*layer.inputs, layer.name):
+            last_use[storage[node]] = step
+    for out in outputs:
+        last_use[storage[out]] = len(model.order)
+    free_after: dict[str, list[str]] = {name: [] for name in model.order}
+    for owner, step in last_use.items():
+        if step < len(model.order):
+            free_after[model.order[step]].append(owner)
+    return LivenessPlan(tuple(model.order), storage, {k: tuple(v) for k, v in free_after.items()})
+
+
+class Analysis:
+    """The result of :func:`analyze`: ``layers`` (a pandas DataFrame, one row per node,
+    the input first) and ``totals`` (a dict); ``model``, ``batch``, ``dtype``, ``input_shape``.
+    """
+
+    def __init__(self, model: Model, batch: int, dtype: str, input_shape: tuple[int, ...],
+                 columns: dict[str, list[Any]], totals: dict[str, Any]):
+        self.model = model
+        self.batch = batch
+        self.dtype = dtype
+        self.input_shape = input_shape
+        self._columns = columns
+        self._layers = None
+        self.totals = totals
+
+    @property
+    def layers(self):
+        """Per-layer table (pandas DataFrame, built on first use)."""
+        if self._layers is None:
+            import pandas as pd
+            self._layers = pd.DataFrame(self._columns, columns=list(self._columns))
+        return self._layers
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per-layer records as plain Python values (no pandas needed)."""
+        keys = list(self._columns)
+        return [dict(zip(keys, values)) for values in zip(*self._columns.values())]
+
+    def model_info(self) -> dict[str, Any]:
+        m = self.model
+        return {"name": m.name, "description": m.description, "source": m.source, "notes": m.notes,
+                "file": m.file, "input_shape": list(self.input_shape), "layers": len(m),
+                "outputs": list(m.outputs), "accuracy": m.accuracy}
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"model": {...}, "totals": {...}, "layers": [{...}, ...]}``, JSON-ready."""
+        layers = []
+        for row in self.rows():
+            row = dict(row)
+            row["inputs"] = list(row["inputs"])
+            row["output_shape"] = list(row["output_shape"])
+            layers.append(row)
+        totals = dict(self.totals)
+        totals["input_shape"] = list(totals["input_shape"])
+        return {"model": self.model_info(), "totals": totals, "layers": layers}
+
+    def __repr__(self) -> str:
+        t = self.totals
+        return (f"<Analysis {self.model.name!r} batch={self.batch} {self.dtype}: "
+                f"{t['params']:,} params, {t['macs']:,} MACs>")
+
+
+def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
+            input_shape: tuple[int, ...] | None = None) -> Analysis:
+    """Analyse a model (or a spec path/mapping) at a batch size, dtype and input size.
+
+    Parameters
+    ----------
+    model : Model, path or mapping
+    batch : int
+        Batch size N; every count but params and buffers scales with it.
+    dtype : {'float32', 'float16', 'bfloat16', 'float64'}
+        Element type for the byte columns.
+    input_shape : (C, H, W), optional
+        Override the spec's input size (resolution studies).
+
+    Returns
+    -------
+    Analysis
+        ``.layers`` DataFrame with the columns of :data:`COLUMNS`, ``.totals`` dict.
+
+    Raises
+    ------
+    ArchstatError
+        A bad argument, or a layer whose shape rule fails at this input size.
+    """
+    model = load(model)
+    size = itemsize(dtype)
+    shapes = model.shapes(batch, input_shape)
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    own_bytes: dict[str, int] = {}
+    for layer in model.layers():
+        name = layer.name
+        ltype = layer.type
+        out = shapes[name]
+        ins = [shapes[src] for src in layer.inputs]
+        try:
+            pshapes = ltype.param_shapes(ins, layer.attrs) if ins else {}
+            bshapes = ltype.buffer_shapes(ins, layer.attrs) if ins else {}
+            macs = ltype.macs(ins, out, layer.attrs) if ins else 0
+            flops = ltype.flops(ins, out, layer.attrs) if ins else 0
+        except ArchstatError as exc:
+            raise exc.with_context(file=model.file, layer=name)
+        bias = sum(numel(s) for k, s in pshapes.items() if k == "bias")
+        params = sum(numel(s) for s in pshapes.values())
+        buffers = sum(numel(s) for s in bshapes.values())
+        elements = numel(out)
+        shared = bool(layer.inputs) and ltype.shares_input_storage(layer.attrs)
+        own_bytes[name] = 0 if shared else elements * size
+        cols["name"].append(name)
+        cols["type"].append(ltype.name)
+        cols["inputs"].append(layer.inputs)
+        cols["output_shape"].append(out)
+        cols["params"].append(params)
+        cols["weight_params"].append(params - bias)
+        cols["bias_params"].append(bias)
+        cols["buffers"].append(buffers)
+        cols["macs"].append(macs)
+        cols["flops"].append(flops)
+        cols["activations"].append(elements)
+        cols["activation_bytes"].append(own_bytes[name])
+        cols["param_bytes"].append(params * size)
+        cols["buffer_bytes"].append(buffers * size)
+    peak, during = liveness(model).peak(own_bytes)
+    cols["live_bytes"] = [during[n] for n in cols["name"]]
+    totals: dict[str, Any] = {key: sum(cols[key]) for key in ADDITIVE}
+    totals["trainable_params"] = totals["params"]
+    totals["forward_memory_bytes"] = totals["activation_bytes"]
+    totals["peak_activation_bytes"] = peak
+    totals["input_shape"] = tuple(shapes[INPUT_NAME][1:])
+    totals["batch"] = batch
+    totals["dtype"] = dtype
+    totals["layers"] = len(model)
+    return Analysis(model, batch, dtype, tuple(shapes[INPUT_NAME][1:]), cols, totals)

@@ -1,0 +1,147 @@
+"""The Model: a spec turned into a ``networkx.DiGraph`` of layers, with shapes inferred.
+
+Nodes are layer names (the input is the node ``input``); each node carries
+
+* ``layer``: the :class:`Layer` (its registered type, validated attrs, ordered inputs),
+* ``type``: the type's spec name (a convenience for users of the graph),
+* ``shape``: the output shape for one sample at the spec's input size (no batch axis).
+
+Edges run from producer to consumer; ``Layer.inputs`` keeps their order (it matters for
+``concat``). Shapes are NCHW, or ``(N, F)`` after ``flatten``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import networkx as nx
+
+from .errors import ArchstatError, did_you_mean
+from .layers import registry
+from .layers.registry import Shape, fmt_shape
+from .spec import INPUT_NAME, Spec, load_spec
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the graph."""
+
+    name: str
+    type: registry.LayerType
+    attrs: Mapping[str, Any]
+    inputs: tuple[str, ...]
+
+    @property
+    def type_name(self) -> str:
+        return self.type.name
+
+
+class Model:
+    """An architecture: metadata plus the layer DAG in execution (topological) order.
+
+    Build one with :func:`archstat.load`. Attributes: ``name``, ``description``, ``source``,
+    ``notes``, ``accuracy``, ``input_shape`` (per sample, e.g. ``(3, 224, 224)``), ``file``,
+    ``graph`` (networkx.DiGraph), ``order`` (layer names, input first), ``outputs``.
+    """
+
+    def __init__(self, spec: Spec):
+        self.name = spec.name
+        self.description = spec.description
+        self.source = spec.source
+        self.notes = spec.notes
+        self.accuracy = spec.accuracy
+        self.input_shape: tuple[int, ...] = spec.input_shape
+        self.file = spec.file
+        self.graph = nx.DiGraph(name=spec.name)
+        input_type = registry.get(INPUT_NAME)
+        self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
+        for rec in spec.layers:
+            self.graph.add_node(rec.name, layer=Layer(rec.name, rec.type, rec.attrs, rec.inputs),
+                                type=rec.type.name)
+        for rec in spec.layers:
+            for src in rec.inputs:
+                self.graph.add_edge(src, rec.name)
+        self.order = self._topological_order(spec)
+        self._check_in_place()
+        shapes = self.shapes(batch=1)
+        for name, shape in shapes.items():
+            self.graph.nodes[name]["shape"] = shape[1:]
+        self.outputs = [n for n in self.order if self.graph.out_degree(n) == 0]
+
+    # -- structure --------------------------------------------------------------
+    def _topological_order(self, spec: Spec) -> list[str]:
+        position = {INPUT_NAME: -1, **{rec.name: rec.index for rec in spec.layers}}
+        try:
+            # spec order wherever the dependencies allow it, so reports read like the spec
+            return list(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
+        except nx.NetworkXUnfeasible:
+            cycle = nx.find_cycle(self.graph)
+            path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+            raise ArchstatError(f"the layers form a cycle: {path}", file=self.file, layer=cycle[0][1],
+                                field="inputs", hint="a layer's inputs must come from earlier in the graph")
+
+    def _check_in_place(self) -> None:
+        for name in self.order:
+            layer = self.layer(name)
+            if layer.inputs and layer.type.writes_in_place(layer.attrs):
+                src = layer.inputs[0]
+                readers = [r for r in self.graph.successors(src) if r != name]
+                if readers:
+                    raise ArchstatError(f"inplace: true would overwrite '{src}', which {readers[0]!r} "
+                                        "also reads", file=self.file, layer=name, field="inplace",
+                                        hint="set inplace: false")
+
+    def layer(self, name: str) -> Layer:
+        """The :class:`Layer` called ``name``."""
+        try:
+            return self.graph.nodes[name]["layer"]
+        except KeyError:
+            raise ArchstatError(f"no layer named {name!r}", file=self.file,
+                                hint=did_you_mean(name, self.order)) from None
+
+    def layers(self) -> Iterator[Layer]:
+        """Layers in execution order, the input first."""
+        for name in self.order:
+            yield self.graph.nodes[name]["layer"]
+
+    def __len__(self) -> int:
+        return len(self.order) - 1  # layers, not counting the input
+
+    def __repr__(self) -> str:
+        return f"<Model {self.name!r}: {len(self)} layers, input {fmt_shape(self.input_shape)}>"
+
+    # -- shapes -----------------------------------------------------------------
+    def shapes(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, Shape]:
+        """Output shape (with the batch axis) of every node, by the registry's shape rules."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ArchstatError(f"batch must be a positive integer, got {batch!r}", file=self.file)
+        in_shape = self.input_shape if input_shape is None else _check_input(input_shape, self.file)
+        shapes: dict[str, Shape] = {INPUT_NAME: (batch, *in_shape)}
+        for name in self.order[1:]:
+            layer = self.graph.nodes[name]["layer"]
+            ins = [shapes[src] for src in layer.inputs]
+            try:
+                shapes[name] = tuple(int(s) for s in layer.type.output_shape(ins, layer.attrs))
+            except ArchstatError as exc:
+                raise exc.with_context(file=self.file, layer=name)
+        return shapes
+
+
+def _check_input(shape: Any, label: str) -> tuple[int, ...]:
+    from .spec import parse_input_shape
+    return parse_input_shape(list(shape), label)
+
+
+def load(source: str | os.PathLike | Mapping[str, Any] | Model) -> Model:
+    """Load a spec (path to YAML/JSON, or a mapping) into a :class:`Model`.
+
+    Examples
+    --------
+    >>> m = load("specs/vgg16.yaml")           # doctest: +SKIP
+    >>> m.graph.nodes["conv1_1"]["shape"]      # doctest: +SKIP
+    (64, 224, 224)
+    """
+    if isinstance(source, Model):
+        return source
+    return Model(load_spec(source))

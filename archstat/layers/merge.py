@@ -1,0 +1,71 @@
+"""Merge family: ``concat`` (Inception) and ``add`` (ResNet skip connections).
+
+Both take two or more inputs, in the order the spec's ``inputs`` lists them.
+"""
+from __future__ import annotations
+
+from ..errors import ArchstatError
+from .registry import Field, LayerType, fmt_shape, numel, register
+
+
+class _Merge(LayerType):
+    family = "merge"
+    min_inputs = 2
+    max_inputs = None
+
+
+@register
+class Concat(_Merge):
+    """Concatenate inputs along a dimension (channels by default), as torch.cat.
+
+    Counts: MACs = 0. FLOPs = 0 (a copy).
+    """
+
+    name = "concat"
+    alias = "concat"
+    fields = (Field("dim", "int", 1, "dimension to join along (1: channels)"),)
+
+    def output_shape(self, in_shapes, attrs):
+        rank = len(in_shapes[0])
+        dim = attrs["dim"]
+        if not -rank <= dim < rank:
+            raise ArchstatError(f"dim {dim} is out of range for inputs of rank {rank}", field="dim")
+        dim %= rank
+        if dim == 0:
+            raise ArchstatError("cannot concatenate along the batch dimension", field="dim",
+                                hint="use dim: 1 for channels")
+        first = in_shapes[0]
+        for shape in in_shapes[1:]:
+            if len(shape) != rank or any(a != b for i, (a, b) in enumerate(zip(first, shape)) if i != dim):
+                raise ArchstatError(
+                    "inputs must agree on every dimension but the joined one; got "
+                    + ", ".join(fmt_shape(s) for s in in_shapes), field="inputs",
+                    hint="check the branches' strides and padding")
+        out = list(first)
+        out[dim] = sum(s[dim] for s in in_shapes)
+        return tuple(out)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return 0
+
+
+@register
+class Add(_Merge):
+    """Elementwise sum of inputs of identical shape (a residual connection).
+
+    Counts: MACs = 0. FLOPs = (number of inputs - 1) adds per output element.
+    """
+
+    name = "add"
+    alias = "add"
+
+    def output_shape(self, in_shapes, attrs):
+        first = in_shapes[0]
+        if any(tuple(s) != tuple(first) for s in in_shapes[1:]):
+            raise ArchstatError(
+                "inputs must have the same shape; got " + ", ".join(fmt_shape(s) for s in in_shapes),
+                field="inputs", hint="add a 1x1 projection conv (and matching stride) on the shortcut")
+        return tuple(first)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return (len(in_shapes) - 1) * numel(out_shape)

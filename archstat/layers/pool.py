@@ -1,0 +1,103 @@
+"""Pooling family: ``max_pool2d``, ``avg_pool2d`` (PyTorch semantics) and ``global_avg_pool2d``.
+
+Shapes NCHW; output size by the shared window rule of :mod:`.window`, with ``ceil_mode``.
+Pools have no parameters.
+"""
+from __future__ import annotations
+
+from .registry import REQUIRED, Field, LayerType, Window, numel, register, require_rank
+from .window import Pads, check_pool_padding, output_hw, resolve_padding
+
+_POOL_FIELDS = (
+    Field("kernel_size", "pair", REQUIRED, "window size kH, kW", minimum=1),
+    Field("stride", "pair", None, "step between windows (default: kernel_size)", minimum=1,
+          none_ok=True),
+    Field("padding", "pair", 0, "implicit padding on each side (at most kernel_size // 2)",
+          minimum=0),
+    Field("ceil_mode", "bool", False, "round the output size up instead of down"),
+)
+
+
+def pool_geometry(in_shape, attrs) -> tuple[tuple[int, int], Pads, tuple[int, int]]:
+    """Stride (defaulted), per-side pads and output (H, W) of a pooling layer."""
+    stride = attrs["stride"] or attrs["kernel_size"]
+    dilation = attrs.get("dilation", (1, 1))
+    pads = resolve_padding(attrs["padding"], attrs["kernel_size"], dilation, stride)
+    check_pool_padding(pads, attrs["kernel_size"], dilation)
+    hw = output_hw(in_shape[2:], attrs["kernel_size"], stride, pads, dilation, attrs["ceil_mode"])
+    return stride, pads, hw
+
+
+class _Pool(LayerType):
+    family = "pool"
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        require_rank(x, 4, self.name)
+        _, _, (ho, wo) = pool_geometry(x, attrs)
+        return (x[0], x[1], ho, wo)
+
+    def window(self, in_shapes, attrs):
+        stride, pads, _ = pool_geometry(in_shapes[0], attrs)
+        return Window(attrs["kernel_size"], stride, (pads[0][0], pads[1][0]),
+                      attrs.get("dilation", (1, 1)))
+
+
+@register
+class MaxPool2d(_Pool):
+    """Max pooling over kH x kW windows, as torch.nn.MaxPool2d.
+
+    Counts: MACs = 0. FLOPs = (kH * kW - 1) comparisons per output element.
+    """
+
+    name = "max_pool2d"
+    alias = "pool"
+    fields = _POOL_FIELDS + (
+        Field("dilation", "pair", 1, "spacing between window taps (1: none)", minimum=1),
+    )
+
+    def flops(self, in_shapes, out_shape, attrs):
+        kh, kw = attrs["kernel_size"]
+        return numel(out_shape) * (kh * kw - 1)
+
+
+@register
+class AvgPool2d(_Pool):
+    """Average pooling over kH x kW windows, as torch.nn.AvgPool2d.
+
+    Counts: MACs = 0. FLOPs = kH * kW per output element (kH * kW - 1 adds and one divide).
+    """
+
+    name = "avg_pool2d"
+    alias = "avgpool"
+    fields = _POOL_FIELDS + (
+        Field("count_include_pad", "bool", True, "count padded zeros in the divisor"),
+    )
+
+    def flops(self, in_shapes, out_shape, attrs):
+        kh, kw = attrs["kernel_size"]
+        return numel(out_shape) * kh * kw
+
+
+@register
+class GlobalAvgPool2d(LayerType):
+    """Average over all of H x W, as torch.nn.AdaptiveAvgPool2d(1): (N, C, H, W) -> (N, C, 1, 1).
+
+    Counts: MACs = 0. FLOPs = H * W per output element (H * W - 1 adds and one divide).
+    """
+
+    name = "global_avg_pool2d"
+    alias = "gap"
+    family = "pool"
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        require_rank(x, 4, self.name)
+        return (x[0], x[1], 1, 1)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return numel(in_shapes[0])
+
+    def window(self, in_shapes, attrs):
+        h, w = in_shapes[0][2:]
+        return Window((h, w), (1, 1), (0, 0))

@@ -1,0 +1,356 @@
+"""The layer registry: one object per layer type, registered once under its spec name.
+
+Each layer type owns, side by side, every fact archstat knows about it:
+
+* ``fields``: the spec fields (PyTorch names), their kinds, defaults, which are required;
+* ``output_shape(in_shapes, attrs)``: the shape rule;
+* ``param_shapes`` / ``buffer_shapes``: trainable parameters and non-trainable buffers,
+  so that every count is derived from a shape and never written twice;
+* ``macs`` and ``flops``, whose counting rule is the class docstring's ``Counts:`` line;
+* ``window``: the receptive-field geometry (kernel, stride, padding, dilation per axis);
+* ``forward`` / ``backward``: the NumPy kernels the engine runs.
+
+Conventions: shapes are int tuples *with* the batch dimension, NCHW for images and
+``(N, F)`` for flat features. A MAC is one multiply-accumulate of conv, locally
+connected or linear. FLOPs are 2 per MAC plus the elementwise work the layer does,
+by the rule its docstring states.
+
+Nothing outside :mod:`archstat.layers` branches on a layer type's name: it looks the
+type up here and asks it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from ..errors import ArchstatError, did_you_mean, one_of
+
+Shape = tuple[int, ...]
+
+#: marks a field that the spec must give
+REQUIRED = object()
+#: marks a field whose value archstat infers from the graph when the spec omits it
+INFERRED = object()
+
+
+@dataclass(frozen=True)
+class Window:
+    """Receptive-field geometry of a windowed layer, per spatial axis ``(h, w)``.
+
+    ``padding`` is the padding before the first element (top, left): what shifts the
+    first window's centre. A pointwise layer has no window (``None`` from ``window``).
+    """
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+
+
+# ---------------------------------------------------------------------------- fields
+
+@dataclass(frozen=True)
+class Field:
+    """One spec field of a layer type.
+
+    ``kind`` is one of ``int``, ``pair`` (int or two ints, normalised to ``(h, w)``),
+    ``padding`` (int, pair, ``'same'`` or ``'valid'``), ``bool``, ``float``, ``choice``.
+    ``minimum`` bounds ints and pairs; ``choices`` lists the values of a ``choice``;
+    ``none_ok`` admits ``null`` (e.g. pooling ``stride``, which then defaults to the kernel).
+    """
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    choices: tuple[str, ...] = ()
+    none_ok: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe(self) -> str:
+        """Human description of what the field accepts (for messages and `archstat layers`)."""
+        if self.kind == "int":
+            what = "an integer"
+            if self.minimum is not None:
+                what += f" >= {self.minimum}"
+        elif self.kind == "pair":
+            what = "an integer or a pair [h, w]"
+            if self.minimum is not None:
+                what += f" of integers >= {self.minimum}"
+        elif self.kind == "padding":
+            what = "an integer >= 0, a pair [h, w], 'same' or 'valid'"
+        elif self.kind == "bool":
+            what = "true or false"
+        elif self.kind == "float":
+            what = "a number"
+            if self.minimum is not None and self.maximum is not None:
+                what += f" in [{self.minimum}, {self.maximum}]"
+            elif self.minimum is not None:
+                what += f" >= {self.minimum}"
+        elif self.kind == "choice":
+            what = "one of " + one_of(self.choices)
+        else:  # pragma: no cover - a registry bug, caught by the registry test
+            raise AssertionError(self.kind)
+        if self.none_ok:
+            what += " (or null)"
+        return what
+
+    def normalise(self, value: Any) -> Any:
+        """Return the value in canonical form, or raise ArchstatError (no location yet)."""
+        if value is None and (self.none_ok or self.default is None):
+            return None
+        bad = ArchstatError(f"expected {self.describe()}, got {value!r}", field=self.name)
+        if self.kind == "int":
+            if not _is_int(value):
+                raise bad
+            if self.minimum is not None and value < self.minimum:
+                raise bad
+            return int(value)
+        if self.kind == "pair":
+            return _pair(value, self.minimum, bad)
+        if self.kind == "padding":
+            if isinstance(value, str):
+                if value not in ("same", "valid"):
+                    hint = did_you_mean(value, ("same", "valid"))
+                    raise ArchstatError(f"expected {self.describe()}, got {value!r}",
+                                        field=self.name, hint=hint)
+                return value
+            return _pair(value, 0, bad)
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise bad
+            if self.minimum is not None and value < self.minimum:
+                raise bad
+            if self.maximum is not None and value > self.maximum:
+                raise bad
+            return float(value)
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ArchstatError(f"expected {self.describe()}, got {value!r}", field=self.name,
+                                    hint=did_you_mean(str(value), self.choices))
+            return value
+        raise AssertionError(self.kind)  # pragma: no cover
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pair(value: Any, minimum: int | None, bad: ArchstatError) -> tuple[int, int]:
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise bad
+    if minimum is not None and min(pair) < minimum:
+        raise bad
+    return pair
+
+
+# ------------------------------------------------------------------------ layer types
+
+class LayerType:
+    """Base of every layer type. Subclasses set the class attributes and override methods.
+
+    Class attributes
+    ----------------
+    name : the spec name (``conv2d``), used in specs and every report.
+    alias : prefix of derived layer names (``conv`` gives ``conv1``, ``conv2``, ...).
+    fields : the spec fields.
+    min_inputs, max_inputs : how many inputs the layer takes (``None``: unbounded).
+    """
+
+    name: ClassVar[str] = ""
+    alias: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    fields: ClassVar[tuple[Field, ...]] = ()
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
+
+    # -- description, generated documentation ---------------------------------
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the docstring."""
+        return (cls.__doc__ or "").strip().splitlines()[0]
+
+    @classmethod
+    def counting_rule(cls) -> str:
+        """The ``Counts:`` paragraph of the docstring: how MACs and FLOPs are counted."""
+        doc = (cls.__doc__ or "")
+        lines = [ln.strip() for ln in doc.splitlines()]
+        for i, ln in enumerate(lines):
+            if ln.startswith("Counts:"):
+                rule = [ln[len("Counts:"):].strip()]
+                for more in lines[i + 1:]:
+                    if not more:
+                        break
+                    rule.append(more)
+                return " ".join(r for r in rule if r)
+        raise AssertionError(f"layer type {cls.name!r} has no 'Counts:' rule in its docstring")
+
+    # -- spec validation -------------------------------------------------------
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def normalise(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a layer's raw spec fields; return attrs with defaults filled in.
+
+        Raises ArchstatError (with ``field`` set, file/layer filled in by the caller).
+        """
+        known = {f.name: f for f in self.fields}
+        for key in raw:
+            if key not in known:
+                allowed = ", ".join(known) if known else "no fields"
+                raise ArchstatError(
+                    f"unknown field for a {self.name} layer (it takes: {allowed})",
+                    field=str(key), hint=did_you_mean(str(key), known))
+        attrs: dict[str, Any] = {}
+        for f in self.fields:
+            if f.name in raw:
+                attrs[f.name] = f.normalise(raw[f.name])
+            elif f.required:
+                raise ArchstatError(f"missing required field ({f.describe()})", field=f.name)
+            elif f.default is INFERRED or f.default is None:
+                attrs[f.name] = None
+            else:
+                attrs[f.name] = f.normalise(f.default)
+        self.check_attrs(attrs)
+        return attrs
+
+    def check_attrs(self, attrs: dict[str, Any]) -> None:
+        """Checks between fields that need no shapes (override where needed)."""
+
+    # -- the facts -------------------------------------------------------------
+    def output_shape(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> Shape:
+        raise NotImplementedError
+
+    def param_shapes(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> dict[str, Shape]:
+        """Trainable parameters by name (PyTorch's names: ``weight``, ``bias``)."""
+        return {}
+
+    def buffer_shapes(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> dict[str, Shape]:
+        """Non-trainable state by name (batch norm's running statistics)."""
+        return {}
+
+    def macs(self, in_shapes: Sequence[Shape], out_shape: Shape, attrs: Mapping[str, Any]) -> int:
+        return 0
+
+    def flops(self, in_shapes: Sequence[Shape], out_shape: Shape, attrs: Mapping[str, Any]) -> int:
+        raise NotImplementedError
+
+    def window(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> Window | None:
+        """Receptive-field geometry; ``None`` for a pointwise layer."""
+        return None
+
+    #: the output is a view of the input (flatten; dropout at inference): no new storage
+    is_view: ClassVar[bool] = False
+
+    def writes_in_place(self, attrs: Mapping[str, Any]) -> bool:
+        """True when the layer overwrites its input (PyTorch ``inplace=True``)."""
+        return bool(attrs.get("inplace", False))
+
+    def shares_input_storage(self, attrs: Mapping[str, Any]) -> bool:
+        """True when the output needs no storage of its own: in place, or a view."""
+        return self.is_view or self.writes_in_place(attrs)
+
+    # -- engine kernels (filled in per family) -----------------------------------
+    def forward(self, xs: Sequence[Any], params: Mapping[str, Any], attrs: Mapping[str, Any],
+                ctx: "RunContext") -> tuple[Any, Any]:
+        """Return ``(y, cache)``; ``cache`` is what ``backward`` needs."""
+        raise NotImplementedError(f"no forward kernel for {self.name}")
+
+    def backward(self, dy: Any, cache: Any) -> tuple[list[Any], dict[str, Any]]:
+        """Return ``(dxs, dparams)``: gradients for each input and each parameter."""
+        raise NotImplementedError(f"no backward kernel for {self.name}")
+
+
+@dataclass
+class RunContext:
+    """What a kernel may need beyond its inputs: training flag and a random generator."""
+
+    train: bool = False
+    rng: Any = None
+    buffers: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------- the registry
+
+_REGISTRY: dict[str, LayerType] = {}
+
+
+def register(cls: type[LayerType]) -> type[LayerType]:
+    """Class decorator: instantiate the layer type and register it under ``cls.name``.
+
+    Refuses a duplicate name, and a type without a counting rule.
+    """
+    if not cls.name or not cls.alias:
+        raise AssertionError(f"{cls.__name__} needs a name and an alias")
+    if cls.name in _REGISTRY:
+        raise AssertionError(f"layer type {cls.name!r} is registered twice")
+    cls.counting_rule()  # must exist
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get(type_name: Any) -> LayerType:
+    """Look up a layer type by its spec name; ArchstatError with did-you-mean otherwise."""
+    _load_families()
+    if not isinstance(type_name, str) or type_name not in _REGISTRY:
+        names = [n for n in _REGISTRY if n != "input"]
+        raise ArchstatError(
+            f"unknown layer type {type_name!r} (known types: {', '.join(sorted(names))})",
+            field="type", hint=did_you_mean(str(type_name), names))
+    return _REGISTRY[type_name]
+
+
+def all_types() -> dict[str, LayerType]:
+    """Every registered layer type, by spec name, in registration order."""
+    _load_families()
+    return dict(_REGISTRY)
+
+
+def _load_families() -> None:
+    # The family modules register themselves on import.
+    from . import conv, linear, pool, activation, norm, merge, shape  # noqa: F401
+
+
+# ----------------------------------------------------------------- shape helpers
+
+def numel(shape: Shape) -> int:
+    """Number of elements of a shape (exact int)."""
+    return math.prod(shape)
+
+
+def require_rank(in_shape: Shape, rank: int, type_name: str, hint: str | None = None) -> None:
+    """Raise a clear error when a layer gets a tensor of the wrong rank."""
+    if len(in_shape) != rank:
+        what = {4: "an image tensor (N, C, H, W)", 2: "flat features (N, F)"}[rank]
+        raise ArchstatError(f"a {type_name} layer expects {what}, got shape {fmt_shape(in_shape)}",
+                            hint=hint)
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def check_declared(attrs: Mapping[str, Any], field_name: str, actual: int, what: str) -> None:
+    """An explicit channel/feature count must agree with what the graph delivers."""
+    declared = attrs.get(field_name)
+    if declared is not None and declared != actual:
+        raise ArchstatError(f"declared {declared} but the input has {actual} {what}",
+                            field=field_name,
+                            hint=f"set {field_name}: {actual}, or leave it out to infer it")
+
+
+Kernel = Callable[..., Any]

@@ -1,0 +1,492 @@
+"""Architecture specs: safe YAML/JSON loading, block and repeat expansion, field validation.
+
+A spec is data (``yaml.safe_load`` semantics: no tags, no object construction)::
+
+    name: VGG-16
+    source: Simonyan & Zisserman 2014, Table 1 column D
+    input: [3, 224, 224]            # C, H, W (or [F] for flat features)
+    accuracy: {top1: 71.592, top5: 90.382, source: torchvision}
+    blocks:
+      conv_relu:                    # a reusable, parameterised block
+        args: {out: required, k: 3}
+        layers:
+          - {name: "${name}", type: conv2d, out_channels: $out, kernel_size: $k, padding: 1}
+          - {name: "${name}_relu", type: relu, inplace: true}
+    layers:
+      - {block: conv_relu, name: "conv1_${i}", out: 64, repeat: 2}
+      - {type: max_pool2d, kernel_size: 2, name: pool1}
+
+Rules
+-----
+* Every entry of ``layers`` is a layer (``type:`` and its fields) or a block instance
+  (``block:`` and its arguments). Both accept ``name``, ``inputs``, ``repeat``, ``when``
+  and ``unless``.
+* ``inputs`` (a name or a list) defaults to the previous layer; the first layer reads
+  ``input``. Inside a block, ``input`` is the block's input and names refer first to the
+  block's own layers. A block instance's name stands for its last layer.
+* Layer names default to a short alias and a counter (``conv1``, ``relu2``). Inside a
+  block instance called ``b``, a layer ``x`` is called ``b.x``, unless its name uses
+  ``${name}``, which makes it a sibling of the instance (``conv1_1``, ``conv1_1_relu``).
+* ``repeat: n`` stacks n copies, each reading the previous one; ``${i}`` is the copy's
+  number (1..n); a repeated name without ``${i}`` gets ``_1`` .. ``_n``.
+* ``$var`` as a whole value keeps the argument's type; ``${var}`` inside a string
+  formats it. ``when: $flag`` / ``unless: $flag`` keep or drop an entry.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ArchstatError, did_you_mean
+from .layers import registry
+
+TOP_LEVEL_KEYS = ("name", "description", "source", "notes", "input", "accuracy", "blocks", "layers")
+ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless")
+BLOCK_KEYS = ("args", "layers", "description")
+ACCURACY_KEYS = ("top1", "top5", "source", "approximate")
+INPUT_NAME = "input"
+#: refuse specs that would expand beyond this many layers (a typo such as repeat: 10000000)
+MAX_LAYERS = 2_000_000
+MAX_BLOCK_DEPTH = 32
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_REQUIRED_ARG = "required"
+
+
+@dataclass
+class LayerRecord:
+    """One expanded layer: its unique name, registered type, validated attrs and inputs."""
+
+    name: str
+    type: registry.LayerType
+    attrs: dict[str, Any]
+    inputs: tuple[str, ...]
+    index: int
+
+
+@dataclass
+class Spec:
+    """A loaded, expanded and validated spec (before the graph is built)."""
+
+    file: str
+    name: str
+    description: str
+    source: str
+    notes: str
+    input_shape: tuple[int, ...]
+    accuracy: dict[str, Any] | None
+    layers: list[LayerRecord] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------ reading
+
+def _yaml_loader():
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str]:
+    """Return ``(data, file_label)`` for a path or a mapping. Never evaluates anything."""
+    if isinstance(source, Mapping):
+        return source, "<dict>"
+    path = Path(source)
+    label = str(source)
+    if not path.is_file():
+        hint = None
+        folder = path.parent if str(path.parent) else Path(".")
+        if folder.is_dir():
+            names = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+            hint = did_you_mean(path.name, names)
+            if hint is None and names:
+                hint = f"specs there: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}"
+        what = "is a directory, not a spec file" if path.is_dir() else "no such spec file"
+        raise ArchstatError(what, file=label, hint=hint)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArchstatError(f"cannot read the file ({exc.__class__.__name__}: {exc})", file=label)
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text), label
+        except json.JSONDecodeError as exc:
+            raise ArchstatError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                                file=label)
+    try:
+        return yaml.load(text, Loader=_yaml_loader()), label
+    except yaml.constructor.ConstructorError as exc:
+        tag = getattr(exc, "problem", "") or str(exc)
+        line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ArchstatError(f"YAML tags are not allowed in specs{line} ({tag.strip()})", file=label,
+                            hint="specs are plain data: write the value itself, without '!!' tags")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ArchstatError(f"malformed YAML{where}: {problem}", file=label,
+                            hint="check the indentation and the brackets on that line")
+
+
+# --------------------------------------------------------------------- top level
+
+def load_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
+    """Read, expand and validate a spec from a path (YAML or JSON) or a mapping.
+
+    Raises
+    ------
+    ArchstatError
+        For anything wrong in the spec, naming the file, layer and field.
+    """
+    data, label = read_spec_data(source)
+    if not isinstance(data, Mapping):
+        raise ArchstatError(f"a spec must be a mapping with a 'layers' list, got {type(data).__name__}",
+                            file=label)
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise ArchstatError(f"unknown top-level key (allowed: {', '.join(TOP_LEVEL_KEYS)})",
+                                file=label, field=str(key), hint=did_you_mean(str(key), TOP_LEVEL_KEYS))
+    texts = {}
+    for key in ("name", "description", "source", "notes"):
+        value = data.get(key, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ArchstatError("expected text", file=label, field=key)
+        texts[key] = str(value)
+    if not texts["name"]:
+        texts["name"] = Path(label).stem if label != "<dict>" else "model"
+    input_shape = parse_input_shape(data.get("input"), label)
+    accuracy = _parse_accuracy(data.get("accuracy"), label)
+    blocks = data.get("blocks") or {}
+    if not isinstance(blocks, Mapping):
+        raise ArchstatError("expected a mapping of block name to block", file=label, field="blocks")
+    for bname, block in blocks.items():
+        _check_block(bname, block, label)
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ArchstatError("expected a non-empty list of layers", file=label, field="layers")
+    spec = Spec(file=label, input_shape=input_shape, accuracy=accuracy, **texts)
+    spec.layers = _Expander(label, blocks).run(layers)
+    return spec
+
+
+def parse_input_shape(value: Any, label: str) -> tuple[int, ...]:
+    """``input: [C, H, W]`` (or ``[F]``): positive integers."""
+    if value is None:
+        raise ArchstatError("missing the input size", file=label, field="input",
+                            hint="add e.g. 'input: [3, 224, 224]' (channels, height, width)")
+    if (not isinstance(value, (list, tuple)) or len(value) not in (1, 3)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+        raise ArchstatError(f"expected [C, H, W] (or [F]) of positive integers, got {value!r}",
+                            file=label, field="input")
+    return tuple(int(v) for v in value)
+
+
+def _parse_accuracy(value: Any, label: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ArchstatError("expected a mapping like {top1: 71.6, top5: 90.4, source: ...}",
+                            file=label, field="accuracy")
+    out = {}
+    for key, v in value.items():
+        if key not in ACCURACY_KEYS:
+            raise ArchstatError(f"unknown accuracy key (allowed: {', '.join(ACCURACY_KEYS)})",
+                                file=label, field=f"accuracy.{key}", hint=did_you_mean(str(key), ACCURACY_KEYS))
+        if key in ("top1", "top5"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100:
+                raise ArchstatError(f"expected a percentage between 0 and 100, got {v!r}",
+                                    file=label, field=f"accuracy.{key}")
+            v = float(v)
+        elif key == "approximate":
+            if not isinstance(v, bool):
+                raise ArchstatError("expected true or false", file=label, field=f"accuracy.{key}")
+        else:
+            v = str(v)
+        out[key] = v
+    return out
+
+
+def _check_block(bname: Any, block: Any, label: str) -> None:
+    where = f"blocks.{bname}"
+    if not isinstance(bname, str) or not _NAME_RE.match(bname):
+        raise ArchstatError("a block name must be an identifier", file=label, field=where)
+    if not isinstance(block, Mapping):
+        raise ArchstatError("expected a mapping with 'layers' (and optional 'args')", file=label, field=where)
+    for key in block:
+        if key not in BLOCK_KEYS:
+            raise ArchstatError(f"unknown key in a block (allowed: {', '.join(BLOCK_KEYS)})", file=label,
+                                field=f"{where}.{key}", hint=did_you_mean(str(key), BLOCK_KEYS))
+    args = block.get("args", {}) or {}
+    if not isinstance(args, Mapping):
+        raise ArchstatError("expected a mapping of argument name to default (or 'required')",
+                            file=label, field=f"{where}.args")
+    for arg in args:
+        if not isinstance(arg, str) or arg in ("name", "i") or arg in ENTRY_KEYS:
+            raise ArchstatError(f"{arg!r} cannot be a block argument (reserved or not a name)",
+                                file=label, field=f"{where}.args")
+    if not isinstance(block.get("layers"), list) or not block["layers"]:
+        raise ArchstatError("expected a non-empty list of layers", file=label, field=f"{where}.layers")
+
+
+# --------------------------------------------------------------------- expansion
+
+@dataclass
+class _Scope:
+    """Names visible while expanding one block instance (or the top level)."""
+
+    prefix: str                       # "" at top level, else "instance."
+    variables: dict[str, Any]
+    block_input: str                  # what 'input' means here
+    parent: "_Scope | None" = None
+    local: dict[str, str] = field(default_factory=dict)    # local name -> full name
+    counters: dict[str, int] = field(default_factory=dict)
+    depth: int = 0
+
+    def resolve(self, ref: str, full_names: Mapping[str, Any], aliases: Mapping[str, str]) -> str | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if ref in scope.local:
+                return scope.local[ref]
+            if ref == INPUT_NAME:
+                return scope.block_input
+            scope = scope.parent
+        if ref in full_names:
+            return ref
+        return aliases.get(ref)
+
+    def visible(self, full_names: Mapping[str, Any], aliases: Mapping[str, str]) -> list[str]:
+        names: list[str] = [INPUT_NAME]
+        scope: _Scope | None = self
+        while scope is not None:
+            names.extend(scope.local)
+            scope = scope.parent
+        return names + list(full_names) + list(aliases)
+
+
+class _Expander:
+    def __init__(self, label: str, blocks: Mapping[str, Any]):
+        self.label = label
+        self.blocks = blocks
+        self.records: list[LayerRecord] = []
+        self.by_name: dict[str, LayerRecord] = {}
+        self.aliases: dict[str, str] = {}            # block instance name -> its last layer
+        self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
+
+    def error(self, message: str, layer: str | None = None, field: str | None = None,
+              hint: str | None = None) -> ArchstatError:
+        return ArchstatError(message, file=self.label, layer=layer, field=field, hint=hint)
+
+    def run(self, entries: list[Any]) -> list[LayerRecord]:
+        top = _Scope(prefix="", variables={}, block_input=INPUT_NAME)
+        self.by_name[INPUT_NAME] = None  # type: ignore[assignment]  # reserved
+        self.expand(entries, top, previous=INPUT_NAME)
+        del self.by_name[INPUT_NAME]
+        for record, refs, scope in self.pending:
+            resolved = []
+            for ref in refs:
+                full = scope.resolve(ref, self.by_name, self.aliases)
+                if full is None and ref == INPUT_NAME:
+                    full = INPUT_NAME
+                if full is None:
+                    raise self.error(f"no layer named {ref!r}", record.name, "inputs",
+                                     did_you_mean(ref, scope.visible(self.by_name, self.aliases)))
+                if full == record.name:
+                    raise self.error("a layer cannot be its own input", record.name, "inputs")
+                resolved.append(full)
+            record.inputs = tuple(resolved)
+        return self.records
+
+    # -- one list of entries in one scope; returns the last layer's full name
+    def expand(self, entries: list[Any], scope: _Scope, previous: str) -> str:
+        for position, raw in enumerate(entries):
+            if not isinstance(raw, Mapping):
+                raise self.error(f"layer #{position + 1} must be a mapping like {{type: conv2d, ...}}, "
+                                 f"got {raw!r}", field="layers")
+            previous = self.entry(raw, scope, previous, position)
+        return previous
+
+    def entry(self, raw: Mapping[str, Any], scope: _Scope, previous: str, position: int) -> str:
+        where = raw.get("name") if isinstance(raw.get("name"), str) else f"#{position + 1}"
+        if ("type" in raw) == ("block" in raw):
+            raise self.error("each layer needs exactly one of 'type' (a layer) or 'block' (a block instance)",
+                             where, "type")
+        repeat = substitute(raw.get("repeat", 1), scope.variables, self, where, "repeat")
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise self.error(f"expected a positive integer, got {repeat!r}", where, "repeat")
+        if len(self.records) + repeat > MAX_LAYERS:
+            raise self.error(f"the spec would expand to more than {MAX_LAYERS:,} layers", where, "repeat")
+        for key in ("when", "unless"):
+            if key in raw:
+                flag = substitute(raw[key], scope.variables, self, where, key)
+                if not isinstance(flag, bool):
+                    raise self.error(f"expected true or false, got {flag!r}", where, key)
+                if flag != (key == "when"):
+                    return previous
+        for copy in range(1, repeat + 1):
+            variables = dict(scope.variables, i=copy) if repeat > 1 or "i" not in scope.variables else scope.variables
+            inputs = raw.get("inputs") if copy == 1 else None
+            if "block" in raw:
+                previous = self.block_instance(raw, scope, variables, previous, inputs, copy, repeat, where)
+            else:
+                previous = self.layer(raw, scope, variables, previous, inputs, copy, repeat, where)
+        return previous
+
+    def name_for(self, raw: Mapping[str, Any], scope: _Scope, variables: dict[str, Any], alias: str,
+                 copy: int, repeat: int, where: str) -> tuple[str, str]:
+        """Return ``(local, full)`` names for an entry."""
+        template = raw.get("name")
+        if template is None:
+            count = scope.counters.get(alias, 0) + 1
+            scope.counters[alias] = count
+            local = f"{alias}{count}"
+            return local, scope.prefix + local
+        if not isinstance(template, str):
+            raise self.error(f"a name must be text, got {template!r}", where, "name")
+        local = substitute(template, variables, self, where, "name")
+        local = str(local)
+        if repeat > 1 and "${i}" not in template and "$i" not in template:
+            local = f"{local}_{copy}"
+        if not _NAME_RE.match(local):
+            raise self.error(f"invalid name {local!r}: use letters, digits, '_', '.', '-' or '/', "
+                             "starting with a letter or '_'", where, "name")
+        if local == INPUT_NAME:
+            raise self.error("'input' is reserved for the model's (or block's) input", where, "name")
+        sibling = "name" in _variables_in(template) and scope.parent is not None
+        if sibling:
+            # a name built from ${name} lives beside the block instance, not inside it
+            return local, scope.parent.prefix + local
+        return local, scope.prefix + local
+
+    def claim(self, full: str, local: str, scope: _Scope, where: str) -> None:
+        if full in self.by_name or full in self.aliases or full == INPUT_NAME:
+            raise self.error(f"the name {full!r} is used twice", where, "name",
+                             "give each layer (or block instance) a unique name")
+        scope.local[local] = full
+
+    def layer(self, raw, scope, variables, previous, inputs, copy, repeat, where) -> str:
+        try:
+            ltype = registry.get(substitute(raw["type"], variables, self, where, "type"))
+        except ArchstatError as exc:
+            raise exc.with_context(file=self.label, layer=where)
+        local, full = self.name_for(raw, scope, variables, ltype.alias, copy, repeat, where)
+        self.claim(full, local, scope, where)
+        fields = {k: substitute(v, variables, self, full, str(k))
+                  for k, v in raw.items() if k not in ENTRY_KEYS and k != "type"}
+        try:
+            attrs = ltype.normalise(fields)
+        except ArchstatError as exc:
+            raise exc.with_context(file=self.label, layer=full)
+        refs = self.input_refs(inputs, previous, variables, full, ltype)
+        record = LayerRecord(full, ltype, attrs, (), len(self.records))
+        self.records.append(record)
+        self.by_name[full] = record
+        self.pending.append((record, refs, scope))
+        return full
+
+    def input_refs(self, inputs, previous, variables, full, ltype) -> list[str]:
+        if inputs is None:
+            if ltype.min_inputs > 1:
+                raise self.error(f"a {ltype.name} layer needs 'inputs': a list of at least "
+                                 f"{ltype.min_inputs} layer names", full, "inputs")
+            return [previous]
+        inputs = substitute(inputs, variables, self, full, "inputs")
+        refs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or not refs:
+            raise self.error(f"expected a layer name or a list of names, got {inputs!r}", full, "inputs")
+        if len(refs) < ltype.min_inputs or (ltype.max_inputs is not None and len(refs) > ltype.max_inputs):
+            want = (f"exactly {ltype.min_inputs}" if ltype.max_inputs == ltype.min_inputs
+                    else f"at least {ltype.min_inputs}")
+            raise self.error(f"a {ltype.name} layer takes {want} input(s), got {len(refs)}", full, "inputs")
+        return refs
+
+    def block_instance(self, raw, scope, variables, previous, inputs, copy, repeat, where) -> str:
+        bname = substitute(raw["block"], variables, self, where, "block")
+        if not isinstance(bname, str) or bname not in self.blocks:
+            raise self.error(f"unknown block {bname!r}", where, "block",
+                             did_you_mean(str(bname), list(self.blocks)) or
+                             (f"blocks defined: {', '.join(self.blocks)}" if self.blocks else
+                              "define it under the top-level 'blocks' key"))
+        if scope.depth >= MAX_BLOCK_DEPTH:
+            raise self.error(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels (does block "
+                             f"{bname!r} use itself?)", where, "block")
+        block = self.blocks[bname]
+        local, full = self.name_for(raw, scope, variables, bname, copy, repeat, where)
+        self.claim(full, local, scope, where)
+        declared = block.get("args", {}) or {}
+        args = {}
+        for key, value in raw.items():
+            if key in ENTRY_KEYS or key == "block":
+                continue
+            if key not in declared:
+                raise self.error(f"block {bname!r} has no argument {key!r}"
+                                 f" (its arguments: {', '.join(declared) or 'none'})", full, str(key),
+                                 did_you_mean(str(key), declared))
+            args[key] = substitute(value, variables, self, full, str(key))
+        for key, default in declared.items():
+            if key not in args:
+                if default == _REQUIRED_ARG:
+                    raise self.error(f"block {bname!r} needs the argument {key!r}", full, key)
+                args[key] = default
+        if inputs is not None:
+            refs = substitute(inputs, variables, self, full, "inputs")
+            if not isinstance(refs, str):
+                raise self.error("a block instance takes one input (a layer name)", full, "inputs")
+            block_input = self.resolve_now(refs, scope, full)
+        else:
+            block_input = previous
+        inner = _Scope(prefix=full + ".", variables=dict(args, name=local, **({"i": variables["i"]} if "i" in variables else {})),
+                       block_input=block_input, parent=scope, depth=scope.depth + 1)
+        last = self.expand(block["layers"], inner, block_input)
+        if last == block_input:
+            raise self.error(f"block {bname!r} produced no layers (all dropped by when/unless)", full, "block")
+        self.aliases[full] = last
+        return last
+
+    def resolve_now(self, ref: str, scope: _Scope, where: str) -> str:
+        full = scope.resolve(ref, self.by_name, self.aliases)
+        if full is None:
+            raise self.error(f"no layer named {ref!r} (a block's input must be defined before it)",
+                             where, "inputs", did_you_mean(ref, scope.visible(self.by_name, self.aliases)))
+        return full
+
+
+def _variables_in(text: str) -> set[str]:
+    return {a or b for a, b in _VAR_RE.findall(text)}
+
+
+def substitute(value: Any, variables: Mapping[str, Any], expander: _Expander, layer: str, field: str) -> Any:
+    """Replace ``$var`` (whole value, type kept) and ``${var}`` (inside text) recursively."""
+    if isinstance(value, str):
+        whole = _VAR_RE.fullmatch(value)
+        if whole:
+            return _lookup(whole.group(1) or whole.group(2), variables, expander, layer, field)
+        if "$" not in value:
+            return value
+        return _VAR_RE.sub(lambda m: _format(_lookup(m.group(1) or m.group(2), variables, expander,
+                                                     layer, field)), value)
+    if isinstance(value, list):
+        return [substitute(v, variables, expander, layer, field) for v in value]
+    if isinstance(value, Mapping):
+        return {k: substitute(v, variables, expander, layer, field) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        raise expander.error(f"expected a finite number, got {value!r}", layer, field)
+    return value
+
+
+def _lookup(var: str, variables: Mapping[str, Any], expander: _Expander, layer: str, field: str) -> Any:
+    if var not in variables:
+        known = sorted(variables)
+        raise expander.error(f"unknown variable ${var}" + (f" (known here: {', '.join('$' + k for k in known)})"
+                                                           if known else " (no variables are defined here)"),
+                             layer, field, did_you_mean(var, known))
+    return variables[var]
+
+
+def _format(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
