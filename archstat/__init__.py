@@ -17,4 +17,13 @@ from .graph import Layer, Model, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "load", "__version__"]
+__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "load", "run",
+           "__version__"]
+
+
+def __getattr__(name: str):
+    # the engine (and the heavier parts of NumPy it uses) loads only when asked for
+    if name in ("run", "backward", "Executor"):
+        from .engine import executor
+        return getattr(executor, name)
+    raise AttributeError(f"module 'archstat' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Reports: formatters (table, Markdown, CSV, JSON, HTML); plots come later, lazily imported."""

@@ -1,0 +1,317 @@
+"""Render analyses as a terminal table, Markdown, CSV, JSON or HTML.
+
+Terminal, Markdown and HTML show human units (decimal: K = 10^3, MB = 10^6 bytes) and
+thousands separators; CSV and JSON carry the exact integers of :data:`archstat.analysis.COLUMNS`.
+Everything here returns text; only the CLI prints.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from ..analysis import COLUMNS, Analysis
+from .units import human, human_bytes, shape_str, thousands
+
+FORMATS = ("table", "md", "csv", "json", "html")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A displayed column: header, how to format a row value, alignment."""
+
+    key: str
+    header: str
+    fmt: Callable[[Any], str]
+    align: str = ">"
+
+
+def _count(n: int) -> str:
+    return thousands(n) if n else "-"
+
+
+def _human(n: int) -> str:
+    return human(n) if n else "-"
+
+
+def _bytes(n: int) -> str:
+    return human_bytes(n) if n else "-"
+
+
+LAYER_COLUMNS = (
+    Column("name", "Layer", str, "<"),
+    Column("type", "Type", str, "<"),
+    Column("inputs", "Inputs", lambda v: ", ".join(v), "<"),
+    Column("output_shape", "Output", shape_str, ">"),
+    Column("params", "Params", _count),
+    Column("macs", "MACs", _human),
+    Column("flops", "FLOPs", _human),
+    Column("activations", "Activations", _human),
+    Column("activation_bytes", "Memory", _bytes),
+)
+
+
+def _is_chain(analysis: Analysis) -> bool:
+    """True when every layer reads exactly the layer before it (no Inputs column needed)."""
+    rows = analysis.rows()
+    return all(r["inputs"] == (prev["name"],) for prev, r in zip(rows, rows[1:]))
+
+
+def _layer_table(analysis: Analysis) -> tuple[list[str], list[str], list[list[str]], list[str]]:
+    cols = [c for c in LAYER_COLUMNS if not (c.key == "inputs" and _is_chain(analysis))]
+    body = [[c.fmt(row[c.key]) for c in cols] for row in analysis.rows()]
+    t = analysis.totals
+    total_values = {"name": "Total", "params": _count(t["params"]), "macs": _human(t["macs"]),
+                    "flops": _human(t["flops"]), "activations": _human(t["activations"]),
+                    "activation_bytes": _bytes(t["activation_bytes"])}
+    total = [total_values.get(c.key, "") for c in cols]
+    return [c.header for c in cols], [c.align for c in cols], body, total
+
+
+def _title(analysis: Analysis) -> str:
+    return (f"{analysis.model.name}: input {shape_str(analysis.input_shape)}, "
+            f"batch {analysis.batch}, {analysis.dtype}")
+
+
+def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
+    """The totals explained, as (label, text) pairs."""
+    t = analysis.totals
+    return [
+        ("Parameters", f"{thousands(t['params'])} ({human(t['params'])}): weights "
+                       f"{thousands(t['weight_params'])} + biases {thousands(t['bias_params'])}; "
+                       f"{human_bytes(t['param_bytes'])} in {analysis.dtype}"),
+        ("Buffers", f"{thousands(t['buffers'])} non-trainable (batch-norm running statistics)"
+                    + (f", {human_bytes(t['buffer_bytes'])}" if t["buffers"] else "")),
+        ("MACs", f"{thousands(t['macs'])} ({human(t['macs'])}) multiply-accumulates of conv and linear layers"),
+        ("FLOPs", f"{thousands(t['flops'])} ({human(t['flops'])}) = 2 per MAC + elementwise work "
+                  "('archstat layers' lists each rule)"),
+        ("Forward memory", f"{human_bytes(t['forward_memory_bytes'])} ({thousands(t['forward_memory_bytes'])} B): "
+                           "input + every layer's output, the CS231n sum"),
+        ("Peak activations", f"{human_bytes(t['peak_activation_bytes'])}: the largest live set when each "
+                             "tensor is freed after its last reader"),
+    ]
+
+
+# ---------------------------------------------------------------------- renderers
+
+def _text_table(headers: Sequence[str], aligns: Sequence[str], body: Sequence[Sequence[str]],
+                total: Sequence[str] | None) -> str:
+    rows = [list(headers)] + [list(r) for r in body] + ([list(total)] if total else [])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
+
+    def line(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, aligns, widths)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [line(headers), rule] + [line(r) for r in body]
+    if total:
+        out += [rule, line(total)]
+    return "\n".join(out)
+
+
+def _md_table(headers, aligns, body, total) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    marks = {"<": ":--", ">": "--:", "^": ":-:"}
+    out = ["| " + " | ".join(esc(h) for h in headers) + " |",
+           "|" + "|".join(marks[a] for a in aligns) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in body]
+    if total:
+        out.append("| " + " | ".join(f"**{esc(c)}**" if c else "" for c in total) + " |")
+    return "\n".join(out)
+
+
+def _html_table(headers, aligns, body, total) -> str:
+    style = {"<": "left", ">": "right", "^": "center"}
+
+    def cells(tag, row):
+        return "".join(f'<{tag} style="text-align:{style[a]}">{html.escape(c)}</{tag}>'
+                       for c, a in zip(row, aligns))
+
+    out = ["<table>", f"<thead><tr>{cells('th', headers)}</tr></thead>", "<tbody>"]
+    out += [f"<tr>{cells('td', r)}</tr>" for r in body]
+    out.append("</tbody>")
+    if total:
+        out.append(f'<tfoot><tr class="total">{cells("td", total)}</tr></tfoot>')
+    out.append("</table>")
+    return "\n".join(out)
+
+
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
+th, td {{ padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; }}
+th {{ background: #f3f3f3; }}
+tr.total td {{ font-weight: bold; border-top: 2px solid #888; }}
+dl {{ display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }}
+dt {{ font-weight: bold; }}
+.meta {{ color: #555; }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def _csv(rows: list[dict[str, Any]], keys: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(keys)
+    for row in rows:
+        writer.writerow([_csv_value(row[k]) for k in keys])
+    return buf.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return shape_str(value)
+    if isinstance(value, (tuple, list)):
+        return " ".join(str(v) for v in value)
+    return value
+
+
+# ------------------------------------------------------------------------ reports
+
+def render_report(analysis: Analysis, fmt: str = "table") -> str:
+    """One model's per-layer report in ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt == "json":
+        return json.dumps(analysis.to_dict(), indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(analysis.rows(), list(COLUMNS))
+    headers, aligns, body, total = _layer_table(analysis)
+    summary = summary_lines(analysis)
+    m = analysis.model
+    if fmt == "table":
+        width = max(len(k) for k, _ in summary)
+        lines = [_title(analysis)]
+        if m.source:
+            lines.append(f"source: {m.source}")
+        lines += ["", _text_table(headers, aligns, body, total), ""]
+        lines += [f"{k:<{width}}  {v}" for k, v in summary]
+        lines.append("Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes.")
+        return "\n".join(lines) + "\n"
+    if fmt == "md":
+        lines = [f"# {m.name}", ""]
+        if m.description:
+            lines += [m.description, ""]
+        lines += [f"Input {shape_str(analysis.input_shape)}, batch {analysis.batch}, {analysis.dtype}."]
+        if m.source:
+            lines += ["", f"Source: {m.source}"]
+        lines += ["", _md_table(headers, aligns, body, total), ""]
+        lines += [f"- **{k}**: {v}" for k, v in summary]
+        lines += ["", "Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes."]
+        return "\n".join(lines) + "\n"
+    if fmt == "html":
+        parts = [f"<h1>{html.escape(m.name)}</h1>"]
+        if m.description:
+            parts.append(f"<p>{html.escape(m.description)}</p>")
+        parts.append(f'<p class="meta">Input {shape_str(analysis.input_shape)}, batch {analysis.batch}, '
+                     f"{analysis.dtype}.{(' Source: ' + html.escape(m.source)) if m.source else ''}</p>")
+        parts.append(_html_table(headers, aligns, body, total))
+        parts.append("<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                                      for k, v in summary) + "</dl>")
+        parts.append('<p class="meta">Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes.</p>')
+        return _HTML_PAGE.format(title=html.escape(m.name), body="\n".join(parts))
+    raise ValueError(fmt)  # the CLI validates formats
+
+
+# ------------------------------------------------------------------------ compare
+
+COMPARE_KEYS = ("model", "file", "input", "layers", "params", "macs", "flops", "forward_memory_bytes",
+                "peak_activation_bytes", "param_bytes", "top1")
+
+
+def compare_rows(analyses: Sequence[Analysis]) -> list[dict[str, Any]]:
+    rows = []
+    for a in analyses:
+        t = a.totals
+        acc = a.model.accuracy or {}
+        rows.append({"model": a.model.name, "file": a.model.file, "input": shape_str(a.input_shape),
+                     "layers": t["layers"], "params": t["params"], "macs": t["macs"], "flops": t["flops"],
+                     "forward_memory_bytes": t["forward_memory_bytes"],
+                     "peak_activation_bytes": t["peak_activation_bytes"], "param_bytes": t["param_bytes"],
+                     "top1": acc.get("top1")})
+    return rows
+
+
+def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
+    """One row per model: size, operations and memory side by side."""
+    rows = compare_rows(analyses)
+    if fmt == "json":
+        return json.dumps({"batch": analyses[0].batch, "dtype": analyses[0].dtype, "models": rows},
+                          indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(rows, COMPARE_KEYS)
+    headers = ["Model", "Input", "Layers", "Params (M)", "MACs (G)", "FLOPs (G)", "Fwd memory (MB)",
+               "Peak act. (MB)", "Weights (MB)", "Top-1 %"]
+    aligns = ["<"] + [">"] * (len(headers) - 1)
+    body = [[r["model"], r["input"], str(r["layers"]), f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e9:.3f}",
+             f"{r['flops'] / 1e9:.3f}", f"{r['forward_memory_bytes'] / 1e6:.1f}",
+             f"{r['peak_activation_bytes'] / 1e6:.1f}", f"{r['param_bytes'] / 1e6:.1f}",
+             "" if r["top1"] is None else f"{r['top1']:.1f}"] for r in rows]
+    note = (f"batch {analyses[0].batch}, {analyses[0].dtype}; M/G = 10^6/10^9, MB = 10^6 bytes; "
+            "MACs count conv and linear multiply-accumulates; FLOPs = 2 per MAC + elementwise work")
+    if fmt == "table":
+        return _text_table(headers, aligns, body, None) + "\n\n" + note + "\n"
+    if fmt == "md":
+        return _md_table(headers, aligns, body, None) + "\n\n" + note + "\n"
+    if fmt == "html":
+        return _HTML_PAGE.format(title="archstat compare",
+                                 body=_html_table(headers, aligns, body, None) + f'<p class="meta">{html.escape(note)}</p>')
+    raise ValueError(fmt)
+
+
+# ------------------------------------------------------------------- layer types
+
+def render_layer_types(fmt: str = "table") -> str:
+    """Every registered layer type: its fields and counting rule, from the registry."""
+    from ..layers import all_types
+
+    types = [t for t in all_types().values() if t.min_inputs > 0]
+    if fmt == "json":
+        return json.dumps([{"type": t.name, "summary": t.summary(), "rule": t.counting_rule(),
+                            "fields": [{"name": f.name, "accepts": f.describe(),
+                                        "default": _default(f), "doc": f.doc} for f in t.fields]}
+                           for t in types], indent=2) + "\n"
+    if fmt == "md":
+        lines = ["# Layer types and counting rules", "",
+                 "Generated by `archstat layers --format md` from the layer registry; do not edit by hand.",
+                 "A MAC is one multiply-accumulate; FLOPs are 2 per MAC plus the elementwise work below.",
+                 "", "| Type | What it is | MACs and FLOPs |", "|:--|:--|:--|"]
+        lines += [f"| `{t.name}` | {t.summary()} | {t.counting_rule()} |" for t in types]
+        for t in types:
+            lines += ["", f"## `{t.name}`", "", t.summary(), ""]
+            if t.fields:
+                lines += ["| Field | Accepts | Default | Meaning |", "|:--|:--|:--|:--|"]
+                lines += [f"| `{f.name}` | {f.describe()} | {_default(f)} | {f.doc} |" for f in t.fields]
+            else:
+                lines.append("No fields.")
+        return "\n".join(lines) + "\n"
+    if fmt == "table":
+        out = []
+        for t in types:
+            out.append(f"{t.name}: {t.summary()}")
+            out.append(f"    counts: {t.counting_rule()}")
+            for f in t.fields:
+                out.append(f"    {f.name:<20} {_default(f):<10} {f.describe()}")
+            out.append("")
+        return "\n".join(out)
+    raise ValueError(fmt)
+
+
+def _default(field) -> str:
+    from ..layers.registry import INFERRED, REQUIRED
+    if field.default is REQUIRED:
+        return "required"
+    if field.default is INFERRED:
+        return "inferred"
+    if field.default is None:
+        return "null"
+    if isinstance(field.default, bool):
+        return str(field.default).lower()
+    return str(field.default)
