@@ -30,6 +30,9 @@ from .spec import INPUT_NAME
 #: bytes per element of the dtypes archstat reports in
 DTYPES: dict[str, int] = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
+#: optimizer state kept per trainable parameter, in parameter-sized copies
+OPTIMIZER_STATE: dict[str, int] = {"sgd": 0, "momentum": 1, "adam": 2}
+
 #: every per-layer column, in order, with what it holds (one home for column names)
 COLUMNS: dict[str, str] = {
     "name": "layer name",
@@ -47,6 +50,10 @@ COLUMNS: dict[str, str] = {
     "param_bytes": "storage of the trainable parameters",
     "buffer_bytes": "storage of the buffers",
     "live_bytes": "activation storage live while the layer runs (inputs and output)",
+    "rf_size": "receptive field (h, w) in input pixels",
+    "rf_stride": "effective stride (jump) (h, w): input pixels between neighbouring outputs",
+    "rf_offset": "centre (h, w) of the first output's receptive field, in input pixel coordinates",
+    "rf_aligned": "false where a merge joins paths whose receptive fields are not centred alike",
 }
 
 #: columns that are summed into the totals
@@ -112,6 +119,71 @@ def liveness(model: Model) -> LivenessPlan:
     return LivenessPlan(tuple(model.order), storage, {k: tuple(v) for k, v in free_after.items()})
 
 
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of one node, per axis (h, w), after Araujo et al., Distill 2019.
+
+    ``size`` r, ``stride`` (jump) j and ``offset`` (centre of the first output's field, in
+    input pixels; Distill's effective padding is ``(r - 1) / 2 - offset``) follow, for a
+    window of kernel k, stride s, padding p and dilation d (extent ``k' = d (k - 1) + 1``)::
+
+        r_out = r_in + (k' - 1) j_in      j_out = j_in s      c_out = c_in + ((k' - 1) / 2 - p) j_in
+
+    A merge takes the union of its inputs' fields (the largest over its paths) and is
+    ``aligned`` only when every path has the same centre and stride.
+    """
+
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    offset: tuple[float, float]
+    aligned: bool = True
+
+
+def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, ReceptiveField]:
+    """Receptive field of every node, walked in topological order on the DAG."""
+    rfs: dict[str, ReceptiveField] = {INPUT_NAME: ReceptiveField((1, 1), (1, 1), (0.0, 0.0))}
+    for layer in list(model.layers())[1:]:
+        ins = [rfs[src] for src in layer.inputs]
+        rf = ins[0] if len(ins) == 1 else _union(ins)
+        window = layer.type.window([shapes[src] for src in layer.inputs], layer.attrs)
+        if window is not None:
+            size, stride, offset = [], [], []
+            for axis in (0, 1):
+                extent = window.dilation[axis] * (window.kernel[axis] - 1) + 1
+                j = rf.stride[axis]
+                size.append(rf.size[axis] + (extent - 1) * j)
+                stride.append(j * window.stride[axis])
+                offset.append(rf.offset[axis] + ((extent - 1) / 2 - window.padding[axis]) * j)
+            rf = ReceptiveField(tuple(size), tuple(stride), tuple(offset), rf.aligned)
+        rfs[layer.name] = rf
+    return rfs
+
+
+def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
+    size, stride, offset = [], [], []
+    for axis in (0, 1):
+        lo = min(r.offset[axis] - (r.size[axis] - 1) / 2 for r in rfs)
+        hi = max(r.offset[axis] + (r.size[axis] - 1) / 2 for r in rfs)
+        size.append(int(round(hi - lo)) + 1)
+        offset.append((lo + hi) / 2)
+        stride.append(max(r.stride[axis] for r in rfs))
+    aligned = all(r.offset == rfs[0].offset and r.stride == rfs[0].stride for r in rfs)
+    return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
+
+
+def training_memory(totals: Mapping[str, int], transient_grad_bytes: int, optimizer: str) -> int:
+    """Estimated bytes to train one step at this batch size.
+
+    = activations kept for the backward pass (every output, as the forward sum counts them)
+    + parameters + their gradients + optimizer state (sgd 0, momentum 1, adam 2 copies)
+    + buffers + the largest transient activation gradient (one layer's output and input
+    gradients alive together). Engine workspace such as im2col buffers is not included.
+    """
+    params = totals["param_bytes"]
+    return (totals["forward_memory_bytes"] + params * (2 + OPTIMIZER_STATE[optimizer])
+            + totals["buffer_bytes"] + transient_grad_bytes)
+
+
 class Analysis:
     """The result of :func:`analyze`: ``layers`` (a pandas DataFrame, one row per node,
     the input first) and ``totals`` (a dict); ``model``, ``batch``, ``dtype``, ``input_shape``.
@@ -152,7 +224,8 @@ class Analysis:
         for row in self.rows():
             row = dict(row)
             row["inputs"] = list(row["inputs"])
-            row["output_shape"] = list(row["output_shape"])
+            for key in ("output_shape", "rf_size", "rf_stride", "rf_offset"):
+                row[key] = list(row[key])
             layers.append(row)
         totals = dict(self.totals)
         totals["input_shape"] = list(totals["input_shape"])
@@ -165,7 +238,7 @@ class Analysis:
 
 
 def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
-            input_shape: tuple[int, ...] | None = None) -> Analysis:
+            input_shape: tuple[int, ...] | None = None, optimizer: str = "sgd") -> Analysis:
     """Analyse a model (or a spec path/mapping) at a batch size, dtype and input size.
 
     Parameters
@@ -177,6 +250,8 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
         Element type for the byte columns.
     input_shape : (C, H, W), optional
         Override the spec's input size (resolution studies).
+    optimizer : {'sgd', 'momentum', 'adam'}
+        For the training-memory estimate: optimizer state per parameter (0, 1 or 2 copies).
 
     Returns
     -------
@@ -190,9 +265,13 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
     """
     model = load(model)
     size = itemsize(dtype)
+    if optimizer not in OPTIMIZER_STATE:
+        raise ArchstatError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZER_STATE)})",
+                            field="optimizer", hint=did_you_mean(str(optimizer), OPTIMIZER_STATE))
     shapes = model.shapes(batch, input_shape)
     cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
     own_bytes: dict[str, int] = {}
+    transient_grad = 0
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
@@ -209,6 +288,7 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
         params = sum(numel(s) for s in pshapes.values())
         buffers = sum(numel(s) for s in bshapes.values())
         elements = numel(out)
+        transient_grad = max(transient_grad, (elements + sum(numel(i) for i in ins)) * size)
         shared = bool(layer.inputs) and ltype.shares_input_storage(layer.attrs)
         own_bytes[name] = 0 if shared else elements * size
         cols["name"].append(name)
@@ -227,10 +307,17 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
         cols["buffer_bytes"].append(buffers * size)
     peak, during = liveness(model).peak(own_bytes)
     cols["live_bytes"] = [during[n] for n in cols["name"]]
+    rfs = receptive_fields(model, shapes)
+    cols["rf_size"] = [rfs[n].size for n in cols["name"]]
+    cols["rf_stride"] = [rfs[n].stride for n in cols["name"]]
+    cols["rf_offset"] = [rfs[n].offset for n in cols["name"]]
+    cols["rf_aligned"] = [rfs[n].aligned for n in cols["name"]]
     totals: dict[str, Any] = {key: sum(cols[key]) for key in ADDITIVE}
     totals["trainable_params"] = totals["params"]
     totals["forward_memory_bytes"] = totals["activation_bytes"]
     totals["peak_activation_bytes"] = peak
+    totals["optimizer"] = optimizer
+    totals["training_memory_bytes"] = training_memory(totals, transient_grad, optimizer)
     totals["input_shape"] = tuple(shapes[INPUT_NAME][1:])
     totals["batch"] = batch
     totals["dtype"] = dtype

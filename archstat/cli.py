@@ -103,6 +103,8 @@ def _analysis_options(p: argparse.ArgumentParser, with_input: bool = True) -> No
     if with_input:
         p.add_argument("--input", type=_positive_int, nargs="+", metavar="DIM",
                        help="override the spec's input size: C H W (e.g. 3 448 448)")
+    p.add_argument("--optimizer", default="sgd", choices=("sgd", "momentum", "adam"),
+                   help="optimizer state counted in the training-memory estimate (default sgd)")
 
 
 def _output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
@@ -161,7 +163,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     model = load(args.spec)
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
-                       input_shape=tuple(args.input) if args.input else None)
+                       input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
     _emit(args, render_report(analysis, _format(args, "table")))
 
 
@@ -170,7 +172,8 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     from .graph import load
     from .report.table import render_compare
 
-    analyses = [analyze(load(path), batch=args.batch, dtype=args.dtype) for path in args.specs]
+    analyses = [analyze(load(path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
+                for path in args.specs]
     _emit(args, render_compare(analyses, _format(args, "table")))
 
 

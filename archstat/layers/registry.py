@@ -181,8 +181,13 @@ class LayerType:
     # -- description, generated documentation ---------------------------------
     @classmethod
     def summary(cls) -> str:
-        """First line of the docstring."""
-        return (cls.__doc__ or "").strip().splitlines()[0]
+        """First paragraph of the docstring, on one line."""
+        paragraph = []
+        for line in (cls.__doc__ or "").strip().splitlines():
+            if not line.strip():
+                break
+            paragraph.append(line.strip())
+        return " ".join(paragraph)
 
     @classmethod
     def counting_rule(cls) -> str:

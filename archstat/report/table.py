@@ -92,6 +92,8 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
                            "input + every layer's output, the CS231n sum"),
         ("Peak activations", f"{human_bytes(t['peak_activation_bytes'])}: the largest live set when each "
                              "tensor is freed after its last reader"),
+        ("Training memory", f"~{human_bytes(t['training_memory_bytes'])} with {t['optimizer']}: kept activations "
+                            "+ weights + gradients + optimizer state + the largest activation gradient"),
     ]
 
 
