@@ -1,11 +1,43 @@
 """Fully connected layer: ``linear`` (torch.nn.Linear), on flat features ``(N, F)``.
 
 Weights are ``[out_features, in_features]`` as PyTorch; y = x W^T + b.
+
+Kernels: :func:`linear` and :func:`linear_backward` (float32 or float64; the output keeps
+the input's dtype, parameters are cast to it).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ArchstatError
 from .registry import INFERRED, REQUIRED, Field, LayerType, check_declared, fmt_shape, register
+
+__kernels__ = ("linear", "linear_backward")
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Fully connected layer ``y = x W^T + b`` (torch.nn.functional.linear).
+
+    x: (N, in_features); w: (out_features, in_features); b: (out_features,) or None.
+    Returns y: (N, out_features) in x's dtype.
+    """
+    y = x @ w.astype(x.dtype, copy=False).T
+    if b is not None:
+        y += b.astype(x.dtype, copy=False)
+    return y
+
+
+def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`linear`: ``dx = dy W``, ``dW = dy^T x``, ``db = sum_n dy``.
+
+    dy: (N, out_features), x: (N, in_features), w: (out_features, in_features).
+    Returns ``(dx, dw, db)`` with the shapes of x, w and the bias, in dy's dtype.
+    """
+    dx = dy @ w.astype(dy.dtype, copy=False)
+    dw = dy.T @ x.astype(dy.dtype, copy=False)
+    db = dy.sum(axis=0)
+    return dx, dw, db
 
 
 @register
@@ -47,3 +79,12 @@ class Linear(LayerType):
     def flops(self, in_shapes, out_shape, attrs):
         return 2 * self.macs(in_shapes, out_shape, attrs) + (
             in_shapes[0][0] * attrs["out_features"] if attrs["bias"] else 0)
+
+    def forward(self, xs, params, attrs, ctx):
+        x, w, b = xs[0], params["weight"], params.get("bias")
+        return linear(x, w, b), (x, w, b is not None)
+
+    def backward(self, dy, cache):
+        x, w, has_bias = cache
+        dx, dw, db = linear_backward(dy, x, w)
+        return [dx], ({"weight": dw, "bias": db} if has_bias else {"weight": dw})

@@ -1,11 +1,43 @@
 """Merge family: ``concat`` (Inception) and ``add`` (ResNet skip connections).
 
 Both take two or more inputs, in the order the spec's ``inputs`` lists them.
+
+Kernels: :func:`concat` / :func:`concat_backward` and :func:`add` / :func:`add_backward`.
+Backward results may be views of ``dy`` or ``dy`` itself: callers must not write into them.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
+
 from ..errors import ArchstatError
 from .registry import Field, LayerType, fmt_shape, numel, register
+
+__kernels__ = ("concat", "concat_backward", "add", "add_backward")
+
+
+def concat(xs: Sequence[np.ndarray], dim: int = 1) -> np.ndarray:
+    """Join arrays along ``dim`` (torch.cat); the result has xs[0]'s dtype."""
+    return np.concatenate(xs, axis=dim, dtype=xs[0].dtype)
+
+
+def concat_backward(dy: np.ndarray, sizes: Sequence[int], dim: int = 1) -> list[np.ndarray]:
+    """Split dy along ``dim`` into pieces of ``sizes`` (each input's extent): views of dy."""
+    return np.split(dy, np.cumsum(sizes)[:-1], axis=dim)
+
+
+def add(xs: Sequence[np.ndarray]) -> np.ndarray:
+    """Elementwise sum of same-shaped arrays (one new array, xs[0]'s dtype)."""
+    y = np.add(xs[0], xs[1], dtype=xs[0].dtype)
+    for x in xs[2:]:
+        y += x
+    return y
+
+
+def add_backward(dy: np.ndarray, n: int) -> list[np.ndarray]:
+    """Each of the n inputs receives dy unchanged (the same array, not copies)."""
+    return [dy] * n
 
 
 class _Merge(LayerType):
@@ -48,6 +80,14 @@ class Concat(_Merge):
     def flops(self, in_shapes, out_shape, attrs):
         return 0
 
+    def forward(self, xs, params, attrs, ctx):
+        dim = attrs["dim"] % xs[0].ndim
+        return concat(xs, dim), ([x.shape[dim] for x in xs], dim)
+
+    def backward(self, dy, cache):
+        sizes, dim = cache
+        return concat_backward(dy, sizes, dim), {}
+
 
 @register
 class Add(_Merge):
@@ -69,3 +109,9 @@ class Add(_Merge):
 
     def flops(self, in_shapes, out_shape, attrs):
         return (len(in_shapes) - 1) * numel(out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        return add(xs), len(xs)
+
+    def backward(self, dy, cache):
+        return add_backward(dy, cache), {}

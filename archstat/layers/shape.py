@@ -1,8 +1,78 @@
-"""Shape family: the model ``input``, ``flatten``, ``dropout`` and ``softmax``."""
+"""Shape family: the model ``input``, ``flatten``, ``dropout`` and ``softmax``.
+
+Kernels: :func:`flatten`, :func:`dropout`, :func:`softmax` and their ``*_backward``. Any
+float dtype; outputs keep the input's dtype.
+"""
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
 
 from ..errors import ArchstatError
 from .registry import Field, LayerType, Window, numel, register
+
+__kernels__ = ("flatten", "flatten_backward", "dropout", "dropout_backward", "softmax",
+               "softmax_backward")
+
+
+def flatten(x: np.ndarray, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
+    """Merge dimensions start_dim..end_dim into one (torch.flatten); a view when x is
+    contiguous (as the outputs of the kernels are), a copy otherwise."""
+    rank = x.ndim
+    start, end = start_dim % rank, end_dim % rank
+    return x.reshape(x.shape[:start] + (numel(x.shape[start:end + 1]),) + x.shape[end + 1:])
+
+
+def flatten_backward(dy: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
+    """Reshape the gradient back to the input's shape (a view)."""
+    return dy.reshape(in_shape)
+
+
+def dropout(x: np.ndarray, p: float, training: bool, rng: Any = None,
+            inplace: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverted dropout (Srivastava et al. 2014; torch.nn.functional.dropout).
+
+    In training each element is kept with probability 1 - p and scaled by 1 / (1 - p), so
+    inference is the identity (x itself is returned, mask None). ``rng``: a
+    numpy.random.Generator or a seed. Returns ``(y, mask)``, mask a bool array of kept
+    elements; ``inplace`` writes y into x. With p = 1 everything is dropped (y = 0).
+    """
+    if not training:
+        return x, None
+    rng = np.random.default_rng(rng)
+    mask = rng.random(x.shape, dtype=np.float32) >= p if p < 1 else np.zeros(x.shape, bool)
+    y = np.multiply(x, mask, out=x if inplace else None)
+    if 0 < p < 1:
+        y *= 1 / (1 - p)
+    return y, mask
+
+
+def dropout_backward(dy: np.ndarray, mask: np.ndarray | None, p: float) -> np.ndarray:
+    """dx = dy * mask / (1 - p) (dy itself at inference, when mask is None)."""
+    if mask is None:
+        return dy
+    dx = dy * mask
+    if 0 < p < 1:
+        dx *= 1 / (1 - p)
+    return dx
+
+
+def softmax(x: np.ndarray, dim: int = 1) -> np.ndarray:
+    """exp(x) / sum exp(x) along ``dim`` (torch.softmax), with the max subtracted first so
+    exp never overflows (the result is unchanged)."""
+    y = x - x.max(axis=dim, keepdims=True)
+    np.exp(y, out=y)
+    y /= y.sum(axis=dim, keepdims=True)
+    return y
+
+
+def softmax_backward(dy: np.ndarray, y: np.ndarray, dim: int = 1) -> np.ndarray:
+    """dx = y * (dy - sum(dy * y) along dim), with y = softmax(x) (the softmax Jacobian
+    diag(y) - y y^T applied to dy)."""
+    dx = dy - (dy * y).sum(axis=dim, keepdims=True)
+    dx *= y
+    return dx
 
 
 @register
@@ -65,6 +135,13 @@ class Flatten(LayerType):
     def flops(self, in_shapes, out_shape, attrs):
         return 0
 
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        return flatten(x, attrs["start_dim"], attrs["end_dim"]), x.shape
+
+    def backward(self, dy, cache):
+        return [flatten_backward(dy, cache)], {}
+
     def window(self, in_shapes, attrs):
         x = in_shapes[0]
         if len(x) == 4 and self._dims(x, attrs)[1] >= 2:
@@ -95,6 +172,14 @@ class Dropout(LayerType):
     def flops(self, in_shapes, out_shape, attrs):
         return 0
 
+    def forward(self, xs, params, attrs, ctx):
+        y, mask = dropout(xs[0], attrs["p"], ctx.train, ctx.rng, self.writes_in_place(attrs))
+        return y, (mask, attrs["p"])
+
+    def backward(self, dy, cache):
+        mask, p = cache
+        return [dropout_backward(dy, mask, p)], {}
+
 
 @register
 class Softmax(LayerType):
@@ -118,3 +203,11 @@ class Softmax(LayerType):
 
     def flops(self, in_shapes, out_shape, attrs):
         return 3 * numel(out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        y = softmax(xs[0], attrs["dim"])
+        return y, (y, attrs["dim"])
+
+    def backward(self, dy, cache):
+        y, dim = cache
+        return [softmax_backward(dy, y, dim)], {}
