@@ -63,6 +63,8 @@ class Model:
             for src in rec.inputs:
                 self.graph.add_edge(src, rec.name)
         self.order = self._topological_order(spec)
+        nodes = self.graph.nodes
+        self._layers: list[Layer] = [nodes[name]["layer"] for name in self.order]
         self._check_in_place()
         shapes = self.shapes(batch=1)
         for name, shape in shapes.items():
@@ -102,8 +104,7 @@ class Model:
 
     def layers(self) -> Iterator[Layer]:
         """Layers in execution order, the input first."""
-        for name in self.order:
-            yield self.graph.nodes[name]["layer"]
+        return iter(self._layers)
 
     def __len__(self) -> int:
         return len(self.order) - 1  # layers, not counting the input
@@ -118,13 +119,12 @@ class Model:
             raise ArchstatError(f"batch must be a positive integer, got {batch!r}", file=self.file)
         in_shape = self.input_shape if input_shape is None else _check_input(input_shape, self.file)
         shapes: dict[str, Shape] = {INPUT_NAME: (batch, *in_shape)}
-        for name in self.order[1:]:
-            layer = self.graph.nodes[name]["layer"]
-            ins = [shapes[src] for src in layer.inputs]
+        for layer in self._layers[1:]:
             try:
-                shapes[name] = tuple(int(s) for s in layer.type.output_shape(ins, layer.attrs))
+                shapes[layer.name] = layer.type.output_shape([shapes[src] for src in layer.inputs],
+                                                             layer.attrs)
             except ArchstatError as exc:
-                raise exc.with_context(file=self.file, layer=name)
+                raise exc.with_context(file=self.file, layer=layer.name)
         return shapes
 
 
