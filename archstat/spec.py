@@ -244,6 +244,7 @@ class _Scope:
     variables: dict[str, Any]
     block_input: str                  # what 'input' means here
     parent: "_Scope | None" = None
+    sibling_prefix: str = ""          # where the instance itself lives: ${name} layers go there
     local: dict[str, str] = field(default_factory=dict)    # local name -> full name
     counters: dict[str, int] = field(default_factory=dict)
     depth: int = 0
@@ -252,7 +253,8 @@ class _Scope:
         scope: _Scope | None = self
         while scope is not None:
             if ref in scope.local:
-                return scope.local[ref]
+                full = scope.local[ref]
+                return aliases.get(full, full)  # a block instance stands for its last layer
             if ref == INPUT_NAME:
                 return scope.block_input
             scope = scope.parent
@@ -357,10 +359,9 @@ class _Expander:
                              "starting with a letter or '_'", where, "name")
         if local == INPUT_NAME:
             raise self.error("'input' is reserved for the model's (or block's) input", where, "name")
-        sibling = "name" in _variables_in(template) and scope.parent is not None
-        if sibling:
+        if "name" in _variables_in(template) and scope.parent is not None:
             # a name built from ${name} lives beside the block instance, not inside it
-            return local, scope.parent.prefix + local
+            return local, scope.sibling_prefix + local
         return local, scope.prefix + local
 
     def claim(self, full: str, local: str, scope: _Scope, where: str) -> None:
@@ -440,8 +441,10 @@ class _Expander:
             block_input = self.resolve_now(refs, scope, full)
         else:
             block_input = previous
-        inner = _Scope(prefix=full + ".", variables=dict(args, name=local, **({"i": variables["i"]} if "i" in variables else {})),
-                       block_input=block_input, parent=scope, depth=scope.depth + 1)
+        inherited = {"i": variables["i"]} if "i" in variables else {}
+        inner = _Scope(prefix=full + ".", variables=dict(args, name=local, **inherited),
+                       block_input=block_input, parent=scope, depth=scope.depth + 1,
+                       sibling_prefix=full[:len(full) - len(local)])
         last = self.expand(block["layers"], inner, block_input)
         if last == block_input:
             raise self.error(f"block {bname!r} produced no layers (all dropped by when/unless)", full, "block")

@@ -10,6 +10,7 @@ import csv
 import html
 import io
 import json
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -192,7 +193,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         width = max(len(k) for k, _ in summary)
         lines = [_title(analysis)]
         if m.source:
-            lines.append(f"source: {m.source}")
+            lines += textwrap.wrap(f"source: {m.source}", width=100, subsequent_indent="        ")
         lines += ["", _text_table(headers, aligns, body, total), ""]
         lines += [f"{k:<{width}}  {v}" for k, v in summary]
         lines.append("Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes.")
