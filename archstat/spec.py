@@ -254,6 +254,8 @@ class _Scope:
         while scope is not None:
             if ref in scope.local:
                 full = scope.local[ref]
+                if full in full_names:      # a layer wins over a block instance of the same name
+                    return full
                 return aliases.get(full, full)  # a block instance stands for its last layer
             if ref == INPUT_NAME:
                 return scope.block_input
