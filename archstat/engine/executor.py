@@ -1,0 +1,508 @@
+"""The graph executor: runs a :class:`~archstat.graph.Model` forward and backward in NumPy.
+
+Every layer runs through its registered type (``layer.type.forward`` / ``.backward``), in
+``model.order``. Memory follows the analysis exactly: at inference each tensor is released
+once its last consumer has run, by :func:`archstat.analysis.liveness` (the plan the
+analysis reports as ``peak_activation_bytes``); in-place layers write over their input and
+views (flatten, dropout at inference) allocate nothing.
+
+Quick use::
+
+    import archstat
+    y = archstat.run("specs/lenet5.yaml", x)                    # inference, He-initialised
+    res = archstat.backward(model, x, labels=labels)            # loss and every gradient
+    ex = archstat.Executor(model, seed=0, dtype="float64")      # keeps weights between calls
+    out = ex.forward(x, train=True); grads = ex.backward(dout)
+
+Weight initialisation (deterministic, independent of layer order): each layer draws from
+its own generator, seeded by ``(seed, zlib.crc32(layer name))``. Weights of layers that do
+multiply-accumulates are He (Kaiming) normal with gain sqrt(2) and fan-in = MACs per output
+element (C_in/groups * kH * kW for conv2d, in_features for linear; He et al. 2015, Eq. 10;
+torch.nn.init.kaiming_normal_ with mode='fan_in', nonlinearity='relu'); other weights
+(batch norm's scale) are 1; biases 0; running means 0 and running variances 1.
+"""
+from __future__ import annotations
+
+import zlib
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
+
+import numpy as np
+
+from ..analysis import analyze, liveness
+from ..errors import ArchstatError, did_you_mean
+from ..graph import Model, load
+from ..layers.loss import softmax_cross_entropy
+from ..layers.registry import RunContext, Shape, fmt_shape, numel
+from ..spec import INPUT_NAME
+
+__all__ = ["BackwardResult", "Executor", "backward", "run"]
+
+#: dtypes the NumPy kernels compute in
+ENGINE_DTYPES = ("float32", "float64")
+
+#: ``hook(name, output, live)``: called after each layer runs, before anything is freed;
+#: ``live`` maps every tensor the executor holds at that moment (read-only)
+Hook = Callable[[str, np.ndarray, Mapping[str, np.ndarray]], None]
+
+
+class Executor:
+    """Runs a model with fixed weights; keeps the caches of a training pass for backward.
+
+    Parameters
+    ----------
+    model : Model, spec path or mapping
+    weights : {layer: {name: array}}, optional
+        Parameters (``weight``, ``bias``) and buffers (``running_mean``, ``running_var``)
+        to use, as PyTorch's layouts; any not given are initialised (see the module doc).
+        Shapes must equal the registry's ``param_shapes`` / ``buffer_shapes``.
+    seed : int >= 0
+        Seeds the weight initialisation and the dropout masks.
+    dtype : {'float32', 'float64'}
+        Dtype of the weights and of every computation; inputs are cast to it.
+    memory_limit : int, optional
+        Bytes. A pass whose predicted peak (:meth:`predict_memory`) exceeds it is refused
+        before anything is allocated.
+
+    Attributes
+    ----------
+    params, buffers : {layer: {name: ndarray}}, the live arrays (update them in place to train).
+    plan : the :class:`~archstat.analysis.LivenessPlan` that frees tensors.
+    input_grad : gradient with respect to the input after :meth:`backward`.
+
+    Raises
+    ------
+    ArchstatError
+        For a bad dtype, seed or limit, or weights naming an unknown layer or field or
+        having the wrong shape (with did-you-mean).
+    """
+
+    def __init__(self, model: Model | Any, weights: Mapping[str, Mapping[str, Any]] | None = None,
+                 seed: int = 0, dtype: str = "float32", memory_limit: int | None = None):
+        self.model = load(model)
+        self.dtype = _engine_dtype(dtype)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ArchstatError(f"seed must be a non-negative integer, got {seed!r}", field="seed")
+        self.seed = int(seed)
+        if memory_limit is not None and (isinstance(memory_limit, bool)
+                                         or not isinstance(memory_limit, (int, np.integer))
+                                         or memory_limit <= 0):
+            raise ArchstatError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}",
+                                field="memory_limit")
+        self.memory_limit = None if memory_limit is None else int(memory_limit)
+        self.plan = liveness(self.model)
+        self._members: dict[str, list[str]] = {}
+        for name in self.model.order:
+            self._members.setdefault(self.plan.storage[name], []).append(name)
+        # an in-place layer whose storage is the input would write over the caller's array
+        self._writes_input = any(self.model.layer(n).type.writes_in_place(self.model.layer(n).attrs)
+                                 for n in self._members[INPUT_NAME][1:])
+        shapes = self.model.shapes(1)
+        self._param_shapes: dict[str, dict[str, Shape]] = {}
+        self._buffer_shapes: dict[str, dict[str, Shape]] = {}
+        self._fan_in: dict[str, int] = {}
+        for layer, ins in self._layers_with_inputs(shapes):
+            try:
+                pshapes = layer.type.param_shapes(ins, layer.attrs)
+                bshapes = layer.type.buffer_shapes(ins, layer.attrs)
+                macs = layer.type.macs(ins, shapes[layer.name], layer.attrs)
+            except ArchstatError as exc:
+                raise exc.with_context(file=self.model.file, layer=layer.name)
+            if pshapes:
+                self._param_shapes[layer.name] = dict(pshapes)
+            if bshapes:
+                self._buffer_shapes[layer.name] = dict(bshapes)
+            self._fan_in[layer.name] = macs // numel(shapes[layer.name])
+        state_bytes = self.dtype.itemsize * sum(
+            numel(s) for group in (self._param_shapes, self._buffer_shapes)
+            for shapes_ in group.values() for s in shapes_.values())
+        if self.memory_limit is not None and state_bytes > self.memory_limit:
+            raise ArchstatError(f"the parameters and buffers alone need {state_bytes:,} bytes, over "
+                                f"memory_limit {self.memory_limit:,}", file=self.model.file,
+                                field="memory_limit", hint="use float32, or a smaller model")
+        self._init_state(weights or {})
+        # dropout masks: one generator per layer, independent of the weights' streams
+        self._rngs = {name: np.random.default_rng([self.seed, _name_hash(name), 1])
+                      for name in self.model.order}
+        self._checked_inputs: dict[tuple[int, ...], dict[str, Shape]] = {}
+        self._caches: dict[str, Any] | None = None
+        self._out_shapes: dict[str, Shape] = {}
+        self.input_grad: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ weights
+    def _layers_with_inputs(self, shapes: Mapping[str, Shape]):
+        for layer in self.model.layers():
+            if layer.inputs:
+                yield layer, [shapes[src] for src in layer.inputs]
+
+    def _init_state(self, weights: Mapping[str, Mapping[str, Any]]) -> None:
+        given = _check_weights(weights, self._param_shapes, self._buffer_shapes, self.model)
+        self.params: dict[str, dict[str, np.ndarray]] = {}
+        self.buffers: dict[str, dict[str, np.ndarray]] = {}
+        for name in self.model.order:
+            pshapes = self._param_shapes.get(name, {})
+            bshapes = self._buffer_shapes.get(name, {})
+            if not (pshapes or bshapes):
+                continue
+            rng = np.random.default_rng([self.seed, _name_hash(name)])
+            mine = given.get(name, {})
+            params = {}
+            for field, shape in pshapes.items():
+                if field == "bias":
+                    value = np.zeros(shape)
+                elif self._fan_in[name] > 0:  # He et al. 2015: std = gain / sqrt(fan_in), gain sqrt(2)
+                    value = rng.standard_normal(shape) * np.sqrt(2.0 / self._fan_in[name])
+                else:  # a scale without MACs (batch norm's gamma) starts as the identity
+                    value = np.ones(shape)
+                params[field] = _own(mine.get(field, value), self.dtype)
+            if params:
+                self.params[name] = params
+            if bshapes:
+                self.buffers[name] = {
+                    field: _own(mine.get(field, np.ones(shape) if field.endswith("var")
+                                         else np.zeros(shape)), self.dtype)
+                    for field, shape in bshapes.items()}
+
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        """Copies of every parameter and buffer, ``{layer: {name: array}}``: what ``weights=``
+        accepts, so ``Executor(model, weights=ex.state())`` reproduces this executor."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for group in (self.params, self.buffers):
+            for layer, arrays in group.items():
+                out.setdefault(layer, {}).update({k: v.copy() for k, v in arrays.items()})
+        return out
+
+    # ------------------------------------------------------------------ memory
+    def predict_memory(self, batch: int, train: bool = False,
+                       input_shape: tuple[int, ...] | None = None) -> int:
+        """Predicted peak bytes of one pass, from the analysis (nothing is allocated).
+
+        Inference: parameters + buffers + ``peak_activation_bytes`` (the liveness peak).
+        Training: the analysis' ``training_memory_bytes`` with plain SGD (activations kept
+        for backward, parameters and their gradients, buffers, the largest transient
+        gradient). Kernel workspace (im2col columns) is not included in either.
+        """
+        totals = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape,
+                         optimizer="sgd").totals
+        if train:
+            return int(totals["training_memory_bytes"])
+        return int(totals["param_bytes"] + totals["buffer_bytes"] + totals["peak_activation_bytes"])
+
+    def _guard(self, batch: int, input_shape: tuple[int, ...], train: bool) -> None:
+        if self.memory_limit is None:
+            return
+        need = self.predict_memory(batch, train, input_shape)
+        if need <= self.memory_limit:
+            return
+        # every activation scales with the batch: need(b) = fixed + b * per_sample
+        one = self.predict_memory(1, train, input_shape)
+        per_sample = max((need - one) // max(batch - 1, 1), 1) if batch > 1 else one
+        fits = (self.memory_limit - (one - per_sample)) // per_sample
+        hint = (f"use a smaller batch (at most {fits} fits)" if fits >= 1
+                else "even a batch of 1 does not fit: use a smaller input or a larger limit")
+        mode = "training" if train else "inference"
+        raise ArchstatError(
+            f"predicted peak memory of {mode} at batch {batch} is {need:,} bytes, over memory_limit "
+            f"{self.memory_limit:,} bytes", file=self.model.file, field="memory_limit", hint=hint)
+
+    # ------------------------------------------------------------------ forward
+    def _check_input(self, x: Any) -> tuple[np.ndarray, dict[str, Shape]]:
+        arr = np.asarray(x)
+        spec = self.model.input_shape
+        expected = "(N, " + ", ".join(str(s) for s in spec) + ")"
+        if arr.ndim != len(spec) + 1 or arr.shape[0] < 1:
+            raise ArchstatError(f"the input has shape {fmt_shape(arr.shape)}; the model expects "
+                                f"{expected}", file=self.model.file, layer=INPUT_NAME,
+                                hint="add the batch axis" if arr.shape == spec else None)
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise ArchstatError(f"the input must be numbers, got dtype {arr.dtype}",
+                                file=self.model.file, layer=INPUT_NAME)
+        in_shape = tuple(int(s) for s in arr.shape[1:])
+        if in_shape not in self._checked_inputs:
+            shapes = self.model.shapes(1, in_shape)
+            for layer, ins in self._layers_with_inputs(shapes):
+                for field, shape in layer.type.param_shapes(ins, layer.attrs).items():
+                    have = self._param_shapes[layer.name][field]
+                    if tuple(shape) != have:
+                        raise ArchstatError(
+                            f"at input size {fmt_shape(in_shape)} this layer needs a {field} of shape "
+                            f"{fmt_shape(shape)}, but its weights are {fmt_shape(have)} (made for the "
+                            f"spec's input {fmt_shape(spec)})", file=self.model.file,
+                            layer=layer.name, field=field,
+                            hint=f"run at input size {expected}, or load the spec at this size")
+            self._checked_inputs[in_shape] = shapes
+        batch = arr.shape[0]
+        shapes = {k: (batch, *s[1:]) for k, s in self._checked_inputs[in_shape].items()}
+        return arr.astype(self.dtype, copy=False), shapes
+
+    def forward(self, x: Any, train: bool = False, hook: Hook | None = None,
+                keep_cache: bool | None = None) -> np.ndarray | dict[str, np.ndarray]:
+        """Run the model on a batch.
+
+        Parameters
+        ----------
+        x : array (N, *input_shape)
+            Cast to the executor's dtype (never written to). Another spatial size works when
+            every layer's shape rule and parameter shapes allow it.
+        train : bool
+            Training mode: batch statistics in batch norm (running statistics updated in
+            place), dropout masks drawn. Keeps the caches for :meth:`backward`.
+        hook : callable, optional
+            ``hook(name, output, live)`` after each layer (see :data:`Hook`).
+        keep_cache : bool, optional
+            Keep the caches (default: ``train``). ``train=False, keep_cache=True`` gives the
+            gradients of the inference function (running statistics, no dropout).
+
+        Returns
+        -------
+        The output array, or ``{name: array}`` when the model has several outputs.
+
+        Raises
+        ------
+        ArchstatError
+            A wrong input shape, a layer that does not fit this input size, or a predicted
+            peak over ``memory_limit``.
+        """
+        given = x
+        x, shapes = self._check_input(given)
+        self._guard(x.shape[0], x.shape[1:], train)
+        keep = train if keep_cache is None else bool(keep_cache)
+        self._caches = None
+        caches: dict[str, Any] = {}
+        if self._writes_input and isinstance(given, np.ndarray) and np.may_share_memory(x, given):
+            x = x.copy()  # an in-place layer would write over the caller's array
+        values: dict[str, np.ndarray] = {INPUT_NAME: x}
+        live = MappingProxyType(values)
+        if hook is not None:
+            hook(INPUT_NAME, x, live)
+        self._free(values, INPUT_NAME)
+        for layer in list(self.model.layers())[1:]:
+            name = layer.name
+            xs = [values[src] for src in layer.inputs]
+            if keep and layer.type.writes_in_place(layer.attrs) and any(
+                    np.may_share_memory(a, xs[0]) for c in caches.values() for a in _arrays(c)):
+                xs[0] = xs[0].copy()  # an earlier layer's cache still needs the old values
+            ctx = RunContext(train=train, rng=self._rngs[name], buffers=self.buffers.get(name, {}))
+            try:
+                y, cache = layer.type.forward(xs, self.params.get(name, {}), layer.attrs, ctx)
+            except ArchstatError as exc:
+                raise exc.with_context(file=self.model.file, layer=name)
+            assert y.shape == shapes[name] and y.dtype == self.dtype, (name, y.shape, y.dtype)
+            values[name] = y
+            if keep:
+                caches[name] = cache
+            if hook is not None:
+                hook(name, y, live)
+            self._free(values, name)
+        outputs = {name: values[name] for name in self.model.outputs}
+        if keep:
+            self._caches = caches
+            self._out_shapes = {name: shapes[name] for name in self.model.outputs}
+        return outputs[self.model.outputs[0]] if len(outputs) == 1 else outputs
+
+    def _free(self, values: dict[str, np.ndarray], name: str) -> None:
+        for owner in self.plan.free_after[name]:
+            for member in self._members[owner]:
+                values.pop(member, None)
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, dy: Any) -> dict[str, dict[str, np.ndarray]]:
+        """Backpropagate through the last forward pass that kept its caches.
+
+        Parameters
+        ----------
+        dy : array, or {output name: array}
+            Gradient of the loss with respect to the output (for several outputs, a dict;
+            missing outputs count as zero). E.g. ``softmax_cross_entropy(out, labels)[1]``.
+
+        Returns
+        -------
+        ``{layer: {param: gradient}}`` for every parameter of the model, in its shape and the
+        executor's dtype. The input's gradient is left in :attr:`input_grad`. The caches are
+        released, so each forward pass supports one backward.
+        """
+        if self._caches is None:
+            raise ArchstatError("backward needs the caches of a forward pass: call "
+                                "forward(x, train=True) (or keep_cache=True) first",
+                                file=self.model.file)
+        caches, self._caches = self._caches, None
+        pending: dict[str, np.ndarray] = {}
+        given = dy if isinstance(dy, Mapping) else {self.model.outputs[0]: dy}
+        if not isinstance(dy, Mapping) and len(self.model.outputs) > 1:
+            raise ArchstatError(f"the model has {len(self.model.outputs)} outputs: give dy as a dict "
+                                f"{{name: array}} over {', '.join(self.model.outputs)}",
+                                file=self.model.file)
+        for name, g in given.items():
+            if name not in self._out_shapes:
+                raise ArchstatError(f"{name!r} is not an output of the model (outputs: "
+                                    f"{', '.join(self.model.outputs)})", file=self.model.file,
+                                    hint=did_you_mean(str(name), self.model.outputs))
+            g = np.asarray(g)
+            if g.shape != self._out_shapes[name]:
+                raise ArchstatError(f"dy has shape {fmt_shape(g.shape)}, the output has "
+                                    f"{fmt_shape(self._out_shapes[name])}", file=self.model.file,
+                                    layer=name)
+            pending[name] = g.astype(self.dtype, copy=False)
+        for name in self.model.outputs:
+            if name not in pending:
+                pending[name] = np.zeros(self._out_shapes[name], self.dtype)
+        grads: dict[str, dict[str, np.ndarray]] = {}
+        for layer in reversed(list(self.model.layers())[1:]):
+            g = pending.pop(layer.name)
+            dxs, dparams = layer.type.backward(g, caches.pop(layer.name))
+            for src, dx in zip(layer.inputs, dxs):
+                # never in place: kernels may hand back dy itself or views of it
+                pending[src] = dx if src not in pending else pending[src] + dx
+            if layer.name in self.params:
+                grads[layer.name] = {k: dparams[k].astype(self.dtype, copy=False)
+                                     for k in self.params[layer.name]}
+        self.input_grad = pending.pop(INPUT_NAME)
+        return grads
+
+
+# --------------------------------------------------------------------- functions
+
+class BackwardResult(NamedTuple):
+    """What :func:`backward` returns."""
+
+    #: the forward output (array, or {name: array} for several outputs)
+    output: Any
+    #: {layer: {param: gradient}} for every parameter
+    grads: dict[str, dict[str, np.ndarray]]
+    #: gradient with respect to the input x
+    input_grad: np.ndarray
+    #: the mean softmax cross-entropy when labels were given, else None
+    loss: float | None
+
+
+def run(model: Model | Any, x: Any, train: bool = False,
+        weights: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
+        memory_limit: int | None = None, dtype: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+    """One forward pass of ``model`` on ``x`` (see :class:`Executor` for the arguments).
+
+    ``dtype`` defaults to x's when that is float32 or float64, else float32.
+
+    Examples
+    --------
+    >>> y = run({"input": [4], "layers": [{"type": "linear", "out_features": 2}]},
+    ...         np.ones((3, 4)))
+    >>> y.shape, y.dtype
+    ((3, 2), dtype('float64'))
+    """
+    ex = Executor(model, weights=weights, seed=seed, dtype=dtype or _dtype_of(x),
+                  memory_limit=memory_limit)
+    return ex.forward(x, train=train, keep_cache=False)
+
+
+def backward(model: Model | Any, x: Any, dy: Any = None, labels: Any = None, *, train: bool = True,
+             weights: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
+             memory_limit: int | None = None, dtype: str | None = None) -> BackwardResult:
+    """Forward and backward pass: the output, the loss and every gradient.
+
+    Give exactly one of ``dy`` (the gradient with respect to the output: an array, or a dict
+    for several outputs) or ``labels`` ((N,) class indices: the loss is then the mean softmax
+    cross-entropy of the output taken as logits, so the model should end before any softmax).
+    ``train=False`` differentiates the inference function (running statistics, no dropout).
+    The other arguments are :class:`Executor`'s.
+
+    Returns
+    -------
+    BackwardResult ``(output, grads, input_grad, loss)``.
+
+    Examples
+    --------
+    >>> spec = {"input": [4], "layers": [{"type": "linear", "out_features": 3}]}
+    >>> res = backward(spec, np.ones((2, 4)), labels=np.array([0, 2]),
+    ...                weights={"fc1": {"weight": np.zeros((3, 4))}})
+    >>> sorted(res.grads["fc1"]), round(res.loss, 4)       # all logits 0: loss = ln 3
+    (['bias', 'weight'], 1.0986)
+    """
+    if (dy is None) == (labels is None):
+        raise ArchstatError("give exactly one of dy (the output's gradient) or labels "
+                            "(for softmax cross-entropy)", field="dy" if dy is None else "labels")
+    ex = Executor(model, weights=weights, seed=seed, dtype=dtype or _dtype_of(x),
+                  memory_limit=memory_limit)
+    out = ex.forward(x, train=train, keep_cache=True)
+    loss = None
+    if labels is not None:
+        if isinstance(out, dict):
+            raise ArchstatError(f"labels need a single output, the model has {len(out)}: "
+                                f"{', '.join(out)}", field="labels", hint="give dy as a dict instead")
+        loss, dy = softmax_cross_entropy(out, labels)
+    grads = ex.backward(dy)
+    return BackwardResult(out, grads, ex.input_grad, loss)
+
+
+# --------------------------------------------------------------------- helpers
+
+def _engine_dtype(dtype: Any) -> np.dtype:
+    name = np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else dtype
+    if name not in ENGINE_DTYPES:
+        raise ArchstatError(f"the engine computes in {' or '.join(ENGINE_DTYPES)}, not {dtype!r}",
+                            field="dtype", hint=did_you_mean(str(name), ENGINE_DTYPES))
+    return np.dtype(name)
+
+
+def _dtype_of(x: Any) -> str:
+    name = getattr(getattr(x, "dtype", None), "name", None)
+    return name if name in ENGINE_DTYPES else "float32"
+
+
+def _name_hash(name: str) -> int:
+    """Stable across runs and platforms (unlike hash()): CRC-32 of the UTF-8 name."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def _own(value: Any, dtype: np.dtype) -> np.ndarray:
+    """A fresh array of the dtype (never the caller's array: training updates it)."""
+    return np.array(value, dtype=dtype, copy=True)
+
+
+def _arrays(obj: Any) -> Iterator[np.ndarray]:
+    """Every ndarray in a (nested) cache."""
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            yield from _arrays(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _arrays(item)
+
+
+def _check_weights(weights: Any, param_shapes: Mapping[str, Mapping[str, Shape]],
+                   buffer_shapes: Mapping[str, Mapping[str, Shape]], model: Model
+                   ) -> dict[str, dict[str, np.ndarray]]:
+    """Validate user weights against the registry's shapes; return them as arrays."""
+    if not isinstance(weights, Mapping):
+        raise ArchstatError(f"weights must be a mapping {{layer: {{name: array}}}}, got "
+                            f"{type(weights).__name__}", field="weights")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    with_state = [n for n in model.order if n in param_shapes or n in buffer_shapes]
+    for lname, fields in weights.items():
+        if lname not in model.graph:
+            raise ArchstatError("no such layer in the model", file=model.file, layer=str(lname),
+                                field="weights", hint=did_you_mean(str(lname), with_state))
+        known = {**param_shapes.get(lname, {}), **buffer_shapes.get(lname, {})}
+        if not known:
+            raise ArchstatError("this layer has no parameters or buffers", file=model.file,
+                                layer=lname, field="weights", hint=did_you_mean(lname, with_state))
+        if not isinstance(fields, Mapping):
+            raise ArchstatError(f"expected {{name: array}} with names {', '.join(known)}",
+                                file=model.file, layer=lname, field="weights")
+        out[lname] = {}
+        for field, value in fields.items():
+            if field not in known:
+                raise ArchstatError(f"unknown parameter (this layer has: {', '.join(known)})",
+                                    file=model.file, layer=lname, field=str(field),
+                                    hint=did_you_mean(str(field), known))
+            arr = np.asarray(value)
+            if arr.shape != known[field]:
+                raise ArchstatError(f"expected shape {fmt_shape(known[field])}, got "
+                                    f"{fmt_shape(arr.shape)}", file=model.file, layer=lname,
+                                    field=field)
+            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                raise ArchstatError(f"expected numbers, got dtype {arr.dtype}", file=model.file,
+                                    layer=lname, field=field)
+            out[lname][field] = arr
+    return out
