@@ -23,6 +23,7 @@ examples:
   archstat report specs/vgg16.yaml --batch 8 --format json
   archstat compare specs/vgg11.yaml specs/vgg16.yaml specs/vgg19.yaml
   archstat layers                                       every layer type and how it is counted
+  archstat reproduce                                    regenerate the classic tables into reports/
 
 Conventions: tensors are NCHW; a MAC is one multiply-accumulate of conv or linear layers;
 FLOPs are 2 per MAC plus each layer's elementwise work (see 'archstat layers').""",
@@ -42,6 +43,14 @@ examples:
   archstat compare specs/vgg11.yaml specs/vgg11_lrn.yaml specs/vgg13.yaml \\
                    specs/vgg16_c.yaml specs/vgg16.yaml specs/vgg19.yaml
   archstat compare specs/*.yaml --format csv -o models.csv""",
+    "reproduce": """\
+examples:
+  archstat reproduce                          regenerate every report into reports/
+  archstat reproduce --out /tmp/reports --no-figures
+
+Writes VGG Table 2, the CS231n VGG-16 table with its totals reconciled, the AlexNet layer
+table, why convolution, complexity vs accuracy (Canziani et al. 2016) and their figures,
+each with published vs computed numbers and sources, indexed by README.md.""",
     "layers": """\
 examples:
   archstat layers                    fields and counting rule of every layer type
@@ -86,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_options(p, with_input=False)
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("reproduce", help="regenerate the classic tables and figures into reports/",
+                       description="Regenerate the lecture's and the papers' tables and plots from the specs.",
+                       epilog=_EXAMPLES["reproduce"], formatter_class=_formatter)
+    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports/)")
+    p.add_argument("--specs", default="specs", metavar="DIR", help="folder of specs (default specs/)")
+    p.add_argument("--no-figures", dest="figures", action="store_false", help="write the text reports only")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("layers", help="list every layer type, its fields and counting rule",
                        description="Print the layer registry: fields, defaults and the MAC/FLOP rule "
@@ -175,6 +192,13 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     analyses = [analyze(load(path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
                 for path in args.specs]
     _emit(args, render_compare(analyses, _format(args, "table")))
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    from .report.reproduce import reproduce
+
+    for path in reproduce(args.out, args.specs, figures=args.figures):
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def _cmd_layers(args: argparse.Namespace) -> None:

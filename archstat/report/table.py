@@ -100,7 +100,7 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------- renderers
 
-def _text_table(headers: Sequence[str], aligns: Sequence[str], body: Sequence[Sequence[str]],
+def text_table(headers: Sequence[str], aligns: Sequence[str], body: Sequence[Sequence[str]],
                 total: Sequence[str] | None) -> str:
     rows = [list(headers)] + [list(r) for r in body] + ([list(total)] if total else [])
     widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
@@ -115,7 +115,7 @@ def _text_table(headers: Sequence[str], aligns: Sequence[str], body: Sequence[Se
     return "\n".join(out)
 
 
-def _md_table(headers, aligns, body, total) -> str:
+def md_table(headers, aligns, body, total) -> str:
     def esc(cell: str) -> str:
         return cell.replace("|", "\\|")
 
@@ -194,7 +194,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         lines = [_title(analysis)]
         if m.source:
             lines += textwrap.wrap(f"source: {m.source}", width=100, subsequent_indent="        ")
-        lines += ["", _text_table(headers, aligns, body, total), ""]
+        lines += ["", text_table(headers, aligns, body, total), ""]
         lines += [f"{k:<{width}}  {v}" for k, v in summary]
         lines.append("Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes.")
         return "\n".join(lines) + "\n"
@@ -205,7 +205,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         lines += [f"Input {shape_str(analysis.input_shape)}, batch {analysis.batch}, {analysis.dtype}."]
         if m.source:
             lines += ["", f"Source: {m.source}"]
-        lines += ["", _md_table(headers, aligns, body, total), ""]
+        lines += ["", md_table(headers, aligns, body, total), ""]
         lines += [f"- **{k}**: {v}" for k, v in summary]
         lines += ["", "Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes."]
         return "\n".join(lines) + "\n"
@@ -260,9 +260,9 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
     note = (f"batch {analyses[0].batch}, {analyses[0].dtype}; M/G = 10^6/10^9, MB = 10^6 bytes; "
             "MACs count conv and linear multiply-accumulates; FLOPs = 2 per MAC + elementwise work")
     if fmt == "table":
-        return _text_table(headers, aligns, body, None) + "\n\n" + note + "\n"
+        return text_table(headers, aligns, body, None) + "\n\n" + note + "\n"
     if fmt == "md":
-        return _md_table(headers, aligns, body, None) + "\n\n" + note + "\n"
+        return md_table(headers, aligns, body, None) + "\n\n" + note + "\n"
     if fmt == "html":
         return _HTML_PAGE.format(title="archstat compare",
                                  body=_html_table(headers, aligns, body, None) + f'<p class="meta">{html.escape(note)}</p>')

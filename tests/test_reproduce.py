@@ -1,0 +1,69 @@
+"""The committed reports/ are exactly what `archstat reproduce` produces now."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archstat.report import published
+from archstat.report.reproduce import reproduce
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    paths = reproduce(out, ROOT / "specs", figures=False)
+    return out, paths
+
+
+def test_committed_reports_match_the_code(regenerated):
+    out, paths = regenerated
+    for path in paths:
+        committed = ROOT / "reports" / path.name
+        assert committed.exists(), f"reports/{path.name} is not committed; run archstat reproduce"
+        assert committed.read_text() == path.read_text(), \
+            f"reports/{path.name} differs from what the code produces; run archstat reproduce"
+
+
+def test_every_indexed_figure_is_committed(regenerated):
+    out, _ = regenerated
+    index = (out / "README.md").read_text()
+    for name in [l.split("](")[1].split(")")[0] for l in index.splitlines() if "](" in l]:
+        assert (ROOT / "reports" / name).exists(), name
+
+
+def test_cs231n_reconciliation_numbers(regenerated):
+    out, _ = regenerated
+    text = (out / "cs231n_vgg16.md").read_text()
+    # shared/reference/cs231n_vgg16.csv: the slide's rows sum to 15,237,608 activations
+    # (60,950,432 bytes); weights 138,344,128 + 13,416 biases = 138,357,544
+    for fact in ("15,237,608 activations", "60,950,432 bytes", "138,344,128", "13,416", "138,357,544",
+                 "25,690,112 bytes"):
+        assert fact in text, fact
+    # the lecture-format lines are computed: the first conv line reads as the slide's
+    assert "CONV3-64: [224x224x64] memory: 224*224*64=3.21M params: (3*3*3)*64 = 1,728" in text
+
+
+def test_vgg_table2_rounds_to_the_paper(regenerated):
+    out, _ = regenerated
+    csv_text = (out / "vgg_table2.csv").read_text().splitlines()[1:]
+    for line, (config, spec, layers, params_m) in zip(csv_text, published.VGG_TABLE2):
+        fields = line.split(",")
+        assert fields[0] == config and int(fields[3]) == layers
+        assert round(int(fields[5]) / 1e6) == params_m  # Table 2 of Simonyan & Zisserman
+
+
+def test_published_module_agrees_with_the_reference_folder():
+    import csv
+    if not REFERENCE.is_dir():
+        pytest.skip("shared/reference is not beside the repository")
+    rows = [r for r in csv.DictReader(l for l in (REFERENCE / "cs231n_vgg16.csv").open() if not l.startswith("#"))
+            if not r["layer"].startswith("TOTAL")]
+    assert [(r["layer"], r["output_hwc"], r["memory_slide"], r["params_slide"]) for r in rows] == \
+        [row for row in published.CS231N_VGG16]
+    table2 = [r for r in csv.DictReader(l for l in (REFERENCE / "vgg_table2.csv").open() if not l.startswith("#"))]
+    assert [(r["config"], int(r["weight_layers"]), int(r["params_M_paper"])) for r in table2] == \
+        [(c, n, m) for c, _, n, m in published.VGG_TABLE2]
