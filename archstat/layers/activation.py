@@ -1,10 +1,11 @@
-"""Elementwise activations: ``relu``, ``sigmoid``, ``tanh``. Output shape = input shape.
+"""Elementwise activations: ``relu``, ``relu6``, ``sigmoid``, ``tanh``, ``silu``.
+Output shape = input shape.
 
 FLOP rules count one FLOP per arithmetic operation, and ``exp`` as one FLOP.
 
-Kernels: :func:`relu`, :func:`sigmoid`, :func:`tanh` and their ``*_backward``, which take
-the forward *output* ``y`` (all three derivatives are functions of it, so an in-place ReLU
-can still be differentiated). Any shape; float32 or float64, the output keeps the dtype.
+Kernels: :func:`relu`, :func:`relu6`, :func:`sigmoid`, :func:`tanh` and their ``*_backward``,
+which take the forward *output* ``y`` (the derivatives are functions of it, so an in-place
+ReLU can still be differentiated); :func:`silu_backward` takes ``y`` and ``sigmoid(x)``. Any shape; float32 or float64, the output keeps the dtype.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 
 from .registry import Field, LayerType, numel, register
 
-__kernels__ = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward")
+__kernels__ = ("relu", "relu_backward", "relu6", "relu6_backward", "sigmoid", "sigmoid_backward",
+               "tanh", "tanh_backward", "silu", "silu_backward")
 
 
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -26,6 +28,16 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     At x = 0 the subgradient 0 is used, as PyTorch.
     """
     return np.where(y > 0, dy, 0).astype(dy.dtype, copy=False)
+
+
+def relu6(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """min(max(0, x), 6) elementwise (torch.nn.ReLU6); ``out=x`` computes it in place."""
+    return np.clip(x, 0, 6, out=out)
+
+
+def relu6_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dx = dy where 0 < y < 6, else 0 (PyTorch's hardtanh rule: zero at both kinks)."""
+    return np.where((y > 0) & (y < 6), dy, 0).astype(dy.dtype, copy=False)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -50,6 +62,18 @@ def tanh(x: np.ndarray) -> np.ndarray:
 def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy * (1 - y^2), with y = tanh(x)."""
     return dy * (1 - y * y)
+
+
+def silu(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x * sigmoid(x) (torch.nn.SiLU, "swish"); returns ``(y, sigmoid(x))`` for the backward."""
+    s = sigmoid(x)
+    return np.multiply(x, s, out=out), s
+
+
+def silu_backward(dy: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """dx = dy * (s + y (1 - s)): d/dx x s(x) = s + x s (1 - s), and x s = y, so the input
+    itself is not needed (an in-place SiLU can still be differentiated)."""
+    return dy * (s + y * (1 - s))
 
 
 class _Elementwise(LayerType):
@@ -91,6 +115,46 @@ class ReLU(_Elementwise):
         x = xs[0]
         y = relu(x, out=x if self.writes_in_place(attrs) else None)
         return y, y
+
+
+@register
+class ReLU6(_Elementwise):
+    """ReLU capped at 6, min(max(0, x), 6), as torch.nn.ReLU6 (MobileNetV2).
+
+    Counts: MACs = 0. FLOPs = 2 per element (two comparisons).
+    """
+
+    name = "relu6"
+    alias = "relu"
+    fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
+    flops_per_element = 2
+    grad = staticmethod(relu6_backward)
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        y = relu6(x, out=x if self.writes_in_place(attrs) else None)
+        return y, y
+
+
+@register
+class SiLU(_Elementwise):
+    """Sigmoid-weighted linear unit x * sigmoid(x), as torch.nn.SiLU (EfficientNet's swish).
+
+    Counts: MACs = 0. FLOPs = 5 per element (the sigmoid's 4, then one multiply).
+    """
+
+    name = "silu"
+    alias = "silu"
+    fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
+    flops_per_element = 5
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        y, s = silu(x, out=x if self.writes_in_place(attrs) else None)
+        return y, (y, s)
+
+    def backward(self, dy, cache):
+        return [silu_backward(dy, *cache)], {}
 
 
 @register

@@ -1,8 +1,10 @@
-"""Merge family: ``concat`` (Inception) and ``add`` (ResNet skip connections).
+"""Merge family: ``concat`` (Inception), ``add`` (ResNet skip connections) and ``mul``
+(squeeze-and-excitation gates, broadcasting).
 
 Both take two or more inputs, in the order the spec's ``inputs`` lists them.
 
-Kernels: :func:`concat` / :func:`concat_backward` and :func:`add` / :func:`add_backward`.
+Kernels: :func:`concat` / :func:`concat_backward`, :func:`add` / :func:`add_backward` and
+:func:`mul` / :func:`mul_backward`.
 Backward results may be views of ``dy`` or ``dy`` itself: callers must not write into them.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from ..errors import ArchstatError
 from .registry import Field, LayerType, fmt_shape, numel, register
 
-__kernels__ = ("concat", "concat_backward", "add", "add_backward")
+__kernels__ = ("concat", "concat_backward", "add", "add_backward", "mul", "mul_backward")
 
 
 def concat(xs: Sequence[np.ndarray], dim: int = 1) -> np.ndarray:
@@ -38,6 +40,27 @@ def add(xs: Sequence[np.ndarray]) -> np.ndarray:
 def add_backward(dy: np.ndarray, n: int) -> list[np.ndarray]:
     """Each of the n inputs receives dy unchanged (the same array, not copies)."""
     return [dy] * n
+
+
+def mul(xs: Sequence[np.ndarray]) -> np.ndarray:
+    """Elementwise product with NumPy broadcasting (e.g. (N, C, H, W) * (N, C, 1, 1))."""
+    y = np.multiply(xs[0], xs[1], dtype=xs[0].dtype)
+    for x in xs[2:]:
+        y *= x
+    return y
+
+
+def mul_backward(dy: np.ndarray, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """d(x_0 x_1 ...)/dx_i = dy * (product of the others), summed back over broadcast axes."""
+    grads = []
+    for i, x in enumerate(xs):
+        g = dy
+        for j, other in enumerate(xs):
+            if j != i:
+                g = g * other
+        axes = tuple(a for a, (gs, xs_) in enumerate(zip(g.shape, x.shape)) if xs_ == 1 and gs != 1)
+        grads.append(g.sum(axis=axes, keepdims=True).astype(x.dtype, copy=False) if axes else g)
+    return grads
 
 
 class _Merge(LayerType):
@@ -115,3 +138,34 @@ class Add(_Merge):
 
     def backward(self, dy, cache):
         return add_backward(dy, cache), {}
+
+
+@register
+class Mul(_Merge):
+    """Elementwise product of inputs with broadcasting, e.g. a squeeze-and-excitation gate
+    (N, C, 1, 1) scaling features (N, C, H, W); the first input fixes the output shape.
+
+    Counts: MACs = 0. FLOPs = (number of inputs - 1) multiplies per output element.
+    """
+
+    name = "mul"
+    alias = "mul"
+
+    def output_shape(self, in_shapes, attrs):
+        first = tuple(in_shapes[0])
+        for shape in in_shapes[1:]:
+            if len(shape) != len(first) or any(b not in (1, a) for a, b in zip(first, shape)):
+                raise ArchstatError(
+                    "each input must match the first one's shape or be 1 where it differs; got "
+                    + ", ".join(fmt_shape(s) for s in in_shapes), field="inputs",
+                    hint="put the full-size tensor first and the gate, e.g. (N, C, 1, 1), after it")
+        return first
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return (len(in_shapes) - 1) * numel(out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        return mul(xs), list(xs)
+
+    def backward(self, dy, cache):
+        return mul_backward(dy, cache), {}

@@ -1,0 +1,135 @@
+"""relu6, silu and the broadcasting mul (MobileNetV2, EfficientNet's squeeze-excitation):
+naive references, finite-difference gradients, counts, and PyTorch where installed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import archstat
+from archstat import engine
+from archstat.layers import RunContext, get
+
+from naive_ops import numerical_gradient, rel_error
+
+
+def relu6_naive(x):
+    return np.vectorize(lambda v: min(max(v, 0.0), 6.0))(x)
+
+
+def silu_naive(x):
+    return np.vectorize(lambda v: v / (1.0 + math.exp(-v)))(x)
+
+
+def mul_naive(a, gate):
+    n, c, h, w = a.shape
+    y = np.empty_like(a)
+    for i in range(n):
+        for j in range(c):
+            for r in range(h):
+                for q in range(w):
+                    y[i, j, r, q] = a[i, j, r, q] * gate[i, j, 0 if gate.shape[2] == 1 else r,
+                                                        0 if gate.shape[3] == 1 else q]
+    return y
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+def test_forward_matches_naive(rng):
+    x = rng.standard_normal((2, 3, 4, 5)) * 5
+    assert np.allclose(engine.relu6(x), relu6_naive(x))
+    y, s = engine.silu(x)
+    assert np.allclose(y, silu_naive(x))
+    assert np.allclose(s, 1 / (1 + np.exp(-x)))
+    gate = rng.standard_normal((2, 3, 1, 1))
+    assert np.allclose(engine.mul([x, gate]), mul_naive(x, gate))
+
+
+def test_relu6_backward_masks_both_kinks():
+    x = np.array([-1.0, 0.0, 0.5, 6.0, 7.0])
+    dy = np.ones_like(x)
+    # PyTorch's hardtanh backward passes gradient only strictly inside (0, 6)
+    assert engine.relu6_backward(dy, engine.relu6(x)).tolist() == [0, 0, 1, 0, 0]
+
+
+def test_silu_gradient_finite_difference(rng):
+    x = rng.standard_normal((2, 3, 4, 4))
+    dy = rng.standard_normal(x.shape)
+    y, s = engine.silu(x)
+    dx = engine.silu_backward(dy, y, s)
+    num = numerical_gradient(lambda: engine.silu(x)[0], x, dy)
+    assert rel_error(dx, num) < 1e-7
+
+
+def test_mul_gradient_finite_difference_with_broadcast(rng):
+    a = rng.standard_normal((2, 3, 4, 4))
+    gate = rng.standard_normal((2, 3, 1, 1))
+    dy = rng.standard_normal(a.shape)
+    da, dgate = engine.mul_backward(dy, [a, gate])
+    assert dgate.shape == gate.shape
+    assert rel_error(da, numerical_gradient(lambda: engine.mul([a, gate]), a, dy)) < 1e-7
+    assert rel_error(dgate, numerical_gradient(lambda: engine.mul([a, gate]), gate, dy)) < 1e-7
+
+
+def test_in_place_silu_still_differentiates(rng):
+    x = rng.standard_normal((1, 2, 3, 3))
+    ref_y, ref_s = engine.silu(x.copy())
+    t = get("silu")
+    buf = x.copy()
+    y, cache = t.forward([buf], {}, {"inplace": True}, RunContext())
+    assert y is buf  # written over its input
+    dy = rng.standard_normal(x.shape)
+    (dx,), _ = t.backward(dy, cache)
+    assert np.allclose(dx, engine.silu_backward(dy, ref_y, ref_s))
+
+
+def test_squeeze_excitation_counts_and_shapes():
+    # an EfficientNet-style SE gate on 32x14x14: pool -> 1x1 conv 8 -> silu -> 1x1 conv 32 -> sigmoid -> mul
+    spec = {"input": [32, 14, 14], "layers": [
+        {"name": "pool", "type": "global_avg_pool2d"},
+        {"name": "reduce", "type": "conv2d", "out_channels": 8, "kernel_size": 1},
+        {"name": "act", "type": "silu", "inplace": True},
+        {"name": "expand", "type": "conv2d", "out_channels": 32, "kernel_size": 1},
+        {"name": "gate", "type": "sigmoid"},
+        {"name": "scale", "type": "mul", "inputs": ["input", "gate"]},
+        {"name": "cap", "type": "relu6"}]}
+    rows = {r["name"]: r for r in archstat.analyze(spec).rows()}
+    assert rows["scale"]["output_shape"] == (1, 32, 14, 14)
+    assert rows["scale"]["flops"] == 32 * 14 * 14          # one multiply per output element
+    assert rows["act"]["flops"] == 5 * 8                   # silu: sigmoid's 4 + 1 multiply
+    assert rows["act"]["activation_bytes"] == 0            # in place
+    assert rows["cap"]["flops"] == 2 * 32 * 14 * 14        # relu6: two comparisons
+    assert rows["reduce"]["params"] == 32 * 8 + 8 and rows["expand"]["params"] == 8 * 32 + 32
+
+
+def test_mul_refuses_shapes_that_do_not_broadcast_into_the_first():
+    spec = {"input": [8, 4, 4], "layers": [
+        {"name": "p", "type": "global_avg_pool2d"},
+        {"name": "bad", "type": "mul", "inputs": ["p", "input"]}]}
+    with pytest.raises(archstat.ArchstatError, match="field 'inputs'.*put the full-size tensor first"):
+        archstat.load(spec)
+
+
+def test_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 5, 5)) * 4
+    gate = rng.standard_normal((2, 3, 1, 1))
+    dy = rng.standard_normal(x.shape)
+    for ours, fn in ((lambda v: engine.relu6(v), torch.nn.functional.relu6),
+                     (lambda v: engine.silu(v)[0], torch.nn.functional.silu)):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = fn(tx)
+        ty.backward(torch.tensor(dy))
+        assert np.allclose(ours(x), ty.detach().numpy())
+    ta, tg = torch.tensor(x, requires_grad=True), torch.tensor(gate, requires_grad=True)
+    (ta * tg).backward(torch.tensor(dy))
+    da, dg = engine.mul_backward(dy, [x, gate])
+    assert np.allclose(da, ta.grad.numpy()) and np.allclose(dg, tg.grad.numpy())
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.silu(tx).backward(torch.tensor(dy))
+    y, s = engine.silu(x)
+    assert np.allclose(engine.silu_backward(dy, y, s), tx.grad.numpy())
