@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _analysis_options(p: argparse.ArgumentParser, with_input: bool = True) -> None:
+    p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
+                   help="override one of the spec's top-level args (e.g. --arg aux=false); repeatable")
     p.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"),
                    help="element type for memory figures (default float32)")
@@ -128,6 +130,19 @@ def _output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
     p.add_argument("--format", "-f", choices=formats, default=None,
                    help=f"output format (default: from the -o suffix, else {formats[0]})")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+
+
+def _spec_arg(text: str) -> tuple[str, object]:
+    import yaml
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return name.strip(), parsed
 
 
 def _positive_int(text: str) -> int:
@@ -178,7 +193,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from .graph import load
     from .report.table import render_report
 
-    model = load(args.spec)
+    model = load(args.spec, dict(args.arg))
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
                        input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
     _emit(args, render_report(analysis, _format(args, "table")))
@@ -189,7 +204,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     from .graph import load
     from .report.table import render_compare
 
-    analyses = [analyze(load(path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
+    analyses = [analyze(load(path, dict(args.arg) or None), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
                 for path in args.specs]
     _emit(args, render_compare(analyses, _format(args, "table")))
 

@@ -53,6 +53,7 @@ class Model:
         self.accuracy = spec.accuracy
         self.input_shape: tuple[int, ...] = spec.input_shape
         self.file = spec.file
+        self.args = spec.args
         self.graph = nx.DiGraph(name=spec.name)
         input_type = registry.get(INPUT_NAME)
         self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
@@ -133,8 +134,10 @@ def _check_input(shape: Any, label: str) -> tuple[int, ...]:
     return parse_input_shape(list(shape), label)
 
 
-def load(source: str | os.PathLike | Mapping[str, Any] | Model) -> Model:
+def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[str, Any] | None = None) -> Model:
     """Load a spec (path to YAML/JSON, or a mapping) into a :class:`Model`.
+
+    ``args`` override the spec's top-level ``args`` defaults (see :mod:`archstat.spec`).
 
     Examples
     --------
@@ -143,5 +146,7 @@ def load(source: str | os.PathLike | Mapping[str, Any] | Model) -> Model:
     (64, 224, 224)
     """
     if isinstance(source, Model):
+        if args:
+            raise ArchstatError("args apply when a spec is loaded, not to a built Model", field="args")
         return source
-    return Model(load_spec(source))
+    return Model(load_spec(source, args))

@@ -31,6 +31,8 @@ Rules
   number (1..n); a repeated name without ``${i}`` gets ``_1`` .. ``_n``.
 * ``$var`` as a whole value keeps the argument's type; ``${var}`` inside a string
   formats it. ``when: $flag`` / ``unless: $flag`` keep or drop an entry.
+* Top-level ``args`` (name: default) are variables for the whole spec, overridable with
+  ``archstat.load(path, args={...})`` or ``--arg name=value`` (e.g. an optional aux head).
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ import yaml
 from .errors import ArchstatError, did_you_mean
 from .layers import registry
 
-TOP_LEVEL_KEYS = ("name", "description", "source", "notes", "input", "accuracy", "blocks", "layers")
+TOP_LEVEL_KEYS = ("name", "description", "source", "notes", "input", "accuracy", "args", "blocks", "layers")
 ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless")
 BLOCK_KEYS = ("args", "layers", "description")
 ACCURACY_KEYS = ("top1", "top5", "source", "approximate")
@@ -82,6 +84,7 @@ class Spec:
     notes: str
     input_shape: tuple[int, ...]
     accuracy: dict[str, Any] | None
+    args: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerRecord] = field(default_factory=list)
 
 
@@ -134,8 +137,11 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, 
 
 # --------------------------------------------------------------------- top level
 
-def load_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
+def load_spec(source: str | os.PathLike | Mapping[str, Any], args: Mapping[str, Any] | None = None) -> Spec:
     """Read, expand and validate a spec from a path (YAML or JSON) or a mapping.
+
+    ``args`` override the spec's top-level ``args`` (model-wide variables with defaults,
+    e.g. ``{aux: false}`` to drop an auxiliary head); unknown names are an error.
 
     Raises
     ------
@@ -170,9 +176,37 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any]) -> Spec:
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ArchstatError("expected a non-empty list of layers", file=label, field="layers")
-    spec = Spec(file=label, input_shape=input_shape, accuracy=accuracy, **texts)
-    spec.layers = _Expander(label, blocks).run(layers)
+    variables = _top_level_args(data.get("args"), args, label)
+    spec = Spec(file=label, input_shape=input_shape, accuracy=accuracy, args=variables, **texts)
+    spec.layers = _Expander(label, blocks).run(layers, variables)
     return spec
+
+
+def _top_level_args(declared: Any, given: Mapping[str, Any] | None, label: str) -> dict[str, Any]:
+    """The spec's ``args`` defaults, overridden by ``given``; every arg needs a default."""
+    declared = declared or {}
+    if not isinstance(declared, Mapping):
+        raise ArchstatError("expected a mapping of argument name to default value", file=label, field="args")
+    for name, default in declared.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in ("i", "name"):
+            raise ArchstatError(f"{name!r} cannot be an argument name (reserved or not an identifier)",
+                                file=label, field="args")
+        if default == _REQUIRED_ARG or default is None:
+            raise ArchstatError(f"top-level argument {name!r} needs a default value", file=label,
+                                field=f"args.{name}")
+    values = dict(declared)
+    for name, value in (given or {}).items():
+        if name not in declared:
+            raise ArchstatError(f"the spec has no argument {name!r}"
+                                + (f" (its arguments: {', '.join(declared)})" if declared else " (it takes none)"),
+                                file=label, field="args", hint=did_you_mean(str(name), declared))
+        if type(value) is not type(declared[name]) and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+                and isinstance(declared[name], (int, float)) and not isinstance(declared[name], bool)):
+            raise ArchstatError(f"argument {name!r} expects a {type(declared[name]).__name__} like its default "
+                                f"{declared[name]!r}, got {value!r}", file=label, field=f"args.{name}")
+        values[name] = value
+    return values
 
 
 def parse_input_shape(value: Any, label: str) -> tuple[int, ...]:
@@ -286,8 +320,8 @@ class _Expander:
               hint: str | None = None) -> ArchstatError:
         return ArchstatError(message, file=self.label, layer=layer, field=field, hint=hint)
 
-    def run(self, entries: list[Any]) -> list[LayerRecord]:
-        top = _Scope(prefix="", variables={}, block_input=INPUT_NAME)
+    def run(self, entries: list[Any], variables: Mapping[str, Any] | None = None) -> list[LayerRecord]:
+        top = _Scope(prefix="", variables=dict(variables or {}), block_input=INPUT_NAME)
         self.by_name[INPUT_NAME] = None  # type: ignore[assignment]  # reserved
         self.expand(entries, top, previous=INPUT_NAME)
         del self.by_name[INPUT_NAME]
