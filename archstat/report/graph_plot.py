@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -210,6 +211,10 @@ class ColorScale:
     def format(self, value: float) -> str:
         return human_bytes(value) if self.column == "activation_bytes" else human(value)
 
+    def tick(self, value: float) -> str:
+        """A colour-bar tick: ``1M``, ``10 kB`` (no trailing zeros)."""
+        return re.sub(r"\.0+(?=\D|$)", "", self.format(value))
+
 
 _COLUMN_TITLES = {"macs": "MACs per node", "activation_bytes": "output memory per node"}
 
@@ -269,7 +274,8 @@ def _dot_quote(text: str) -> str:
 
 
 def _dot_label(lines: Sequence[str]) -> str:
-    return "\\n".join(_dot_quote(line)[1:-1] for line in lines).join('""')
+    """One quoted label, its lines separated by DOT's ``\\n`` (centred lines)."""
+    return '"' + "\\n".join(_dot_quote(line)[1:-1] for line in lines) + '"'
 
 
 def to_dot(model: Any, analysis: Any = None, color_by: str | None = None,
@@ -303,16 +309,11 @@ def to_dot(model: Any, analysis: Any = None, color_by: str | None = None,
     nodes = graph_nodes(model, collapse)
     stats = _node_stats(nodes, analysis) if analysis is not None else None
     totals = analysis.totals if analysis is not None else None
-    scale = None
+    color_stats = scale = None
     if column is not None:
-        if analysis is None:
-            from ..analysis import analyze
-            color_stats = _node_stats(nodes, analyze(model))
-        else:
-            color_stats = stats
+        from ..analysis import analyze
+        color_stats = stats if stats is not None else _node_stats(nodes, analyze(model))
         scale = ColorScale.fit(column, [s[column] for s in color_stats.values()])
-    else:
-        color_stats = None
     title = model.name
     if totals is not None:
         title += "\n" + _subtitle(model, nodes, totals)
@@ -412,9 +413,13 @@ def _layers_with_dummies(nodes, gen, index):
             for a, b in zip(chain, chain[1:]):
                 down[a].append(b)
                 up[b].append(a)
-                dummies = isinstance(a, tuple) + isinstance(b, tuple)
-                # straight main paths first, then straight long edges (cf. Gansner et al. 1993)
-                weight[a, b] = weight[b, a] = (1.0, 2.0, 8.0)[dummies]
+    for a, below in down.items():
+        for b in below:
+            # chains of layers (one out, one in) stay straight above all, then long edges
+            # (through their dummy points, cf. Gansner et al. 1993), then branch ends
+            dummies = isinstance(a, tuple) + isinstance(b, tuple)
+            chain = len(below) == 1 and len(up[b]) == 1 and not dummies
+            weight[a, b] = weight[b, a] = 16.0 if chain else (2.0, 1.0, 4.0)[dummies]
     for r in ranks:
         r.sort(key=sort_key.__getitem__)
     return ranks, up, down, weight
@@ -451,18 +456,19 @@ def _order_by_barycentre(ranks, up, down, sweeps: int = 6) -> None:
     ranks[:] = best
 
 
-def _isotonic(values: Sequence[float]) -> list[float]:
-    """Least-squares non-decreasing fit (pool adjacent violators)."""
-    blocks: list[list[float]] = []
-    for v in values:
-        blocks.append([v, 1.0])
+def _isotonic(values: Sequence[float], weights: Sequence[float]) -> list[float]:
+    """Weighted least-squares non-decreasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []          # [weighted sum, total weight, count]
+    for v, w in zip(values, weights):
+        blocks.append([v * w, w, 1])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, n = blocks.pop()
+            s, total, n = blocks.pop()
             blocks[-1][0] += s
-            blocks[-1][1] += n
+            blocks[-1][1] += total
+            blocks[-1][2] += n
     out: list[float] = []
-    for s, n in blocks:
-        out.extend([s / n] * int(n))
+    for s, total, n in blocks:
+        out.extend([s / total] * int(n))
     return out
 
 
@@ -485,15 +491,17 @@ def _place_x(ranks, up, down, weight, widths, iterations: int = 40) -> dict[Any,
         order = range(len(ranks)) if it % 2 == 0 else range(len(ranks) - 1, -1, -1)
         for g in order:
             r = ranks[g]
-            targets = []
+            targets, pulls = [], []
             for k in r:
                 near = up[k] + down[k]
                 total = sum(weight[k, n] for n in near)
                 targets.append(sum(weight[k, n] * x[n] for n in near) / total if near else x[k])
+                pulls.append(total if near else 1e-3)
             offsets = [0.0]
             for gp in gaps[g]:
                 offsets.append(offsets[-1] + gp)
-            fitted = _isotonic([t - o for t, o in zip(targets, offsets)])
+            # the exact minimiser of sum(pull * (x - target)^2) with the gaps kept, for this rank
+            fitted = _isotonic([t - o for t, o in zip(targets, offsets)], pulls)
             for k, f, o in zip(r, fitted, offsets):
                 x[k] = f + o
     return x
@@ -532,23 +540,24 @@ def _split(depth: int, waists: Sequence[int], columns: int) -> list[tuple[int, i
 
 
 def _best_columns(ranks, waists, x, widths, pitch, target_aspect, header):
-    """The column split whose figure comes nearest the target aspect (and fits the cap)."""
+    """The column split whose figure comes nearest the target aspect, fits the cap and
+    leaves little of the picture empty (short columns beside a tall one)."""
     best, best_score = [(0, len(ranks) - 1)], math.inf
     for columns in range(1, min(len(waists) + 1, 8) + 1):
         split = _split(len(ranks), waists, columns)
         if split is None:
             break
-        width = -_COLUMN_GAP
-        rows = 0
+        spans = []
         for s, (a, b) in enumerate(split):
             keys = [k for g in range(a, b + 1) for k in ranks[g]] + ([ranks[a - 1][0]] if s else [])
             lo, hi = _extent(keys, x, widths)
-            width += hi - lo + _COLUMN_GAP
-            rows = max(rows, b - a + 1 + (s > 0))
-        width = max(width, header[0]) + 2 * _MARGIN
+            spans.append((hi - lo, b - a + 1 + (s > 0)))
+        rows = max(r for _, r in spans)
+        used = sum(w * r for w, r in spans) / (rows * sum(w for w, _ in spans))
+        width = max(sum(w for w, _ in spans) + _COLUMN_GAP * (columns - 1), header[0]) + 2 * _MARGIN
         height = rows * pitch + header[1] + 2 * _MARGIN
         shrink = min(1.0, MAX_INCHES / width, MAX_INCHES / height)
-        score = abs(math.log(width / height / target_aspect)) + 4 * (1 - shrink)
+        score = abs(math.log(width / height / target_aspect)) + 4 * (1 - shrink) + (1 - used)
         if score < best_score:
             best, best_score = split, score
     return best
@@ -663,7 +672,7 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
     all_stats = _node_stats(nodes, full)
     shown = all_stats if analysis is not None else None
     scale = ColorScale.fit(column, [s[column] for s in all_stats.values()]) if column else None
-    drawing = _Drawing(model, nodes, shown, all_stats, scale, column,
+    drawing = _Drawing(nodes, shown, all_stats, scale, column,
                        title or model.name, _subtitle(model, nodes, full.totals))
     _write(path, drawing.save)
     return path
@@ -680,24 +689,22 @@ def _write(path: Path, save: Callable[[Path], None]) -> None:
 class _Drawing:
     """One matplotlib figure of the graph (Agg canvas, no pyplot state)."""
 
-    def __init__(self, model, nodes, shown, all_stats, scale, column, title, subtitle):
+    def __init__(self, nodes, shown, all_stats, scale, column, title, subtitle):
         from matplotlib.backends.backend_agg import RendererAgg
         from matplotlib.font_manager import FontProperties
         self._renderer = RendererAgg(8, 8, 72)
         self._fonts = {role: FontProperties(family="DejaVu Sans", size=size,
                                             weight="bold" if role in ("name", "title") else "normal")
                        for role, size in _FONT.items()}
-        self.model, self.nodes, self.scale, self.column = model, nodes, scale, column
+        self.nodes, self.scale = nodes, scale
         self.all_stats = all_stats
         self.title, self.subtitle = title, subtitle
         self.lines = {name: _label_lines(node, shown[name] if shown else None, column)
                       for name, node in nodes.items()}
-        n_lines = max(len(v) for v in self.lines.values())
-        line_h = {role: _FONT[role] * 1.3 / 72 for role in _FONT}
-        roles = [role for _, role in max(self.lines.values(), key=len)]
-        self.box_height = sum(line_h[r] for r in roles) + 2 * _PAD
-        self.line_h = line_h
-        assert n_lines == len(roles)
+        # every box gets the height of the tallest label, so rows line up
+        self.line_h = {role: _FONT[role] * 1.3 / 72 for role in _FONT}
+        tallest = max(self.lines.values(), key=len)
+        self.box_height = sum(self.line_h[role] for _, role in tallest) + 2 * _PAD
         widths = {name: max(self._width(t, r) for t, r in lines) + 2 * _PAD + 0.06
                   for name, lines in self.lines.items()}
         self.header_height = 0.62 + (0.62 if scale else 0.0)
@@ -750,7 +757,7 @@ class _Drawing:
         cax = fig.add_axes((left / self.width, 1 - (top + 0.14) / self.height,
                             bar_w / self.width, 0.14 / self.height))
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, orientation="horizontal")
-        bar.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: scale.format(v)))
+        bar.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: scale.tick(v)))
         bar.ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         bar.ax.tick_params(labelsize=self._fs("note"), length=2 * self.shrink, width=0.5)
         bar.outline.set_linewidth(0.5)
@@ -758,7 +765,7 @@ class _Drawing:
         bar.set_label(f"{scale.describe()}; grey boxes: none", fontsize=self._fs("note") + 0.5,
                       labelpad=2)
 
-    def _ports(self, ox, oy):
+    def _ports(self):
         """Spread the ends of several edges at one box side, ordered left to right."""
         outs: dict[Any, list[int]] = {}
         ins: dict[Any, list[int]] = {}
@@ -778,7 +785,7 @@ class _Drawing:
     def _draw_edges(self, ax, ox, oy) -> None:
         from matplotlib.patches import FancyArrowPatch
         from matplotlib.path import Path as MPath
-        shift = self._ports(ox, oy)
+        shift = self._ports()
         for i, (src, dst, pts) in enumerate(self.layout.edges):
             pts = [(x + ox, y + oy) for x, y in pts]
             pts[0] = (pts[0][0] + shift[i, 0], pts[0][1])
