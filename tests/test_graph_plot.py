@@ -163,7 +163,7 @@ def test_collapse_never_crosses_a_branch_or_merge_and_keeps_every_edge(which, re
     assert all(len(node.inputs) == g.in_degree(name) for name, node in nodes.items())
 
 
-def test_a_producer_with_two_consumers_keeps_its_pointwise_layers_apart(write_spec):
+def test_a_producer_with_two_consumers_keeps_its_pointwise_layers_apart():
     spec = {"input": [3, 8, 8], "layers": [
         {"name": "c", "type": "conv2d", "out_channels": 4, "kernel_size": 1},
         {"name": "r", "type": "relu"},
@@ -197,7 +197,7 @@ def test_dot_collapsed_keeps_the_edges_between_survivors(resnet):
     assert 'label="res1a.conv1 +bn+relu\\nconv2d\\n16x32x32"' in nodes["res1a.conv1"]
 
 
-def test_dot_escapes_names_and_is_accepted_by_graphviz(write_spec, tmp_path):
+def test_dot_escapes_names_and_is_accepted_by_graphviz():
     spec = {"name": 'My "net" \\ v2', "input": [1, 8, 8], "layers": [
         {"name": "block/conv.1", "type": "conv2d", "out_channels": 2, "kernel_size": 3},
         {"name": "head-1", "type": "flatten"}]}
