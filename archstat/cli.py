@@ -23,6 +23,7 @@ examples:
   archstat report specs/vgg16.yaml --batch 8 --format json
   archstat compare specs/vgg11.yaml specs/vgg16.yaml specs/vgg19.yaml
   archstat layers                                       every layer type and how it is counted
+  archstat graph specs/resnet50.yaml -o resnet50.png    draw the DAG (or export DOT)
   archstat reproduce                                    regenerate the classic tables into reports/
 
 Conventions: tensors are NCHW; a MAC is one multiply-accumulate of conv or linear layers;
@@ -43,6 +44,15 @@ examples:
   archstat compare specs/vgg11.yaml specs/vgg11_lrn.yaml specs/vgg13.yaml \\
                    specs/vgg16_c.yaml specs/vgg16.yaml specs/vgg19.yaml
   archstat compare specs/*.yaml --format csv -o models.csv""",
+    "graph": """\
+examples:
+  archstat graph specs/resnet50.yaml -o resnet50.png          the DAG, layered, branches side by side
+  archstat graph specs/googlenet.yaml -o googlenet.svg --color-by macs
+  archstat graph specs/vgg16.yaml -o vgg16.dot                Graphviz DOT (render: dot -Tpdf vgg16.dot)
+  archstat graph specs/lenet5.yaml                            DOT on standard output
+
+Pointwise layers (batch norm, ReLU, ...) are drawn inside the box of the layer before
+them ("conv1 +bn+relu"); --no-collapse draws every layer.""",
     "reproduce": """\
 examples:
   archstat reproduce                          regenerate every report into reports/
@@ -95,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_options(p, with_input=False)
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("graph", help="draw the layer DAG (PNG, SVG) or export it as Graphviz DOT",
+                       description="Draw a spec's layer graph readably, or write it as DOT.",
+                       epilog=_EXAMPLES["graph"], formatter_class=_formatter)
+    p.add_argument("spec", help="architecture spec (YAML or JSON)")
+    p.add_argument("--output", "-o", metavar="FILE", help="FILE.png, FILE.svg or FILE.dot (default: DOT on stdout)")
+    p.add_argument("--color-by", choices=("macs", "memory"), default=None,
+                   help="fill each box by its MACs or its output memory")
+    p.add_argument("--no-collapse", dest="collapse", action="store_false",
+                   help="draw every layer, pointwise ones included")
+    p.add_argument("--title", help="figure title (default: model name and totals)")
+    p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
+                   help="override one of the spec's top-level args; repeatable")
+    p.set_defaults(func=_cmd_graph)
 
     p = sub.add_parser("reproduce", help="regenerate the classic tables and figures into reports/",
                        description="Regenerate the lecture's and the papers' tables and plots from the specs.",
@@ -207,6 +231,22 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     analyses = [analyze(load(path, dict(args.arg) or None), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
                 for path in args.specs]
     _emit(args, render_compare(analyses, _format(args, "table")))
+
+
+def _cmd_graph(args: argparse.Namespace) -> None:
+    from .analysis import analyze
+    from .graph import load
+    from .report import graph_plot
+
+    model = load(args.spec, dict(args.arg))
+    analysis = analyze(model)
+    color_by = {"memory": "activation_bytes"}.get(args.color_by, args.color_by)
+    if not args.output:
+        sys.stdout.write(graph_plot.to_dot(model, analysis, color_by=color_by, collapse=args.collapse))
+        return
+    path = graph_plot.draw_graph(model, args.output, analysis=analysis, color_by=color_by,
+                                 collapse=args.collapse, title=args.title)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:

@@ -314,7 +314,9 @@ class _Expander:
         self.records: list[LayerRecord] = []
         self.by_name: dict[str, LayerRecord] = {}
         self.aliases: dict[str, str] = {}            # block instance name -> its last layer
-        self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
+        # (record, references as written, their scope); None as the scope marks the default
+        # input, which is already a full name and must not be looked up among local names
+        self.pending: list[tuple[LayerRecord, list[str], _Scope | None]] = []
 
     def error(self, message: str, layer: str | None = None, field: str | None = None,
               hint: str | None = None) -> ArchstatError:
@@ -328,6 +330,9 @@ class _Expander:
         for record, refs, scope in self.pending:
             resolved = []
             for ref in refs:
+                if scope is None:
+                    resolved.append(ref)
+                    continue
                 full = scope.resolve(ref, self.by_name, self.aliases)
                 if full is None and ref == INPUT_NAME:
                     full = INPUT_NAME
@@ -420,10 +425,11 @@ class _Expander:
         except ArchstatError as exc:
             raise exc.with_context(file=self.label, layer=full)
         refs = self.input_refs(inputs, previous, variables, full, ltype)
+        ref_scope = scope if inputs is not None else None
         record = LayerRecord(full, ltype, attrs, (), len(self.records))
         self.records.append(record)
         self.by_name[full] = record
-        self.pending.append((record, refs, scope))
+        self.pending.append((record, refs, ref_scope))
         return full
 
     def input_refs(self, inputs, previous, variables, full, ltype) -> list[str]:

@@ -30,3 +30,15 @@ def test_instance_name_stands_for_its_last_layer():
         {"name": "joined", "type": "add", "inputs": ["conv2", "conv2.pool2"]}])
     model = archstat.load(spec)
     assert model.layer("joined").inputs == ("conv2.inner", "conv2.pool2")
+
+
+def test_default_input_is_not_looked_up_among_the_blocks_own_names():
+    # a top-level relu1 followed by a block that also has a relu1: the block's first layer
+    # reads the top-level relu1 (the previous layer), not its own (found by the graph work)
+    spec = {"input": [3, 8, 8], "blocks": {"blk": {"layers": [
+        {"name": "conv1", "type": "conv2d", "out_channels": 4, "kernel_size": 1},
+        {"name": "relu1", "type": "relu"}]}},
+        "layers": [{"name": "relu1", "type": "relu"}, {"block": "blk", "name": "b"}]}
+    model = archstat.load(spec)
+    assert model.layer("b.conv1").inputs == ("relu1",)
+    assert model.layer("b.relu1").inputs == ("b.conv1",)
