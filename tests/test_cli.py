@@ -1,0 +1,337 @@
+"""The command line: report in every format, compare, layers, --help, golden reports,
+and the torchinfo habits (columns sum to the totals; totals scale with the batch).
+
+Regenerate the golden files after an intended change of the report layout with::
+
+    ARCHSTAT_UPDATE_GOLDEN=1 python -m pytest tests/test_cli.py
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import archstat
+from archstat.analysis import ADDITIVE, COLUMNS
+from archstat.layers import all_types
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("ARCHSTAT_UPDATE_GOLDEN") == "1"
+
+# LeNet-5 as in LeCun et al. 1998 (tanh, average pooling, full C3 connections), PyTorch-style.
+LENET = """\
+name: LeNet-5
+description: LeCun et al. 1998, with tanh and average pooling
+input: [1, 32, 32]
+layers:
+  - {name: c1, type: conv2d, out_channels: 6, kernel_size: 5}
+  - {type: tanh}
+  - {name: s2, type: avg_pool2d, kernel_size: 2}
+  - {name: c3, type: conv2d, out_channels: 16, kernel_size: 5}
+  - {type: tanh}
+  - {name: s4, type: avg_pool2d, kernel_size: 2}
+  - {type: flatten}
+  - {name: f5, type: linear, out_features: 120}
+  - {type: tanh}
+  - {name: f6, type: linear, out_features: 84}
+  - {type: tanh}
+  - {name: out, type: linear, out_features: 10}
+"""
+# params: c1 6*(1*5*5)+6 = 156; c3 16*(6*5*5)+16 = 2,416; f5 400*120+120 = 48,120;
+#         f6 120*84+84 = 10,164; out 84*10+10 = 850                        -> 61,706
+LENET_PARAMS = 156 + 2416 + 48120 + 10164 + 850
+# MACs: c1 6*28*28*25 = 117,600; c3 16*10*10*150 = 240,000; f5 48,000; f6 10,080; out 840 -> 416,520
+LENET_MACS = 117600 + 240000 + 48000 + 10080 + 840
+# FLOPs: convs and linears 2*MACs + one bias add per output; tanh 5/element; avg pool 2x2 4/output
+#   c1 235,200+4,704; tanh 5*4,704; s2 4*1,176; c3 480,000+1,600; tanh 5*1,600; s4 4*400;
+#   f5 96,000+120; tanh 600; f6 20,160+84; tanh 420; out 1,680+10          -> 878,402
+LENET_FLOPS = (239904 + 23520 + 4704 + 481600 + 8000 + 1600 + 96120 + 600 + 20244 + 420 + 1690)
+# new activation storage (float32): every output but flatten's (a view), plus the input:
+#   1,024 + 2*4,704 + 1,176 + 2*1,600 + 400 + 2*120 + 2*84 + 10 = 15,626 elements * 4 bytes
+LENET_ACT_BYTES = 4 * 15626
+
+TINY = {"name": "tiny", "input": [3, 10, 10],
+        "layers": [{"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}]}
+# conv 3->8, 3x3, pad 1 on 3x10x10: params 8*(3*3*3)+8 = 224; MACs 8*10*10*27 = 21,600
+BRANCHY = {"name": "branchy", "input": [3, 8, 8], "layers": [
+    {"name": "stem", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+    {"name": "act", "type": "relu", "inplace": True},
+    {"name": "a", "type": "conv2d", "out_channels": 4, "kernel_size": 1},
+    {"name": "b", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "inputs": "act"},
+    {"name": "sum", "type": "add", "inputs": ["a", "b"]},
+    {"name": "cat", "type": "concat", "inputs": ["sum", "act"]},
+    {"name": "bn", "type": "batch_norm2d"},
+    {"type": "global_avg_pool2d"}, {"type": "flatten"}, {"type": "dropout"},
+    {"type": "linear", "out_features": 3}, {"type": "softmax"}]}
+
+
+@pytest.fixture
+def lenet(write_spec) -> Path:
+    return write_spec(LENET, "lenet5.yaml")
+
+
+def report(cli, *args) -> str:
+    code, out, err = cli("report", *args)
+    assert (code, err) == (0, ""), err
+    return out
+
+
+# ------------------------------------------------------------------------ formats
+
+def test_report_table(cli, lenet):
+    out = report(cli, lenet)
+    lines = out.splitlines()
+    assert lines[0] == "LeNet-5: input 1x32x32, batch 1, float32"
+    assert "61,706" in out and "416,520" in out and "878,402" in out
+    c1 = next(line for line in lines if line.startswith("c1 "))
+    assert c1.split()[:4] == ["c1", "conv2d", "1x6x28x28", "156"]
+
+
+def test_report_md(cli, lenet):
+    out = report(cli, lenet, "--format", "md")
+    assert out.startswith("# LeNet-5\n")
+    assert "| c1 | conv2d | 1x6x28x28 | 156 |" in out
+    assert "| **Total** |" in out
+
+
+def test_report_html(cli, lenet):
+    out = report(cli, lenet, "-f", "html")
+    assert out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
+    assert "<h1>LeNet-5</h1>" in out and "<table>" in out and "61,706" in out
+
+
+def test_report_json(cli, lenet):
+    data = json.loads(report(cli, lenet, "--format", "json"))
+    assert set(data) == {"model", "totals", "layers"}
+    assert data["model"]["name"] == "LeNet-5" and data["model"]["input_shape"] == [1, 32, 32]
+    t = data["totals"]
+    assert (t["params"], t["macs"], t["flops"], t["activation_bytes"]) == (
+        LENET_PARAMS, LENET_MACS, LENET_FLOPS, LENET_ACT_BYTES)
+    # peak live set: while tanh1 runs, c1's and tanh1's outputs (the input was freed after c1):
+    # 2 * 6*28*28*4 = 2 * 18,816 = 37,632 bytes
+    assert t["peak_activation_bytes"] == 37632
+    assert [row["name"] for row in data["layers"]] == [
+        "input", "c1", "tanh1", "s2", "c3", "tanh2", "s4", "flatten1", "f5", "tanh3", "f6", "tanh4", "out"]
+    for row in data["layers"]:
+        assert list(row) == list(COLUMNS)  # the analysis column names, in order
+    c3 = data["layers"][4]
+    assert (c3["output_shape"], c3["params"], c3["macs"]) == ([1, 16, 10, 10], 2416, 240000)
+
+
+def test_report_csv_columns_sum_to_totals(cli, lenet):
+    rows = list(csv.DictReader(io.StringIO(report(cli, lenet, "--format", "csv"))))
+    assert list(rows[0]) == list(COLUMNS)
+    assert len(rows) == 13
+    totals = json.loads(report(cli, lenet, "--format", "json"))["totals"]
+    for key, expected in (("params", LENET_PARAMS), ("macs", LENET_MACS), ("flops", LENET_FLOPS),
+                          ("activation_bytes", LENET_ACT_BYTES)):
+        assert sum(int(r[key]) for r in rows) == totals[key] == expected
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".md", "md"), (".csv", "csv"), (".json", "json"),
+                                         (".html", "html"), (".txt", "table")])
+def test_format_inferred_from_output_suffix(cli, lenet, tmp_path, suffix, fmt):
+    target = tmp_path / "sub" / f"lenet{suffix}"
+    code, out, err = cli("report", lenet, "-o", target)
+    assert (code, out) == (0, "")
+    assert err == f"wrote {target}\n"
+    assert target.read_text(encoding="utf-8") == report(cli, lenet, "--format", fmt)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
+
+
+def test_explicit_format_beats_the_suffix(cli, lenet, tmp_path):
+    target = tmp_path / "lenet.md"
+    assert cli("report", lenet, "-o", target, "--format", "json")[0] == 0
+    assert json.loads(target.read_text())["totals"]["params"] == LENET_PARAMS
+
+
+# -------------------------------------------------------------- analysis options
+
+def test_batch_scales_counts_not_params(cli, lenet):
+    one = json.loads(report(cli, lenet, "-f", "json"))["totals"]
+    eight = json.loads(report(cli, lenet, "-f", "json", "--batch", "8"))["totals"]
+    assert eight["batch"] == 8
+    assert eight["params"] == one["params"] == LENET_PARAMS
+    assert eight["macs"] == 8 * LENET_MACS == 3_332_160
+    assert eight["activation_bytes"] == 8 * LENET_ACT_BYTES
+
+
+@pytest.mark.parametrize("dtype, size", [("float16", 2), ("bfloat16", 2), ("float32", 4), ("float64", 8)])
+def test_dtype_scales_bytes(cli, lenet, dtype, size):
+    t = json.loads(report(cli, lenet, "-f", "json", "--dtype", dtype))["totals"]
+    assert t["dtype"] == dtype
+    assert t["activation_bytes"] == size * 15626
+    assert t["param_bytes"] == size * LENET_PARAMS
+    assert t["macs"] == LENET_MACS  # counts do not depend on the dtype
+
+
+def test_input_override_changes_shapes(cli, lenet):
+    data = json.loads(report(cli, lenet, "-f", "json", "--input", "1", "64", "64"))
+    shapes = {row["name"]: row["output_shape"] for row in data["layers"]}
+    # 64 -5+1-> 60 -/2-> 30 -5+1-> 26 -/2-> 13; flatten 16*13*13 = 2,704
+    assert shapes["c1"] == [1, 6, 60, 60] and shapes["s2"] == [1, 6, 30, 30]
+    assert shapes["c3"] == [1, 16, 26, 26] and shapes["s4"] == [1, 16, 13, 13]
+    assert shapes["flatten1"] == [1, 2704]
+    params = {row["name"]: row["params"] for row in data["layers"]}
+    assert params["f5"] == 2704 * 120 + 120 == 324_600   # in_features is inferred
+    assert data["totals"]["input_shape"] == [1, 64, 64]
+    assert report(cli, lenet, "--input", "1", "64", "64").startswith("LeNet-5: input 1x64x64,")
+
+
+# ------------------------------------------------------------------------ compare
+
+def test_compare_several_specs(cli, lenet, write_spec):
+    tiny = write_spec(TINY, "tiny.yaml")
+    branchy = write_spec(BRANCHY, "branchy.json")
+    code, out, err = cli("compare", lenet, tiny, branchy, "--format", "json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert (data["batch"], data["dtype"]) == (1, "float32")
+    rows = {r["model"]: r for r in data["models"]}
+    assert list(rows) == ["LeNet-5", "tiny", "branchy"]
+    assert (rows["LeNet-5"]["params"], rows["LeNet-5"]["macs"]) == (LENET_PARAMS, LENET_MACS)
+    assert (rows["tiny"]["params"], rows["tiny"]["macs"]) == (224, 21600)
+    expected = archstat.analyze(archstat.load(BRANCHY)).totals
+    assert rows["branchy"]["params"] == expected["params"]
+    assert rows["branchy"]["flops"] == expected["flops"]
+
+    code, table, _ = cli("compare", lenet, tiny, branchy, "--batch", "2", "--dtype", "float16")
+    assert code == 0
+    assert [line.split()[0] for line in table.splitlines()[2:5]] == ["LeNet-5", "tiny", "branchy"]
+    assert "batch 2, float16" in table
+
+    rows_csv = list(csv.DictReader(io.StringIO(cli("compare", lenet, tiny, "-f", "csv")[1])))
+    assert [int(r["params"]) for r in rows_csv] == [LENET_PARAMS, 224]
+
+
+# ------------------------------------------------------------------------- layers
+
+def listed_types():
+    return [t for name, t in all_types().items() if name != "input"]
+
+
+def test_layers_lists_every_registered_type_and_rule(cli):
+    code, out, err = cli("layers")
+    assert (code, err) == (0, "")
+    for t in listed_types():
+        assert f"{t.name}: {t.summary()}" in out
+        assert f"counts: {t.counting_rule()}" in out
+        for f in t.fields:
+            assert f.name in out
+
+
+def test_layers_json_is_generated_from_the_registry(cli):
+    data = json.loads(cli("layers", "--format", "json")[1])
+    assert [d["type"] for d in data] == [t.name for t in listed_types()]
+    for entry, t in zip(data, listed_types()):
+        assert entry["rule"] == t.counting_rule()
+        assert entry["rule"].startswith("MACs")
+        assert [f["name"] for f in entry["fields"]] == [f.name for f in t.fields]
+
+
+def test_layers_md(cli):
+    out = cli("layers", "-f", "md")[1]
+    for t in listed_types():
+        assert f"| `{t.name}` | {t.summary()} | {t.counting_rule()} |" in out
+        assert f"## `{t.name}`" in out
+
+
+# -------------------------------------------------------------------------- --help
+
+def subcommands() -> list[str]:
+    import argparse
+    from archstat.cli import build_parser
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(action.choices)
+
+
+def test_every_documented_subcommand_is_there():
+    assert {"report", "compare", "layers"} <= set(subcommands())
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[cmd, "--help"] for cmd in subcommands()])
+def test_help_shows_examples(argv, capsys):
+    from archstat.cli import main
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert info.value.code == 0
+    assert "examples:" in out and err == ""
+
+
+def test_no_subcommand_prints_help_and_exits_2(cli):
+    code, out, err = cli()
+    assert code == 2 and out == "" and "examples:" in err
+
+
+def test_real_subprocess_report(lenet, archstat_proc):
+    proc = archstat_proc("report", lenet.name, "--format", "csv")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert sum(int(r["macs"]) for r in rows) == LENET_MACS
+
+
+# -------------------------------------------------------------------------- golden
+
+@pytest.mark.parametrize("fmt, golden", [("table", "lenet5_table.txt"), ("md", "lenet5.md")])
+def test_golden_report(cli, lenet, fmt, golden):
+    out = report(cli, lenet, "--format", fmt)
+    path = GOLDEN / golden
+    if UPDATE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(out, encoding="utf-8")
+    assert path.exists(), f"missing {path}: run ARCHSTAT_UPDATE_GOLDEN=1 python -m pytest tests/test_cli.py"
+    assert out == path.read_text(encoding="utf-8"), (
+        f"{fmt} report differs from {path}; if the change is intended, regenerate with "
+        "ARCHSTAT_UPDATE_GOLDEN=1 python -m pytest tests/test_cli.py")
+
+
+# ------------------------------------------------- columns sum to totals; batch scaling
+
+SPECS = {"lenet": LENET, "tiny": TINY, "branchy": BRANCHY}
+
+
+def _load(name, write_spec):
+    spec = SPECS[name]
+    return archstat.load(write_spec(spec) if isinstance(spec, str) else spec)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_every_column_sums_to_its_total(name, batch, write_spec):
+    a = archstat.analyze(_load(name, write_spec), batch=batch)
+    for column in ADDITIVE:
+        assert int(a.layers[column].sum()) == a.totals[column], column
+        assert sum(row[column] for row in a.rows()) == a.totals[column], column
+    assert a.totals["forward_memory_bytes"] == a.totals["activation_bytes"]
+    assert a.totals["peak_activation_bytes"] <= a.totals["forward_memory_bytes"]
+
+
+def test_branchy_numbers_by_hand():
+    t = archstat.analyze(archstat.load(BRANCHY)).totals
+    # stem 4*27+4 = 112; a 4*4+4 = 20; b 4*36+4 = 148; bn 2*8 = 16 (+16 buffers); fc 3*8+3 = 27
+    assert t["params"] == 112 + 20 + 148 + 16 + 27 == 323
+    assert t["buffers"] == 16
+    # MACs: stem 4*64*27 = 6,912; a 4*64*4 = 1,024; b 4*64*36 = 9,216; fc 8*3 = 24
+    assert t["macs"] == 6912 + 1024 + 9216 + 24 == 17176
+
+
+LINEAR_IN_BATCH = ("macs", "flops", "activations", "activation_bytes", "forward_memory_bytes",
+                   "peak_activation_bytes")
+CONSTANT_IN_BATCH = ("params", "weight_params", "bias_params", "buffers", "param_bytes", "buffer_bytes")
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_totals_scale_linearly_with_batch(name, write_spec):
+    model = _load(name, write_spec)
+    one = archstat.analyze(model, batch=1).totals
+    for batch in (2, 7, 64):
+        t = archstat.analyze(model, batch=batch).totals
+        for key in LINEAR_IN_BATCH:
+            assert t[key] == batch * one[key], key
+        for key in CONSTANT_IN_BATCH:
+            assert t[key] == one[key], key
