@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from ..engine import im2col as win
 from ..errors import ArchstatError
 from .registry import (INFERRED, REQUIRED, Field, LayerType, Shape, Window, check_declared,
                        numel, register, require_rank)
 from .window import Pads, output_hw, resolve_padding
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+__kernels__ = ("conv2d", "conv2d_backward", "locally_connected2d", "locally_connected2d_backward")
 
 _WINDOW_FIELDS = (
     Field("in_channels", "int", INFERRED, "input channels; inferred from the graph", minimum=1),
@@ -58,6 +63,29 @@ class _ConvLike(LayerType):
     def window(self, in_shapes, attrs):
         pads, _ = conv_geometry(in_shapes[0], attrs)
         return Window(attrs["kernel_size"], attrs["stride"], (pads[0][0], pads[1][0]), attrs["dilation"])
+
+    # -- engine: the functional kernels below, with the layer's attrs as arguments
+    def kernels(self):
+        """``(forward, backward)`` functional kernels of this type."""
+        raise NotImplementedError
+
+    def kernel_kwargs(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(stride=attrs["stride"], padding=attrs["padding"], dilation=attrs["dilation"],
+                    padding_mode=attrs["padding_mode"])
+
+    def forward(self, xs, params, attrs, ctx):
+        (x,) = xs
+        kw = self.kernel_kwargs(attrs)
+        y = self.kernels()[0](x, params["weight"], params.get("bias"), **kw)
+        return y, (x, params["weight"], "bias" in params, kw)
+
+    def backward(self, dy, cache):
+        x, w, has_bias, kw = cache
+        dx, dw, db = self.kernels()[1](dy, x, w, **kw)
+        grads = {"weight": dw}
+        if has_bias:
+            grads["bias"] = db
+        return [dx], grads
 
 
 @register
@@ -104,6 +132,12 @@ class Conv2d(_ConvLike):
     def flops(self, in_shapes, out_shape, attrs):
         return 2 * self.macs(in_shapes, out_shape, attrs) + (numel(out_shape) if attrs["bias"] else 0)
 
+    def kernels(self):
+        return conv2d, conv2d_backward
+
+    def kernel_kwargs(self, attrs):
+        return dict(super().kernel_kwargs(attrs), groups=attrs["groups"])
+
 
 @register
 class LocallyConnected2d(_ConvLike):
@@ -141,3 +175,254 @@ class LocallyConnected2d(_ConvLike):
 
     def flops(self, in_shapes, out_shape, attrs):
         return 2 * self.macs(in_shapes, out_shape, attrs) + (numel(out_shape) if attrs["bias"] else 0)
+
+    def kernels(self):
+        return locally_connected2d, locally_connected2d_backward
+
+
+# ---------------------------------------------------------------------- engine kernels
+#
+# Forward is the lecture's cross-correlation y(r, c) = sum_ab x(r + a, c + b) k(a, b) done as
+# im2col + one GEMM per group. Backward is its duality, as two GEMMs on the same columns:
+# dW = dY_mat @ cols^T (cross-correlation of the upstream gradient with the input) and
+# dcols = W^T @ dY_mat, scattered back by col2im (convolution of the upstream gradient with
+# the kernel, i.e. cross-correlation with the kernel rotated 180 degrees).
+
+
+def _conv_args(x, w, b, groups, padding_mode):
+    x = win.check_array(x, "x", 4)
+    w = np.ascontiguousarray(win.check_array(w, "w", 4, x.dtype))
+    if b is not None:
+        b = win.check_array(b, "b", 1, x.dtype)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ArchstatError(f"groups must be an integer >= 1, got {groups!r}", field="groups")
+    c_out, c_in_g = w.shape[:2]
+    if x.shape[1] != c_in_g * groups or c_out % groups:
+        raise ArchstatError(f"weight {w.shape} with groups {groups} does not fit an input with "
+                            f"{x.shape[1]} channels", field="w",
+                            hint="the weight is [C_out, C_in/groups, kH, kW]")
+    if b is not None and b.shape != (c_out,):
+        raise ArchstatError(f"bias must have shape ({c_out},), got {b.shape}", field="b")
+    if padding_mode not in PADDING_MODES:
+        raise ArchstatError(f"unknown padding_mode {padding_mode!r}", field="padding_mode",
+                            hint=f"use one of {', '.join(PADDING_MODES)}")
+    return x, w, b, int(groups)
+
+
+def _column_blocks(x, geom, groups, padding_mode):
+    """Blocked im2col of ``x``: yield ``(block, local, cols, src)`` per block of output rows.
+
+    ``cols`` is ``(G, K_g, L)``; ``src`` is the padded input the block's windows read and
+    ``local`` the block's place in it (``padded_block`` for zero padding, so the padding is
+    built in cache, block by block; the whole padded input for the other modes). One column
+    buffer and one band buffer serve every block.
+    """
+    n, c = x.shape[:2]
+    kh, kw = geom.kernel
+    k = c * kh * kw
+    plan = list(win.blocks(n, geom, k * x.itemsize))
+    most = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan)
+    colbuf = np.empty(most * geom.out_hw[1] * k, x.dtype)
+    if padding_mode == "zeros":
+        rows = max(r1 - r0 for _, _, r0, r1 in plan)
+        band_rows = (rows - 1) * geom.stride[0] + geom.extent[0]
+        bandbuf = np.empty(max(n1 - n0 for n0, n1, _, _ in plan) * c * band_rows
+                           * geom.padded_hw[1], x.dtype)
+    else:
+        xp = win.pad(x, geom.full_pads, padding_mode)
+    for block in plan:
+        n0, n1, r0, r1 = block
+        if padding_mode == "zeros":
+            src, local = win.padded_block(x, geom, block, out=bandbuf), (0, n1 - n0, 0, r1 - r0)
+        else:
+            src, local = xp, block
+        cols = win.im2col(src, geom, local, out=colbuf)
+        yield block, local, cols.reshape(groups, k // groups, -1), src
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
+
+    x: (N, C_in, H, W); w: (C_out, C_in/groups, kH, kW); b: (C_out,) or None.
+    Returns y: (N, C_out, H_out, W_out) in x's dtype (float32 or float64; w and b are cast).
+    ``stride``, ``padding``, ``dilation`` are ints or pairs; ``padding`` may also be
+    ``'same'`` or ``'valid'``; ``padding_mode`` is zeros, reflect, replicate or circular.
+
+    im2col + one GEMM per group (``(G, C_out/G, K_g) @ (G, K_g, L)``, one batched matmul),
+    blocked over images / output rows so the columns stay cache sized and bounded in memory
+    (:func:`archstat.engine.im2col.blocks`). 1x1 stride-1 unpadded convs skip im2col.
+    """
+    x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
+    geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    n, c = x.shape[:2]
+    c_out = w.shape[0]
+    ho, wo = geom.out_hw
+    wm = w.reshape(g, c_out // g, -1)
+    bg = None if b is None else b.reshape(g, c_out // g, 1)
+    y = np.empty((n, c_out, ho, wo), x.dtype)
+    if geom.is_pointwise:
+        yv = y.reshape(n, g, c_out // g, ho * wo)
+        np.matmul(wm, x.reshape(n, g, c // g, ho * wo), out=yv)
+        if bg is not None:
+            yv += bg
+        return y
+    for (n0, n1, r0, r1), _, cols, _ in _column_blocks(x, geom, g, padding_mode):
+        if n1 - n0 == 1:  # a band of rows of one image: the GEMM writes straight into y
+            out = y[n0].reshape(g, c_out // g, ho * wo)[:, :, r0 * wo:r1 * wo]
+            np.matmul(wm, cols, out=out)
+        else:             # whole images: (G, C_out/G, (n, i, j)) -> (n, C_out, i, j)
+            out = np.matmul(wm, cols)
+        if bg is not None:
+            out += bg
+        if n1 - n0 > 1:
+            y[n0:n1] = out.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
+    return y
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """Gradients of :func:`conv2d`: returns ``(dx, dw, db)`` in x's dtype.
+
+    dy: (N, C_out, H_out, W_out). ``db`` is ``dy`` summed over (N, H_out, W_out) (return it
+    or ignore it when the conv has no bias). Per column block, with the forward's columns
+    rebuilt (so nothing the size of the columns is cached between passes):
+    ``dW += dY_blk @ cols^T`` and ``dcols = W^T @ dY_blk``, then col2im and the padding's
+    adjoint (:func:`archstat.engine.im2col.pad_backward`).
+    """
+    x, w, _, g = _conv_args(x, w, None, groups, padding_mode)
+    dy = win.check_array(dy, "dy", 4, x.dtype)
+    geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    n, c = x.shape[:2]
+    c_out = w.shape[0]
+    ho, wo = geom.out_hw
+    if dy.shape != (n, c_out, ho, wo):
+        raise ArchstatError(f"dy must have shape {(n, c_out, ho, wo)}, got {dy.shape}", field="dy")
+    cog = c_out // g
+    wm = w.reshape(g, cog, -1)
+    wt = wm.transpose(0, 2, 1)
+    db = dy.sum(axis=(0, 2, 3))
+    if geom.is_pointwise:
+        dyv = dy.reshape(n, g, cog, ho * wo)
+        xv = x.reshape(n, g, c // g, ho * wo)
+        dw = np.matmul(dyv, xv.transpose(0, 1, 3, 2)).sum(axis=0)
+        dx = np.matmul(wt, dyv).reshape(x.shape)
+        return dx, dw.reshape(w.shape), db
+    dw = np.zeros(wm.shape, x.dtype)
+    if padding_mode == "zeros":
+        dx = np.zeros(x.shape, x.dtype)
+    else:
+        dxp = np.zeros((n, c) + geom.padded_hw, x.dtype)
+    dband = None
+    for block, local, cols, src in _column_blocks(x, geom, g, padding_mode):
+        n0, n1, r0, r1 = block
+        if n1 - n0 == 1:
+            dyb = dy[n0].reshape(g, cog, ho * wo)[:, :, r0 * wo:r1 * wo]
+        else:
+            dyb = dy[n0:n1].reshape(n1 - n0, g, cog, ho * wo).transpose(1, 2, 0, 3)
+            dyb = dyb.reshape(g, cog, -1)
+        dw += np.matmul(dyb, cols.transpose(0, 2, 1))
+        dcols = win.cols_view(np.matmul(wt, dyb), c, geom, n1 - n0)
+        if padding_mode == "zeros":  # col2im into the block's padded band, then fold it
+            if dband is None:
+                dband = np.empty(src.size, x.dtype)
+            band = dband[:src.size].reshape(src.shape)
+            band[...] = 0
+            win.col2im(dcols, geom, band, local)
+            win.padded_block_backward(band, geom, block, dx)
+        else:
+            win.col2im(dcols, geom, dxp, block)
+    if padding_mode != "zeros":
+        dx = win.pad_backward(dxp, geom.full_pads, padding_mode)
+    return dx, dw.reshape(w.shape), db
+
+
+def _lc_args(x, w, b, padding_mode):
+    x = win.check_array(x, "x", 4)
+    w = np.ascontiguousarray(win.check_array(w, "w", 6, x.dtype))
+    if b is not None:
+        b = win.check_array(b, "b", 3, x.dtype)
+    if padding_mode not in PADDING_MODES:
+        raise ArchstatError(f"unknown padding_mode {padding_mode!r}", field="padding_mode",
+                            hint=f"use one of {', '.join(PADDING_MODES)}")
+    return x, w, b
+
+
+def _lc_geometry(x, w, stride, padding, dilation):
+    geom = win.geometry(x.shape[2:], w.shape[4:], stride, padding, dilation)
+    expected = geom.out_hw + (w.shape[2], x.shape[1]) + geom.kernel
+    if w.shape != expected:
+        raise ArchstatError(f"weight must have shape {expected} [H_out, W_out, C_out, C_in, kH, "
+                            f"kW] for this input, got {w.shape}", field="w")
+    return geom
+
+
+def _lc_cols(x, geom, padding_mode, n0, n1):
+    """Per-location columns ``(H_out*W_out, C*kH*kW, n)`` of images ``n0:n1``."""
+    xp = win.pad(x[n0:n1], geom.full_pads, padding_mode)
+    p = geom.out_hw[0] * geom.out_hw[1]
+    cols = np.empty(geom.out_hw + (x.shape[1],) + geom.kernel + (n1 - n0,), x.dtype)
+    np.copyto(cols, win.windows(xp, geom).transpose(2, 3, 1, 4, 5, 0))
+    return cols.reshape(p, -1, n1 - n0), xp.shape
+
+
+def _lc_batch_step(x, geom):
+    col_bytes = x.shape[1] * geom.kernel[0] * geom.kernel[1] * geom.out_hw[0] * geom.out_hw[1]
+    return max(1, win.COL_BUDGET_BYTES // (col_bytes * x.itemsize))
+
+
+def locally_connected2d(x, w, b=None, stride=1, padding=0, dilation=1, padding_mode="zeros"):
+    """Locally connected 2-D layer: a conv whose filter bank differs at every output location.
+
+    x: (N, C_in, H, W); w: (H_out, W_out, C_out, C_in, kH, kW); b: (C_out, H_out, W_out).
+    y[n, o, i, j] = sum_{c,a,b} w[i, j, o, c, a, b] x_pad[n, c, i*s + a*d, j*s + b*d] + b[o, i, j].
+    The same columns as conv2d, grouped by location: one batched GEMM over the H_out*W_out
+    locations, ``(P, C_out, K) @ (P, K, N)``.
+    """
+    x, w, b = _lc_args(x, w, b, padding_mode)
+    geom = _lc_geometry(x, w, stride, padding, dilation)
+    n = x.shape[0]
+    ho, wo = geom.out_hw
+    c_out = w.shape[2]
+    wl = w.reshape(ho * wo, c_out, -1)
+    y = np.empty((n, c_out, ho, wo), x.dtype)
+    step = _lc_batch_step(x, geom)
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        cols, _ = _lc_cols(x, geom, padding_mode, n0, n1)
+        yl = np.matmul(wl, cols)  # (P, C_out, n)
+        y[n0:n1] = yl.reshape(ho, wo, c_out, n1 - n0).transpose(3, 2, 0, 1)
+    if b is not None:
+        y += b
+    return y
+
+
+def locally_connected2d_backward(dy, x, w, stride=1, padding=0, dilation=1, padding_mode="zeros"):
+    """Gradients of :func:`locally_connected2d`: returns ``(dx, dw, db)`` in x's dtype.
+
+    Per location p: dW_p = dY_p @ cols_p^T, dcols_p = W_p^T @ dY_p (batched over p), then
+    col2im; ``db`` is ``dy`` summed over the batch, shape (C_out, H_out, W_out).
+    """
+    x, w, _ = _lc_args(x, w, None, padding_mode)
+    dy = win.check_array(dy, "dy", 4, x.dtype)
+    geom = _lc_geometry(x, w, stride, padding, dilation)
+    n = x.shape[0]
+    ho, wo = geom.out_hw
+    c_out = w.shape[2]
+    if dy.shape != (n, c_out, ho, wo):
+        raise ArchstatError(f"dy must have shape {(n, c_out, ho, wo)}, got {dy.shape}", field="dy")
+    wl = w.reshape(ho * wo, c_out, -1)
+    dw = np.zeros(wl.shape, x.dtype)
+    dxp = None
+    step = _lc_batch_step(x, geom)
+    kh, kw = geom.kernel
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        cols, xp_shape = _lc_cols(x, geom, padding_mode, n0, n1)
+        if dxp is None:
+            dxp = np.zeros((n,) + xp_shape[1:], x.dtype)
+        dyl = dy[n0:n1].transpose(2, 3, 1, 0).reshape(ho * wo, c_out, n1 - n0)
+        dw += np.matmul(dyl, cols.transpose(0, 2, 1))
+        dcols = np.matmul(wl.transpose(0, 2, 1), dyl)  # (P, K, n)
+        dcols = dcols.reshape(ho, wo, x.shape[1], kh, kw, n1 - n0).transpose(5, 2, 0, 1, 3, 4)
+        win.col2im(dcols, geom, dxp, (n0, n1, 0, ho))
+    dx = win.pad_backward(dxp, geom.full_pads, padding_mode)
+    return dx, dw.reshape(w.shape), dy.sum(axis=0)

@@ -1,0 +1,346 @@
+"""The one window primitive of the engine: padding, column matrices (im2col) and col2im.
+
+Conv, locally connected, max pool and average pool all see their input through
+:func:`windows`: a strided view ``(N, C, H_out, W_out, kH, kW)`` of the padded input whose
+element ``[n, c, i, j, a, b]`` is ``x_pad[n, c, i*s_h + a*d_h, j*s_w + b*d_w]``, the lecture's
+``x(r + a, c + b)`` with stride and dilation. Its adjoint is :func:`col2im`, which
+scatter-adds columns back with one strided add per kernel offset ``(a, b)`` (9-15x faster
+than ``np.add.at``; ``bench/engine.py``). Sizes come from :mod:`archstat.layers.window`
+(``resolve_padding``, ``output_hw``): the output-size formula is not written here again.
+
+Padding modes (PyTorch's ``padding_mode``): ``zeros``, ``reflect`` (mirror without the edge
+pixel), ``replicate`` (repeat the edge), ``circular`` (wrap around), and ``-inf`` (max
+pooling: a padded pixel never wins). Every mode is a source-index map per axis, so the
+padding's backward (:func:`pad_backward`) is the same map read the other way.
+
+Memory: a column matrix is never built whole for a large input; :func:`blocks` cuts the
+``N * H_out`` output rows into blocks whose columns stay under :data:`BLOCK_BYTES` (cache
+sized, so the GEMM reads columns that were just written) and never over
+:data:`COL_BUDGET_BYTES`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ArchstatError
+from ..layers.window import Pads, effective_kernel, output_hw, resolve_padding
+
+#: hard bound on one column buffer (bytes); a larger im2col is cut into blocks of the batch
+COL_BUDGET_BYTES = 256 * 2**20
+#: preferred size of one column block (bytes): small enough to stay in the last-level cache
+#: between im2col and the GEMM that reads it; measured in ``bench/engine.py``
+BLOCK_BYTES = 8 * 2**20
+#: but no block narrower than this many columns (GEMM efficiency falls for thin matrices)
+MIN_BLOCK_COLS = 2048
+
+PAD_MODES = ("zeros", "reflect", "replicate", "circular", "-inf")
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ----------------------------------------------------------------------- arguments
+
+def pair(value: Any, name: str, minimum: int = 0) -> tuple[int, int]:
+    """An int or a pair of ints as ``(h, w)``; ArchstatError otherwise (public API boundary)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        out = (int(value), int(value))
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        out = (int(value[0]), int(value[1]))
+    else:
+        raise ArchstatError(f"expected an integer or a pair of integers, got {value!r}", field=name)
+    if min(out) < minimum:
+        raise ArchstatError(f"expected integers >= {minimum}, got {value!r}", field=name)
+    return out
+
+
+def check_array(x: Any, name: str, ndim: int, dtype: np.dtype | None = None) -> np.ndarray:
+    """A float32/float64 array of rank ``ndim``; cast to ``dtype`` when given (no copy if same)."""
+    x = np.asarray(x)
+    if x.ndim != ndim:
+        raise ArchstatError(f"{name} must have {ndim} dimensions, got shape {x.shape}", field=name)
+    if dtype is None:
+        if x.dtype not in DTYPES:
+            raise ArchstatError(f"{name} must be float32 or float64, got {x.dtype}", field=name,
+                                hint="cast it with .astype(np.float32)")
+        return x
+    return x.astype(dtype, copy=False)
+
+
+# ------------------------------------------------------------------------ geometry
+
+@dataclass(frozen=True)
+class Geometry:
+    """One 2-D sliding window over an input of spatial size ``in_hw``.
+
+    ``pads`` are the spec's per-side pads ``((top, bottom), (left, right))``; ``out_hw``
+    comes from :func:`archstat.layers.window.output_hw`. With ``ceil_mode`` the last window
+    may run past the padded input: ``extra`` is how many more rows/columns the padded array
+    needs at the bottom/right so that every window is inside it (they are never counted:
+    -inf for max, excluded from the average's divisor).
+    """
+
+    in_hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: Pads
+    out_hw: tuple[int, int]
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """Dilated kernel extent ``d*(k-1) + 1`` per axis."""
+        return (effective_kernel(self.kernel[0], self.dilation[0]),
+                effective_kernel(self.kernel[1], self.dilation[1]))
+
+    @property
+    def extra(self) -> tuple[int, int]:
+        out = []
+        for size, (lo, hi), k, s, o in zip(self.in_hw, self.pads, self.extent, self.stride,
+                                           self.out_hw):
+            out.append(max(0, (o - 1) * s + k - (size + lo + hi)))
+        return out[0], out[1]
+
+    @property
+    def full_pads(self) -> Pads:
+        """The pads actually applied: the spec's, plus ``extra`` at the bottom/right."""
+        (t, b), (l, r) = self.pads
+        eh, ew = self.extra
+        return (t, b + eh), (l, r + ew)
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        (t, b), (l, r) = self.full_pads
+        return self.in_hw[0] + t + b, self.in_hw[1] + l + r
+
+    @property
+    def is_pointwise(self) -> bool:
+        """1x1 kernel, stride 1, no padding: the column matrix is the input itself."""
+        return (self.kernel == (1, 1) and self.stride == (1, 1)
+                and self.pads == ((0, 0), (0, 0)))
+
+
+def geometry(in_hw: tuple[int, int], kernel: Any, stride: Any = 1, padding: Any = 0,
+             dilation: Any = 1, ceil_mode: bool = False) -> Geometry:
+    """Normalise window arguments (int or pair; padding also ``'same'``/``'valid'``).
+
+    Raises ArchstatError for bad values or a window that does not fit the input.
+    """
+    kernel = pair(kernel, "kernel_size", 1)
+    stride = pair(stride, "stride", 1)
+    dilation = pair(dilation, "dilation", 1)
+    if not isinstance(padding, str):
+        padding = pair(padding, "padding", 0)
+    pads = resolve_padding(padding, kernel, dilation, stride)
+    out = output_hw(tuple(in_hw), kernel, stride, pads, dilation, ceil_mode)
+    return Geometry(tuple(in_hw), kernel, stride, dilation, pads, out)
+
+
+# ------------------------------------------------------------------------- padding
+
+def _source_index(size: int, lo: int, hi: int, mode: str) -> np.ndarray:
+    """For each padded position along one axis, the input position it copies (-1: constant).
+
+    As PyTorch's ``padding_mode``: reflect mirrors about the edge pixel (``[2, 1 | 0 1 2 3 |
+    2 1]``), replicate repeats it, circular wraps around.
+    """
+    j = np.arange(-lo, size + hi)
+    if mode == "reflect":
+        j = np.abs(j)
+        j = np.where(j >= size, 2 * (size - 1) - j, j)
+        if size == 1:
+            j = np.zeros_like(j)
+    elif mode == "replicate":
+        j = np.clip(j, 0, size - 1)
+    elif mode == "circular":
+        j = j % size
+    else:
+        j = np.where((j < 0) | (j >= size), -1, j)
+    return j
+
+
+def pad(x: np.ndarray, pads: Pads, mode: str = "zeros") -> np.ndarray:
+    """Pad the last two axes of ``x`` by ``pads = ((top, bottom), (left, right))``.
+
+    Returns ``x`` itself when there is nothing to pad, otherwise a new array.
+    """
+    (t, b), (l, r) = pads
+    if t == b == l == r == 0:
+        return x
+    h, w = x.shape[-2:]
+    if mode in ("zeros", "-inf"):
+        fill = 0 if mode == "zeros" else -np.inf
+        out = np.empty(x.shape[:-2] + (h + t + b, w + l + r), x.dtype)
+        # fill only the border: the interior is written once, by the copy
+        out[..., :t, :] = fill
+        out[..., t + h:, :] = fill
+        out[..., t:t + h, :l] = fill
+        out[..., t:t + h, l + w:] = fill
+        out[..., t:t + h, l:l + w] = x
+        return out
+    if mode not in PAD_MODES:
+        raise ArchstatError(f"unknown padding mode {mode!r}", field="padding_mode")
+    out = np.take(x, _source_index(h, t, b, mode), axis=-2)
+    return np.take(out, _source_index(w, l, r, mode), axis=-1)
+
+
+def pad_backward(dxp: np.ndarray, pads: Pads, mode: str = "zeros") -> np.ndarray:
+    """Adjoint of :func:`pad`: fold the gradient of the padded array back onto the input.
+
+    Constant modes drop the border; the others add each border row/column onto the input
+    row/column it was copied from (a loop over the few padded rows, not over pixels).
+    """
+    (t, b), (l, r) = pads
+    if t == b == l == r == 0:
+        return dxp
+    h = dxp.shape[-2] - t - b
+    w = dxp.shape[-1] - l - r
+    if mode in ("zeros", "-inf"):
+        return np.ascontiguousarray(dxp[..., t:t + h, l:l + w])
+    g = _fold(dxp, -2, t, h, _source_index(h, t, b, mode))
+    return _fold(g, -1, l, w, _source_index(w, l, r, mode))
+
+
+def _fold(g: np.ndarray, axis: int, lo: int, size: int, src: np.ndarray) -> np.ndarray:
+    g = np.moveaxis(g, axis, 0)
+    out = g[lo:lo + size].copy()
+    for p in [*range(lo), *range(lo + size, g.shape[0])]:
+        out[src[p]] += g[p]
+    return np.moveaxis(out, 0, axis)
+
+
+# ----------------------------------------------------------------- windows, columns
+
+def windows(xp: np.ndarray, geom: Geometry, writeable: bool = False) -> np.ndarray:
+    """Strided view ``(N, C, H_out, W_out, kH, kW)`` of a padded input (no copy).
+
+    ``[n, c, i, j, a, b] = xp[n, c, i*s_h + a*d_h, j*s_w + b*d_w]``. With ``writeable``
+    the view can be added into (each tap ``[..., a, b]`` touches distinct pixels).
+    """
+    (ho, wo), (sh, sw), (dh, dw) = geom.out_hw, geom.stride, geom.dilation
+    v = sliding_window_view(xp, geom.extent, axis=(-2, -1), writeable=writeable)
+    return v[..., :(ho - 1) * sh + 1:sh, :(wo - 1) * sw + 1:sw, ::dh, ::dw]
+
+
+def im2col(xp: np.ndarray, geom: Geometry, block: tuple[int, int, int, int] | None = None,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Column matrix ``(C*kH*kW, n*rows*W_out)`` of a padded input ``xp: (N, C, Hp, Wp)``.
+
+    Rows are ordered ``(c, a, b)``, as a weight ``[C_out, C, kH, kW]`` flattens, so the conv
+    is ``w.reshape(C_out, -1) @ cols``; columns are ordered ``(n, i, j)``. ``block =
+    (n0, n1, r0, r1)`` restricts it to images ``n0:n1`` and output rows ``r0:r1`` (see
+    :func:`blocks`). One copy of the :func:`windows` view (``sliding_window_view`` + copy:
+    up to 2x faster than an offset loop). ``out`` is an optional buffer to reuse (any
+    contiguous array with at least that many elements).
+    """
+    n, c = xp.shape[:2]
+    kh, kw = geom.kernel
+    ho, wo = geom.out_hw
+    n0, n1, r0, r1 = block or (0, n, 0, ho)
+    shape = (c, kh, kw, n1 - n0, r1 - r0, wo)
+    size = c * kh * kw * (n1 - n0) * (r1 - r0) * wo
+    if out is None:
+        out = np.empty(size, xp.dtype)
+    cols = out.reshape(-1)[:size].reshape(shape)
+    np.copyto(cols, windows(xp, geom)[n0:n1, :, r0:r1].transpose(1, 4, 5, 0, 2, 3))
+    return cols.reshape(c * kh * kw, -1)
+
+
+def col2im(dcols: np.ndarray, geom: Geometry, dxp: np.ndarray,
+           block: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Adjoint of :func:`windows`: add ``dcols[n, c, i, j, a, b]`` into the padded gradient.
+
+    ``dcols`` is any array (or view, or broadcast) indexed ``(n, C, rows, W_out, kH, kW)``
+    for the ``block`` (default: everything) and ``dxp`` the padded gradient
+    ``(N, C, Hp, Wp)``, added into in place and returned. One strided add per kernel offset;
+    overlapping windows accumulate, as the chain rule sums them.
+    """
+    target = windows(dxp, geom, writeable=True)
+    if block is not None:
+        n0, n1, r0, r1 = block
+        target = target[n0:n1, :, r0:r1]
+    kh, kw = geom.kernel
+    for a in range(kh):
+        for b in range(kw):
+            tap = target[..., a, b]
+            np.add(tap, dcols[..., a, b], out=tap)
+    return dxp
+
+
+def cols_view(cols: np.ndarray, c: int, geom: Geometry, n: int) -> np.ndarray:
+    """Columns ``(C*kH*kW, n*rows*W_out)`` (as :func:`im2col` orders them) seen as
+    ``(n, C, rows, W_out, kH, kW)``, the index order of :func:`windows` and :func:`col2im`."""
+    kh, kw = geom.kernel
+    return cols.reshape(c, kh, kw, n, -1, geom.out_hw[1]).transpose(3, 0, 4, 5, 1, 2)
+
+
+def padded_block(x: np.ndarray, geom: Geometry, block: tuple[int, int, int, int],
+                 mode: str = "zeros", out: np.ndarray | None = None) -> np.ndarray:
+    """The zero-padded input rows that output rows ``r0:r1`` of images ``n0:n1`` read.
+
+    Returns ``(n1-n0, C, (r1-r0-1)*s_h + extent_h, Wp)``; :func:`windows` of it (with
+    ``block`` rows ``0:r1-r0``) equals :func:`windows` of the whole padded input on that
+    block. Building the padding per block keeps it in cache with the block's columns,
+    instead of one more pass over the whole input in memory (``bench/engine.py``).
+    ``mode`` is ``zeros`` or ``-inf``; other modes pad the whole input with :func:`pad`.
+    """
+    n0, n1, r0, r1 = block
+    c = x.shape[1]
+    h, w = geom.in_hw
+    (t, _), (l, _) = geom.full_pads
+    rows = (r1 - r0 - 1) * geom.stride[0] + geom.extent[0]
+    wp = geom.padded_hw[1]
+    size = (n1 - n0) * c * rows * wp
+    if out is None:
+        out = np.empty(size, x.dtype)
+    band = out.reshape(-1)[:size].reshape(n1 - n0, c, rows, wp)
+    lo = r0 * geom.stride[0] - t            # first input row the block reads
+    a, b = max(lo, 0), min(lo + rows, h)    # the input rows that exist
+    fill = 0 if mode == "zeros" else -np.inf
+    band[:, :, :a - lo] = fill
+    band[:, :, b - lo:] = fill
+    band[:, :, a - lo:b - lo, :l] = fill
+    band[:, :, a - lo:b - lo, l + w:] = fill
+    band[:, :, a - lo:b - lo, l:l + w] = x[n0:n1, :, a:b]
+    return band
+
+
+def padded_block_backward(dband: np.ndarray, geom: Geometry, block: tuple[int, int, int, int],
+                          dx: np.ndarray) -> np.ndarray:
+    """Adjoint of :func:`padded_block`: add the block's real rows into ``dx`` (in place)."""
+    n0, n1, r0, _ = block
+    h, w = geom.in_hw
+    (t, _), (l, _) = geom.full_pads
+    rows = dband.shape[2]
+    lo = r0 * geom.stride[0] - t
+    a, b = max(lo, 0), min(lo + rows, h)
+    if b > a:
+        target = dx[n0:n1, :, a:b]
+        np.add(target, dband[:, :, a - lo:b - lo, l:l + w], out=target)
+    return dx
+
+
+def blocks(n: int, geom: Geometry, col_bytes: int) -> Iterator[tuple[int, int, int, int]]:
+    """Cut the output rows ``(n, i)`` into blocks ``(n0, n1, r0, r1)`` for blocked im2col.
+
+    ``col_bytes`` is the size of one column (``C*kH*kW*itemsize``). A block is several whole
+    images when one image's columns are small, else a band of rows of one image. Its columns
+    aim at :data:`BLOCK_BYTES`, at least :data:`MIN_BLOCK_COLS` wide, and never exceed
+    :data:`COL_BUDGET_BYTES` (but hold at least one output row).
+    """
+    ho, wo = geom.out_hw
+    cols = max(BLOCK_BYTES // col_bytes, MIN_BLOCK_COLS)
+    cols = max(min(cols, COL_BUDGET_BYTES // col_bytes), wo)
+    per_image = ho * wo
+    if per_image <= cols:
+        step = cols // per_image
+        for n0 in range(0, n, step):
+            yield n0, min(n, n0 + step), 0, ho
+    else:
+        rows = cols // wo
+        for n0 in range(n):
+            for r0 in range(0, ho, rows):
+                yield n0, n0 + 1, r0, min(ho, r0 + rows)

@@ -1,0 +1,339 @@
+"""The conv engine (im2col + GEMM, col2im) against naive loops, finite differences, the
+lecture's worked numbers and its duality, and the registry's shape rules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from archstat import engine
+from archstat.engine import im2col as win
+from archstat.errors import ArchstatError
+from archstat.layers import RunContext, get
+
+from naive_window import (conv2d_backward_naive, conv2d_naive, locally_connected2d_backward_naive,
+                          locally_connected2d_naive, numeric_grad, rel_error,
+                          true_convolution_naive)
+
+# (N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups, padding_mode)
+CONV_CASES = [
+    (2, 3, 7, 7, 4, 3, 1, 0, 1, 1, "zeros"),
+    (2, 3, 8, 9, 5, 3, 1, 1, 1, 1, "zeros"),
+    (1, 4, 9, 8, 6, 3, 2, 1, 1, 2, "zeros"),
+    (2, 4, 10, 7, 4, 3, 1, 2, 2, 1, "zeros"),
+    (1, 3, 9, 11, 2, (2, 4), (2, 1), (1, 2), (1, 2), 1, "zeros"),
+    (2, 6, 8, 8, 6, 3, 1, 1, 1, 6, "zeros"),         # depthwise
+    (1, 6, 7, 9, 12, 3, 2, 1, 1, 6, "zeros"),        # depthwise, multiplier 2
+    (2, 4, 6, 5, 3, 1, 1, 0, 1, 1, "zeros"),         # 1x1: im2col skipped
+    (2, 4, 6, 5, 4, 1, 2, 0, 1, 2, "zeros"),         # 1x1 strided, grouped
+    (1, 3, 9, 9, 4, 5, 3, 2, 1, 1, "zeros"),
+    (2, 3, 7, 8, 4, 3, 1, "same", 1, 1, "zeros"),
+    (1, 2, 7, 8, 3, (2, 3), 1, "same", (2, 1), 1, "zeros"),  # even kernel: extra pad bottom/right
+    (1, 2, 7, 8, 3, 3, 2, "valid", 1, 1, "zeros"),
+    (2, 3, 7, 7, 4, 3, 1, 1, 1, 1, "reflect"),
+    (1, 2, 8, 6, 3, (3, 2), 2, (2, 1), 1, 1, "reflect"),
+    (2, 3, 7, 7, 4, 3, 1, 1, 1, 1, "replicate"),
+    (1, 4, 6, 9, 2, 3, (1, 2), (3, 2), (1, 2), 2, "replicate"),
+    (2, 3, 7, 7, 4, 3, 1, 1, 1, 1, "circular"),
+    (1, 2, 5, 6, 3, 3, 1, (5, 2), 1, 1, "circular"),  # pad == size: wraps once
+    (1, 2, 6, 6, 2, 3, 1, "same", 1, 1, "reflect"),
+]
+
+
+def _case(case, dtype=np.float64, seed=0):
+    n, c, h, w, co, k, s, p, d, g, mode = case
+    rng = np.random.default_rng(seed)
+    k2 = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((co, c // g) + k2).astype(dtype)
+    b = rng.standard_normal(co).astype(dtype)
+    return x, wt, b, dict(stride=s, padding=p, dilation=d, groups=g, padding_mode=mode)
+
+
+@pytest.fixture(params=["one block", "row bands", "image blocks"])
+def blocking(request, monkeypatch):
+    """Run the fast kernels with the default blocks and with tiny ones, so that the bands
+    of rows (one image cut in pieces) and the several-images blocks are both exercised."""
+    if request.param == "row bands":
+        monkeypatch.setattr(win, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(win, "MIN_BLOCK_COLS", 1)
+    elif request.param == "image blocks":
+        monkeypatch.setattr(win, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(win, "MIN_BLOCK_COLS", 130)  # 1-2 small images per block
+    return request.param
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[f"c{i}" for i in range(len(CONV_CASES))])
+def test_conv2d_matches_naive_forward_and_backward(case, blocking):
+    x, w, b, kw = _case(case)
+    y = engine.conv2d(x, w, b, **kw)
+    np.testing.assert_allclose(y, conv2d_naive(x, w, b, **kw), rtol=1e-10, atol=1e-10)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    dx, dw, db = engine.conv2d_backward(dy, x, w, **kw)
+    ndx, ndw, ndb = conv2d_backward_naive(dy, x, w, **kw)
+    np.testing.assert_allclose(dx, ndx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, ndw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, ndb, rtol=1e-10, atol=1e-10)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[i] for i in (1, 2, 4, 6, 7, 14, 16, 18)],
+                         ids=lambda c: f"{c[-1]}-k{c[5]}-s{c[6]}-g{c[9]}")
+def test_conv2d_gradients_by_finite_differences(case):
+    x, w, b, kw = _case(case, seed=3)
+    x, w, b = x[:1, :, :6, :6].copy(), w.copy(), b.copy()
+    if kw["padding_mode"] == "circular" and kw["padding"] == (5, 2):
+        kw = dict(kw, padding=(3, 2))
+    dy = np.random.default_rng(4).standard_normal(engine.conv2d(x, w, b, **kw).shape)
+    dx, dw, db = engine.conv2d_backward(dy, x, w, **kw)
+    assert rel_error(dx, numeric_grad(lambda v: engine.conv2d(v, w, b, **kw), x, dy)) < 1e-7
+    assert rel_error(dw, numeric_grad(lambda v: engine.conv2d(x, v, b, **kw), w, dy)) < 1e-7
+    assert rel_error(db, numeric_grad(lambda v: engine.conv2d(x, w, v, **kw), b, dy)) < 1e-7
+
+
+def test_float32_stays_float32_and_agrees_with_float64(blocking):
+    x, w, b, kw = _case(CONV_CASES[3])
+    y64 = engine.conv2d(x, w, b, **kw)
+    y32 = engine.conv2d(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **kw)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
+    # float64 weights do not promote a float32 input (the NumPy 2 promotion trap)
+    assert engine.conv2d(x.astype(np.float32), w, b, **kw).dtype == np.float32
+    grads = engine.conv2d_backward(y32, x.astype(np.float32), w, **kw)
+    assert [g.dtype for g in grads] == [np.float32] * 3
+
+
+def test_lecture_worked_example_is_65_plus_bias():
+    # Lecture: X(0:2, 0:2) = [[200,150,150],[100,50,100],[25,25,10]], K' = [[1,0,-1],[2,0,-2],
+    # [1,0,-1]] -> 200 - 150 + 2*100 - 2*100 + 25 - 10 = 65, "+ bias".
+    x = np.array([[200, 150, 150], [100, 50, 100], [25, 25, 10]], float)[None, None]
+    k = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], float)[None, None]
+    assert engine.conv2d(x, k)[0, 0, 0, 0] == 65
+    assert engine.conv2d(x, k, np.array([0.5]))[0, 0, 0, 0] == 65.5
+
+
+def test_true_convolution_is_cross_correlation_with_the_kernel_rotated_180_degrees():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 8))
+    k = rng.standard_normal((3, 2))
+    true_conv = true_convolution_naive(x, k)              # y(r,c) = sum x(r-a, c-b) k(a,b)
+    flipped = engine.conv2d(x[None, None], np.rot90(k, 2)[None, None].copy())[0, 0]
+    np.testing.assert_allclose(flipped, true_conv, rtol=1e-12)
+    # and the unflipped kernel gives something else (the kernel is not symmetric)
+    assert not np.allclose(engine.conv2d(x[None, None], k[None, None])[0, 0], true_conv)
+
+
+def test_backward_duality_dx_is_convolution_of_dy_with_the_kernel():
+    # Lecture: dL/dX = convolution of the upstream gradient with the kernel, implemented as
+    # cross-correlation of the zero-padded gradient with the kernel rotated 180 degrees;
+    # dL/dK = cross-correlation of the upstream gradient with the input.
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 1, 7, 6))
+    k = rng.standard_normal((1, 1, 3, 2))
+    dy = rng.standard_normal(engine.conv2d(x, k).shape)
+    dx, dk, _ = engine.conv2d_backward(dy, x, k)
+    np.testing.assert_allclose(dx, engine.conv2d(dy, np.rot90(k, 2, axes=(2, 3)).copy(),
+                                                 padding=(2, 1)), rtol=1e-12)
+    np.testing.assert_allclose(dk, engine.conv2d(x, dy), rtol=1e-12)
+
+
+def _shift(x, dr, dc):
+    """x shifted by (dr, dc) along (H, W), filled with zeros."""
+    out = np.zeros_like(x)
+    h, w = x.shape[-2:]
+    out[..., max(dr, 0):h + min(dr, 0), max(dc, 0):w + min(dc, 0)] = \
+        x[..., max(-dr, 0):h - max(dr, 0), max(-dc, 0):w - max(dc, 0)]
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), dr=st.integers(-2, 2), dc=st.integers(-2, 2),
+       k=st.sampled_from([1, 3, 5]))
+def test_conv_is_translation_equivariant(seed, dr, dc, k):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, 2, 14, 13))
+    w = rng.standard_normal((3, 2, k, k))
+    b = rng.standard_normal(3)
+    y = engine.conv2d(x, w, b, padding=k // 2)
+    ys = engine.conv2d(_shift(x, dr, dc), w, b, padding=k // 2)
+    m = 2 + k   # away from the borders, where the zero fill and the padding enter
+    np.testing.assert_allclose(ys[..., m:-m, m:-m], _shift(y, dr, dc)[..., m:-m, m:-m],
+                               rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------- the window primitive
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_pad_backward_is_the_adjoint_of_pad(mode):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 5, 6))
+    pads = ((2, 1), (3, 0)) if mode != "reflect" else ((2, 1), (3, 4))
+    xp = win.pad(x, pads, mode)
+    g = rng.standard_normal(xp.shape)
+    # <pad(x), g> == <x, pad_backward(g)>
+    assert np.isclose(np.sum(xp * g), np.sum(x * win.pad_backward(g, pads, mode)))
+    from naive_window import pad_naive
+    np.testing.assert_array_equal(xp, pad_naive(x, pads, mode))
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    rng = np.random.default_rng(8)
+    geom = win.geometry((9, 8), (3, 2), (2, 1), (1, 2), (2, 1))
+    xp = rng.standard_normal((2, 3) + geom.padded_hw)
+    cols = win.im2col(xp, geom)
+    g = rng.standard_normal(cols.shape)
+    back = win.col2im(win.cols_view(g, 3, geom, 2), geom, np.zeros_like(xp))
+    assert np.isclose(np.sum(cols * g), np.sum(xp * back))
+    # one column holds one receptive field: image 1, output (2, 3), taps (a, b) at
+    # rows 2*2 + 2*a, columns 3 + b
+    kh, kw = geom.kernel
+    ho, wo = geom.out_hw
+    col = cols[:, 1 * ho * wo + 2 * wo + 3].reshape(3, kh, kw)
+    np.testing.assert_array_equal(col, xp[1, :, 4:4 + 2 * kh - 1:2, 3:3 + kw])
+
+
+def test_blocks_cover_every_output_row_once_and_respect_the_budget(monkeypatch):
+    geom = win.geometry((224, 224), 3, 1, 1)
+    col_bytes = 64 * 9 * 4
+    for budget in (win.COL_BUDGET_BYTES, 2**20):
+        monkeypatch.setattr(win, "COL_BUDGET_BYTES", budget)
+        plan = list(win.blocks(8, geom, col_bytes))
+        seen = np.zeros((8, 224), int)
+        for n0, n1, r0, r1 in plan:
+            seen[n0:n1, r0:r1] += 1
+            assert (n1 - n0) * (r1 - r0) * 224 * col_bytes <= max(budget, 224 * col_bytes)
+        assert (seen == 1).all()
+
+
+def test_vgg_sized_conv_keeps_the_column_buffer_bounded():
+    # conv1_2 of VGG-16 at batch 8 would need a 925 MB column matrix; blocked, the peak of
+    # the call stays near its output (103 MB) plus one block.
+    import tracemalloc
+    x = np.zeros((8, 64, 224, 224), np.float32)
+    w = np.zeros((64, 64, 3, 3), np.float32)
+    tracemalloc.start()
+    engine.conv2d(x, w, padding=1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < x.nbytes + 2 * win.COL_BUDGET_BYTES
+
+
+# ------------------------------------------------------------------ locally connected
+
+LC_CASES = [
+    (2, 3, 6, 7, 4, 3, 1, 0, 1, "zeros"),
+    (1, 2, 8, 7, 3, (2, 3), 2, 1, 1, "zeros"),
+    (2, 2, 7, 7, 2, 3, 1, 1, 2, "reflect"),
+    (1, 3, 6, 5, 2, 3, (2, 1), (1, 2), 1, "circular"),
+    (2, 2, 5, 5, 3, 1, 1, 0, 1, "zeros"),
+]
+
+
+def _lc_case(case, seed=0):
+    n, c, h, w, co, k, s, p, d, mode = case
+    k2 = (k, k) if isinstance(k, int) else k
+    geom = win.geometry((h, w), k2, s, p, d)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal(geom.out_hw + (co, c) + k2)
+    b = rng.standard_normal((co,) + geom.out_hw)
+    return x, wt, b, dict(stride=s, padding=p, dilation=d, padding_mode=mode)
+
+
+@pytest.mark.parametrize("case", LC_CASES)
+def test_locally_connected_matches_naive(case):
+    x, w, b, kw = _lc_case(case)
+    y = engine.locally_connected2d(x, w, b, **kw)
+    np.testing.assert_allclose(y, locally_connected2d_naive(x, w, b, **kw), rtol=1e-10, atol=1e-10)
+    dy = np.random.default_rng(2).standard_normal(y.shape)
+    for fast, slow in zip(engine.locally_connected2d_backward(dy, x, w, **kw),
+                          locally_connected2d_backward_naive(dy, x, w, **kw)):
+        np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", [LC_CASES[1], LC_CASES[2]])
+def test_locally_connected_gradients_by_finite_differences(case):
+    x, w, b, kw = _lc_case(case, seed=9)
+    x = x[:1].copy()
+    f = engine.locally_connected2d
+    dy = np.random.default_rng(4).standard_normal(f(x, w, b, **kw).shape)
+    dx, dw, db = engine.locally_connected2d_backward(dy, x, w, **kw)
+    assert rel_error(dx, numeric_grad(lambda v: f(v, w, b, **kw), x, dy)) < 1e-7
+    assert rel_error(dw, numeric_grad(lambda v: f(x, v, b, **kw), w, dy)) < 1e-7
+    assert rel_error(db, numeric_grad(lambda v: f(x, w, v, **kw), b, dy)) < 1e-7
+
+
+def test_locally_connected_with_tied_weights_is_a_conv():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 8, 7))
+    k = rng.standard_normal((4, 3, 3, 3))
+    y = engine.conv2d(x, k, stride=2, padding=1)
+    tied = np.broadcast_to(k, y.shape[2:] + k.shape).copy()
+    np.testing.assert_allclose(engine.locally_connected2d(x, tied, stride=2, padding=1), y,
+                               rtol=1e-12)
+
+
+# ------------------------------------------------------------ layer objects, registry
+
+LAYER_CASES = [
+    ("conv2d", dict(out_channels=4, kernel_size=3, stride=2, padding=1), (2, 3, 9, 8)),
+    ("conv2d", dict(out_channels=6, kernel_size=[3, 1], padding="same", groups=3, bias=False,
+                    padding_mode="reflect"), (1, 3, 7, 6)),
+    ("conv2d", dict(out_channels=5, kernel_size=1), (2, 4, 5, 5)),
+    ("conv2d", dict(out_channels=4, kernel_size=3, dilation=2, padding=2,
+                    padding_mode="circular"), (1, 2, 7, 7)),
+    ("locally_connected2d", dict(out_channels=3, kernel_size=3, padding=1), (2, 2, 5, 6)),
+    ("locally_connected2d", dict(out_channels=2, kernel_size=2, stride=2, bias=False),
+     (1, 3, 6, 6)),
+]
+
+
+@pytest.mark.parametrize("type_name,raw,shape", LAYER_CASES)
+def test_layer_objects_agree_with_functional_api_and_registry_shapes(type_name, raw, shape):
+    layer = get(type_name)
+    attrs = layer.normalise(raw)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape)
+    params = {name: rng.standard_normal(s)
+              for name, s in layer.param_shapes([shape], attrs).items()}
+    y, cache = layer.forward([x], params, attrs, RunContext())
+    assert y.shape == layer.output_shape([shape], attrs)
+    fn = getattr(engine, type_name)
+    kw = dict(stride=attrs["stride"], padding=attrs["padding"], dilation=attrs["dilation"],
+              padding_mode=attrs["padding_mode"])
+    if type_name == "conv2d":
+        kw["groups"] = attrs["groups"]
+    np.testing.assert_array_equal(y, fn(x, params["weight"], params.get("bias"), **kw))
+    dy = rng.standard_normal(y.shape)
+    dxs, grads = layer.backward(dy, cache)
+    dx, dw, db = getattr(engine, type_name + "_backward")(dy, x, params["weight"], **kw)
+    np.testing.assert_array_equal(dxs[0], dx)
+    np.testing.assert_array_equal(grads["weight"], dw)
+    assert set(grads) == set(params)
+    if "bias" in params:
+        np.testing.assert_array_equal(grads["bias"], db)
+        assert grads["bias"].shape == params["bias"].shape
+    assert grads["weight"].shape == params["weight"].shape
+
+
+def test_engine_reexports_the_kernels():
+    from archstat.layers import conv
+    for name in conv.__kernels__:
+        assert getattr(engine, name) is getattr(conv, name)
+
+
+@pytest.mark.parametrize("call,field", [
+    (lambda: engine.conv2d(np.zeros((1, 4, 5, 5)), np.zeros((2, 3, 3, 3))), "w"),
+    (lambda: engine.conv2d(np.zeros((1, 4, 5, 5)), np.zeros((2, 2, 3, 3)), groups=3), "w"),
+    (lambda: engine.conv2d(np.zeros((1, 1, 5, 5), int), np.zeros((1, 1, 3, 3))), "x"),
+    (lambda: engine.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3))), None),
+    (lambda: engine.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), stride=0), "stride"),
+    (lambda: engine.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), padding_mode="edge"),
+     "padding_mode"),
+    (lambda: engine.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), stride=2,
+                           padding="same"), "padding"),
+])
+def test_bad_arguments_raise_archstat_error(call, field):
+    with pytest.raises(ArchstatError) as err:
+        call()
+    assert err.value.field == field
