@@ -45,6 +45,11 @@ ENGINE_DTYPES = ("float32", "float64")
 #: ``live`` maps every tensor the executor holds at that moment (read-only)
 Hook = Callable[[str, np.ndarray, Mapping[str, np.ndarray]], None]
 
+#: ``hook(name, dy, pending)``: called after each layer's backward kernel has run (and its
+#: input gradients have been accumulated); ``dy`` is the gradient of that layer's output it
+#: consumed, ``pending`` maps every gradient still waiting for its layer (read-only)
+BackwardHook = Callable[[str, np.ndarray, Mapping[str, np.ndarray]], None]
+
 
 class Executor:
     """Runs a model with fixed weights; keeps the caches of a training pass for backward.
@@ -306,7 +311,7 @@ class Executor:
                 values.pop(member, None)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, dy: Any) -> dict[str, dict[str, np.ndarray]]:
+    def backward(self, dy: Any, hook: BackwardHook | None = None) -> dict[str, dict[str, np.ndarray]]:
         """Backpropagate through the last forward pass that kept its caches.
 
         Parameters
@@ -314,6 +319,9 @@ class Executor:
         dy : array, or {output name: array}
             Gradient of the loss with respect to the output (for several outputs, a dict;
             missing outputs count as zero). E.g. ``softmax_cross_entropy(out, labels)[1]``.
+        hook : callable, optional
+            ``hook(name, dy, pending)`` after each layer, in reverse execution order (see
+            :data:`BackwardHook`); the profiler times layers with it.
 
         Returns
         -------
@@ -356,6 +364,8 @@ class Executor:
             if layer.name in self.params:
                 grads[layer.name] = {k: dparams[k].astype(self.dtype, copy=False)
                                      for k in self.params[layer.name]}
+            if hook is not None:
+                hook(layer.name, g, MappingProxyType(pending))
         self.input_grad = pending.pop(INPUT_NAME)
         return grads
 
