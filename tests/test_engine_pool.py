@@ -1,0 +1,214 @@
+"""The pooling kernels against naive loops (PyTorch's rules: ceil_mode, count_include_pad,
+first-max ties), finite differences, the lecture's numbers and the invariance that conv +
+max pooling adds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from archstat import engine
+from archstat.errors import ArchstatError
+from archstat.layers import RunContext, get
+
+from naive_window import (avg_pool2d_backward_naive, avg_pool2d_naive, global_avg_pool2d_naive,
+                          max_pool2d_backward_naive, max_pool2d_naive, numeric_grad, rel_error)
+
+# (N, C, H, W, kernel, stride, padding, dilation, ceil_mode)
+MAX_CASES = [
+    (2, 3, 8, 8, 2, None, 0, 1, False),
+    (1, 2, 7, 9, 3, 2, 1, 1, False),
+    (2, 2, 7, 9, 3, 2, 1, 1, True),
+    (1, 3, 10, 8, (3, 2), (2, 1), (1, 1), (2, 1), False),
+    (2, 2, 9, 10, 3, 2, 0, 2, True),
+    (1, 2, 6, 7, 2, 2, 1, 1, True),
+    (1, 1, 13, 13, 3, 3, 1, 1, True),
+    (2, 2, 5, 5, 1, 2, 0, 1, False),
+    (1, 2, 11, 6, (4, 2), 3, (2, 1), 1, True),
+]
+
+# (N, C, H, W, kernel, stride, padding, ceil_mode, count_include_pad)
+AVG_CASES = [
+    (2, 3, 8, 8, 2, None, 0, False, True),
+    (1, 2, 7, 9, 3, 2, 1, False, True),
+    (1, 2, 7, 9, 3, 2, 1, False, False),
+    (2, 2, 6, 7, 3, 2, 1, True, True),    # ceil_mode: last window clipped to the padded input
+    (2, 2, 6, 7, 3, 2, 1, True, False),
+    (1, 3, 10, 8, (3, 2), (2, 1), (1, 1), True, True),
+    (1, 2, 5, 8, 2, 3, 1, True, True),
+    (1, 1, 9, 9, (4, 3), 2, (2, 1), True, False),
+]
+
+
+def _x(shape, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    return np.round(x) if ties else x   # rounding makes many equal maxima
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("case", MAX_CASES)
+def test_max_pool_matches_naive(case, ties):
+    n, c, h, w, k, s, p, d, cm = case
+    x = _x((n, c, h, w), ties=ties)
+    y = engine.max_pool2d(x, k, s, p, d, cm)
+    ny, _ = max_pool2d_naive(x, k, s, p, d, cm)
+    np.testing.assert_array_equal(y, ny)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_allclose(engine.max_pool2d_backward(dy, x, k, s, p, d, cm),
+                               max_pool2d_backward_naive(dy, x, k, s, p, d, cm), rtol=1e-12)
+
+
+def test_max_pool_ties_go_to_the_first_maximum_in_window_order():
+    x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])
+    dx = engine.max_pool2d_backward(np.array([[[[5.0]]]]), x, 2)
+    np.testing.assert_array_equal(dx, [[[[0.0, 5.0], [0.0, 0.0]]]])
+    # overlapping windows each send their gradient to their own first maximum
+    x = np.array([[[[2.0, 2.0, 2.0]]]])
+    dx = engine.max_pool2d_backward(np.ones((1, 1, 1, 2)), x, (1, 2), 1)
+    np.testing.assert_array_equal(dx, [[[[1.0, 1.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("case", AVG_CASES)
+def test_avg_pool_matches_naive(case):
+    n, c, h, w, k, s, p, cm, cip = case
+    x = _x((n, c, h, w))
+    y = engine.avg_pool2d(x, k, s, p, cm, cip)
+    np.testing.assert_allclose(y, avg_pool2d_naive(x, k, s, p, cm, cip), rtol=1e-12)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_allclose(engine.avg_pool2d_backward(dy, x.shape, k, s, p, cm, cip),
+                               avg_pool2d_backward_naive(dy, x.shape, k, s, p, cm, cip),
+                               rtol=1e-12)
+
+
+def test_avg_pool_ceil_mode_divisor_by_hand():
+    # 1 x 5 input, kernel 1 x 2, stride 2, no padding, ceil_mode: windows [0,1], [2,3], [4]
+    # (the last runs past the input, which is not padding, so it divides by 1 not 2).
+    x = np.array([[[[1.0, 3.0, 5.0, 7.0, 9.0]]]])
+    np.testing.assert_array_equal(engine.avg_pool2d(x, (1, 2), ceil_mode=True), [[[[2, 6, 9]]]])
+    # with padding 1 and count_include_pad: windows [pad,1]/2, [3,5]/2, [7,9]/2
+    np.testing.assert_array_equal(engine.avg_pool2d(x, (1, 2), padding=(0, 1)),
+                                  [[[[0.5, 4.0, 8.0]]]])
+    np.testing.assert_array_equal(
+        engine.avg_pool2d(x, (1, 2), padding=(0, 1), count_include_pad=False),
+        [[[[1.0, 4.0, 8.0]]]])
+
+
+def test_global_avg_pool_matches_naive_and_its_gradient_spreads_evenly():
+    x = _x((2, 3, 4, 5))
+    y = engine.global_avg_pool2d(x)
+    np.testing.assert_allclose(y, global_avg_pool2d_naive(x), rtol=1e-12)
+    dy = np.random.default_rng(2).standard_normal(y.shape)
+    dx = engine.global_avg_pool2d_backward(dy, x.shape)
+    np.testing.assert_allclose(dx, np.broadcast_to(dy / 20, x.shape), rtol=1e-12)
+    assert rel_error(dx, numeric_grad(engine.global_avg_pool2d, x, dy)) < 1e-8
+
+
+@pytest.mark.parametrize("case", [MAX_CASES[i] for i in (1, 2, 3, 4)])
+def test_max_pool_gradient_by_finite_differences(case):
+    n, c, h, w, k, s, p, d, cm = case
+    x = _x((1, 1, h, w), seed=5)  # distinct values: the max is differentiable there
+    dy = np.random.default_rng(6).standard_normal(engine.max_pool2d(x, k, s, p, d, cm).shape)
+    dx = engine.max_pool2d_backward(dy, x, k, s, p, d, cm)
+    assert rel_error(dx, numeric_grad(lambda v: engine.max_pool2d(v, k, s, p, d, cm), x, dy,
+                                      h=1e-6)) < 1e-7
+
+
+@pytest.mark.parametrize("case", AVG_CASES[1:6])
+def test_avg_pool_gradient_by_finite_differences(case):
+    n, c, h, w, k, s, p, cm, cip = case
+    x = _x((1, 2, h, w), seed=7)
+    f = lambda v: engine.avg_pool2d(v, k, s, p, cm, cip)  # noqa: E731
+    dy = np.random.default_rng(8).standard_normal(f(x).shape)
+    dx = engine.avg_pool2d_backward(dy, x.shape, k, s, p, cm, cip)
+    assert rel_error(dx, numeric_grad(f, x, dy)) < 1e-8
+
+
+def test_lecture_max_pool_of_the_worked_patch_is_200():
+    # Lecture: max(X(0:2, 0:2)) for [[200,150,150],[100,50,100],[25,25,10]] = 200
+    x = np.array([[200, 150, 150], [100, 50, 100], [25, 25, 10]], float)[None, None]
+    assert engine.max_pool2d(x, 3)[0, 0, 0, 0] == 200
+    dx = engine.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 3)
+    assert dx[0, 0, 0, 0] == 1 and dx.sum() == 1   # the gradient goes to the 200 only
+    assert np.isclose(engine.avg_pool2d(x, 3)[0, 0, 0, 0], 810 / 9)
+
+
+def test_float32_in_float32_out():
+    x = _x((1, 2, 6, 6)).astype(np.float32)
+    for y in (engine.max_pool2d(x, 2), engine.avg_pool2d(x, 3, 2, 1, True, False),
+              engine.global_avg_pool2d(x),
+              engine.max_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), x, 2),
+              engine.avg_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), x, 3, 2, 1),
+              engine.global_avg_pool2d_backward(np.ones((1, 2, 1, 1), np.float32), x)):
+        assert y.dtype == np.float32
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16), r=st.integers(0, 1), c=st.integers(0, 1),
+       dr=st.integers(0, 1), dc=st.integers(0, 1), amp=st.floats(0.5, 10))
+def test_conv_then_max_pool_is_invariant_to_a_shift_inside_the_pooling_window(
+        seed, r, c, dr, dc, amp):
+    # Constructed input: one bright pixel on a zero background, a 3x3 conv with positive
+    # weights (padding 1), then 4x4 max pooling with stride 4. The pixel sits at 4*i + 1 or
+    # 4*i + 2 before and after a shift of 0 or 1 pixel, so the conv's 3x3 response (rows
+    # 4*i .. 4*i + 3) stays inside one pooling window: the conv output moves
+    # (equivariance), the pooled output does not (invariance).
+    r, c = min(r, 1 - dr), min(c, 1 - dc)
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.1, 1.0, (2, 1, 3, 3))
+    x = np.zeros((1, 1, 12, 12))
+    x[0, 0, 4 + 1 + r, 8 + 1 + c] = amp
+    xs = np.zeros_like(x)
+    xs[0, 0, 4 + 1 + r + dr, 8 + 1 + c + dc] = amp
+    y, ys = engine.conv2d(x, w, padding=1), engine.conv2d(xs, w, padding=1)
+    if dr or dc:
+        assert not np.allclose(y, ys)
+        np.testing.assert_allclose(np.roll(y, (dr, dc), axis=(2, 3)), ys)
+    np.testing.assert_array_equal(engine.max_pool2d(y, 4), engine.max_pool2d(ys, 4))
+
+
+POOL_LAYERS = [
+    ("max_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), (2, 3, 9, 8)),
+    ("max_pool2d", dict(kernel_size=2), (1, 2, 7, 6)),
+    ("max_pool2d", dict(kernel_size=3, stride=1, dilation=2), (1, 2, 9, 9)),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                        count_include_pad=False), (2, 3, 8, 9)),
+    ("avg_pool2d", dict(kernel_size=[2, 3]), (1, 2, 6, 7)),
+    ("global_avg_pool2d", {}, (2, 4, 5, 3)),
+]
+
+
+@pytest.mark.parametrize("type_name,raw,shape", POOL_LAYERS)
+def test_layer_objects_agree_with_functional_api_and_registry_shapes(type_name, raw, shape):
+    layer = get(type_name)
+    attrs = layer.normalise(raw)
+    x = _x(shape, seed=9)
+    y, cache = layer.forward([x], {}, attrs, RunContext())
+    assert y.shape == layer.output_shape([shape], attrs)
+    dy = np.random.default_rng(10).standard_normal(y.shape)
+    (dx,), grads = layer.backward(dy, cache)
+    assert grads == {} and dx.shape == shape
+    if type_name == "global_avg_pool2d":
+        expected = engine.global_avg_pool2d(x), engine.global_avg_pool2d_backward(dy, x)
+    elif type_name == "max_pool2d":
+        args = (attrs["kernel_size"], attrs["stride"], attrs["padding"], attrs["dilation"],
+                attrs["ceil_mode"])
+        expected = engine.max_pool2d(x, *args), engine.max_pool2d_backward(dy, x, *args)
+    else:
+        args = (attrs["kernel_size"], attrs["stride"], attrs["padding"], attrs["ceil_mode"],
+                attrs["count_include_pad"])
+        expected = engine.avg_pool2d(x, *args), engine.avg_pool2d_backward(dy, x.shape, *args)
+    np.testing.assert_array_equal(y, expected[0])
+    np.testing.assert_array_equal(dx, expected[1])
+
+
+def test_pool_padding_over_half_the_kernel_is_refused_as_in_pytorch():
+    with pytest.raises(ArchstatError) as err:
+        engine.max_pool2d(np.zeros((1, 1, 6, 6)), 2, padding=2)
+    assert err.value.field == "padding"
+
+
+def test_engine_reexports_the_pool_kernels():
+    from archstat.layers import pool
+    for name in pool.__kernels__:
+        assert getattr(engine, name) is getattr(pool, name)
