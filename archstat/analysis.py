@@ -100,14 +100,10 @@ class LivenessPlan:
 
 def liveness(model: Model) -> LivenessPlan:
     """The free-after-last-use plan over ``model.order`` (used by analysis and the engine)."""
-    storage: dict[str, str] = {}
+    storage = model.storage
     last_use: dict[str, int] = {}
     outputs = set(model.outputs)
     for step, layer in enumerate(model.layers()):
-        if layer.inputs and layer.type.shares_input_storage(layer.attrs):
-            storage[layer.name] = storage[layer.inputs[0]]
-        else:
-            storage[layer.name] = layer.name
         for node in (*layer.inputs, layer.name):
             last_use[storage[node]] = step
     for out in outputs:
@@ -204,7 +200,12 @@ class Analysis:
         """Per-layer table (pandas DataFrame, built on first use)."""
         if self._layers is None:
             import pandas as pd
-            self._layers = pd.DataFrame(self._columns, columns=list(self._columns))
+            frame = pd.DataFrame(self._columns, columns=list(self._columns))
+            for key in ADDITIVE:
+                # exact Python ints where a column (or its sum) would overflow int64
+                if self.totals[key] >= 2 ** 63:
+                    frame[key] = pd.Series(self._columns[key], dtype=object)
+            self._layers = frame
         return self._layers
 
     def rows(self) -> list[dict[str, Any]]:

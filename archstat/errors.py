@@ -62,18 +62,38 @@ class ArchstatError(Exception):
     def __str__(self) -> str:
         where = []
         if self.layer is not None:
-            where.append(f"layer '{self.layer}'")
+            where.append(f"layer '{printable(self.layer)}'")
         if self.field is not None:
-            where.append(f"field '{self.field}'")
+            where.append(f"field '{printable(self.field)}'")
         prefix = ""
         if self.file:
-            prefix = f"{self.file}: "
+            prefix = f"{printable(self.file)}: "
         if where:
             prefix += ", ".join(where) + ": "
-        text = prefix + self.message
+        text = prefix + printable(self.message)
         if self.hint:
-            text += f"; {self.hint}"
+            text += f"; {printable(self.hint)}"
         return text
+
+
+def printable(text: object, limit: int = 300) -> str:
+    """One line, control characters escaped, at most ``limit`` characters (messages quote
+    user values, which may be huge or contain newlines)."""
+    text = str(text)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """repr() of a user value, truncated for messages (reprlib caps nested containers too)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    r.maxlist = r.maxtuple = r.maxdict = 6
+    r.maxlevel = 3
+    return printable(r.repr(value), limit)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -55,7 +55,7 @@ class Model:
         self.file = spec.file
         self.args = spec.args
         self.graph = nx.DiGraph(name=spec.name)
-        input_type = registry.get(INPUT_NAME)
+        input_type = registry.get(INPUT_NAME, internal=True)
         self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
         for rec in spec.layers:
             self.graph.add_node(rec.name, layer=Layer(rec.name, rec.type, rec.attrs, rec.inputs),
@@ -66,6 +66,7 @@ class Model:
         self.order = self._topological_order(spec)
         nodes = self.graph.nodes
         self._layers: list[Layer] = [nodes[name]["layer"] for name in self.order]
+        self.storage = self._storage_owners()
         self._check_in_place()
         shapes = self.shapes(batch=1)
         for name, shape in shapes.items():
@@ -84,16 +85,38 @@ class Model:
             raise ArchstatError(f"the layers form a cycle: {path}", file=self.file, layer=cycle[0][1],
                                 field="inputs", hint="a layer's inputs must come from earlier in the graph")
 
+    def _storage_owners(self) -> dict[str, str]:
+        """For each node, the node whose output owns the memory it writes: itself, or, for
+        in-place layers and views, the owner of its first input's storage."""
+        storage: dict[str, str] = {}
+        for layer in self._layers:
+            if layer.inputs and layer.type.shares_input_storage(layer.attrs):
+                storage[layer.name] = storage[layer.inputs[0]]
+            else:
+                storage[layer.name] = layer.name
+        return storage
+
     def _check_in_place(self) -> None:
+        """An in-place layer must be the last reader of the values it overwrites: no layer
+        after it may read that storage's old contents (directly or through a view)."""
+        position = {name: i for i, name in enumerate(self.order)}
+        holders: dict[str, list[str]] = {}  # storage owner -> nodes holding it, in order
         for name in self.order:
-            layer = self.layer(name)
-            if layer.inputs and layer.type.writes_in_place(layer.attrs):
-                src = layer.inputs[0]
-                readers = [r for r in self.graph.successors(src) if r != name]
-                if readers:
-                    raise ArchstatError(f"inplace: true would overwrite '{src}', which {readers[0]!r} "
-                                        "also reads", file=self.file, layer=name, field="inplace",
-                                        hint="set inplace: false")
+            holders.setdefault(self.storage[name], []).append(name)
+        for layer in self._layers:
+            if not (layer.inputs and layer.type.writes_in_place(layer.attrs)):
+                continue
+            here = position[layer.name]
+            for holder in holders[self.storage[layer.name]]:
+                if position[holder] >= here:
+                    break  # later holders carry the new values
+                for reader in self.graph.successors(holder):
+                    if reader != layer.name and position[reader] > here:
+                        via = "" if holder == layer.inputs[0] else f" (through the view '{holder}')"
+                        raise ArchstatError(
+                            f"inplace: true would overwrite '{layer.inputs[0]}', which '{reader}' reads "
+                            f"later{via}", file=self.file, layer=layer.name, field="inplace",
+                            hint="set inplace: false")
 
     def layer(self, name: str) -> Layer:
         """The :class:`Layer` called ``name``."""
@@ -131,6 +154,8 @@ class Model:
 
 def _check_input(shape: Any, label: str) -> tuple[int, ...]:
     from .spec import parse_input_shape
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise ArchstatError(f"expected an input size (C, H, W), got {shape!r}", file=label, field="input_shape")
     return parse_input_shape(list(shape), label)
 
 
@@ -145,6 +170,10 @@ def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[st
     >>> m.graph.nodes["conv1_1"]["shape"]      # doctest: +SKIP
     (64, 224, 224)
     """
+    if not isinstance(source, (str, os.PathLike, Mapping, Model)):
+        raise ArchstatError(f"expected a spec path, a mapping or a Model, got {type(source).__name__}")
+    if isinstance(source, str) and not source.strip():
+        raise ArchstatError("no spec file given", hint="pass a path such as specs/vgg16.yaml")
     if isinstance(source, Model):
         if args:
             raise ArchstatError("args apply when a spec is loaded, not to a built Model", field="args")

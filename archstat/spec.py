@@ -27,6 +27,9 @@ Rules
 * Layer names default to a short alias and a counter (``conv1``, ``relu2``). Inside a
   block instance called ``b``, a layer ``x`` is called ``b.x``, unless its name uses
   ``${name}``, which makes it a sibling of the instance (``conv1_1``, ``conv1_1_relu``).
+  When a layer and a block instance share a name (the instance ``conv1_1`` and its conv
+  named ``${name}``), the name means the layer; name the instance's last layer to mean
+  its output.
 * ``repeat: n`` stacks n copies, each reading the previous one; ``${i}`` is the copy's
   number (1..n); a repeated name without ``${i}`` gets ``_1`` .. ``_n``.
 * ``$var`` as a whole value keeps the argument's type; ``${var}`` inside a string
@@ -46,7 +49,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import ArchstatError, did_you_mean
+from .errors import ArchstatError, did_you_mean, printable, short_repr
 from .layers import registry
 
 TOP_LEVEL_KEYS = ("name", "description", "source", "notes", "input", "accuracy", "args", "blocks", "layers")
@@ -55,8 +58,11 @@ BLOCK_KEYS = ("args", "layers", "description")
 ACCURACY_KEYS = ("top1", "top5", "source", "approximate")
 INPUT_NAME = "input"
 #: refuse specs that would expand beyond this many layers (a typo such as repeat: 10000000)
-MAX_LAYERS = 2_000_000
+MAX_LAYERS = 1_000_000
 MAX_BLOCK_DEPTH = 32
+#: nesting depth and element count of one field value (guards against YAML alias bombs)
+MAX_VALUE_DEPTH = 64
+MAX_VALUE_ITEMS = 100_000
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _REQUIRED_ARG = "required"
@@ -90,8 +96,43 @@ class Spec:
 
 # ------------------------------------------------------------------------ reading
 
-def _yaml_loader():
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, mark: Any):
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+        self.problem_mark = mark
+
+
+class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (the C one when present), refusing duplicate mapping keys:
+    PyYAML would silently keep the last one, losing the first."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark, "found unhashable key",
+                        key_node.start_mark) from None
+                if duplicate:
+                    raise _DuplicateKey(key, key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ArchstatError(f"duplicate key {short_repr(key)} in a JSON object",
+                                hint="each key may appear once; the first value would be lost")
+        out[key] = value
+    return out
 
 
 def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str]:
@@ -100,6 +141,8 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, 
         return source, "<dict>"
     path = Path(source)
     label = str(source)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ArchstatError("not a regular file", file=label, hint="give the path of a .yaml or .json spec")
     if not path.is_file():
         hint = None
         folder = path.parent if str(path.parent) else Path(".")
@@ -116,16 +159,25 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, 
         raise ArchstatError(f"cannot read the file ({exc.__class__.__name__}: {exc})", file=label)
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text), label
+            return json.loads(text, object_pairs_hook=_json_object), label
+        except ArchstatError as exc:
+            raise exc.with_context(file=label)
         except json.JSONDecodeError as exc:
             raise ArchstatError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                                 file=label)
     try:
-        return yaml.load(text, Loader=_yaml_loader()), label
+        return yaml.load(text, Loader=_SpecLoader), label
+    except _DuplicateKey as exc:
+        raise ArchstatError(f"the key {short_repr(exc.key)} appears twice in one mapping at line "
+                            f"{exc.problem_mark.line + 1}", file=label,
+                            hint="each key may appear once; the first value would be lost")
     except yaml.constructor.ConstructorError as exc:
-        tag = getattr(exc, "problem", "") or str(exc)
+        problem = (getattr(exc, "problem", "") or str(exc)).strip()
         line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        raise ArchstatError(f"YAML tags are not allowed in specs{line} ({tag.strip()})", file=label,
+        if "unhashable" in problem:
+            raise ArchstatError(f"a mapping key must be a plain name or number, not a list or "
+                                f"mapping{line}", file=label)
+        raise ArchstatError(f"YAML tags are not allowed in specs{line} ({printable(problem)})", file=label,
                             hint="specs are plain data: write the value itself, without '!!' tags")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -290,7 +342,7 @@ class _Scope:
                 full = scope.local[ref]
                 if full in full_names:      # a layer wins over a block instance of the same name
                     return full
-                return aliases.get(full, full)  # a block instance stands for its last layer
+                return aliases.get(full)    # a block instance stands for its last layer (once built)
             if ref == INPUT_NAME:
                 return scope.block_input
             scope = scope.parent
@@ -314,6 +366,7 @@ class _Expander:
         self.records: list[LayerRecord] = []
         self.by_name: dict[str, LayerRecord] = {}
         self.aliases: dict[str, str] = {}            # block instance name -> its last layer
+        self._size_hints: dict[str, int] = {}
         # (record, references as written, their scope); None as the scope marks the default
         # input, which is already a full name and must not be looked up among local names
         self.pending: list[tuple[LayerRecord, list[str], _Scope | None]] = []
@@ -337,8 +390,9 @@ class _Expander:
                 if full is None and ref == INPUT_NAME:
                     full = INPUT_NAME
                 if full is None:
-                    raise self.error(f"no layer named {ref!r}", record.name, "inputs",
-                                     did_you_mean(ref, scope.visible(self.by_name, self.aliases)))
+                    candidates = [n for n in scope.visible(self.by_name, self.aliases) if n != record.name]
+                    raise self.error(f"no layer named {short_repr(ref)}", record.name, "inputs",
+                                     did_you_mean(ref, candidates))
                 if full == record.name:
                     raise self.error("a layer cannot be its own input", record.name, "inputs")
                 resolved.append(full)
@@ -346,11 +400,11 @@ class _Expander:
         return self.records
 
     # -- one list of entries in one scope; returns the last layer's full name
-    def expand(self, entries: list[Any], scope: _Scope, previous: str) -> str:
+    def expand(self, entries: list[Any], scope: _Scope, previous: str, block: str | None = None) -> str:
         for position, raw in enumerate(entries):
             if not isinstance(raw, Mapping):
                 raise self.error(f"layer #{position + 1} must be a mapping like {{type: conv2d, ...}}, "
-                                 f"got {raw!r}", field="layers")
+                                 f"got {short_repr(raw)}", field=f"blocks.{block}.layers" if block else "layers")
             previous = self.entry(raw, scope, previous, position)
         return previous
 
@@ -362,8 +416,9 @@ class _Expander:
         repeat = substitute(raw.get("repeat", 1), scope.variables, self, where, "repeat")
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
             raise self.error(f"expected a positive integer, got {repeat!r}", where, "repeat")
-        if len(self.records) + repeat > MAX_LAYERS:
-            raise self.error(f"the spec would expand to more than {MAX_LAYERS:,} layers", where, "repeat")
+        if len(self.records) + repeat * self.size_hint(raw, scope.depth) > MAX_LAYERS:
+            raise self.error(f"the spec would expand to more than {MAX_LAYERS:,} layers", where, "repeat",
+                             "check the repeat counts (nested repeats multiply)")
         for key in ("when", "unless"):
             if key in raw:
                 flag = substitute(raw[key], scope.variables, self, where, key)
@@ -379,6 +434,27 @@ class _Expander:
             else:
                 previous = self.layer(raw, scope, variables, previous, inputs, copy, repeat, where)
         return previous
+
+    def size_hint(self, raw: Mapping[str, Any], depth: int = 0) -> int:
+        """A lower bound on the layers one copy of an entry expands to (literal repeats
+        multiply; entries under when/unless and repeats given by variables count once)."""
+        if "block" not in raw:
+            return 1
+        name = raw["block"]
+        if not isinstance(name, str) or name not in self.blocks or depth > MAX_BLOCK_DEPTH:
+            return 1
+        cached = self._size_hints.get(name)
+        if cached is None:
+            self._size_hints[name] = 1  # provisional, in case the block uses itself
+            total = 0
+            for entry in self.blocks[name].get("layers") or []:
+                if not isinstance(entry, Mapping):
+                    continue
+                repeat = entry.get("repeat", 1)
+                repeat = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0 else 1
+                total += (0 if ("when" in entry or "unless" in entry) else repeat * self.size_hint(entry, depth + 1))
+            cached = self._size_hints[name] = max(total, 1)
+        return cached
 
     def name_for(self, raw: Mapping[str, Any], scope: _Scope, variables: dict[str, Any], alias: str,
                  copy: int, repeat: int, where: str) -> tuple[str, str]:
@@ -407,9 +483,12 @@ class _Expander:
 
     def claim(self, full: str, local: str, scope: _Scope, where: str) -> None:
         if full in self.by_name or full in self.aliases or full == INPUT_NAME:
-            raise self.error(f"the name {full!r} is used twice", where, "name",
+            raise self.error(f"the name {short_repr(full)} is used twice", where, "name",
                              "give each layer (or block instance) a unique name")
         scope.local[local] = full
+        if scope.parent is not None and full == scope.sibling_prefix + local:
+            # a ${name} sibling can be named by its short name where it lives, too
+            scope.parent.local.setdefault(local, full)
 
     def layer(self, raw, scope, variables, previous, inputs, copy, repeat, where) -> str:
         try:
@@ -426,6 +505,9 @@ class _Expander:
             raise exc.with_context(file=self.label, layer=full)
         refs = self.input_refs(inputs, previous, variables, full, ltype)
         ref_scope = scope if inputs is not None else None
+        if len(self.records) >= MAX_LAYERS:
+            raise self.error(f"the spec expands to more than {MAX_LAYERS:,} layers", full, "repeat",
+                             "check the repeat counts (nested repeats multiply)")
         record = LayerRecord(full, ltype, attrs, (), len(self.records))
         self.records.append(record)
         self.by_name[full] = record
@@ -480,6 +562,8 @@ class _Expander:
             refs = substitute(inputs, variables, self, full, "inputs")
             if not isinstance(refs, str):
                 raise self.error("a block instance takes one input (a layer name)", full, "inputs")
+            if refs in (local, full):
+                raise self.error("a block instance cannot be its own input", full, "inputs")
             block_input = self.resolve_now(refs, scope, full)
         else:
             block_input = previous
@@ -487,7 +571,7 @@ class _Expander:
         inner = _Scope(prefix=full + ".", variables=dict(args, name=local, **inherited),
                        block_input=block_input, parent=scope, depth=scope.depth + 1,
                        sibling_prefix=full[:len(full) - len(local)])
-        last = self.expand(block["layers"], inner, block_input)
+        last = self.expand(block["layers"], inner, block_input, bname)
         if last == block_input:
             raise self.error(f"block {bname!r} produced no layers (all dropped by when/unless)", full, "block")
         self.aliases[full] = last
@@ -505,8 +589,19 @@ def _variables_in(text: str) -> set[str]:
     return {a or b for a, b in _VAR_RE.findall(text)}
 
 
-def substitute(value: Any, variables: Mapping[str, Any], expander: _Expander, layer: str, field: str) -> Any:
-    """Replace ``$var`` (whole value, type kept) and ``${var}`` (inside text) recursively."""
+def substitute(value: Any, variables: Mapping[str, Any], expander: _Expander, layer: str, field: str,
+               _depth: int = 0, _budget: list[int] | None = None) -> Any:
+    """Replace ``$var`` (whole value, type kept) and ``${var}`` (inside text) recursively.
+
+    Refuses values nested deeper than :data:`MAX_VALUE_DEPTH` or with more than
+    :data:`MAX_VALUE_ITEMS` elements (a YAML alias bomb expands exponentially otherwise).
+    """
+    budget = [MAX_VALUE_ITEMS] if _budget is None else _budget
+    budget[0] -= 1
+    if budget[0] < 0 or _depth > MAX_VALUE_DEPTH:
+        raise expander.error(f"the value is too large or too deeply nested (more than {MAX_VALUE_ITEMS:,} "
+                             f"elements or {MAX_VALUE_DEPTH} levels)", layer, field,
+                             "field values are numbers, names, or short lists of them")
     if isinstance(value, str):
         whole = _VAR_RE.fullmatch(value)
         if whole:
@@ -516,9 +611,9 @@ def substitute(value: Any, variables: Mapping[str, Any], expander: _Expander, la
         return _VAR_RE.sub(lambda m: _format(_lookup(m.group(1) or m.group(2), variables, expander,
                                                      layer, field)), value)
     if isinstance(value, list):
-        return [substitute(v, variables, expander, layer, field) for v in value]
+        return [substitute(v, variables, expander, layer, field, _depth + 1, budget) for v in value]
     if isinstance(value, Mapping):
-        return {k: substitute(v, variables, expander, layer, field) for k, v in value.items()}
+        return {k: substitute(v, variables, expander, layer, field, _depth + 1, budget) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         raise expander.error(f"expected a finite number, got {value!r}", layer, field)
     return value

@@ -143,7 +143,7 @@ CASES = [
          layer="conv1", field="groups"),
     Case("groups-out", spec(conv(out_channels=7, groups=3)), "groups 3 does not divide out_channels 7",
          layer="conv1", field="groups"),
-    # 10 + 0 + 0 - 11 < 0: the output would be empty; the field is checked by an xfail test below
+    # 10 + 0 + 0 - 11 < 0: the output would be empty; the field is checked by a test below
     Case("kernel-larger-than-input", spec(conv(kernel_size=11)), "smaller than the kernel extent 11",
          layer="conv1", field=ANY),
     Case("pool-larger-than-input", spec({"type": "max_pool2d", "kernel_size": 3, "dilation": 5}),
@@ -166,7 +166,7 @@ CASES = [
          "takes at least 2 input(s), got 1", layer="sum", field="inputs"),
     Case("inplace-shared", spec(conv(name="a"), {"name": "r", "type": "relu", "inplace": True},
                                 {"name": "side", "type": "relu", "inputs": "a"}),
-         "would overwrite 'a', which 'side' also reads", layer="r", field="inplace",
+         "would overwrite 'a', which 'side' reads later", layer="r", field="inplace",
          hint="inplace: false"),
     # -- blocks, variables, repeat -----------------------------------------------------------
     Case("unknown-block", spec({"block": "conv_rleu", "name": "b", "out": 8}, blocks=CONV_RELU),
@@ -190,7 +190,7 @@ CASES = [
          field="repeat"),
     Case("repeat-many", spec(conv(name="c", repeat="many")), "got 'many'", layer="c", field="repeat"),
     Case("repeat-huge", spec({"name": "r", "type": "relu", "repeat": 10**12}),
-         "more than 2,000,000 layers", layer="r", field="repeat"),
+         "more than 1,000,000 layers", layer="r", field="repeat"),
     Case("when-not-bool", spec({"name": "r", "type": "relu", "when": "yes"}), "expected true or false",
          layer="r", field="when"),
 ]
@@ -440,8 +440,6 @@ def test_huge_batch_counts_stay_exact_python_ints():
     assert t["macs"] > 2**63 and type(t["macs"]) is int
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Analysis.layers stores counts as int64 when every row fits, "
-                   "so a column sum past 2**63 silently wraps (DataFrame sum != totals)")
 def test_huge_batch_dataframe_column_sums_do_not_overflow():
     # per-layer MACs (4.32e18, 5.76e18, 3.2e17) each fit int64; their sum 1.04e19 does not
     batch = 2_000_000
@@ -452,14 +450,10 @@ def test_huge_batch_dataframe_column_sums_do_not_overflow():
 
 def test_huge_repeat_fails_fast():
     with watchdog(1):
-        with pytest.raises(ArchstatError, match="more than 2,000,000 layers"):
+        with pytest.raises(ArchstatError, match="more than 1,000,000 layers"):
             archstat.load(spec({"type": "relu", "repeat": 10**12}))
 
 
-@pytest.mark.xfail(strict=True, raises=Watchdog,
-                   reason="BUG: the layer limit is checked per entry, so nested repeats (a block "
-                          "repeated 10^4 times, each with repeat 10^3) expand ~2M layers (~45 s, GBs) "
-                          "before failing")
 def test_nested_huge_repeat_fails_fast():
     blocks = {"deep": {"layers": [{"type": "relu", "repeat": 1000}]}}
     with watchdog(1):
@@ -467,10 +461,6 @@ def test_nested_huge_repeat_fails_fast():
             archstat.load(spec({"block": "deep", "repeat": 10000}, blocks=blocks))
 
 
-@pytest.mark.xfail(strict=True, raises=Watchdog,
-                   reason="BUG: YAML aliases are expanded (copied) by ${var} substitution and the "
-                          "whole value is repr'd into the message: a 600-byte 'billion laughs' "
-                          "spec takes minutes and GBs")
 def test_yaml_alias_bomb_fails_fast(write_spec):
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]  # 10^9 leaves
@@ -486,17 +476,12 @@ def test_yaml_alias_bomb_fails_fast(write_spec):
 
 # --------------------------------------------------------- known bugs, documented
 
-@pytest.mark.xfail(strict=True, reason="BUG: 'output would be empty' errors name no field "
-                                       "(should say kernel_size, the field to change)")
 def test_kernel_larger_than_input_names_the_field():
     with pytest.raises(ArchstatError) as info:
         archstat.load(spec(conv(kernel_size=11)))
     assert info.value.field == "kernel_size"
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="BUG: substitute() recurses without a depth limit: a deeply nested value "
-                          "escapes as RecursionError")
 def test_deeply_nested_value_is_an_archstat_error(write_spec):
     path = write_spec("input: [3, 10, 10]\nlayers:\n  - {type: relu, inplace: "
                       + "[" * 3000 + "]" * 3000 + "}\n")
@@ -504,8 +489,6 @@ def test_deeply_nested_value_is_an_archstat_error(write_spec):
         archstat.load(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: keys and field names are put into messages with str(), "
-                                       "not repr(): a key containing a newline gives a 2-line error")
 def test_newline_in_a_key_still_gives_one_line(write_spec, cli):
     path = write_spec('input: [3, 10, 10]\nlayers: [{type: relu}]\n"lay\\ners": 1\n')
     code, out, err = cli("report", path)
@@ -513,8 +496,6 @@ def test_newline_in_a_key_still_gives_one_line(write_spec, cli):
     assert len(err.splitlines()) == 1, err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unhashable YAML key (? [a, b]) is reported as "
-                                       "'YAML tags are not allowed', which is misleading")
 def test_unhashable_yaml_key_message(write_spec):
     path = write_spec("input: [3, 10, 10]\nlayers: [{type: relu}]\n? [a, b]\n: 1\n")
     with pytest.raises(ArchstatError) as info:
@@ -522,8 +503,6 @@ def test_unhashable_yaml_key_message(write_spec):
     assert "tags" not in info.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (loses data): a key given twice in a YAML mapping is "
-                                       "silently dropped (the first 'layers' list vanishes)")
 def test_duplicate_yaml_key_is_an_error(write_spec):
     path = write_spec("input: [3, 10, 10]\nlayers:\n  - {type: conv2d, out_channels: 8, kernel_size: 3}\n"
                       "layers:\n  - {type: relu}\n")
@@ -531,18 +510,12 @@ def test_duplicate_yaml_key_is_an_error(write_spec):
         archstat.load(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the did-you-mean for an unknown input can name the "
-                                       "layer itself, which is then refused as its own input")
 def test_inputs_hint_never_suggests_the_layer_itself():
     with pytest.raises(ArchstatError) as info:
         archstat.load(spec(conv(inputs="conv_1")))   # the conv is called conv1
     assert info.value.hint != "did you mean 'conv1'?"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the inplace check ignores views: an in-place ReLU on a "
-                                       "flatten of 'input' overwrites 'input', which another layer "
-                                       "reads later; the spec is accepted and archstat.run returns "
-                                       "2*relu(x) instead of relu(x) + x")
 def test_inplace_through_a_view_is_refused():
     shared = spec({"name": "f", "type": "flatten"},
                   {"name": "r", "type": "relu", "inplace": True},            # writes over f = input
@@ -552,9 +525,6 @@ def test_inplace_through_a_view_is_refused():
         archstat.load(shared)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="BUG: analyze(input_shape=5) escapes as TypeError ('int' object is not "
-                          "iterable) from graph._check_input instead of ArchstatError")
 def test_bad_input_shape_type_from_the_api():
     model = archstat.load(spec(conv()))
     with pytest.raises(ArchstatError):

@@ -7,11 +7,10 @@ rename a field, change a layer type, rewire inputs, insert garbage, swap list it
 change the input size, nest a value deeply, duplicate an entry. Nothing but ArchstatError
 may escape (no KeyError, TypeError, ValueError, RecursionError, AssertionError...).
 
-Crashes already reported as archstat bugs are recognised by their signature
-(:func:`known_bug`) and each has a minimal reproduction marked ``xfail(strict=True)``
-(below, or in test_errors.py for deep nesting): when a bug is fixed its xfail turns into a failure, and the
-signature should be removed. Any other crash fails the fuzz test with the seed, the
-mutations and the traceback, ready to be minimised.
+The crashes this fuzzer found (a block instance as its own input, ``type: input`` in a
+spec, unbounded nesting) are fixed; their minimal reproductions stay below as
+regression tests. Any crash fails the fuzz test with the seed, the mutations and the
+traceback, ready to be minimised.
 """
 from __future__ import annotations
 
@@ -338,33 +337,8 @@ def mutate(base: dict, rng: random.Random) -> tuple[dict, list[str]]:
     return spec, done
 
 
-# --------------------------------------------------------------- known-bug signatures
-
-def _archstat_frames(exc: BaseException) -> list[str]:
-    """``module.function`` of each archstat frame in the traceback, innermost last."""
-    out = []
-    for frame in traceback.extract_tb(exc.__traceback__):
-        path = frame.filename.replace("\\", "/")
-        if "/archstat/" in path:
-            out.append(path.rsplit("/archstat/", 1)[1].removesuffix(".py").replace("/", ".")
-                       + "." + frame.name)
-    return out
-
-
-def known_bug(exc: BaseException) -> str | None:
-    """The id of an already-reported archstat bug this crash is, or None."""
-    frames = _archstat_frames(exc)
-    if isinstance(exc, KeyError) and "graph._topological_order" in frames:
-        return "block-instance-is-its-own-input"
-    if isinstance(exc, AssertionError) and frames and frames[-1] == "layers.shape.output_shape":
-        return "type-input-in-spec"
-    if isinstance(exc, RecursionError) and any(f.startswith("spec.") for f in frames):
-        return "deep-nesting-recursion"
-    return None
-
-
 def check(spec: Any, via_yaml: bool = False, tmp_path=None) -> tuple[str, BaseException | None]:
-    """Load + analyse (+ render); return ('ok'|'error'|'known:<id>'|'crash', exception)."""
+    """Load + analyse (+ render); return ('ok'|'error'|'crash', exception)."""
     source = spec
     if via_yaml:
         try:
@@ -384,8 +358,7 @@ def check(spec: Any, via_yaml: bool = False, tmp_path=None) -> tuple[str, BaseEx
         assert "\n" not in str(exc) or "\n" in repr(spec)  # one line unless the spec put a newline in
         return "error", exc
     except Exception as exc:  # noqa: BLE001 - the point of the test
-        bug = known_bug(exc)
-        return (f"known:{bug}" if bug else "crash"), exc
+        return "crash", exc
 
 
 # ------------------------------------------------------------------------ the fuzz test
@@ -420,7 +393,7 @@ def test_mutated_specs_through_the_cli(tmp_path, cli):
     for n in range(40):
         spec, done = mutate(BASES[rng.choice(sorted(BASES))], rng)
         outcome, _ = check(spec)
-        if outcome.startswith("known:") or outcome == "crash":
+        if outcome == "crash":
             continue  # crashes are reported by the test above
         path = tmp_path / f"m{n}.yaml"
         try:
@@ -470,12 +443,8 @@ def test_random_layer_fields_raise_only_archstat_error(layers, input_shape):
     assert outcome != "crash", "".join(traceback.format_exception(exc, limit=-4))
 
 
-# ----------------------------------------------- known bugs: minimal reproductions
+# -------------------------------------- fixed crashes: minimal reproductions (regressions)
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="BUG: a block instance whose 'inputs' names itself resolves its block "
-                          "input to its own (layer-less) node; networkx then raises KeyError 'x' "
-                          "(a plain layer gets 'a layer cannot be its own input')")
 def test_bug_block_instance_is_its_own_input():
     spec = {"input": [3, 8, 8], "blocks": {"b": {"layers": [{"type": "relu"}]}},
             "layers": [{"block": "b", "name": "x", "inputs": "x"}]}
@@ -483,9 +452,6 @@ def test_bug_block_instance_is_its_own_input():
         archstat.load(spec)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: registry.get accepts the internal pseudo-type 'input' from a spec; "
-                          "Input.output_shape then raises AssertionError")
 def test_bug_type_input_in_spec():
     with pytest.raises(ArchstatError, match="unknown layer type 'input'"):
         archstat.analyze(archstat.load({"input": [3, 8, 8], "layers": [{"type": "input"}]}))

@@ -42,3 +42,15 @@ def test_default_input_is_not_looked_up_among_the_blocks_own_names():
     model = archstat.load(spec)
     assert model.layer("b.conv1").inputs == ("relu1",)
     assert model.layer("b.relu1").inputs == ("b.conv1",)
+
+
+def test_name_sibling_of_a_nested_block_is_reachable_by_its_short_name():
+    # found by the compact-model specs: a residual block adding the BN of a nested conv-bn
+    spec = {"input": [4, 8, 8], "blocks": {
+        "cb": {"layers": [{"name": "${name}", "type": "conv2d", "out_channels": 4, "kernel_size": 1},
+                          {"name": "${name}_bn", "type": "batch_norm2d"}]},
+        "res": {"layers": [{"block": "cb", "name": "proj"},
+                           {"name": "sum", "type": "add", "inputs": ["input", "proj_bn"]}]}},
+        "layers": [{"block": "res", "name": "r1"}]}
+    model = archstat.load(spec)
+    assert model.layer("r1.sum").inputs == ("input", "r1.proj_bn")

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from ..errors import ArchstatError, did_you_mean, one_of
+from ..errors import ArchstatError, did_you_mean, one_of, short_repr
 
 Shape = tuple[int, ...]
 
@@ -117,7 +117,7 @@ class Field:
             if isinstance(value, str):
                 if value in ("same", "valid"):
                     return value
-                raise ArchstatError(f"expected {self.describe()}, got {value!r}", field=self.name,
+                raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
                                     hint=did_you_mean(value, ("same", "valid")))
             pair = _pair(value)
             if pair is not None and min(pair) >= 0:
@@ -133,11 +133,11 @@ class Field:
         elif kind == "choice":
             if isinstance(value, str) and value in self.choices:
                 return value
-            raise ArchstatError(f"expected {self.describe()}, got {value!r}", field=self.name,
-                                hint=did_you_mean(str(value), self.choices))
+            raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
+                                hint=did_you_mean(str(value)[:100], self.choices))
         else:  # pragma: no cover - a registry bug, caught by the registry test
             raise AssertionError(kind)
-        raise ArchstatError(f"expected {self.describe()}, got {value!r}", field=self.name)
+        raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name)
 
 
 def _is_int(value: Any) -> bool:
@@ -303,15 +303,23 @@ def register(cls: type[LayerType]) -> type[LayerType]:
     return cls
 
 
-def get(type_name: Any) -> LayerType:
-    """Look up a layer type by its spec name; ArchstatError with did-you-mean otherwise."""
+def get(type_name: Any, *, internal: bool = False) -> LayerType:
+    """Look up a layer type by its spec name; ArchstatError with did-you-mean otherwise.
+
+    The model's ``input`` is a registered type but not one a spec may name; only the graph
+    builder asks for it (``internal=True``).
+    """
     _load_families()
-    if not isinstance(type_name, str) or type_name not in _REGISTRY:
-        names = [n for n in _REGISTRY if n != "input"]
+    ltype = _REGISTRY.get(type_name) if isinstance(type_name, str) else None
+    if ltype is None or (ltype.min_inputs == 0 and not internal):
+        names = [n for n, t in _REGISTRY.items() if t.min_inputs > 0]
+        hint = did_you_mean(str(type_name), names)
+        if ltype is not None:
+            hint = "the model's input is implicit: set its size with the top-level 'input' key"
         raise ArchstatError(
-            f"unknown layer type {type_name!r} (known types: {', '.join(sorted(names))})",
-            field="type", hint=did_you_mean(str(type_name), names))
-    return _REGISTRY[type_name]
+            f"unknown layer type {short_repr(type_name)} (known types: {', '.join(sorted(names))})",
+            field="type", hint=hint)
+    return ltype
 
 
 def all_types() -> dict[str, LayerType]:

@@ -59,7 +59,7 @@ def output_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int,
             f"the {axis + ' ' if axis else ''}input size {size} (padded {size + pad_lo + pad_hi}) "
             f"is smaller than the kernel extent {effective_kernel(kernel, dilation)}, "
             f"so the output would be empty",
-            hint="use a larger input, more padding, or a smaller kernel/dilation")
+            field="kernel_size", hint="use a larger input, more padding, or a smaller kernel/dilation")
     if ceil_mode:
         out = ceil_div(span, stride) + 1
         if (out - 1) * stride >= size + pad_lo:
