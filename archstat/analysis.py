@@ -37,6 +37,7 @@ OPTIMIZER_STATE: dict[str, int] = {"sgd": 0, "momentum": 1, "adam": 2}
 COLUMNS: dict[str, str] = {
     "name": "layer name",
     "type": "layer type (registry name)",
+    "family": "layer family: conv, linear, pool, norm, activation, merge or shape",
     "inputs": "names of the layers it reads, in order",
     "output_shape": "output shape with the batch axis (N, C, H, W) or (N, F)",
     "params": "trainable parameters, biases included",
@@ -294,6 +295,7 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
         own_bytes[name] = 0 if shared else elements * size
         cols["name"].append(name)
         cols["type"].append(ltype.name)
+        cols["family"].append(ltype.family)
         cols["inputs"].append(layer.inputs)
         cols["output_shape"].append(out)
         cols["params"].append(params)

@@ -326,7 +326,7 @@ def test_engine_reexports_the_kernels():
     (lambda: engine.conv2d(np.zeros((1, 4, 5, 5)), np.zeros((2, 3, 3, 3))), "w"),
     (lambda: engine.conv2d(np.zeros((1, 4, 5, 5)), np.zeros((2, 2, 3, 3)), groups=3), "w"),
     (lambda: engine.conv2d(np.zeros((1, 1, 5, 5), int), np.zeros((1, 1, 3, 3))), "x"),
-    (lambda: engine.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3))), None),
+    (lambda: engine.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3))), "kernel_size"),
     (lambda: engine.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), stride=0), "stride"),
     (lambda: engine.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), padding_mode="edge"),
      "padding_mode"),

@@ -254,12 +254,10 @@ def alexnet(specs: Path) -> list[Report]:
 
 
 def memory_vs_params(specs: Path) -> list[Report]:
-    from ..layers import get
-
     models, data = [], []
     for title, spec in (("AlexNet", "alexnet.yaml"), ("VGG-16", "vgg16.yaml")):
         a = _analysis(specs, spec)
-        layers = [{"name": r["name"], "family": get(r["type"]).family, "memory": r["activation_bytes"],
+        layers = [{"name": r["name"], "family": r["family"], "memory": r["activation_bytes"],
                    "params": r["params"]} for r in a.rows() if r["activation_bytes"] or r["params"]]
         models.append({"title": title, "layers": layers})
         data += [[title, l["name"], l["family"], l["memory"], l["params"]] for l in layers]
