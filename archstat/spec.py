@@ -125,6 +125,14 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
         return super().construct_mapping(node, deep)
 
 
+# YAML 1.1 (PyYAML) reads 1e-5 as a string: it wants a dot (1.0e-5). Specs follow YAML
+# 1.2 and JSON here, where 1e-5 is a number.
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$""", re.X),
+    list("-+0123456789"))
+
+
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -323,11 +324,13 @@ def complexity_accuracy(specs: Path) -> list[Report]:
     points, data = [], []
     for path in sorted(specs.glob("*.yaml")):
         model = load(path)
+        if model.args.get("aux") is True:
+            model = load(path, {"aux": False})  # auxiliary heads train only: plot the inference network
         acc = model.accuracy
         if not acc or "top1" not in acc:
             continue
         t = analyze(model).totals
-        point = {"label": model.name, "top1": acc["top1"], "params": t["params"], "gmacs": t["macs"] / 1e9,
+        point = {"label": re.sub(r"\s*\(.*?\)", "", model.name), "top1": acc["top1"], "params": t["params"], "gmacs": t["macs"] / 1e9,
                  "approximate": bool(acc.get("approximate", False)), "source": acc.get("source", "")}
         points.append(point)
         data.append([path.name, model.name, t["params"], t["macs"], t["flops"], acc["top1"], acc.get("top5", ""),
@@ -350,7 +353,8 @@ def complexity_accuracy(specs: Path) -> list[Report]:
         "`specs/` that carries a published accuracy. Operations and parameters are computed by "
         "archstat; accuracies come from each spec's `accuracy` metadata (torchvision's published "
         "ImageNet acc@1 where the spec is torchvision's model, the paper's own figure otherwise); "
-        "values marked approximate were read off a figure.", "",
+        "values marked approximate were read off a figure. Auxiliary classifier heads (specs with "
+        "an `aux` argument) are left out: they are used in training only.", "",
         "![top-1 vs operations](complexity_accuracy.png)", "",
         "![accuracy density](accuracy_density.png)", "",
         md_table(["Spec", "Model", "Params", "GMACs", "Top-1 %", "Top-1 per M params", "Accuracy source"],
