@@ -19,12 +19,13 @@ Conventions (see also ``archstat layers``):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import ArchstatError, did_you_mean
-from .graph import Model, load
-from .layers.registry import Shape, numel
+from .graph import Model, load, paused_gc
+from .layers.registry import Shape
 from .spec import INPUT_NAME
 
 #: bytes per element of the dtypes archstat reports in
@@ -266,48 +267,48 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
         A bad argument, or a layer whose shape rule fails at this input size.
     """
     model = load(model)
+    with paused_gc():
+        return _analyze(model, batch, dtype, input_shape, optimizer)
+
+
+def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] | None,
+             optimizer: str) -> Analysis:
     size = itemsize(dtype)
     if optimizer not in OPTIMIZER_STATE:
         raise ArchstatError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZER_STATE)})",
                             field="optimizer", hint=did_you_mean(str(optimizer), OPTIMIZER_STATE))
     shapes = model.shapes(batch, input_shape)
-    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    prod = math.prod
+    elements = {name: prod(shape) for name, shape in shapes.items()}
+    rows: list[tuple[Any, ...]] = []
     own_bytes: dict[str, int] = {}
     transient_grad = 0
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
+        attrs = layer.attrs
         out = shapes[name]
-        ins = [shapes[src] for src in layer.inputs]
-        try:
-            pshapes = ltype.param_shapes(ins, layer.attrs) if ins else {}
-            bshapes = ltype.buffer_shapes(ins, layer.attrs) if ins else {}
-            macs = ltype.macs(ins, out, layer.attrs) if ins else 0
-            flops = ltype.flops(ins, out, layer.attrs) if ins else 0
-        except ArchstatError as exc:
-            raise exc.with_context(file=model.file, layer=name)
-        bias = sum(numel(s) for k, s in pshapes.items() if k == "bias")
-        params = sum(numel(s) for s in pshapes.values())
-        buffers = sum(numel(s) for s in bshapes.values())
-        elements = numel(out)
-        transient_grad = max(transient_grad, (elements + sum(numel(i) for i in ins)) * size)
-        shared = bool(layer.inputs) and ltype.shares_input_storage(layer.attrs)
-        own_bytes[name] = 0 if shared else elements * size
-        cols["name"].append(name)
-        cols["type"].append(ltype.name)
-        cols["family"].append(ltype.family)
-        cols["inputs"].append(layer.inputs)
-        cols["output_shape"].append(out)
-        cols["params"].append(params)
-        cols["weight_params"].append(params - bias)
-        cols["bias_params"].append(bias)
-        cols["buffers"].append(buffers)
-        cols["macs"].append(macs)
-        cols["flops"].append(flops)
-        cols["activations"].append(elements)
-        cols["activation_bytes"].append(own_bytes[name])
-        cols["param_bytes"].append(params * size)
-        cols["buffer_bytes"].append(buffers * size)
+        n_out = elements[name]
+        if layer.inputs:
+            ins = [shapes[src] for src in layer.inputs]
+            try:
+                pshapes = ltype.param_shapes(ins, attrs)
+                buffers = sum(prod(s) for s in ltype.buffer_shapes(ins, attrs).values())
+                macs = ltype.macs(ins, out, attrs)
+                flops = ltype.flops(ins, out, attrs)
+            except ArchstatError as exc:
+                raise exc.with_context(file=model.file, layer=name)
+            params = sum(prod(s) for s in pshapes.values())
+            bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
+            transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
+            own = 0 if ltype.shares_input_storage(attrs) else n_out * size
+        else:
+            params = bias = buffers = macs = flops = 0
+            own = n_out * size
+        own_bytes[name] = own
+        rows.append((name, ltype.name, ltype.family, layer.inputs, out, params, params - bias, bias, buffers,
+                     macs, flops, n_out, own, params * size, buffers * size))
+    cols: dict[str, list[Any]] = dict(zip(COLUMNS, map(list, zip(*rows))))
     peak, during = liveness(model).peak(own_bytes)
     cols["live_bytes"] = [during[n] for n in cols["name"]]
     rfs = receptive_fields(model, shapes)

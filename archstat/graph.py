@@ -11,6 +11,8 @@ Edges run from producer to consumer; ``Layer.inputs`` keeps their order (it matt
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
@@ -21,6 +23,23 @@ from .errors import ArchstatError, did_you_mean
 from .layers import registry
 from .layers.registry import Shape, fmt_shape
 from .spec import INPUT_NAME, Spec, load_spec
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """Pause the cyclic garbage collector while building many small objects.
+
+    Loading and analysis allocate a few objects per layer and create no reference cycles
+    to collect, but CPython's collector still walks every live object each time it runs,
+    which made a 100,000-layer analysis 40% slower per layer than a 1,000-layer one.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -178,4 +197,5 @@ def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[st
         if args:
             raise ArchstatError("args apply when a spec is loaded, not to a built Model", field="args")
         return source
-    return Model(load_spec(source, args))
+    with paused_gc():
+        return Model(load_spec(source, args))

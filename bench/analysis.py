@@ -1,0 +1,71 @@
+"""How fast is symbolic analysis? (run by hand: python bench/analysis.py)
+
+1. ResNet-152 (515 layers): archstat.analyze time (median of many calls) and the whole
+   `archstat report specs/resnet152.yaml` process, against what the peer tools need
+   (they run the model: 0.1-0.3 s for ResNet-152 on this machine, perf-anchors.md).
+2. Generated residual graphs of 1,000 to 100,000 layers: load and analyze times, and the
+   time per layer, which stays flat when the growth is linear.
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import archstat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def residual_spec(blocks: int) -> dict:
+    """A ResNet-like chain: stem, `blocks` bottlenecks (10 layers each), head."""
+    conv = lambda name, c, k, **kw: {"name": name, "type": "conv2d", "out_channels": c, "kernel_size": k,
+                                     "padding": k // 2, "bias": False, **kw}
+    block = {"layers": [conv("c1", 64, 1), {"name": "b1", "type": "batch_norm2d"},
+                        {"name": "r1", "type": "relu", "inplace": True},
+                        conv("c2", 64, 3), {"name": "b2", "type": "batch_norm2d"},
+                        {"name": "r2", "type": "relu", "inplace": True},
+                        conv("c3", 256, 1), {"name": "b3", "type": "batch_norm2d"},
+                        {"name": "add", "type": "add", "inputs": ["b3", "input"]},
+                        {"name": "r", "type": "relu", "inplace": True}]}
+    return {"name": f"residual-{blocks}", "input": [3, 56, 56], "blocks": {"bottleneck": block},
+            "layers": [conv("stem", 256, 3), {"block": "bottleneck", "repeat": blocks},
+                       {"type": "global_avg_pool2d"}, {"type": "flatten"},
+                       {"type": "linear", "out_features": 1000}]}
+
+
+def main() -> None:
+    model = archstat.load(ROOT / "specs" / "resnet152.yaml")
+    t_an = timed(lambda: archstat.analyze(model), 50)
+    t_load = timed(lambda: archstat.load(ROOT / "specs" / "resnet152.yaml"), 10)
+    cmd = [sys.executable, "-m", "archstat", "report", str(ROOT / "specs" / "resnet152.yaml")]
+    t_proc = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL), 5)
+    print(f"ResNet-152 ({len(model)} layers)")
+    print(f"  archstat.analyze            {t_an * 1e3:8.2f} ms   (target < 5 ms)")
+    print(f"  archstat.load (parse+build) {t_load * 1e3:8.2f} ms")
+    print(f"  `archstat report` process   {t_proc * 1e3:8.0f} ms   (target < 1 s; peers need 100-300 ms "
+          f"just to run the model)")
+    print()
+    print(f"{'layers':>8}  {'load ms':>9}  {'analyze ms':>10}  {'analyze us/layer':>16}")
+    for blocks in (100, 1_000, 10_000):
+        spec = residual_spec(blocks)
+        t0 = time.perf_counter()
+        m = archstat.load(spec)
+        t_load = time.perf_counter() - t0
+        t = timed(lambda: archstat.analyze(m), 3 if blocks < 10_000 else 1)
+        print(f"{len(m):>8,}  {t_load * 1e3:9.0f}  {t * 1e3:10.1f}  {t / len(m) * 1e6:16.2f}")
+
+
+if __name__ == "__main__":
+    main()
