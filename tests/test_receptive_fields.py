@@ -1,0 +1,121 @@
+"""Receptive fields: the analysis' recurrences against brute force and published values.
+
+The analysis walks the recurrences of Araujo, Norris & Sim (Distill 2019). Here they are
+checked against (1) an independent index computation on every shipped spec: the set of
+input coordinates one output pixel depends on, collected backwards through the DAG one
+window at a time (padding coordinates included, as the theoretical field counts them);
+(2) the engine: the nonzero region of the gradient of one output pixel with respect to
+the input, on graphs where no ReLU or max pool can hide part of the field; and (3) the
+published VGG-16 figure.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import archstat
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted(p.name for p in (ROOT / "specs").glob("*.yaml"))
+
+
+def brute_force_field(model, shapes, target: str, axis: int) -> tuple[int, float]:
+    """(size, centre) along ``axis`` (0: height, 1: width) of the input coordinates that
+    output index 0 of ``target`` depends on, by set propagation (no recurrences)."""
+    needed: dict[str, set[int]] = {target: {0}}
+    for layer in reversed(list(model.layers())):
+        name = layer.name
+        if name not in needed or not layer.inputs:
+            continue
+        out_idx = needed[name]
+        window = layer.type.window([shapes[s] for s in layer.inputs], layer.attrs)
+        if window is None:
+            in_idx = set(out_idx)
+        else:
+            k, s, p, d = (window.kernel[axis], window.stride[axis], window.padding[axis],
+                          window.dilation[axis])
+            in_idx = {o * s - p + j * d for o in out_idx for j in range(k)}
+        for src in layer.inputs:
+            needed.setdefault(src, set()).update(in_idx)
+    idx = needed["input"]
+    return max(idx) - min(idx) + 1, (max(idx) + min(idx)) / 2
+
+
+def spatial_targets(model, shapes, limit: int = 12) -> list[str]:
+    """Up to ``limit`` layers spread over the graph whose output is still an image."""
+    names = [n for n in model.order[1:] if len(shapes[n]) == 4]
+    step = max(1, len(names) // limit)
+    return names[::step][:limit] + names[-1:]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_recurrences_match_brute_force_on_every_spec(spec):
+    model = archstat.load(ROOT / "specs" / spec)
+    shapes = model.shapes(1)
+    rows = {r["name"]: r for r in archstat.analyze(model).rows()}
+    for target in spatial_targets(model, shapes):
+        for axis in (0, 1):
+            size, centre = brute_force_field(model, shapes, target, axis)
+            row = rows[target]
+            assert row["rf_size"][axis] == size, (spec, target, axis)
+            assert row["rf_offset"][axis] == pytest.approx(centre), (spec, target, axis)
+
+
+def test_vgg16_pool5_matches_distill():
+    # Araujo, Norris & Sim, Distill 2019 (receptive_fields.csv, vgg_16/pool5 at 224): size 212,
+    # effective stride 32, effective padding 90; effective padding = (size - 1) / 2 - offset
+    row = next(r for r in archstat.analyze(ROOT / "specs" / "vgg16.yaml").rows() if r["name"] == "pool5")
+    assert row["rf_size"] == (212, 212) and row["rf_stride"] == (32, 32)
+    assert (row["rf_size"][0] - 1) / 2 - row["rf_offset"][0] == 90
+
+
+def test_engine_gradient_of_one_pixel_covers_exactly_the_field():
+    # no ReLU or max pool (which would zero part of the gradient); positive weights, so every
+    # input pixel in the field contributes; two branches of different reach joined by concat
+    spec = {"input": [2, 41, 41], "layers": [
+        {"name": "a", "type": "conv2d", "out_channels": 3, "kernel_size": 3, "padding": 1},
+        {"name": "b", "type": "conv2d", "out_channels": 3, "kernel_size": 3, "dilation": 2, "stride": 2},
+        {"name": "pool", "type": "avg_pool2d", "kernel_size": 2},
+        {"name": "wide", "type": "conv2d", "out_channels": 2, "kernel_size": [5, 3], "padding": [2, 1],
+         "inputs": "pool"},
+        {"name": "narrow", "type": "conv2d", "out_channels": 2, "kernel_size": 1, "inputs": "pool"},
+        {"name": "cat", "type": "concat", "inputs": ["wide", "narrow"]}]}
+    model = archstat.load(spec)
+    rows = {r["name"]: r for r in archstat.analyze(model).rows()}
+    ex = archstat.Executor(model, dtype="float64")
+    for params in ex.params.values():
+        for w in params.values():
+            np.abs(w, out=w)
+            w += 0.1
+    x = np.ones((1, 2, 41, 41))
+    out = ex.forward(x, keep_cache=True)
+    i, j = out.shape[2] // 2, out.shape[3] // 2        # a pixel whose field lies inside the image
+    dy = np.zeros_like(out)
+    dy[0, :, i, j] = 1.0
+    ex.backward(dy)
+    hit = np.argwhere(np.abs(ex.input_grad[0]).sum(axis=0) > 0)
+    rf = rows["cat"]
+    for axis, centre_index in ((0, i), (1, j)):
+        lo, hi = hit[:, axis].min(), hit[:, axis].max()
+        assert hi - lo + 1 == rf["rf_size"][axis]
+        # the field of output index n is centred at offset + n * stride
+        assert (lo + hi) / 2 == rf["rf_offset"][axis] + centre_index * rf["rf_stride"][axis]
+
+
+def test_unaligned_merge_is_flagged():
+    # a 3x3 conv with padding 1 is centred on its pixel (offset 0); a 2x2 conv with 'same'
+    # padding pads only after (PyTorch), so its field is centred half a pixel later
+    spec = {"input": [1, 16, 16], "layers": [
+        {"name": "odd", "type": "conv2d", "out_channels": 1, "kernel_size": 3, "padding": 1},
+        {"name": "even", "type": "conv2d", "out_channels": 1, "kernel_size": 2, "padding": "same",
+         "inputs": "input"},
+        {"name": "sum", "type": "add", "inputs": ["odd", "even"]},
+        {"name": "same", "type": "add", "inputs": ["odd", "odd"]}]}
+    rows = {r["name"]: r for r in archstat.analyze(spec).rows()}
+    assert rows["even"]["rf_offset"] == (0.5, 0.5)
+    assert rows["sum"]["rf_aligned"] is False
+    assert rows["same"]["rf_aligned"] is True
+    # the union of [-1, 1] and [0, 1]: 3 pixels centred at 0
+    assert rows["sum"]["rf_size"] == (3, 3) and rows["sum"]["rf_offset"] == (0.0, 0.0)
