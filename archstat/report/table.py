@@ -42,6 +42,10 @@ def _bytes(n: int) -> str:
     return human_bytes(n) if n else "-"
 
 
+def _rf(value) -> str:
+    return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
+
+
 LAYER_COLUMNS = (
     Column("name", "Layer", str, "<"),
     Column("type", "Type", str, "<"),
@@ -52,6 +56,8 @@ LAYER_COLUMNS = (
     Column("flops", "FLOPs", _human),
     Column("activations", "Activations", _human),
     Column("activation_bytes", "Memory", _bytes),
+    Column("rf_size", "RF", _rf),
+    Column("rf_stride", "RF stride", _rf),
 )
 
 
@@ -61,9 +67,24 @@ def _is_chain(analysis: Analysis) -> bool:
     return all(r["inputs"] == (prev["name"],) for prev, r in zip(rows, rows[1:]))
 
 
+def _inputs_cell(inputs: tuple[str, ...], previous: str | None, width: int = 36) -> str:
+    """Inputs as read in a table: blank when the layer reads the row above, else the names,
+    abbreviated past ``width`` characters."""
+    if inputs == (previous,) or not inputs:
+        return ""
+    text = ", ".join(inputs)
+    if len(text) <= width:
+        return text
+    return f"{inputs[0]} (+{len(inputs) - 1} more)" if len(inputs) > 1 else inputs[0]
+
+
 def _layer_table(analysis: Analysis) -> tuple[list[str], list[str], list[list[str]], list[str]]:
     cols = [c for c in LAYER_COLUMNS if not (c.key == "inputs" and _is_chain(analysis))]
-    body = [[c.fmt(row[c.key]) for c in cols] for row in analysis.rows()]
+    body, previous = [], None
+    for row in analysis.rows():
+        body.append([_inputs_cell(row["inputs"], previous) if c.key == "inputs" else c.fmt(row[c.key])
+                     for c in cols])
+        previous = row["name"]
     t = analysis.totals
     total_values = {"name": "Total", "params": _count(t["params"]), "macs": _human(t["macs"]),
                     "flops": _human(t["flops"]), "activations": _human(t["activations"]),
@@ -194,9 +215,12 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         lines = [_title(analysis)]
         if m.source:
             lines += textwrap.wrap(f"source: {m.source}", width=100, subsequent_indent="        ")
+        if m.notes:
+            lines += textwrap.wrap(f"notes: {m.notes}", width=100, subsequent_indent="       ")
         lines += ["", text_table(headers, aligns, body, total), ""]
         lines += [f"{k:<{width}}  {v}" for k, v in summary]
-        lines.append("Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes.")
+        lines.append("Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes. RF: receptive field "
+                     "in input pixels; RF stride: input pixels between neighbouring outputs.")
         return "\n".join(lines) + "\n"
     if fmt == "md":
         lines = [f"# {m.name}", ""]
@@ -205,6 +229,8 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         lines += [f"Input {shape_str(analysis.input_shape)}, batch {analysis.batch}, {analysis.dtype}."]
         if m.source:
             lines += ["", f"Source: {m.source}"]
+        if m.notes:
+            lines += ["", f"Notes: {m.notes}"]
         lines += ["", md_table(headers, aligns, body, total), ""]
         lines += [f"- **{k}**: {v}" for k, v in summary]
         lines += ["", "Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes."]
@@ -215,6 +241,8 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
             parts.append(f"<p>{html.escape(m.description)}</p>")
         parts.append(f'<p class="meta">Input {shape_str(analysis.input_shape)}, batch {analysis.batch}, '
                      f"{analysis.dtype}.{(' Source: ' + html.escape(m.source)) if m.source else ''}</p>")
+        if m.notes:
+            parts.append(f'<p class="meta">Notes: {html.escape(m.notes)}</p>')
         parts.append(_html_table(headers, aligns, body, total))
         parts.append("<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
                                       for k, v in summary) + "</dl>")
