@@ -192,6 +192,26 @@ def test_col2im_is_the_adjoint_of_im2col():
     np.testing.assert_array_equal(col, xp[1, :, 4:4 + 2 * kh - 1:2, 3:3 + kw])
 
 
+@pytest.mark.parametrize("args", [((9, 8), 3, 1, 1, 1), ((9, 8), (3, 2), (2, 1), (1, 2), (2, 1)),
+                                  ((7, 7), 5, 3, 4, 1), ((6, 9), 1, 2, 0, 1)])
+def test_col2im_unpadded_is_col2im_then_cropping_the_zero_padding(args):
+    geom = win.geometry(*args)
+    rng = np.random.default_rng(12)
+    dcols = rng.standard_normal((2, 3) + geom.out_hw + geom.kernel)
+    (t, _), (l, _) = geom.full_pads
+    padded = win.col2im(dcols, geom, np.zeros((2, 3) + geom.padded_hw))
+    h, w = geom.in_hw
+    np.testing.assert_allclose(
+        win.col2im_unpadded(dcols, geom, np.zeros((2, 3) + geom.in_hw)),
+        padded[..., t:t + h, l:l + w], rtol=1e-12)
+    # by blocks of rows, accumulating
+    dx = np.zeros((2, 3) + geom.in_hw)
+    for r0 in range(0, geom.out_hw[0], 2):
+        r1 = min(r0 + 2, geom.out_hw[0])
+        win.col2im_unpadded(dcols[:, :, r0:r1], geom, dx, (0, 2, r0, r1))
+    np.testing.assert_allclose(dx, padded[..., t:t + h, l:l + w], rtol=1e-12)
+
+
 def test_blocks_cover_every_output_row_once_and_respect_the_budget(monkeypatch):
     geom = win.geometry((224, 224), 3, 1, 1)
     col_bytes = 64 * 9 * 4

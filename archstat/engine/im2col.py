@@ -270,6 +270,38 @@ def col2im(dcols: np.ndarray, geom: Geometry, dxp: np.ndarray,
     return dxp
 
 
+def _taps_inside(o0: int, o1: int, offset: int, stride: int, pad: int, size: int):
+    """Output indices ``i`` in ``[o0, o1)`` whose tap ``i*stride + offset - pad`` is inside the
+    input ``[0, size)``: ``(first, last, input index of first)``."""
+    first = max(o0, -(-(pad - offset) // stride))
+    last = min(o1, (size - 1 - offset + pad) // stride + 1)
+    return first, max(first, last), first * stride + offset - pad
+
+
+def col2im_unpadded(dcols: np.ndarray, geom: Geometry, dx: np.ndarray,
+                    block: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """:func:`col2im` followed by the adjoint of zero padding, in one pass: add
+    ``dcols[n, c, i, j, a, b]`` into the *unpadded* gradient ``dx`` (N, C, H, W) in place,
+    dropping the taps that fell on zero padding (their gradient goes nowhere). Saves
+    zeroing, adding into and cropping a padded array (``bench/engine.py``)."""
+    n0, n1, r0, r1 = block or (0, dx.shape[0], 0, geom.out_hw[0])
+    (t, _), (l, _) = geom.full_pads
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    h, w = geom.in_hw
+    kh, kw = geom.kernel
+    for a in range(kh):
+        fi, li, ri = _taps_inside(r0, r1, a * dh, sh, t, h)
+        if li == fi:
+            continue
+        for b in range(kw):
+            fj, lj, rj = _taps_inside(0, geom.out_hw[1], b * dw, sw, l, w)
+            if lj == fj:
+                continue
+            target = dx[n0:n1, :, ri:ri + (li - fi - 1) * sh + 1:sh, rj:rj + (lj - fj - 1) * sw + 1:sw]
+            np.add(target, dcols[:, :, fi - r0:li - r0, fj:lj, a, b], out=target)
+    return dx
+
+
 def cols_view(cols: np.ndarray, c: int, geom: Geometry, n: int) -> np.ndarray:
     """Columns ``(C*kH*kW, n*rows*W_out)`` (as :func:`im2col` orders them) seen as
     ``(n, C, rows, W_out, kH, kW)``, the index order of :func:`windows` and :func:`col2im`."""
@@ -306,21 +338,6 @@ def padded_block(x: np.ndarray, geom: Geometry, block: tuple[int, int, int, int]
     band[:, :, a - lo:b - lo, l + w:] = fill
     band[:, :, a - lo:b - lo, l:l + w] = x[n0:n1, :, a:b]
     return band
-
-
-def padded_block_backward(dband: np.ndarray, geom: Geometry, block: tuple[int, int, int, int],
-                          dx: np.ndarray) -> np.ndarray:
-    """Adjoint of :func:`padded_block`: add the block's real rows into ``dx`` (in place)."""
-    n0, n1, r0, _ = block
-    h, w = geom.in_hw
-    (t, _), (l, _) = geom.full_pads
-    rows = dband.shape[2]
-    lo = r0 * geom.stride[0] - t
-    a, b = max(lo, 0), min(lo + rows, h)
-    if b > a:
-        target = dx[n0:n1, :, a:b]
-        np.add(target, dband[:, :, a - lo:b - lo, l:l + w], out=target)
-    return dx
 
 
 def blocks(n: int, geom: Geometry, col_bytes: int) -> Iterator[tuple[int, int, int, int]]:

@@ -285,8 +285,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     dy: (N, C_out, H_out, W_out). ``db`` is ``dy`` summed over (N, H_out, W_out) (return it
     or ignore it when the conv has no bias). Per column block, with the forward's columns
     rebuilt (so nothing the size of the columns is cached between passes):
-    ``dW += dY_blk @ cols^T`` and ``dcols = W^T @ dY_blk``, then col2im and the padding's
-    adjoint (:func:`archstat.engine.im2col.pad_backward`).
+    ``dW += dY_blk @ cols^T`` and ``dcols = W^T @ dY_blk``, then col2im; with zero padding
+    straight into dx (:func:`archstat.engine.im2col.col2im_unpadded`), with the other modes
+    into a padded gradient folded back by :func:`archstat.engine.im2col.pad_backward`.
     """
     x, w, _, g = _conv_args(x, w, None, groups, padding_mode)
     dy = win.check_array(dy, "dy", 4, x.dtype)
@@ -299,40 +300,36 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     cog = c_out // g
     wm = w.reshape(g, cog, -1)
     wt = wm.transpose(0, 2, 1)
-    db = dy.sum(axis=(0, 2, 3))
     if geom.is_pointwise:
+        db = dy.sum(axis=(0, 2, 3))
         dyv = dy.reshape(n, g, cog, ho * wo)
         xv = x.reshape(n, g, c // g, ho * wo)
         dw = np.matmul(dyv, xv.transpose(0, 1, 3, 2)).sum(axis=0)
         dx = np.matmul(wt, dyv).reshape(x.shape)
         return dx, dw.reshape(w.shape), db
     dw = np.zeros(wm.shape, x.dtype)
-    if padding_mode == "zeros":
+    db = np.zeros((g, cog), x.dtype)
+    if padding_mode == "zeros":   # col2im straight into dx: no padded gradient to crop
         dx = np.zeros(x.shape, x.dtype)
     else:
         dxp = np.zeros((n, c) + geom.padded_hw, x.dtype)
-    dband = None
-    for block, local, cols, src in _column_blocks(x, geom, g, padding_mode):
+    for block, _, cols, _ in _column_blocks(x, geom, g, padding_mode):
         n0, n1, r0, r1 = block
         if n1 - n0 == 1:
             dyb = dy[n0].reshape(g, cog, ho * wo)[:, :, r0 * wo:r1 * wo]
         else:
             dyb = dy[n0:n1].reshape(n1 - n0, g, cog, ho * wo).transpose(1, 2, 0, 3)
             dyb = dyb.reshape(g, cog, -1)
+        db += dyb.sum(axis=-1)   # while the block is in cache
         dw += np.matmul(dyb, cols.transpose(0, 2, 1))
         dcols = win.cols_view(np.matmul(wt, dyb), c, geom, n1 - n0)
-        if padding_mode == "zeros":  # col2im into the block's padded band, then fold it
-            if dband is None:
-                dband = np.empty(src.size, x.dtype)
-            band = dband[:src.size].reshape(src.shape)
-            band[...] = 0
-            win.col2im(dcols, geom, band, local)
-            win.padded_block_backward(band, geom, block, dx)
+        if padding_mode == "zeros":
+            win.col2im_unpadded(dcols, geom, dx, block)
         else:
             win.col2im(dcols, geom, dxp, block)
     if padding_mode != "zeros":
         dx = win.pad_backward(dxp, geom.full_pads, padding_mode)
-    return dx, dw.reshape(w.shape), db
+    return dx, dw.reshape(w.shape), db.reshape(c_out)
 
 
 def _lc_args(x, w, b, padding_mode):
