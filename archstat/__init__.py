@@ -17,7 +17,7 @@ from .graph import Layer, Model, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "load", "run",
+__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "load", "profile", "run",
            "__version__"]
 
 
@@ -26,4 +26,7 @@ def __getattr__(name: str):
     if name in ("run", "backward", "Executor"):
         from .engine import executor
         return getattr(executor, name)
+    if name == "profile":  # the profiler (and the engine it drives) loads only when asked for
+        from .profiling import profile
+        return profile
     raise AttributeError(f"module 'archstat' has no attribute {name!r}")

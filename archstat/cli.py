@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,8 @@ examples:
   archstat layers                                       every layer type and how it is counted
   archstat graph specs/resnet50.yaml -o resnet50.png    draw the DAG (or export DOT)
   archstat reproduce                                    regenerate the classic tables into reports/
+  archstat profile specs/alexnet.yaml --backward        measured time per layer, roofline, memory
+  archstat sweep specs/resnet18.yaml --batch 1 2 4 8    time per image and memory vs batch size
 
 Conventions: tensors are NCHW; a MAC is one multiply-accumulate of conv or linear layers;
 FLOPs are 2 per MAC plus each layer's elementwise work (see 'archstat layers').""",
@@ -61,6 +64,39 @@ examples:
 Writes VGG Table 2, the CS231n VGG-16 table with its totals reconciled, the AlexNet layer
 table, why convolution, complexity vs accuracy (Canziani et al. 2016) and their figures,
 each with published vs computed numbers and sources, indexed by README.md.""",
+    "calibrate": """\
+examples:
+  archstat calibrate                      measure this machine once: GEMM GFLOP/s, memory GB/s
+  archstat calibrate --quick --dtype float32
+  archstat calibrate --show --format json print the cached calibration (measures nothing)
+
+The GEMM peak is the best np.matmul rate on a large square product (2 n^3 FLOPs); the
+memory bandwidth the best np.copyto rate (bytes read + written). They are the roofs of
+'archstat profile'. Cached under $XDG_CACHE_HOME/archstat (~/.cache/archstat), one file
+per machine (CPU, cores, BLAS and its threads, NumPy version).""",
+    "profile": """\
+examples:
+  archstat profile specs/alexnet.yaml --batch 8 --repeat 5 --warmup 1 --backward
+  archstat profile specs/vgg16.yaml --format csv -o vgg16_profile.csv --plot vgg16_profile.png
+  archstat profile specs/lenet5.yaml --dtype float64 -q
+  archstat profile specs/alexnet.yaml specs/vgg16.yaml specs/resnet18.yaml --plot ops.png
+                                          several models: MACs vs measured time, linear fit and R^2
+
+Each layer's forward (and with --backward, backward) time is the median over the repeats,
+with min-max beside; GFLOP/s = the analysis' FLOPs / time; FLOP/B = FLOPs / the minimum
+bytes moved (inputs + weights + output); the roofline (calibrated GEMM peak and memory
+bandwidth, see 'archstat calibrate') says whether a layer is compute- or memory-bound.
+Peak memory is measured with tracemalloc on one untimed pass, beside the analysis'
+prediction. --plot FILE.png writes FILE.png (time per layer), FILE_roofline.png and
+FILE_ops.png (MACs vs time); with several specs, FILE.png is MACs vs time across models.
+Ctrl-C stops cleanly and prints what was measured (exit 130).""",
+    "sweep": """\
+examples:
+  archstat sweep specs/resnet18.yaml --batch 1 2 4 8 16
+  archstat sweep specs/alexnet.yaml --backward --plot alexnet_sweep.png
+  archstat sweep specs/vgg16.yaml --batch 1 2 4 --format csv -o vgg16_sweep.csv
+
+Every batch size is checked against --memory-limit before anything runs.""",
     "layers": """\
 examples:
   archstat layers                    fields and counting rule of every layer type
@@ -127,6 +163,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--specs", default="specs", metavar="DIR", help="folder of specs (default specs/)")
     p.add_argument("--no-figures", dest="figures", action="store_false", help="write the text reports only")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("calibrate", help="measure this machine's GEMM GFLOP/s and memory GB/s (cached)",
+                       description="Measure the roofs of the profiler: the best np.matmul GFLOP/s and "
+                                   "np.copyto GB/s on this machine, and cache them.",
+                       epilog=_EXAMPLES["calibrate"], formatter_class=_formatter)
+    p.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=("float32", "float64"),
+                   help="GEMM peaks to measure (default: both)")
+    p.add_argument("--quick", action="store_true", help="smaller matrices, fewer runs (what profile does "
+                                                        "when nothing is cached)")
+    p.add_argument("--show", action="store_true", help="print the cached calibration; measure nothing")
+    _output_options(p, ("table", "json"))
+    _quiet_option(p)
+    p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser("profile", help="measured time per layer, GFLOP/s, roofline and peak memory",
+                       description="Run a spec through the NumPy engine and time every layer; compare "
+                                   "with the analysis and the calibrated roofs.",
+                       epilog=_EXAMPLES["profile"], formatter_class=_formatter)
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="architecture spec(s) (YAML or JSON)")
+    _run_options(p)
+    p.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
+    p.add_argument("--repeat", "-r", type=_positive_int, default=5, metavar="N",
+                   help="timed passes; times are their median (default 5)")
+    p.add_argument("--no-memory", dest="memory", action="store_false",
+                   help="skip the untimed tracemalloc pass that measures peak memory")
+    _output_options(p, ("table", "md", "csv", "json", "html"))
+    p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("sweep", help="time per image and peak memory against batch size",
+                       description="Profile one spec at several batch sizes (the same weights).",
+                       epilog=_EXAMPLES["sweep"], formatter_class=_formatter)
+    p.add_argument("spec", help="architecture spec (YAML or JSON)")
+    _run_options(p)
+    p.add_argument("--batch", "-b", type=_positive_int, nargs="+", default=[1, 2, 4, 8, 16], metavar="N",
+                   help="batch sizes (default 1 2 4 8 16)")
+    p.add_argument("--repeat", "-r", type=_positive_int, default=3, metavar="N",
+                   help="timed passes per batch size (default 3)")
+    _output_options(p, ("table", "md", "csv", "json", "html"))
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("layers", help="list every layer type, its fields and counting rule",
                        description="Print the layer registry: fields, defaults and the MAC/FLOP rule "
@@ -260,6 +335,197 @@ def _cmd_layers(args: argparse.Namespace) -> None:
     from .report.table import render_layer_types
 
     _emit(args, render_layer_types(_format(args, "table")))
+
+
+# ------------------------------------------------------------------ profiler commands
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by profile and sweep."""
+    p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
+                   help="override one of the spec's top-level args; repeatable")
+    p.add_argument("--warmup", "-w", type=_non_negative_int, default=1, metavar="N",
+                   help="untimed passes before timing (default 1)")
+    p.add_argument("--backward", action="store_true", help="also time the backward pass (a training step)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="the engine's compute type (default float32)")
+    p.add_argument("--input", type=_positive_int, nargs="+", metavar="DIM",
+                   help="override the spec's input size: C H W")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="weights and input seed (default 0)")
+    p.add_argument("--memory-limit", type=_size, default="auto", metavar="SIZE",
+                   help="refuse, before allocating, a run predicted to need more (e.g. 4GB, 512MB; "
+                        "'none'; default 'auto': 80%% of physical memory)")
+    p.add_argument("--plot", metavar="FILE", help="also draw the figures (FILE.png or FILE.svg)")
+    _quiet_option(p)
+
+
+def _quiet_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar on standard error")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10,
+               "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _size(text: str) -> int | str | None:
+    """Bytes from '4GB', '512MiB', '1e9' or a plain number; 'none' (no limit); 'auto'."""
+    import re
+
+    low = text.strip().lower()
+    if low in ("none", "auto"):
+        return None if low == "none" else "auto"
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)", low)
+    if not match or match.group(2) not in _SIZE_UNITS or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 4GB, 512MB or 1000000, got {text!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def _memory_limit(value: int | str | None) -> int | None:
+    if value != "auto":
+        return value
+    from .profiling.calibration import physical_memory
+
+    total = physical_memory()
+    return None if total is None else total * 4 // 5
+
+
+class _ProgressBar:
+    """``progress(done, total, label)`` drawn as one line on stderr: only on a terminal, not
+    with -q, not before the run has taken a second, at most ten times a second."""
+
+    WIDTH = 28
+
+    def __init__(self, quiet: bool, prefix: str = ""):
+        import time
+
+        self._clock = time.monotonic
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.prefix = prefix
+        self.start = self.phase_start = self._clock()
+        self.phase_total: float | None = None
+        self.last = 0.0
+        self.shown = 0
+
+    def __call__(self, done: float, total: float, label: str) -> None:
+        if not self.enabled:
+            return
+        now = self._clock()
+        if total != self.phase_total:  # a new phase (calibration, then timing): a new ETA
+            self.phase_total, self.phase_start = total, now
+        if now - self.start < 1.0 or now - self.last < 0.1:
+            return
+        self.last = now
+        frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+        filled = int(frac * self.WIDTH)
+        spent = now - self.phase_start
+        eta = f", ~{spent * (1 - frac) / frac:.0f} s left" if frac > 0.05 and spent > 1 else ""
+        text = (f"{self.prefix}{label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {100 * frac:3.0f}% "
+                f"{now - self.start:.0f} s{eta}")
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        text = text[:width]
+        sys.stderr.write("\r" + text + " " * max(self.shown - len(text), 0))
+        sys.stderr.flush()
+        self.shown = len(text)
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * self.shown + "\r")
+            sys.stderr.flush()
+            self.shown = 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    from .profiling.calibration import calibrate, load_calibration
+    from .report.profile_table import render_calibration
+
+    if args.show:
+        cal = load_calibration()
+        if cal is None:
+            raise ArchstatError("no calibration is cached for this machine", field="--show",
+                                hint="run 'archstat calibrate'")
+    else:
+        bar = _ProgressBar(args.quiet, "calibrating: ")
+        try:
+            cal = calibrate(args.dtype, quick=args.quick, progress=bar)
+        finally:
+            bar.close()
+    _emit(args, render_calibration(cal, _format(args, "table")))
+
+
+def _cmd_profile(args: argparse.Namespace) -> None:
+    from .graph import load
+    from .profiling import get_calibration, ops_vs_time, profile
+    from .report import profile_plots
+    from .report.profile_table import render_ops_time, render_profile
+
+    fmt = _format(args, "table")
+    models = [load(path, dict(args.arg) or None) for path in args.specs]
+    input_shape = tuple(args.input) if args.input else None
+    limit = _memory_limit(args.memory_limit)
+    bar = _ProgressBar(args.quiet)
+    try:
+        if len(models) == 1:
+            bar.prefix = f"{models[0].name}: "
+            result = profile(models[0], batch=args.batch, repeat=args.repeat, warmup=args.warmup,
+                             backward=args.backward, dtype=args.dtype, input_shape=input_shape, seed=args.seed,
+                             memory_limit=limit, memory=args.memory, progress=bar)
+        else:
+            if args.backward or input_shape:
+                raise ArchstatError("with several specs, profile measures inference at each spec's input size",
+                                    field="--backward" if args.backward else "--input",
+                                    hint="profile one spec at a time for --backward or --input")
+            cal = get_calibration(args.dtype, progress=bar)
+            per_model = args.warmup + args.repeat
+
+            def progress(done: float, total: float, label: str) -> None:
+                which = min(int(done // per_model) + 1, len(models))
+                bar(done, total, f"{models[which - 1].name} ({which}/{len(models)}) {label}")
+
+            result = ops_vs_time(models, batch=args.batch, repeat=args.repeat, warmup=args.warmup,
+                                 dtype=args.dtype, seed=args.seed, memory_limit=limit, calibration=cal,
+                                 progress=progress)
+    finally:
+        bar.close()
+    _emit(args, (render_profile if len(models) == 1 else render_ops_time)(result, fmt))
+    if args.plot:
+        if len(models) == 1:
+            paths = profile_plots.profile_figures(result, args.plot)
+        else:
+            paths = [profile_plots.ops_vs_time(result, args.plot)]
+        for path in paths:
+            print(f"wrote {path}", file=sys.stderr)
+    if result.interrupted:  # printed what was measured; main() reports it and exits 130
+        raise KeyboardInterrupt
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from .graph import load
+    from .profiling import sweep
+    from .report import profile_plots
+    from .report.profile_table import render_sweep
+
+    model = load(args.spec, dict(args.arg) or None)
+    bar = _ProgressBar(args.quiet, f"{model.name}: ")
+    try:
+        result = sweep(model, batches=args.batch, repeat=args.repeat, warmup=args.warmup, backward=args.backward,
+                       dtype=args.dtype, input_shape=tuple(args.input) if args.input else None, seed=args.seed,
+                       memory_limit=_memory_limit(args.memory_limit), progress=bar)
+    finally:
+        bar.close()
+    _emit(args, render_sweep(result, _format(args, "table")))
+    if args.plot and result.profiles:
+        print(f"wrote {profile_plots.batch_sweep(result, args.plot)}", file=sys.stderr)
+    if result.interrupted:  # printed what was measured; main() reports it and exits 130
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:

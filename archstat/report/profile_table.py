@@ -1,0 +1,317 @@
+"""Render profiles, sweeps, operations-vs-time studies and calibrations as text.
+
+Formats as :mod:`archstat.report.table` (whose table helpers are used here): ``table``
+(terminal), ``md``, ``html``, ``csv`` (exact values of every column, machine and run
+settings in leading ``#`` comment lines: read with ``pandas.read_csv(path, comment="#")``)
+and ``json``. Every format records the machine and the calibrated roofs. Returns text;
+only the CLI prints.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any, Sequence
+
+from .table import _HTML_PAGE, _csv, _html_table, md_table, text_table
+from .units import human, human_bytes, shape_str, thousands
+
+FORMATS = ("table", "md", "csv", "json", "html")
+UNITS_NOTE = ("Units: ms = milliseconds; GFLOP/s = 10^9 FLOP per second; FLOP/B = FLOPs per byte; "
+              "K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes.")
+
+
+# ---------------------------------------------------------------------- numbers
+
+def ms(v: float | None) -> str:
+    """Milliseconds with about 3 significant figures; '-' when not measured."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _range(lo: float, hi: float) -> str:
+    return "-" if math.isnan(lo) else f"{ms(lo)}-{ms(hi)}"
+
+
+def _num(v: float | None, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:,.0f}"
+
+
+def _pct(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.1f}%" if v < 10 else f"{v:.0f}%"
+
+
+def _mb(v: int | None) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else human_bytes(v)
+
+
+# ---------------------------------------------------------------------- machine
+
+def machine_lines(machine: dict[str, Any], cal) -> list[tuple[str, str]]:
+    """The machine and its calibrated roofs, as (label, text) pairs, for every report."""
+    from ..profiling.calibration import describe_blas
+
+    mem = f", {human_bytes(machine['memory_bytes'])} RAM" if machine.get("memory_bytes") else ""
+    peaks = ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in sorted(cal.gemm_gflops.items()))
+    where = f"cached {cal.measured_at}" if cal.source == "cache" else f"measured {cal.measured_at}"
+    if cal.load_average is not None:
+        where += f" at load average {cal.load_average}"
+    kind = "quick calibration" if cal.quick else "calibration"
+    return [
+        ("Machine", f"{machine.get('cpu')}, {machine.get('cores')} cores{mem}; {machine.get('system')}; "
+                    f"Python {machine.get('python')}, NumPy {machine.get('numpy')}, {describe_blas(machine)}"),
+        ("Roofs", f"GEMM peak {peaks} (best np.matmul, {cal.gemm_size}x{cal.gemm_size}); memory "
+                  f"{cal.bandwidth_gbs:.1f} GB/s (best np.copyto of {human_bytes(cal.copy_bytes)}, read + write, "
+                  f"one thread); {kind}, {where}"),
+    ]
+
+
+def _csv_comments(pairs: Sequence[tuple[str, str]]) -> str:
+    return "".join(f"# {k}: {v}\n" for k, v in pairs)
+
+
+def _kv_text(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    width = max(len(k) for k, _ in pairs)
+    return [f"{k:<{width}}  {v}" for k, v in pairs]
+
+
+def _page(title: str, pairs_before, table_args, pairs_after, notes: Sequence[str] = ()) -> str:
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts.append("<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in pairs_before)
+                 + "</dl>")
+    parts.append(_html_table(*table_args))
+    if pairs_after:
+        parts.append("<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                                      for k, v in pairs_after) + "</dl>")
+    parts += [f'<p class="meta">{html.escape(n)}</p>' for n in notes]
+    return _HTML_PAGE.format(title=html.escape(title), body="\n".join(parts))
+
+
+def _render(fmt: str, title: str, head: list[tuple[str, str]], table, tail: list[tuple[str, str]],
+            notes: Sequence[str]) -> str:
+    """The shared layout of table/md/html: title, head pairs, the table, tail pairs, notes."""
+    if fmt == "table":
+        lines = [title, *_kv_text(head), "", text_table(*table), ""]
+        if tail:
+            lines += _kv_text(tail)
+        return "\n".join(lines + list(notes)) + "\n"
+    if fmt == "md":
+        lines = [f"# {title}", ""] + [f"- **{k}**: {v}" for k, v in head] + ["", md_table(*table), ""]
+        lines += [f"- **{k}**: {v}" for k, v in tail]
+        return "\n".join(lines + [""] + list(notes)) + "\n"
+    if fmt == "html":
+        return _page(title, head, table, tail, notes)
+    raise ValueError(fmt)
+
+
+# ---------------------------------------------------------------------- profile
+
+def _run_line(p) -> str:
+    t = p.totals
+    what = "training step (forward with caches + backward)" if t["mode"] == "training" else "inference (forward)"
+    line = (f"batch {p.batch}, {p.dtype}, {what}; median of {t['repeats_done']} timed "
+            f"repeat{'s' if t['repeats_done'] != 1 else ''} after {t['warmup']} warm-up; seed {t['seed']}")
+    if t.get("load_average") is not None:
+        line += f"; load average {t['load_average']} at start"
+    if p.interrupted:
+        line += f"; INTERRUPTED during {t['interrupted_at']} (asked for {t['repeat']} repeats)"
+    return line
+
+
+def profile_summary(p) -> list[tuple[str, str]]:
+    """The totals explained, as (label, text) pairs."""
+    t = p.totals
+    train = t["mode"] == "training"
+    time_line = f"forward {ms(t['forward_ms'])} ms ({_range(t['forward_min_ms'], t['forward_max_ms'])})"
+    if train:
+        time_line += (f" + backward {ms(t['backward_ms'])} ms ({_range(t['backward_min_ms'], t['backward_max_ms'])})"
+                      f" = {ms(t['step_ms'])} ms per batch")
+    else:
+        time_line += " per batch"
+    time_line += f"; {ms(t['ms_per_image'])} ms per image, {_num(t['images_per_s'])} images/s"
+    pairs = [
+        ("Time", time_line),
+        ("Layers", f"sum of per-layer medians {ms(t['layer_ms'])} ms; executor overhead outside the layers "
+                   f"{ms(t['overhead_ms'])} ms"),
+        ("Throughput", f"forward {_num(t['gflops'])} GFLOP/s achieved ({thousands(t['flops'])} FLOPs), "
+                       f"{_pct(t['peak_pct'])} of the GEMM peak; compute-bound layers take "
+                       f"{_pct(100 * t['compute_bound_share'])}"
+                       f" of the time (ridge at {t['ridge_intensity']:.1f} FLOP/B)"),
+    ]
+    if t["measured_peak_bytes"] is not None:
+        predicted = ("the analysis' training-memory estimate with SGD" if train else
+                     f"weights {human_bytes(t['param_bytes'] + t['buffer_bytes'])} + peak live activations "
+                     f"{human_bytes(t['peak_activation_bytes'])}")
+        extra = t["workspace_bytes"]
+        if extra >= 0:
+            why = (f"{human_bytes(extra)} more: kernel workspace the analysis does not count (im2col columns, "
+                   "temporaries)" + (" and the caches kept for backward" if train else ""))
+        else:
+            why = (f"{human_bytes(-extra)} less: the estimate holds every layer's output and the largest "
+                   "gradient at once, the engine frees some sooner")
+        pairs.append(("Memory", f"measured peak {human_bytes(t['measured_peak_bytes'])} (tracemalloc, one untimed "
+                                f"pass, + weights and input) vs predicted {human_bytes(t['predicted_peak_bytes'])} "
+                                f"({predicted}): {why}"))
+    else:
+        pairs.append(("Memory", f"not measured; predicted peak {human_bytes(t['predicted_peak_bytes'])}"))
+    pairs += [("Warning", w) for w in t.get("warnings", ())]
+    return pairs
+
+
+def _profile_table(p):
+    t = p.totals
+    train = t["mode"] == "training"
+    rows = [r for r in p.rows() if r["inputs"]]
+    headers = ["Layer", "Type", "Output", "MACs", "Fwd ms", "min-max"]
+    if train:
+        headers += ["Bwd ms", "min-max"]
+    headers += ["Share", "GFLOP/s", "% peak", "FLOP/B", "Roof", "Bound"]
+    aligns = ["<", "<", ">", ">", ">", ">"] + ([">", ">"] if train else []) + [">", ">", ">", ">", ">", "<"]
+    body = []
+    for r in rows:
+        row = [r["name"], r["type"], shape_str(r["output_shape"]), human(r["macs"]) if r["macs"] else "-",
+               ms(r["forward_ms"]), _range(r["forward_min_ms"], r["forward_max_ms"])]
+        if train:
+            row += [ms(r["backward_ms"]), _range(r["backward_min_ms"], r["backward_max_ms"])]
+        row += [_pct(100 * r["share"]), _num(r["gflops"]), _pct(r["peak_pct"]) if r["flops"] else "-",
+                _num(r["intensity"], 2) if r["flops"] else "-", _num(r["roofline_gflops"]) if r["flops"] else "-",
+                r["bound"] if r["flops"] else "-"]
+        body.append(row)
+    layer_fwd = sum(r["forward_ms"] for r in rows if r["forward_ms"] == r["forward_ms"])
+    total = ["Total", "", "", human(t["macs"]), ms(layer_fwd), ""]
+    if train:
+        total += [ms(sum(r["backward_ms"] for r in rows if r["backward_ms"] == r["backward_ms"])), ""]
+    total += ["100%", _num(t["gflops"]), _pct(t["peak_pct"]), "", "", ""]
+    return headers, aligns, body, total
+
+
+def _profile_notes(p) -> list[str]:
+    return ["Columns: times are medians over the repeats (min-max beside); Share = (forward + backward) / all layers; "
+            "GFLOP/s = forward FLOPs / forward time (FLOPs = 2 per MAC + elementwise work); % peak of the np.matmul "
+            "peak; FLOP/B = FLOPs / minimum bytes moved (inputs + weights + output, each once); Roof = "
+            "min(peak, FLOP/B x bandwidth) in GFLOP/s; Bound = which roof limits the layer.",
+            UNITS_NOTE]
+
+
+def render_profile(p, fmt: str = "table") -> str:
+    """One profile: per-layer table, totals explained, machine and roofs."""
+    if fmt == "json":
+        return json.dumps(p.to_dict(), indent=2) + "\n"
+    head = machine_lines(p.machine, p.calibration) + [("Run", _run_line(p))]
+    if fmt == "csv":
+        from ..analysis import COLUMNS
+        from ..profiling.core import PROFILE_COLUMNS
+        comments = [("archstat profile", f"{p.model.name} ({p.model.file})"), *head, *profile_summary(p)]
+        return _csv_comments(comments) + _csv(p.rows(), [*COLUMNS, *PROFILE_COLUMNS])
+    title = f"{p.model.name}: input {shape_str(p.input_shape)}, measured through the NumPy engine"
+    return _render(fmt, title, head, _profile_table(p), profile_summary(p), _profile_notes(p))
+
+
+# ---------------------------------------------------------------------- sweep
+
+def render_sweep(s, fmt: str = "table") -> str:
+    """Time per image and peak memory against batch size."""
+    from ..profiling.studies import SWEEP_COLUMNS
+
+    if fmt == "json":
+        return json.dumps(s.to_dict(), indent=2) + "\n"
+    first = next(iter(s.profiles.values()), None)
+    what = "training step (forward + backward)" if s.mode == "training" else "inference (forward)"
+    run = f"{what}, {s.dtype}" + (f"; median of {first.totals['repeat']} repeats after {first.totals['warmup']} "
+                                   f"warm-up per batch size" if first else "")
+    if s.interrupted:
+        run += "; INTERRUPTED: the last batch size shown may be partial"
+    head = machine_lines(s.machine, s.calibration) + [("Run", run)]
+    rows = s.rows()
+    if fmt == "csv":
+        return _csv_comments([("archstat sweep", s.model.name), *head]) + _csv(rows, list(SWEEP_COLUMNS))
+    headers = ["Batch", "ms/batch", "min-max", "ms/image", "images/s", "GFLOP/s", "% peak", "Predicted peak",
+               "Measured peak"]
+    aligns = [">"] * len(headers)
+    body = [[str(r["batch"]), ms(r["step_ms"]), _range(r["step_min_ms"], r["step_max_ms"]), ms(r["ms_per_image"]),
+             _num(r["images_per_s"]), _num(r["gflops"]), _pct(r["peak_pct"]), _mb(r["predicted_peak_bytes"]),
+             _mb(r["measured_peak_bytes"])] for r in rows]
+    tail = []
+    done = [r for r in rows if r["ms_per_image"] == r["ms_per_image"]]
+    if len(done) >= 2:
+        a, b = done[0], done[-1]
+        tail.append(("Scaling", f"from batch {a['batch']} to {b['batch']}: time per image x"
+                                f"{b['ms_per_image'] / a['ms_per_image']:.2f}, memory x"
+                                f"{(b['measured_peak_bytes'] or math.nan) / (a['measured_peak_bytes'] or math.nan):.2f}"
+                                " (weights are paid once; activations grow with the batch)"))
+    notes = ["Predicted peak: weights + the analysis' peak live activations (training: its training-memory "
+             "estimate); measured: tracemalloc over one untimed pass + weights and input (the difference is "
+             "kernel workspace).", UNITS_NOTE]
+    return _render(fmt, f"{s.model.name}: time and memory vs batch size", head, (headers, aligns, body, None),
+                   tail, notes)
+
+
+# ---------------------------------------------------------------------- ops vs time
+
+def render_ops_time(o, fmt: str = "table") -> str:
+    """Several models: MACs vs measured forward time, with the linear fits."""
+    from ..profiling.studies import LAYER_KEYS
+
+    if fmt == "json":
+        return json.dumps(o.to_dict(), indent=2) + "\n"
+    head = machine_lines(o.machine, o.calibration)
+    first = o.profiles[0] if o.profiles else None
+    run = f"inference, batch {o.batch}"
+    if first:
+        run += f", {first.dtype}, median of {first.totals['repeat']} repeats"
+    if o.interrupted:
+        run += "; INTERRUPTED: later models were not measured"
+    head.append(("Run", run))
+    if fmt == "csv":
+        return _csv_comments([("archstat profile", "operations vs time"), *head]) + _csv(
+            o.layer_rows, LAYER_KEYS)
+    headers = ["Model", "GMACs", "GFLOPs", "Forward ms", "ms/image", "GFLOP/s"]
+    aligns = ["<"] + [">"] * 5
+    body = [[r["model"], f"{r['macs'] / 1e9:.3f}", f"{r['flops'] / 1e9:.3f}", ms(r["forward_ms"]),
+             ms(r["ms_per_image"]), _num(r["gflops"])] for r in o.model_rows]
+    tail = [(f"Fit over {k}", _fit_text(f)) for k, f in o.fits.items()]
+    notes = ["Canziani, Paszke & Culurciello 2016 (arXiv:1605.07678) report that operation count predicts "
+             "inference time about linearly; R^2 near 1 supports it on this machine.", UNITS_NOTE]
+    return _render(fmt, "Operations vs measured time", head, (headers, aligns, body, None), tail, notes)
+
+
+def _fit_text(f) -> str:
+    if f.n < 2 or math.isnan(f.slope):
+        return f"too few points ({f.n})"
+    return (f"time = {f.slope * 1e9:.3g} ms per GMAC x MACs {'+' if f.intercept >= 0 else '-'} "
+            f"{abs(f.intercept):.3g} ms; R^2 = {f.r2:.3f} over {f.n} points")
+
+
+# ---------------------------------------------------------------------- calibration
+
+def render_calibration(cal, fmt: str = "table") -> str:
+    """A calibration: machine, peaks, each figure's spread over its runs, cache file."""
+    if fmt == "json":
+        return json.dumps(cal.to_dict(), indent=2) + "\n"
+    lines = [f"archstat calibration ({'quick' if cal.quick else 'full'}, {cal.source})"]
+    pairs = machine_lines(cal.machine, cal)
+    for key, runs in cal.runs.items():
+        unit = "GB/s" if key == "copy" else "GFLOP/s"
+        what = "np.copyto" if key == "copy" else f"np.matmul {key.split('_', 1)[1]}"
+        if runs:
+            runs_sorted = sorted(runs)
+            pairs.append((what, f"best {max(runs):.1f} {unit}, median {runs_sorted[len(runs) // 2]:.1f}, worst "
+                                f"{min(runs):.1f} over {len(runs)} runs"))
+    pairs.append(("Ridge", ", ".join(f"{k}: {cal.ridge(k):.1f} FLOP/B" for k in sorted(cal.gemm_gflops))
+                  + " (layers below it are memory-bound)"))
+    pairs.append(("Took", f"{cal.seconds:.1f} s" if cal.seconds else "-"))
+    pairs.append(("Cache", cal.path or "not saved"))
+    return "\n".join(lines + _kv_text(pairs)) + "\n"

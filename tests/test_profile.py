@@ -1,0 +1,386 @@
+"""The profiler: structure and invariants of profiles, sweeps and operations-vs-time studies,
+the roofline arithmetic, memory measurement and refusal, Ctrl-C, calibration cache, CLI.
+
+No timing is asserted against a threshold: only structure, invariants (shares sum to 1,
+medians within min-max, rates = FLOPs / time) and plausibility.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import archstat
+from archstat.analysis import COLUMNS, Analysis
+from archstat.errors import ArchstatError
+from archstat.profiling import (PROFILE_COLUMNS, PROFILE_TOTALS, SWEEP_COLUMNS, Calibration, Profile, Roofline,
+                                calibrate, linear_fit, load_calibration, machine_info, ops_vs_time, profile, sweep)
+from archstat.profiling import calibration as calibration_mod
+
+LENET = {
+    "name": "LeNet-5 (test)",
+    "input": [1, 32, 32],
+    "layers": [
+        {"name": "c1", "type": "conv2d", "out_channels": 6, "kernel_size": 5},
+        {"name": "c1_tanh", "type": "tanh"},
+        {"name": "s2", "type": "avg_pool2d", "kernel_size": 2, "stride": 2},
+        {"name": "c3", "type": "conv2d", "out_channels": 16, "kernel_size": 5},
+        {"name": "c3_relu", "type": "relu", "inplace": True},
+        {"name": "s4", "type": "max_pool2d", "kernel_size": 2, "stride": 2},
+        {"name": "flatten", "type": "flatten"},
+        {"name": "c5", "type": "linear", "out_features": 120},
+        {"name": "c5_tanh", "type": "tanh"},
+        {"name": "output", "type": "linear", "out_features": 10},
+    ],
+}
+
+TINY = {"name": "tiny", "input": [3, 16, 16],
+        "layers": [{"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}, {"type": "relu"},
+                   {"type": "flatten"}, {"type": "linear", "out_features": 4}]}
+
+
+def fake_calibration(peak: float = 100.0, bandwidth: float = 10.0) -> Calibration:
+    """Fixed roofs, so the roofline arithmetic is checked on known numbers (no measuring)."""
+    return Calibration(machine=machine_info(), gemm_gflops={"float32": peak, "float64": peak / 2},
+                       bandwidth_gbs=bandwidth, gemm_size=0, copy_bytes=0, measured_at="test")
+
+
+@pytest.fixture(scope="module")
+def lenet_train() -> Profile:
+    return profile(LENET, batch=2, repeat=2, warmup=1, backward=True, calibration=fake_calibration())
+
+
+@pytest.fixture(scope="module")
+def lenet_infer() -> Profile:
+    return profile(LENET, batch=2, repeat=2, warmup=0, calibration=fake_calibration())
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """An empty calibration cache, and tiny calibration settings (milliseconds, not seconds)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tiny = {"gemm_size": 64, "copy_bytes": 2**20, "repeats": 2, "min_seconds": 0.0}
+    monkeypatch.setattr(calibration_mod, "FULL", tiny)
+    monkeypatch.setattr(calibration_mod, "QUICK", tiny)
+    return tmp_path / "cache" / "archstat"
+
+
+# ------------------------------------------------------------------ structure
+
+@pytest.mark.parametrize("which", ["lenet_train", "lenet_infer"])
+def test_profile_is_an_analysis_with_measured_columns(which, request):
+    p = request.getfixturevalue(which)
+    a = archstat.analyze(LENET, batch=2)
+    assert isinstance(p, Analysis) and isinstance(p.layers, pd.DataFrame)
+    assert list(p.layers.columns) == [*COLUMNS, *PROFILE_COLUMNS]
+    assert list(p.layers["name"]) == list(a.layers["name"])
+    # the analysis' numbers are carried over unchanged
+    for key in ("params", "macs", "flops", "activation_bytes", "live_bytes"):
+        assert list(p.layers[key]) == list(a.layers[key])
+    assert set(a.totals) <= set(p.totals) and set(PROFILE_TOTALS) <= set(p.totals)
+    assert p.totals["repeats_done"] == 2 and not p.interrupted and p.totals["interrupted_at"] is None
+    assert p.totals["mode"] == ("training" if which == "lenet_train" else "inference")
+    json.loads(json.dumps(p.to_dict()))  # NaN-free, JSON-ready
+    assert p.to_dict()["machine"]["numpy"] == np.__version__
+
+
+def test_times_shares_and_medians_are_consistent(lenet_train):
+    layers = lenet_train.layers.iloc[1:]  # the input row is not a layer
+    assert (layers["forward_ms"] > 0).all() and (layers["backward_ms"] > 0).all()
+    for kind in ("forward", "backward"):
+        assert (layers[f"{kind}_min_ms"] <= layers[f"{kind}_ms"]).all()
+        assert (layers[f"{kind}_ms"] <= layers[f"{kind}_max_ms"]).all()
+    assert np.allclose(layers["time_ms"], layers["forward_ms"] + layers["backward_ms"])
+    assert lenet_train.layers["share"].sum() == pytest.approx(1.0)
+    t = lenet_train.totals
+    assert t["layer_ms"] == pytest.approx(layers["time_ms"].sum())
+    assert t["step_min_ms"] <= t["step_ms"] <= t["step_max_ms"]
+    assert t["ms_per_image"] == pytest.approx(t["step_ms"] / 2)
+    assert t["images_per_s"] == pytest.approx(1000 * 2 / t["step_ms"])
+    # plausible: the layers run inside the end-to-end passes (medians of different samples,
+    # so compare loosely), and the executor's bookkeeping outside them is small
+    assert 0.5 * t["step_ms"] < t["layer_ms"] < 1.5 * t["step_ms"]
+
+
+def test_inference_profile_has_no_backward(lenet_infer):
+    layers = lenet_infer.layers.iloc[1:]
+    assert layers["backward_ms"].isna().all() and math.isnan(lenet_infer.totals["backward_ms"])
+    assert np.allclose(layers["time_ms"], layers["forward_ms"])
+    assert lenet_infer.layers["share"].sum() == pytest.approx(1.0)
+
+
+def test_achieved_rate_is_flops_over_time(lenet_train):
+    layers = lenet_train.layers.iloc[1:]
+    expected = layers["flops"] / (layers["forward_ms"] * 1e6)  # FLOP / (ms * 1e6) = GFLOP/s
+    assert np.allclose(layers["gflops"], expected)
+    assert np.allclose(layers["peak_pct"], 100 * expected / 100.0)  # the fake peak is 100 GFLOP/s
+    assert np.allclose(layers["backward_flops"], 4 * layers["macs"])
+    t = lenet_train.totals
+    assert t["gflops"] == pytest.approx(t["flops"] / (t["forward_ms"] * 1e6))
+
+
+def test_roofline_bound_and_label(lenet_train):
+    peak, bandwidth = 100.0, 10.0
+    for _, r in lenet_train.layers.iloc[1:].iterrows():
+        assert r["roofline_gflops"] == pytest.approx(min(peak, r["intensity"] * bandwidth))
+        assert r["bound"] == ("compute" if r["intensity"] * bandwidth >= peak else "memory")
+        assert r["intensity"] == pytest.approx(r["flops"] / r["traffic_bytes"])
+    assert lenet_train.totals["ridge_intensity"] == pytest.approx(peak / bandwidth)
+    assert Roofline(peak, bandwidth).bound(10.0) == "compute"  # exactly at the ridge
+    assert Roofline(peak, bandwidth).bound(9.999) == "memory"
+
+
+def test_intensity_of_one_conv_by_hand(lenet_train):
+    c1 = lenet_train.layers.set_index("name").loc["c1"]
+    # c1: conv 1->6, 5x5, on a 2x1x32x32 batch -> 2x6x28x28
+    macs = 2 * 6 * 28 * 28 * (1 * 5 * 5)            # 235,200
+    flops = 2 * macs + 2 * 6 * 28 * 28                # + one bias add per output: 479,808
+    elements = 2 * 1 * 32 * 32 + (6 * 25 + 6) + 2 * 6 * 28 * 28   # input 2,048 + params 156 + output 9,408
+    assert (c1["macs"], c1["flops"], c1["traffic_bytes"]) == (235_200, 479_808, 4 * elements)
+    assert c1["traffic_bytes"] == 46_448
+    assert c1["intensity"] == pytest.approx(479_808 / 46_448)  # 10.33 FLOP/byte: just compute-bound
+    assert c1["bound"] == "compute"
+    # an in-place ReLU still reads and writes its tensor: 1 FLOP per 8 bytes in float32
+    relu = lenet_train.layers.set_index("name").loc["c3_relu"]
+    assert relu["activation_bytes"] == 0 and relu["intensity"] == pytest.approx(1 / 8)
+
+
+# ------------------------------------------------------------------ memory
+
+def test_measured_memory_is_plausible(lenet_infer, lenet_train):
+    for p in (lenet_infer, lenet_train):
+        t = p.totals
+        assert t["measured_peak_bytes"] > 0 and t["predicted_peak_bytes"] > 0
+        # measured includes kernel workspace (im2col columns): more than predicted, within reason
+        assert 0.5 * t["predicted_peak_bytes"] <= t["measured_peak_bytes"] <= 20 * t["predicted_peak_bytes"]
+        assert t["workspace_bytes"] == t["measured_peak_bytes"] - t["predicted_peak_bytes"]
+    rows = lenet_infer.layers.iloc[1:]
+    assert (rows["measured_live_bytes"] > 0).all()
+    assert not tracemalloc.is_tracing()  # the profiler stops what it started
+
+
+def test_memory_limit_refused_before_allocating():
+    big = {"input": [16, 256, 256], "layers": [{"type": "conv2d", "out_channels": 64, "kernel_size": 3,
+                                                 "padding": 1}]}
+    a = archstat.analyze(big, batch=4)
+    need = a.totals["param_bytes"] + a.totals["peak_activation_bytes"]   # ~88 MB
+    calls = []
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchstatError, match="memory_limit") as err:
+            profile(big, batch=4, memory_limit=need // 2, calibration=fake_calibration(),
+                    progress=lambda *a: calls.append(a))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "smaller batch" in str(err.value)
+    assert calls == [] and peak < need // 10  # nothing ran, the input was never allocated
+
+
+def test_sweep_refuses_every_batch_before_running_any():
+    calls = []
+    with pytest.raises(ArchstatError, match="batch 64"):
+        sweep(TINY, batches=[1, 64], memory_limit=400_000, calibration=fake_calibration(),
+              progress=lambda *a: calls.append(a))
+    assert calls == []
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+@pytest.mark.parametrize("stop_after", [3, 12, 40])
+def test_interrupted_run_returns_what_was_measured(stop_after):
+    calls = []
+
+    def ctrl_c(done, total, label):  # called from the executor's hooks, mid-pass
+        calls.append(label)
+        if len(calls) == stop_after:
+            raise KeyboardInterrupt
+
+    p = profile(LENET, batch=1, repeat=3, warmup=1, backward=True, calibration=fake_calibration(), progress=ctrl_c)
+    assert p.interrupted and p.totals["interrupted"] and p.totals["interrupted_at"] == calls[-1]
+    assert p.totals["repeats_done"] < 3
+    assert not tracemalloc.is_tracing()
+    assert list(p.layers.columns) == [*COLUMNS, *PROFILE_COLUMNS]   # same shape as a full run
+    measured = p.layers["forward_ms"].iloc[1:].notna()
+    if calls[-1].startswith("repeat"):
+        assert measured.iloc[0]  # the first layers of the interrupted pass were kept
+    if stop_after == 3:         # in the memory pass: nothing timed yet
+        assert not measured.any() and p.totals["measured_peak_bytes"] is None
+    if p.layers["share"].notna().any():
+        assert p.layers["share"].sum() == pytest.approx(1.0)
+
+
+def test_backward_hook_visits_every_layer_in_reverse():
+    from archstat.engine.executor import Executor
+
+    ex = Executor(LENET, seed=0)
+    out = ex.forward(np.ones((2, 1, 32, 32), np.float32), train=True)
+    seen = []
+    ex.backward(np.ones_like(out), hook=lambda name, dy, pending: seen.append((name, dy.shape, dict(pending))))
+    assert [s[0] for s in seen] == list(reversed(ex.model.order[1:]))
+    shapes = archstat.analyze(LENET, batch=2).layers.set_index("name")["output_shape"]
+    assert all(shape == shapes[name] for name, shape, _ in seen)
+    assert "c1" in seen[-2][2] and "input" in seen[-1][2]   # gradients waiting for their layer
+
+
+# ------------------------------------------------------------------ studies
+
+def test_sweep_rows_and_memory_growth():
+    s = sweep(TINY, batches=[4, 1, 2], repeat=2, warmup=0, calibration=fake_calibration())
+    df = s.batches
+    assert list(df.columns) == list(SWEEP_COLUMNS) and list(df["batch"]) == [1, 2, 4]
+    assert (df["step_min_ms"] <= df["step_ms"]).all() and (df["step_ms"] <= df["step_max_ms"]).all()
+    assert np.allclose(df["ms_per_image"], df["step_ms"] / df["batch"])
+    assert df["predicted_peak_bytes"].is_monotonic_increasing
+    assert df["measured_peak_bytes"].iloc[-1] > df["measured_peak_bytes"].iloc[0]
+    assert set(s.profiles) == {1, 2, 4} and not s.interrupted
+    json.loads(json.dumps(s.to_dict()))
+
+
+def test_linear_fit():
+    f = linear_fit([1, 2, 3, 4], [3, 5, 7, 9])
+    assert (f.slope, f.intercept, f.r2, f.n) == (pytest.approx(2), pytest.approx(1), pytest.approx(1), 4)
+    assert 0 <= linear_fit([1, 2, 3, 4], [1, 3, 2, 4]).r2 < 1
+    assert math.isnan(linear_fit([1], [1]).slope)
+
+
+def test_ops_vs_time_across_models(tmp_path):
+    o = ops_vs_time([LENET, TINY], batch=1, repeat=2, warmup=0, calibration=fake_calibration())
+    assert list(o.models["model"]) == ["LeNet-5 (test)", "tiny"]
+    assert len(o.layers) == 4 + 2 and (o.layers["macs"] > 0).all() and (o.layers["forward_ms"] > 0).all()
+    assert o.fits["layers"].n == 6 and o.fits["models"].n == 2
+    assert o.fits["models"].r2 == pytest.approx(1.0)  # two points: an exact line
+    from archstat.report import profile_plots
+    assert profile_plots.ops_vs_time(o, tmp_path / "ops.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ calibration
+
+def test_calibration_cache_round_trip(cache_home):
+    assert load_calibration() is None
+    cal = calibrate(("float32",))
+    assert cal.gemm_gflops["float32"] > 0 and cal.bandwidth_gbs > 0 and cal.source == "measured"
+    path = cache_home / f"calibration-{cal.key}.json"
+    assert cal.path == str(path) and path.is_file()
+    back = load_calibration()
+    assert back.source == "cache" and back.gemm_gflops == cal.gemm_gflops
+    assert back.bandwidth_gbs == cal.bandwidth_gbs and back.machine == cal.machine
+    # a float64 calibration later keeps the float32 peak
+    calibrate(("float64",))
+    assert set(load_calibration().gemm_gflops) == {"float32", "float64"}
+    path.write_text("{not json", encoding="utf-8")
+    assert load_calibration() is None  # a damaged cache is ignored, not fatal
+
+
+def test_profile_uses_the_cache_or_calibrates_quickly(cache_home):
+    p = profile(TINY, repeat=1, warmup=0, memory=False)
+    assert p.calibration.source == "measured" and p.totals["measured_peak_bytes"] is None
+    p = profile(TINY, repeat=1, warmup=0, memory=False)
+    assert p.calibration.source == "cache"
+
+
+def test_lazy_export():
+    import archstat.profiling
+    assert archstat.profile is archstat.profiling.profile
+    assert callable(archstat.profile)  # the package name does not shadow the function
+    with pytest.raises(ArchstatError, match="repeat"):
+        archstat.profile(TINY, repeat=0)
+
+
+# ------------------------------------------------------------------ CLI
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def lenet_file(write_spec):
+    return write_spec(LENET, "lenet.yaml")
+
+
+def test_cli_calibrate(cli, cache_home):
+    code, out, err = cli("calibrate", "--dtype", "float32", "-q")
+    assert code == 0 and "GEMM peak" in out and "np.copyto" in out and "Cache" in out
+    code, out, err = cli("calibrate", "--show", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["gemm_gflops"]["float32"] > 0 and data["machine"]["blas"]
+
+
+def test_cli_calibrate_show_without_cache(cli, cache_home):
+    code, out, err = cli("calibrate", "--show")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "archstat calibrate" in err
+
+
+@pytest.mark.parametrize("fmt", ["table", "md", "csv", "json", "html"])
+def test_cli_profile_formats(cli, cache_home, lenet_file, fmt):
+    code, out, err = cli("profile", lenet_file, "--repeat", "2", "--warmup", "0", "--format", fmt, "-q")
+    assert code == 0, err
+    if fmt == "json":
+        data = json.loads(out)
+        assert data["machine"]["cpu"] and len(data["layers"]) == len(LENET["layers"]) + 1
+        assert data["totals"]["repeats_done"] == 2
+    elif fmt == "csv":
+        import io
+        df = pd.read_csv(io.StringIO(out), comment="#")
+        assert list(df.columns) == [*COLUMNS, *PROFILE_COLUMNS] and len(df) == len(LENET["layers"]) + 1
+        assert "# Machine:" in out
+    else:
+        assert "Machine" in out and "c3_relu" in out and "GFLOP/s" in out
+
+
+def test_cli_profile_backward_with_plots(cli, cache_home, lenet_file, tmp_path):
+    code, out, err = cli("profile", lenet_file, "--batch", "2", "--repeat", "2", "--backward",
+                         "--plot", tmp_path / "lenet.png", "-o", tmp_path / "lenet.md")
+    assert code == 0, err
+    for name in ("lenet.png", "lenet_roofline.png", "lenet_ops.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+    text = (tmp_path / "lenet.md").read_text()
+    assert "Bwd ms" in text and "training step" in text
+    code, out, err = cli("profile", lenet_file, "--repeat", "1", "--plot", tmp_path / "lenet.svg", "-q")
+    assert code == 0 and (tmp_path / "lenet_roofline.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_cli_profile_several_models(cli, cache_home, lenet_file, write_spec, tmp_path):
+    tiny = write_spec(TINY, "tiny.yaml")
+    code, out, err = cli("profile", lenet_file, tiny, "--repeat", "1", "--plot", tmp_path / "ops.png", "-q")
+    assert code == 0, err
+    assert "Fit over layers" in out and "R^2" in out and (tmp_path / "ops.png").read_bytes()[:8] == PNG
+
+
+def test_cli_sweep(cli, cache_home, write_spec, tmp_path):
+    spec = write_spec(TINY, "tiny.yaml")
+    code, out, err = cli("sweep", spec, "--batch", "1", "2", "4", "--repeat", "1", "--plot", tmp_path / "s.png",
+                         "-q")
+    assert code == 0, err
+    assert "ms/image" in out and "Measured peak" in out and (tmp_path / "s.png").read_bytes()[:8] == PNG
+    for fmt in ("csv", "json", "md"):
+        code, out, err = cli("sweep", spec, "--batch", "1", "2", "--repeat", "1", "--format", fmt, "-q")
+        assert code == 0, err
+    assert json.loads(cli("sweep", spec, "-b", "1", "-r", "1", "-f", "json", "-q")[1])["batches"][0]["batch"] == 1
+
+
+def test_cli_memory_limit_refusal(cli, cache_home, lenet_file, capsys):
+    code, out, err = cli("profile", lenet_file, "--batch", "64", "--memory-limit", "300kB")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "memory_limit" in err
+    from archstat.cli import main
+    with pytest.raises(SystemExit) as exc:  # a usage error, as argparse reports them
+        main(["profile", str(lenet_file), "--memory-limit", "lots"])
+    assert exc.value.code == 2 and "expected a size" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_prints_partial_results_and_exits_130(cli, cache_home, lenet_file, monkeypatch):
+    from archstat import cli as cli_mod
+
+    calls = []
+
+    def ctrl_c(self, done, total, label):
+        calls.append(label)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod._ProgressBar, "__call__", ctrl_c)
+    code, out, err = cli("profile", lenet_file, "--repeat", "5", "--warmup", "0")
+    assert code == 130 and "INTERRUPTED" in out and "c1" in out and "interrupted" in err
