@@ -71,7 +71,7 @@ def blas_threads() -> int:
 #: seconds to wait before and after a torch call: after a call, OpenBLAS's and torch's
 #: OpenMP worker threads keep spinning for a while, and slow the other library's next call
 #: down by up to 2.5x on 2 cores (measured here); idle threads of the same library don't.
-PAUSE = 0.15
+PAUSE = 0.1
 
 
 def timed_rounds(fns: dict, rounds: int) -> dict:
@@ -285,12 +285,14 @@ def main(argv=None) -> int:
     print(f"BLAS: {blas_line()}")
     print(f"NumPy {np.__version__}" + (f", PyTorch {torch.__version__} "
                                        f"({torch.get_num_threads()} threads)" if torch else
+                                       ", PyTorch skipped" if args.no_torch else
                                        ", PyTorch not importable"))
     print(f"im2col blocks: BLOCK_BYTES {win.BLOCK_BYTES >> 20} MiB, MIN_BLOCK_COLS "
           f"{win.MIN_BLOCK_COLS}, COL_BUDGET_BYTES {win.COL_BUDGET_BYTES >> 20} MiB")
     verdicts = []
     for batch in args.batches:
-        rows = bench_layers(batch, args.rounds + (2 if batch == 1 else 0), torch)
+        # batch 1 is cheap: more rounds make its medians steadier
+        rows = bench_layers(batch, args.rounds + (4 if batch == 1 else 0), torch)
         s = print_layers(rows, batch, torch is not None)
         big = max(rows, key=lambda r: r["full"])
         print(f"column memory: largest block {max(r['cols'] for r in rows) / 2**20:.0f} MB "
