@@ -182,10 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with the analysis and the calibrated roofs.",
                        epilog=_EXAMPLES["profile"], formatter_class=_formatter)
     p.add_argument("specs", nargs="+", metavar="SPEC", help="architecture spec(s) (YAML or JSON)")
-    _run_options(p)
     p.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
     p.add_argument("--repeat", "-r", type=_positive_int, default=5, metavar="N",
                    help="timed passes; times are their median (default 5)")
+    _run_options(p)
     p.add_argument("--no-memory", dest="memory", action="store_false",
                    help="skip the untimed tracemalloc pass that measures peak memory")
     _output_options(p, ("table", "md", "csv", "json", "html"))
@@ -195,11 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Profile one spec at several batch sizes (the same weights).",
                        epilog=_EXAMPLES["sweep"], formatter_class=_formatter)
     p.add_argument("spec", help="architecture spec (YAML or JSON)")
-    _run_options(p)
     p.add_argument("--batch", "-b", type=_positive_int, nargs="+", default=[1, 2, 4, 8, 16], metavar="N",
                    help="batch sizes (default 1 2 4 8 16)")
     p.add_argument("--repeat", "-r", type=_positive_int, default=3, metavar="N",
                    help="timed passes per batch size (default 3)")
+    _run_options(p)
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_sweep)
 

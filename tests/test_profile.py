@@ -130,6 +130,8 @@ def test_roofline_bound_and_label(lenet_train):
         assert r["bound"] == ("compute" if r["intensity"] * bandwidth >= peak else "memory")
         assert r["intensity"] == pytest.approx(r["flops"] / r["traffic_bytes"])
     assert lenet_train.totals["ridge_intensity"] == pytest.approx(peak / bandwidth)
+    busy = lenet_train.totals["other_cpu_share"]
+    assert busy is None or 0 <= busy <= 1
     assert Roofline(peak, bandwidth).bound(10.0) == "compute"  # exactly at the ridge
     assert Roofline(peak, bandwidth).bound(9.999) == "memory"
 
@@ -264,6 +266,7 @@ def test_calibration_cache_round_trip(cache_home):
     assert load_calibration() is None
     cal = calibrate(("float32",))
     assert cal.gemm_gflops["float32"] > 0 and cal.bandwidth_gbs > 0 and cal.source == "measured"
+    assert cal.other_cpu_share is None or 0 <= cal.other_cpu_share <= 1
     path = cache_home / f"calibration-{cal.key}.json"
     assert cal.path == str(path) and path.is_file()
     back = load_calibration()
@@ -356,7 +359,7 @@ def test_cli_sweep(cli, cache_home, write_spec, tmp_path):
                          "-q")
     assert code == 0, err
     assert "ms/image" in out and "Measured peak" in out and (tmp_path / "s.png").read_bytes()[:8] == PNG
-    for fmt in ("csv", "json", "md"):
+    for fmt in ("csv", "json", "md", "html"):
         code, out, err = cli("sweep", spec, "--batch", "1", "2", "--repeat", "1", "--format", fmt, "-q")
         assert code == 0, err
     assert json.loads(cli("sweep", spec, "-b", "1", "-r", "1", "-f", "json", "-q")[1])["batches"][0]["batch"] == 1

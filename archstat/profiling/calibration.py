@@ -94,6 +94,47 @@ def load_average() -> float | None:
         return None
 
 
+class CpuWatch:
+    """How much of the machine's CPU time *other* processes used while we measured.
+
+    Reads the system's busy time (all CPUs, steal time of a virtual machine included) from
+    ``/proc/stat`` and this process's own CPU time (``os.times``) at start and at
+    :meth:`share`; other processes' share = (system busy - ours) / (wall time x CPUs).
+    Near 0 on an idle machine; 0.5 means others took half the CPUs, so our timings are
+    inflated. None where ``/proc/stat`` does not exist.
+    """
+
+    def __init__(self):
+        self.start = _cpu_counters()
+
+    def share(self) -> float | None:
+        end = _cpu_counters()
+        if self.start is None or end is None:
+            return None
+        wall = (end[0] - self.start[0]) * (os.cpu_count() or 1)
+        if wall <= 0:
+            return None
+        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        return round(min(max(others / wall, 0.0), 1.0), 3)
+
+
+def _cpu_counters() -> tuple[float, float, float] | None:
+    """(wall seconds, busy CPU seconds of the whole system, CPU seconds of this process)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    values = [int(v) for v in fields[1:9]]
+    busy = sum(values) - values[3] - values[4]
+    own = os.times()
+    return time.monotonic(), busy / ticks, own.user + own.system
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -140,6 +181,8 @@ class Calibration:
     path: str | None = None
     #: 1-minute load average just before measuring (other work lowers the figures)
     load_average: float | None = None
+    #: share of the CPUs other processes used while measuring (see :class:`CpuWatch`)
+    other_cpu_share: float | None = None
     runs: dict[str, list[float]] = field(default_factory=dict)
 
     def peak(self, dtype: str) -> float:
@@ -241,6 +284,7 @@ def calibrate(dtypes: Iterable[str] = ("float32", "float64"), *, quick: bool = F
         if dt not in ("float32", "float64"):
             raise ArchstatError(f"can calibrate float32 or float64, not {dt!r}", field="dtype")
     load = load_average()
+    watch = CpuWatch()
     start = time.perf_counter()
     total = len(dtypes) + 1
     runs: dict[str, list[float]] = {}
@@ -257,7 +301,8 @@ def calibrate(dtypes: Iterable[str] = ("float32", "float64"), *, quick: bool = F
     cal = Calibration(machine=machine_info(), gemm_gflops=gemm, bandwidth_gbs=max(rates),
                       gemm_size=settings["gemm_size"], copy_bytes=settings["copy_bytes"],
                       measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                      quick=quick, seconds=time.perf_counter() - start, load_average=load, runs=runs)
+                      quick=quick, seconds=time.perf_counter() - start, load_average=load,
+                      other_cpu_share=watch.share(), runs=runs)
     if save:
         # keep the float32/float64 peaks measured before, unless re-measured now
         old = load_calibration(cal.machine)

@@ -53,7 +53,8 @@ PROFILE_TOTALS: dict[str, str] = {
     "step_ms": "forward + backward per batch, median over passes (ms)",
     "ms_per_image": "step_ms / batch", "images_per_s": "batch / step time",
     "layer_ms": "sum of the per-layer medians (ms)",
-    "overhead_ms": "step_ms - layer_ms: the executor outside the layers (input checks, casts)",
+    "overhead_ms": "per pass, end-to-end time minus that pass's layer times, median: the executor "
+                   "outside the layers (input checks, casts)",
     "gflops": "flops / forward_ms (GFLOP/s)", "peak_pct": "gflops as a % of the GEMM peak",
     "compute_bound_share": "share of layer time spent in compute-bound layers",
     "gemm_peak_gflops": "calibrated np.matmul peak (GFLOP/s)",
@@ -66,6 +67,7 @@ PROFILE_TOTALS: dict[str, str] = {
     "workspace_bytes": "measured_peak_bytes - predicted_peak_bytes: mostly kernel workspace "
                        "(im2col columns, temporaries)",
     "load_average": "1-minute load average when timing started",
+    "other_cpu_share": "share of the CPUs other processes used during the timed passes (/proc/stat)",
     "warnings": "sentences: a layer faster than the calibrated peak, a busy machine",
 }
 
@@ -245,17 +247,21 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         "backward_ms": bwd[0], "backward_min_ms": bwd[1], "backward_max_ms": bwd[2],
         "step_ms": step[0], "step_min_ms": step[1], "step_max_ms": step[2],
         "ms_per_image": step[0] / batch, "images_per_s": 1000 * batch / step[0] if step[0] > 0 else math.nan,
-        "layer_ms": layer_sum, "overhead_ms": step[0] - layer_sum,
+        "layer_ms": layer_sum, "overhead_ms": _overhead(m, train),
         "gflops": _rate(totals["flops"], fwd[0]), "peak_pct": 100 * _rate(totals["flops"], fwd[0]) / roof.peak_gflops,
         "compute_bound_share": compute_time / layer_sum if layer_sum > 0 else math.nan,
         "gemm_peak_gflops": roof.peak_gflops, "bandwidth_gbs": roof.bandwidth_gbs, "ridge_intensity": roof.ridge,
         "predicted_peak_bytes": predicted,
         "measured_peak_bytes": None if m.memory is None else state + held + m.memory.peak,
         "workspace_bytes": None if m.memory is None else state + held + m.memory.peak - predicted,
-        "held_bytes": held, "state_bytes": state, "load_average": load,
+        "held_bytes": held, "state_bytes": state, "load_average": load, "other_cpu_share": m.other_cpu_share,
     })
     totals["warnings"] = _warnings(cols, totals, cal)
     return Profile(analysis, cols, totals, cal, m)
+
+
+#: other processes' CPU share above which a run or a calibration is flagged as disturbed
+BUSY = 0.15
 
 
 def _warnings(cols: Mapping[str, list[Any]], totals: Mapping[str, Any], cal: Calibration) -> list[str]:
@@ -264,15 +270,32 @@ def _warnings(cols: Mapping[str, list[Any]], totals: Mapping[str, Any], cal: Cal
     over = [(pct, name) for name, pct in zip(cols["name"], cols["peak_pct"]) if pct == pct and pct > 105]
     if over:
         pct, name = max(over)
-        when = f" at load average {cal.load_average}" if cal.load_average is not None else ""
+        when = (f" while others used {100 * cal.other_cpu_share:.0f}% of the CPUs"
+                if cal.other_cpu_share is not None else "")
         out.append(f"{name} ran at {pct:.0f}% of the calibrated GEMM peak: the calibration (measured{when}) "
                    "is too low, probably taken while the machine was busy; run 'archstat calibrate' again "
                    "on an idle machine")
-    cores = cal.machine.get("cores") or 1
-    if totals.get("load_average") is not None and totals["load_average"] > cores:
-        out.append(f"the machine was busy when timing started (load average {totals['load_average']} on "
-                   f"{cores} cores): absolute times may be inflated; compare ratios within one run")
+    busy = totals.get("other_cpu_share")
+    if busy is not None and busy > BUSY:
+        out.append(f"other processes used {100 * busy:.0f}% of the CPUs while timing: absolute times are "
+                   "inflated (BLAS threads suffer most); compare ratios within one run, or re-run when idle")
+    if cal.other_cpu_share is not None and cal.other_cpu_share > BUSY and not over:
+        out.append(f"other processes used {100 * cal.other_cpu_share:.0f}% of the CPUs during calibration: "
+                   "the roofs may be low; run 'archstat calibrate' again when the machine is idle")
     return out
+
+
+def _overhead(m: Measurement, train: bool) -> float:
+    """Median over complete passes of (end-to-end - the sum of that pass's layer intervals), ms."""
+    per_pass = []
+    for i in range(m.passes):
+        inside = sum(v[i] for v in m.forward.values())
+        total = m.forward_total[i]
+        if train:
+            inside += sum(v[i] for v in m.backward.values())
+            total += m.backward_total[i]
+        per_pass.append(total - inside)
+    return _stats(per_pass)[0]
 
 
 def _stats(samples, zero: bool = False) -> tuple[float, float, float]:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..spec import INPUT_NAME
+from .calibration import CpuWatch
 
 Progress = Callable[[float, float, str], None]
 
@@ -54,6 +55,8 @@ class Measurement:
     interrupted: bool = False
     #: what was running when Ctrl-C came ('memory', 'warm-up 1/1', 'repeat 3/5'), else None
     interrupted_at: str | None = None
+    #: share of the CPUs other processes used during the timed passes (None: unknown)
+    other_cpu_share: float | None = None
 
     @property
     def passes(self) -> int:
@@ -111,6 +114,7 @@ def measure(ex, x: np.ndarray, *, train: bool, repeat: int, warmup: int, dy: Any
 
     clock = _Clock(step if progress is not None else None, len(names) * (2 if train else 1))
     gc_was = gc.isenabled()
+    watch = None
     try:
         for index, (label, timed) in enumerate(passes):
             clock.offset, clock.done = offset + index, 0
@@ -119,6 +123,8 @@ def measure(ex, x: np.ndarray, *, train: bool, repeat: int, warmup: int, dy: Any
                 continue
             clock.samples = None
             if timed is not None:
+                if watch is None:
+                    watch = CpuWatch()
                 gc.disable()
                 clock.samples = m.forward
             t0 = time.perf_counter()
@@ -143,6 +149,8 @@ def measure(ex, x: np.ndarray, *, train: bool, repeat: int, warmup: int, dy: Any
     finally:
         if gc_was:
             gc.enable()
+    if watch is not None:
+        m.other_cpu_share = watch.share()
     return m
 
 

@@ -99,9 +99,10 @@ def layer_times(p, path: str | Path) -> Path:
     ax.errorbar(total, y, xerr=[np.clip(total - lo, 0, None), np.clip(hi - total, 0, None)], fmt="none",
                 ecolor="#444444", elinewidth=0.8, capsize=2)
     right = max(float(hi.max()) if n else 1.0, 1e-9)
+    from .profile_table import ms
     for i, r in enumerate(rows):
         if r["share"] == r["share"] and r["share"] >= 0.01:
-            ax.text(max(hi[i], total[i]) + right * 0.01, i, f"{total[i]:.3g} ms  {100 * r['share']:.0f}%",
+            ax.text(max(hi[i], total[i]) + right * 0.01, i, f"{ms(total[i])} ms  {100 * r['share']:.0f}%",
                     va="center", fontsize=8.5, color="#333333")
     ax.set_yticks(y, [r["name"] for r in rows], fontsize=9 if n < 60 else 7)
     ax.set_ylim(n - 0.4, -0.6)
@@ -110,10 +111,10 @@ def layer_times(p, path: str | Path) -> Path:
     ax.set_xlabel("time per batch (ms): median over the repeats, whiskers min-max")
     t = p.totals
     if train:
-        sub = (f"forward {t['forward_ms']:.3g} ms + backward {t['backward_ms']:.3g} ms per batch, "
+        sub = (f"forward {ms(t['forward_ms'])} ms + backward {ms(t['backward_ms'])} ms per batch, "
                f"{t['images_per_s']:.3g} images/s")
     else:
-        sub = f"forward {t['forward_ms']:.3g} ms per batch, {t['images_per_s']:.3g} images/s"
+        sub = f"forward {ms(t['forward_ms'])} ms per batch, {t['images_per_s']:.3g} images/s"
     ax.set_title(f"{p.model.name}: measured time per layer ({_run_label(p)})\n{sub}", loc="left")
     extra = [Patch(facecolor="#777777", label="forward"), Patch(facecolor=_lighten("#777777", BACKWARD_LIGHTEN),
                                                                  label="backward")] if train else []
@@ -238,6 +239,8 @@ def ops_vs_time(data, path: str | Path) -> Path:
     markers = [Line2D([], [], ls="", marker=m, color="#777777", markeredgecolor="k", label=f"{b}-bound layer")
                for b, m in BOUND_MARKERS.items() if any(r["bound"] == b for r in data.layer_rows)]
     markers.append(Line2D([], [], color="#c53a32", lw=1.6, label="least-squares line"))
+    if compute_fit.n >= 3 and compute_fit.n < data.fits["layers"].n:
+        markers.append(Line2D([], [], color="#555555", ls="--", lw=1.6, label="line of compute-bound layers"))
     if several:
         from matplotlib.patches import Patch
         ax.legend(handles=[Patch(color=MODEL_COLOURS[k % len(MODEL_COLOURS)], label=m) for k, m in enumerate(models)]
@@ -253,12 +256,12 @@ def ops_vs_time(data, path: str | Path) -> Path:
         ax2.set_ylabel("measured forward time per batch (ms)")
         ax2.set_title(f"whole models\n{_fit_caption(data.fits['models'])}", loc="left")
         ax2.grid(alpha=0.3)
-        ax2.set_xlim(left=0)
-        ax2.set_ylim(bottom=0)
+        ax2.set_xlim(0, max(r["macs"] for r in rows) / 1e9 * 1.25)
+        ax2.set_ylim(0, max(r["forward_ms"] for r in rows) * 1.15)
         from .plots import _declutter
         _declutter(ax2, texts)
     else:
-        _family_legend(ax, [r["family"] for r in data.layer_rows], markers, loc="lower right", fontsize=9)
+        _family_legend(ax, [r["family"] for r in data.layer_rows], markers, loc="best", fontsize=9)
     dtype = data.profiles[0].dtype if data.profiles else "float32"
     fig.suptitle(f"Do operations predict time? MACs vs measured forward time (batch {data.batch}, {dtype}, "
                  "NumPy engine)\nthe claim of Canziani, Paszke & Culurciello 2016", x=0.01, ha="left", fontsize=12)

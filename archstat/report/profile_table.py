@@ -67,8 +67,8 @@ def machine_lines(machine: dict[str, Any], cal) -> list[tuple[str, str]]:
     mem = f", {human_bytes(machine['memory_bytes'])} RAM" if machine.get("memory_bytes") else ""
     peaks = ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in sorted(cal.gemm_gflops.items()))
     where = f"cached {cal.measured_at}" if cal.source == "cache" else f"measured {cal.measured_at}"
-    if cal.load_average is not None:
-        where += f" at load average {cal.load_average}"
+    if cal.other_cpu_share is not None:
+        where += f", other processes using {100 * cal.other_cpu_share:.0f}% of the CPUs"
     kind = "quick calibration" if cal.quick else "calibration"
     return [
         ("Machine", f"{machine.get('cpu')}, {machine.get('cores')} cores{mem}; {machine.get('system')}; "
@@ -124,8 +124,8 @@ def _run_line(p) -> str:
     what = "training step (forward with caches + backward)" if t["mode"] == "training" else "inference (forward)"
     line = (f"batch {p.batch}, {p.dtype}, {what}; median of {t['repeats_done']} timed "
             f"repeat{'s' if t['repeats_done'] != 1 else ''} after {t['warmup']} warm-up; seed {t['seed']}")
-    if t.get("load_average") is not None:
-        line += f"; load average {t['load_average']} at start"
+    if t.get("other_cpu_share") is not None:
+        line += f"; other processes used {100 * t['other_cpu_share']:.0f}% of the CPUs meanwhile"
     if p.interrupted:
         line += f"; INTERRUPTED during {t['interrupted_at']} (asked for {t['repeat']} repeats)"
     return line
@@ -278,9 +278,9 @@ def render_ops_time(o, fmt: str = "table") -> str:
     if fmt == "csv":
         return _csv_comments([("archstat profile", "operations vs time"), *head]) + _csv(
             o.layer_rows, LAYER_KEYS)
-    headers = ["Model", "GMACs", "GFLOPs", "Forward ms", "ms/image", "GFLOP/s"]
+    headers = ["Model", "MACs", "FLOPs", "Forward ms", "ms/image", "GFLOP/s"]
     aligns = ["<"] + [">"] * 5
-    body = [[r["model"], f"{r['macs'] / 1e9:.3f}", f"{r['flops'] / 1e9:.3f}", ms(r["forward_ms"]),
+    body = [[r["model"], human(r["macs"]), human(r["flops"]), ms(r["forward_ms"]),
              ms(r["ms_per_image"]), _num(r["gflops"])] for r in o.model_rows]
     tail = [(f"Fit over {k}", _fit_text(f)) for k, f in o.fits.items()]
     notes = ["Canziani, Paszke & Culurciello 2016 (arXiv:1605.07678) report that operation count predicts "
