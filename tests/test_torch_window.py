@@ -88,6 +88,7 @@ def _draw(rng, make):
             return config
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own note
 @pytest.mark.parametrize("batch", BATCHES)
 def test_conv2d_against_torch(batch):
     rng = np.random.default_rng([batch, 1])
