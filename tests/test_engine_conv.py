@@ -77,6 +77,16 @@ def test_conv2d_matches_naive_forward_and_backward(case, blocking):
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
 
 
+@pytest.mark.parametrize("fold", [0, 10**9], ids=["bias after GEMM", "bias in GEMM"])
+@pytest.mark.parametrize("case", [CONV_CASES[i] for i in (1, 3, 4, 13)])
+def test_bias_folded_into_the_gemm_or_added_after_agree(case, fold, monkeypatch, blocking):
+    from archstat.layers import conv
+    monkeypatch.setattr(conv, "FOLD_BIAS_MAX_K", fold)
+    x, w, b, kw = _case(case)
+    np.testing.assert_allclose(engine.conv2d(x, w, b, **kw), conv2d_naive(x, w, b, **kw),
+                               rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("case", [CONV_CASES[i] for i in (1, 2, 4, 6, 7, 14, 16, 18)],
                          ids=lambda c: f"{c[-1]}-k{c[5]}-s{c[6]}-g{c[9]}")
 def test_conv2d_gradients_by_finite_differences(case):

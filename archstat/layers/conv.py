@@ -209,20 +209,23 @@ def _conv_args(x, w, b, groups, padding_mode):
     return x, w, b, int(groups)
 
 
-def _column_blocks(x, geom, groups, padding_mode):
+def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
     """Blocked im2col of ``x``: yield ``(block, local, cols, src)`` per block of output rows.
 
     ``cols`` is ``(G, K_g, L)``; ``src`` is the padded input the block's windows read and
     ``local`` the block's place in it (``padded_block`` for zero padding, so the padding is
     built in cache, block by block; the whole padded input for the other modes). One column
-    buffer and one band buffer serve every block.
+    buffer and one band buffer serve every block. With ``ones_row`` (groups 1 only) the
+    columns get one more row of ones, so that a weight with the bias as its last column
+    adds the bias inside the GEMM (CS231n's bias trick) instead of in one more pass over
+    the output.
     """
     n, c = x.shape[:2]
     kh, kw = geom.kernel
     k = c * kh * kw
     plan = list(win.blocks(n, geom, k * x.itemsize))
     most = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan)
-    colbuf = np.empty(most * geom.out_hw[1] * k, x.dtype)
+    colbuf = np.empty(most * geom.out_hw[1] * (k + ones_row), x.dtype)
     if padding_mode == "zeros":
         rows = max(r1 - r0 for _, _, r0, r1 in plan)
         band_rows = (rows - 1) * geom.stride[0] + geom.extent[0]
@@ -237,7 +240,18 @@ def _column_blocks(x, geom, groups, padding_mode):
         else:
             src, local = xp, block
         cols = win.im2col(src, geom, local, out=colbuf)
-        yield block, local, cols.reshape(groups, k // groups, -1), src
+        if ones_row:
+            size = cols.size
+            colbuf[size:size + cols.shape[1]] = 1
+            cols = colbuf[:size + cols.shape[1]].reshape(k + 1, -1)
+        yield block, local, cols.reshape(groups, (k + ones_row) // groups, -1), src
+
+
+#: fold the bias into the GEMM (a row of ones under the columns) when K = C_in*kH*kW is at
+#: most this: there the separate bias pass over the output costs 3-18 % (conv1_1 to
+#: conv2_x of VGG-16, measured as bench/engine.py does); at K = 4608 the odd K + 1 made the
+#: GEMM slower than the pass it saves.
+FOLD_BIAS_MAX_K = 2048
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
@@ -250,7 +264,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
 
     im2col + one GEMM per group (``(G, C_out/G, K_g) @ (G, K_g, L)``, one batched matmul),
     blocked over images / output rows so the columns stay cache sized and bounded in memory
-    (:func:`archstat.engine.im2col.blocks`). 1x1 stride-1 unpadded convs skip im2col.
+    (:func:`archstat.engine.im2col.blocks`). 1x1 stride-1 unpadded convs skip im2col. With
+    groups 1 and a small K the bias rides in the GEMM (:data:`FOLD_BIAS_MAX_K`).
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
@@ -260,13 +275,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     wm = w.reshape(g, c_out // g, -1)
     bg = None if b is None else b.reshape(g, c_out // g, 1)
     y = np.empty((n, c_out, ho, wo), x.dtype)
+    fold_bias = (bg is not None and g == 1 and not geom.is_pointwise
+                 and wm.shape[2] <= FOLD_BIAS_MAX_K)
+    if fold_bias:
+        wm = np.concatenate([wm, bg], axis=2)   # (1, C_out, K + 1): bias as the last column
+        bg = None
     if geom.is_pointwise:
         yv = y.reshape(n, g, c_out // g, ho * wo)
         np.matmul(wm, x.reshape(n, g, c // g, ho * wo), out=yv)
         if bg is not None:
             yv += bg
         return y
-    for (n0, n1, r0, r1), _, cols, _ in _column_blocks(x, geom, g, padding_mode):
+    for (n0, n1, r0, r1), _, cols, _ in _column_blocks(x, geom, g, padding_mode, fold_bias):
         if n1 - n0 == 1:  # a band of rows of one image: the GEMM writes straight into y
             out = y[n0].reshape(g, c_out // g, ho * wo)[:, :, r0 * wo:r1 * wo]
             np.matmul(wm, cols, out=out)
