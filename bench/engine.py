@@ -25,10 +25,15 @@ import os
 import sys
 
 _PINNED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-if any(name in os.environ for name in _PINNED):  # before NumPy loads OpenBLAS
+#: glibc: keep freed memory in the process instead of returning it to the OS
+_RETAIN = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+_retain = "--retain-memory" in sys.argv and any(os.environ.get(k) != v for k, v in _RETAIN.items())
+if any(name in os.environ for name in _PINNED) or _retain:  # before NumPy loads OpenBLAS
     env = {k: v for k, v in os.environ.items() if k not in _PINNED}
     env["ARCHSTAT_BENCH_UNPINNED"] = " ".join(f"{k}={os.environ[k]}" for k in _PINNED
                                               if k in os.environ)
+    if _retain:
+        env.update(_RETAIN)
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 import argparse  # noqa: E402
@@ -270,11 +275,19 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds per measurement")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-vgg", action="store_true", help="skip the whole-network forward")
+    ap.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
+    ap.add_argument("--retain-memory", action="store_true",
+                    help="re-run with glibc told to keep freed memory (MALLOC_MMAP_THRESHOLD_, "
+                         "MALLOC_TRIM_THRESHOLD_): on a VM that hands freed pages back to the "
+                         "host, every fresh large array pays page faults (both libraries)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     if os.environ.get("ARCHSTAT_BENCH_UNPINNED"):
         print(f"note: re-executed with {os.environ['ARCHSTAT_BENCH_UNPINNED']} unset "
               f"(they pin OpenBLAS's kernel)")
+    if args.retain_memory:
+        print("note: glibc keeps freed memory (" + ", ".join(f"{k}={v}" for k, v in _RETAIN.items())
+              + ")")
     torch = None
     if not args.no_torch:
         try:
@@ -290,7 +303,7 @@ def main(argv=None) -> int:
     print(f"im2col blocks: BLOCK_BYTES {win.BLOCK_BYTES >> 20} MiB, MIN_BLOCK_COLS "
           f"{win.MIN_BLOCK_COLS}, COL_BUDGET_BYTES {win.COL_BUDGET_BYTES >> 20} MiB")
     verdicts = []
-    for batch in args.batches:
+    for batch in [] if args.no_layers else args.batches:
         # batch 1 is cheap: more rounds make its medians steadier
         rows = bench_layers(batch, args.rounds + (4 if batch == 1 else 0), torch)
         s = print_layers(rows, batch, torch is not None)
