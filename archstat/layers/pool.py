@@ -144,7 +144,7 @@ class GlobalAvgPool2d(LayerType):
 # Both pools read their input through the engine's one window primitive
 # (:func:`archstat.engine.im2col.windows`), one strided view per kernel offset (a, b):
 # max pooling is an elementwise maximum of those kH*kW views (20x faster than reshape +
-# max, ``bench/engine.py``), average pooling their sum times 1/divisor. Backward adds into
+# max: shared/reference/perf-anchors.md), average pooling their sum times 1/divisor. Backward adds into
 # the same views of the padded gradient, then crops the padding.
 
 
