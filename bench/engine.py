@@ -272,7 +272,7 @@ def bench_vgg16(batch: int, rounds: int, torch) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--rounds", type=int, default=3, help="timed rounds per measurement")
+    ap.add_argument("--rounds", type=int, default=4, help="timed rounds per measurement")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-vgg", action="store_true", help="skip the whole-network forward")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
