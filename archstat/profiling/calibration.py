@@ -101,8 +101,10 @@ class CpuWatch:
     ``/proc/stat`` and this process's own CPU time (``os.times``) at start and at
     :meth:`share`; other processes' share = (system busy - ours) / (wall time x CPUs).
     Near 0 on an idle machine; 0.5 means others took half the CPUs, so our timings are
-    inflated. None where ``/proc/stat`` does not exist.
+    inflated. None where ``/proc/stat`` does not exist, or for less than :attr:`MIN_SECONDS`.
     """
+
+    MIN_SECONDS = 0.25
 
     def __init__(self):
         self.start = _cpu_counters()
@@ -111,9 +113,10 @@ class CpuWatch:
         end = _cpu_counters()
         if self.start is None or end is None:
             return None
-        wall = (end[0] - self.start[0]) * (os.cpu_count() or 1)
-        if wall <= 0:
+        seconds = end[0] - self.start[0]
+        if seconds < self.MIN_SECONDS:  # the counters tick every 10 ms: too short to tell
             return None
+        wall = seconds * (os.cpu_count() or 1)
         others = (end[1] - self.start[1]) - (end[2] - self.start[2])
         return round(min(max(others / wall, 0.0), 1.0), 3)
 

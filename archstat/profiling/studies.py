@@ -31,6 +31,7 @@ SWEEP_COLUMNS: dict[str, str] = {
     "predicted_peak_bytes": "the analysis' peak (see PROFILE_TOTALS)",
     "measured_peak_bytes": "tracemalloc peak + weights and inputs (see PROFILE_TOTALS)",
     "repeats_done": "complete timed passes",
+    "other_cpu_share": "share of the CPUs other processes used while timing this batch size",
 }
 
 

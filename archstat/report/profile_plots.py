@@ -15,6 +15,7 @@ import numpy as np
 
 from ..layers.registry import get as layer_type
 from .plots import FAMILY_COLOURS, FAMILY_LABELS, _log_axis, _pyplot, save
+from .profile_table import _num, ms
 
 FORWARD_ALPHA = 1.0
 BACKWARD_LIGHTEN = 0.55
@@ -51,8 +52,22 @@ def _machine_note(machine: dict[str, Any], cal, dtype: str | None = None) -> str
             f"{describe_blas(machine)}; {peak}, memory {cal.bandwidth_gbs:.1f} GB/s (np.copyto)")
 
 
-def _footnote(fig, text: str) -> None:
+def _footnote(fig, text: str, profiles: Sequence[Any] = ()) -> float:
+    """The machine (and, above it, a warning when other processes disturbed the timing) at the
+    bottom of the figure; returns the figure fraction they take, for ``tight_layout(rect=...)``."""
+    from matplotlib.transforms import offset_copy
+
+    from ..profiling.core import BUSY
+    shares = [p.totals.get("other_cpu_share") for p in profiles]
+    worst = max((v for v in shares if v is not None), default=None)
+    lines = 1
     fig.text(0.01, 0.003, text, fontsize=8, color="#666666", ha="left", va="bottom")
+    if worst is not None and worst > BUSY:
+        lines = 2
+        fig.text(0.01, 0.003, f"Disturbed: other processes used {100 * worst:.0f}% of the CPUs while timing; "
+                              "absolute times are inflated.", fontsize=8, color="#c53a32", ha="left", va="bottom",
+                 transform=offset_copy(fig.transFigure, fig=fig, y=11, units="points"))
+    return (lines * 11 + 6) / (fig.get_figheight() * 72)
 
 
 def _nan0(values) -> np.ndarray:
@@ -96,32 +111,37 @@ def layer_times(p, path: str | Path) -> Path:
     total = fwd + bwd
     lo = _nan0([r["forward_min_ms"] for r in rows]) + (_nan0([r["backward_min_ms"] for r in rows]) if train else 0)
     hi = _nan0([r["forward_max_ms"] for r in rows]) + (_nan0([r["backward_max_ms"] for r in rows]) if train else 0)
-    ax.errorbar(total, y, xerr=[np.clip(total - lo, 0, None), np.clip(hi - total, 0, None)], fmt="none",
-                ecolor="#444444", elinewidth=0.8, capsize=2)
-    right = max(float(hi.max()) if n else 1.0, 1e-9)
-    from .profile_table import ms
+    # the axis follows the medians: a disturbed repeat must not squash every bar; whiskers that
+    # run past it are cut, and the label gives their end
+    right = max(float(total.max()) if n else 1.0, 1e-9) * 1.2
+    cut = hi > right
+    ax.errorbar(total, y, xerr=[np.clip(total - lo, 0, None), np.clip(np.minimum(hi, right) - total, 0, None)],
+                fmt="none", ecolor="#444444", elinewidth=0.8, capsize=2)
+    if cut.any():
+        ax.plot(np.full(int(cut.sum()), right), y[cut], marker=">", ls="none", color="#444444", ms=5)
     for i, r in enumerate(rows):
         if r["share"] == r["share"] and r["share"] >= 0.01:
-            ax.text(max(hi[i], total[i]) + right * 0.01, i, f"{ms(total[i])} ms  {100 * r['share']:.0f}%",
-                    va="center", fontsize=8.5, color="#333333")
+            text = f"{ms(total[i])} ms  {100 * r['share']:.0f}%" + (f"  (max {ms(hi[i])})" if cut[i] else "")
+            ax.text(min(max(hi[i], total[i]), right) + right * 0.012, i, text, va="center", fontsize=8.5,
+                    color="#333333")
     ax.set_yticks(y, [r["name"] for r in rows], fontsize=9 if n < 60 else 7)
     ax.set_ylim(n - 0.4, -0.6)
-    ax.set_xlim(0, right * 1.16)
+    ax.set_xlim(0, right * 1.22)
     ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel("time per batch (ms): median over the repeats, whiskers min-max")
     t = p.totals
     if train:
         sub = (f"forward {ms(t['forward_ms'])} ms + backward {ms(t['backward_ms'])} ms per batch, "
-               f"{t['images_per_s']:.3g} images/s")
+               f"{_num(t['images_per_s'])} images/s")
     else:
-        sub = f"forward {ms(t['forward_ms'])} ms per batch, {t['images_per_s']:.3g} images/s"
+        sub = f"forward {ms(t['forward_ms'])} ms per batch, {_num(t['images_per_s'])} images/s"
     ax.set_title(f"{p.model.name}: measured time per layer ({_run_label(p)})\n{sub}", loc="left")
     extra = [Patch(facecolor="#777777", label="forward"), Patch(facecolor=_lighten("#777777", BACKWARD_LIGHTEN),
                                                                  label="backward")] if train else []
     visible = [f for f, r in zip(families, rows) if r["share"] == r["share"] and r["share"] >= 0.005]
     _family_legend(ax, visible or families, extra, loc="lower right", fontsize=9)
-    _footnote(fig, _machine_note(p.machine, p.calibration, p.dtype))
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    bottom = _footnote(fig, _machine_note(p.machine, p.calibration, p.dtype), [p])
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return save(fig, path)
 
 
@@ -183,8 +203,8 @@ def roofline(p, path: str | Path, label_top: int = 8) -> Path:
     ax.set_title(f"{p.model.name}: roofline ({_run_label(p)})\npoint area ~ share of the forward time; "
                  f"the {min(label_top, len(rows))} slowest layers named{note}", loc="left")
     _family_legend(ax, families, loc="lower right", fontsize=9)
-    _footnote(fig, _machine_note(p.machine, p.calibration, p.dtype))
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    bottom = _footnote(fig, _machine_note(p.machine, p.calibration, p.dtype), [p])
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return save(fig, path)
 
 
@@ -244,7 +264,7 @@ def ops_vs_time(data, path: str | Path) -> Path:
     if several:
         from matplotlib.patches import Patch
         ax.legend(handles=[Patch(color=MODEL_COLOURS[k % len(MODEL_COLOURS)], label=m) for k, m in enumerate(models)]
-                  + markers, frameon=False, fontsize=9, loc="upper left")
+                  + markers, frameon=False, fontsize=9, loc="lower right")
         ax2 = axes[0, 1]
         rows = data.model_rows
         ax2.scatter([r["macs"] / 1e9 for r in rows], [r["forward_ms"] for r in rows], s=60,
@@ -265,8 +285,8 @@ def ops_vs_time(data, path: str | Path) -> Path:
     dtype = data.profiles[0].dtype if data.profiles else "float32"
     fig.suptitle(f"Do operations predict time? MACs vs measured forward time (batch {data.batch}, {dtype}, "
                  "NumPy engine)\nthe claim of Canziani, Paszke & Culurciello 2016", x=0.01, ha="left", fontsize=12)
-    _footnote(fig, _machine_note(data.machine, data.calibration, dtype))
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    bottom = _footnote(fig, _machine_note(data.machine, data.calibration, dtype), data.profiles)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return save(fig, path)
 
 
@@ -302,7 +322,7 @@ def batch_sweep(s, path: str | Path) -> Path:
     ax_t.plot(batches, per_image, "o-", color="#3b75af", lw=2, label="median")
     for b, v, r in zip(batches, per_image, rows):
         if v == v:
-            ax_t.annotate(f"{r['images_per_s']:.3g} img/s", (b, v), textcoords="offset points", xytext=(0, 9),
+            ax_t.annotate(f"{_num(r['images_per_s'])} img/s", (b, v), textcoords="offset points", xytext=(0, 9),
                           ha="center", fontsize=9, color="#333333")
     ax_t.set_ylabel("time per image (ms)")
     ax_t.set_title("time per image\nlabels: images per second", loc="left")
@@ -315,7 +335,7 @@ def batch_sweep(s, path: str | Path) -> Path:
     first = next(iter(s.profiles.values()))
     weights = (first.totals["param_bytes"] + first.totals["buffer_bytes"]) / 1e6
     ax_m.axhline(weights, color="#999999", ls=":", lw=1)
-    ax_m.text(batches[0], weights, " weights", va="bottom", fontsize=9, color="#777777")
+    ax_m.text(batches.max(), weights, "weights ", ha="right", va="top", fontsize=9, color="#777777")
     ax_m.set_ylabel("peak memory (MB)")
     ax_m.set_ylim(0, max(np.nanmax(measured) if np.isfinite(np.nanmax(measured)) else 0, np.nanmax(predicted)) * 1.15)
     from ..profiling.studies import linear_fit
@@ -339,6 +359,6 @@ def batch_sweep(s, path: str | Path) -> Path:
     mode = "forward + backward" if s.mode == "training" else "forward"
     fig.suptitle(f"{s.model.name}: {mode} vs batch size ({s.dtype}){' (interrupted)' if s.interrupted else ''}",
                  x=0.01, ha="left", fontsize=13)
-    _footnote(fig, _machine_note(s.machine, s.calibration, s.dtype))
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    bottom = _footnote(fig, _machine_note(s.machine, s.calibration, s.dtype), list(s.profiles.values()))
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return save(fig, path)

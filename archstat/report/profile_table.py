@@ -252,6 +252,11 @@ def render_sweep(s, fmt: str = "table") -> str:
                                 f"{b['ms_per_image'] / a['ms_per_image']:.2f}, memory x"
                                 f"{(b['measured_peak_bytes'] or math.nan) / (a['measured_peak_bytes'] or math.nan):.2f}"
                                 " (weights are paid once; activations grow with the batch)"))
+    from ..profiling.core import BUSY
+    busy = [r["other_cpu_share"] for r in rows if r["other_cpu_share"] is not None]
+    if busy and max(busy) > BUSY:
+        tail.append(("Warning", f"other processes used up to {100 * max(busy):.0f}% of the CPUs while timing: "
+                                "absolute times are inflated; compare ratios, or re-run when the machine is idle"))
     notes = ["Predicted peak: weights + the analysis' peak live activations (training: its training-memory "
              "estimate); measured: tracemalloc over one untimed pass + weights and input (the difference is "
              "kernel workspace).", UNITS_NOTE]
@@ -283,6 +288,11 @@ def render_ops_time(o, fmt: str = "table") -> str:
     body = [[r["model"], human(r["macs"]), human(r["flops"]), ms(r["forward_ms"]),
              ms(r["ms_per_image"]), _num(r["gflops"])] for r in o.model_rows]
     tail = [(f"Fit over {k}", _fit_text(f)) for k, f in o.fits.items()]
+    from ..profiling.core import BUSY
+    busy = [p.totals["other_cpu_share"] for p in o.profiles if p.totals["other_cpu_share"] is not None]
+    if busy and max(busy) > BUSY:
+        tail.append(("Warning", f"other processes used up to {100 * max(busy):.0f}% of the CPUs while timing: "
+                                "the points scatter more than they would on an idle machine"))
     notes = ["Canziani, Paszke & Culurciello 2016 (arXiv:1605.07678) report that operation count predicts "
              "inference time about linearly; R^2 near 1 supports it on this machine.", UNITS_NOTE]
     return _render(fmt, "Operations vs measured time", head, (headers, aligns, body, None), tail, notes)
