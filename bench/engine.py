@@ -62,6 +62,27 @@ LAYERS = [(n, ci, co, h, 3, 1, 1) for n, ci, co, h in VGG16] + [
     ("alexnet_conv1", 3, 96, 227, 11, 4, 0)]
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def others_share(busy0: float | None, own0: float, wall: float) -> float | None:
+    """Share of the machine's CPU time that other processes used since ``busy0``."""
+    busy1 = _busy_seconds()
+    if busy0 is None or busy1 is None:
+        return None
+    t = os.times()
+    own = t.user + t.system - own0
+    return max(0.0, (busy1 - busy0) - own) / (wall * (os.cpu_count() or 1))
+
+
 def blas_line() -> str:
     infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     return "; ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')}), "
@@ -282,6 +303,8 @@ def main(argv=None) -> int:
                          "host, every fresh large array pays page faults (both libraries)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
+    busy0, t0 = _busy_seconds(), os.times()
+    own0 = t0.user + t0.system
     if os.environ.get("ARCHSTAT_BENCH_UNPINNED"):
         print(f"note: re-executed with {os.environ['ARCHSTAT_BENCH_UNPINNED']} unset "
               f"(they pin OpenBLAS's kernel)")
@@ -326,7 +349,11 @@ def main(argv=None) -> int:
             ok = ratio(t, "torch") >= 1
             print(f"batch {batch}: whole VGG-16 forward, torch/engine {ratio(t, 'torch'):.2f} "
                   f"(target >= 1, no slower than torch): {'met' if ok else 'NOT met'}")
-    print(f"\nbench time {time.perf_counter() - start:.0f} s")
+    wall = time.perf_counter() - start
+    share = others_share(busy0, own0, wall)
+    print(f"\nbench time {wall:.0f} s" + ("" if share is None else
+          f"; other processes used {share:.0%} of the CPUs meanwhile"
+          + (" (a disturbed run: rerun on a quiet machine)" if share > 0.05 else "")))
     return 0
 
 
