@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports/)")
     p.add_argument("--specs", default="specs", metavar="DIR", help="folder of specs (default specs/)")
     p.add_argument("--no-figures", dest="figures", action="store_false", help="write the text reports only")
+    p.add_argument("--no-timing", dest="timing", action="store_false",
+                   help="skip the measured report (operations vs time: about a minute on two cores)")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("calibrate", help="measure this machine's GEMM GFLOP/s and memory GB/s (cached)",
@@ -327,7 +329,7 @@ def _cmd_graph(args: argparse.Namespace) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from .report.reproduce import reproduce
 
-    for path in reproduce(args.out, args.specs, figures=args.figures):
+    for path in reproduce(args.out, args.specs, figures=args.figures, timing=args.timing):
         print(f"wrote {path}", file=sys.stderr)
 
 

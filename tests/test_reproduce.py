@@ -15,7 +15,7 @@ REFERENCE = ROOT.parent / "shared" / "reference"
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    paths = reproduce(out, ROOT / "specs", figures=False)
+    paths = reproduce(out, ROOT / "specs", figures=False, timing=False)
     return out, paths
 
 

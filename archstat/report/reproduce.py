@@ -32,6 +32,8 @@ class Report:
     what: str
     text: str | None = None
     draw: Callable[[Path], Any] | None = None
+    #: holds measured timings: regenerated on each run, never compared with the committed file
+    measured: bool = False
 
 
 def _analysis(specs: Path, name: str, **kwargs) -> Analysis:
@@ -374,6 +376,57 @@ def complexity_accuracy(specs: Path) -> list[Report]:
                                    "accuracy_source"], data))]
 
 
+# ----------------------------------------------------------------- operations vs time
+
+#: models timed for the operations-vs-time study: a spread of sizes and shapes that runs
+#: in well under a minute on two cores at batch 1
+OPS_TIME_SPECS = ("alexnet.yaml", "vgg11.yaml", "resnet18.yaml", "resnet50.yaml", "googlenet.yaml",
+                  "mobilenet_v2.yaml", "squeezenet1_0.yaml", "densenet121.yaml")
+
+
+def ops_vs_time(specs: Path, progress: Any = None) -> list[Report]:
+    from ..profiling.studies import ops_vs_time as measure
+
+    data = measure([specs / name for name in OPS_TIME_SPECS if (specs / name).is_file()], batch=1,
+                   repeat=3, warmup=1, progress=progress)
+    machine = data.machine
+    blas = machine.get("blas", {})
+    fits = data.fits
+    rows = [[m["model"], f"{m['macs'] / 1e9:.3f}", f"{m['forward_ms']:.1f}", f"{m['gflops']:.1f}"]
+            for m in data.model_rows]
+
+    def fit_line(key: str) -> str:
+        f = fits[key]
+        return (f"- {key}: time = {f.slope * 1e9:.2f} ms per GMAC x MACs + {f.intercept:.2f} ms, "
+                f"R^2 = {f.r2:.3f} over {f.n} points")
+
+    text = "\n".join([
+        "# Operations vs measured time (after Canziani et al. 2016)", "",
+        "Canziani, Paszke & Culurciello (arXiv:1605.07678) report that operation count predicts "
+        "inference time. Here archstat's NumPy engine runs each model forward at batch 1 (median of 3 "
+        "after a warm-up) and the time is set against the MACs archstat counts. **Measured on this "
+        f"machine**: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, NumPy "
+        f"{machine.get('numpy', '?')}, {blas.get('internal_api', 'BLAS')} {blas.get('version', '')} "
+        f"({blas.get('num_threads', '?')} threads). Times vary from run to run; the fit's quality is "
+        "what to read.", "",
+        "![operations vs time](ops_vs_time.png)", "",
+        md_table(["Model", "GMACs", "Forward ms", "GFLOP/s"], ["<", ">", ">", ">"], rows, None), "",
+        "Least-squares fits of forward time against MACs:", "",
+        *[fit_line(k) for k in fits], "",
+        "Memory-bound layers (fully connected at batch 1, depthwise convolutions, 1x1 convolutions on "
+        "small maps) sit above the line: they move more bytes per MAC, which operation counts do not "
+        "see (see `archstat profile --plot` for the roofline).", ""])
+
+    def draw(path: Path) -> None:
+        from .profile_plots import ops_vs_time as plot
+        plot(data, path)
+
+    return [Report("ops_vs_time.md", "Operations vs time", "measured engine time against MACs across models, "
+                   "with a linear fit (measured: changes from run to run)", text=text, measured=True),
+            Report("ops_vs_time.png", "Operations vs time (figure)", "per layer and per model, with R^2",
+                   draw=draw, measured=True)]
+
+
 # --------------------------------------------------------------------------- driver
 
 def all_reports(specs: Path) -> list[Report]:
@@ -391,13 +444,25 @@ def index(reports: list[Report]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproduce(out: str | Path = "reports", specs: str | Path = "specs", figures: bool = True) -> list[Path]:
-    """Write every report (and ``README.md``, the index) into ``out``; return the paths written."""
+def reproduce(out: str | Path = "reports", specs: str | Path = "specs", figures: bool = True,
+              timing: bool = True, progress: Any = None) -> list[Path]:
+    """Write every report (and ``README.md``, the index) into ``out``; return the paths written.
+
+    ``timing`` runs the engine for the measured reports (operations vs time); without it they
+    keep whatever is in ``out`` already and stay listed in the index.
+    """
     specs, out = Path(specs), Path(out)
     if not specs.is_dir():
         raise ArchstatError("no such folder of specs", file=str(specs), field="--specs",
                             hint="run from the repository root or pass --specs DIR")
     reports = all_reports(specs)
+    measured_index = [Report("ops_vs_time.md", "Operations vs time", "measured engine time against MACs across "
+                             "models, with a linear fit (measured: changes from run to run)", measured=True),
+                      Report("ops_vs_time.png", "Operations vs time (figure)", "per layer and per model, with R^2",
+                             measured=True)]
+    if timing:
+        measured_index = ops_vs_time(specs, progress)
+    reports += measured_index
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for r in reports:
