@@ -119,3 +119,19 @@ def test_unaligned_merge_is_flagged():
     assert rows["same"]["rf_aligned"] is True
     # the union of [-1, 1] and [0, 1]: 3 pixels centred at 0
     assert rows["sum"]["rf_size"] == (3, 3) and rows["sum"]["rf_offset"] == (0.0, 0.0)
+
+
+def test_ceil_mode_window_larger_than_padded_input_matches_pytorch():
+    # PyTorch: floor((3 + 2 - 2*(4-1) - 1 + (3-1)) / 3) + 1 = 1 output, the window starting in
+    # the padding and reaching input pixel 1 through its dilation
+    spec = {"input": [1, 3, 3], "layers": [{"type": "max_pool2d", "kernel_size": 4, "stride": 3,
+                                            "padding": 1, "dilation": 2, "ceil_mode": True}]}
+    assert archstat.analyze(spec).rows()[-1]["output_shape"] == (1, 1, 1, 1)
+
+
+def test_pool_padding_limit_is_half_the_undilated_kernel():
+    # torch: "pad should be smaller than or equal to half of kernel size" (3 // 2 = 1), dilation aside
+    spec = {"input": [1, 9, 9], "layers": [{"type": "max_pool2d", "kernel_size": 3, "padding": 2,
+                                            "dilation": 2}]}
+    with pytest.raises(archstat.ArchstatError, match="field 'padding'"):
+        archstat.load(spec)

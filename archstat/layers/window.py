@@ -47,25 +47,23 @@ def resolve_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, 
 
 def output_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int,
                 dilation: int = 1, ceil_mode: bool = False, *, axis: str = "") -> int:
-    """Number of window positions along one axis.
+    """Number of window positions along one axis, as PyTorch computes it.
 
-    With ``ceil_mode`` (pools) the division rounds up, but the last window must start
-    inside the input or the left padding (PyTorch's rule). Raises ArchstatError when the
-    window does not fit, instead of returning a zero or negative size.
+    ``floor((size + p_lo + p_hi - d*(k-1) - 1 [+ s-1 with ceil_mode]) / s) + 1``; with
+    ``ceil_mode`` (pools) the last window must also start inside the input or the left
+    padding. Raises ArchstatError when no window fits, instead of returning a zero or
+    negative size.
     """
     span = size + pad_lo + pad_hi - effective_kernel(kernel, dilation)
-    if span < 0:
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and out > 1 and (out - 1) * stride >= size + pad_lo:
+        out -= 1
+    if out < 1:
         raise ArchstatError(
             f"the {axis + ' ' if axis else ''}input size {size} (padded {size + pad_lo + pad_hi}) "
             f"is smaller than the kernel extent {effective_kernel(kernel, dilation)}, "
-            f"so the output would be empty",
-            field="kernel_size", hint="use a larger input, more padding, or a smaller kernel/dilation")
-    if ceil_mode:
-        out = ceil_div(span, stride) + 1
-        if (out - 1) * stride >= size + pad_lo:
-            out -= 1
-    else:
-        out = span // stride + 1
+            f"so the output would be empty", field="kernel_size",
+            hint="use a larger input, more padding, or a smaller kernel/dilation")
     return out
 
 
@@ -77,9 +75,8 @@ def output_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, i
 
 
 def check_pool_padding(pads: Pads, kernel: tuple[int, int], dilation: tuple[int, int]) -> None:
-    """PyTorch refuses pool padding larger than half the (dilated) kernel."""
-    for (lo, _), k, d in zip(pads, kernel, dilation):
-        if lo > effective_kernel(k, d) // 2:
-            raise ArchstatError(
-                f"pool padding {lo} is more than half the kernel extent {effective_kernel(k, d)}",
-                field="padding", hint="PyTorch allows at most kernel_size // 2")
+    """PyTorch refuses pool padding larger than half the kernel size (not the dilated extent)."""
+    for (lo, _), k in zip(pads, kernel):
+        if lo > k // 2:
+            raise ArchstatError(f"pool padding {lo} is more than half the kernel size {k}",
+                                field="padding", hint="PyTorch allows at most kernel_size // 2")
