@@ -7,9 +7,9 @@ import pytest
 
 from archstat.report import published
 from archstat.report.reproduce import reproduce
+from reference_data import reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference"
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +57,9 @@ def test_vgg_table2_rounds_to_the_paper(regenerated):
 
 
 def test_published_module_agrees_with_the_reference_folder():
-    import csv
-    if not REFERENCE.is_dir():
-        pytest.skip("shared/reference is not beside the repository")
-    rows = [r for r in csv.DictReader(l for l in (REFERENCE / "cs231n_vgg16.csv").open() if not l.startswith("#"))
-            if not r["layer"].startswith("TOTAL")]
+    rows = [r for r in reference("cs231n_vgg16.csv") if not r["layer"].startswith("TOTAL")]
     assert [(r["layer"], r["output_hwc"], r["memory_slide"], r["params_slide"]) for r in rows] == \
         [row for row in published.CS231N_VGG16]
-    table2 = [r for r in csv.DictReader(l for l in (REFERENCE / "vgg_table2.csv").open() if not l.startswith("#"))]
+    table2 = reference("vgg_table2.csv")
     assert [(r["config"], int(r["weight_layers"]), int(r["params_M_paper"])) for r in table2] == \
         [(c, n, m) for c, _, n, m in published.VGG_TABLE2]

@@ -13,7 +13,6 @@ Sim, Distill 2019), compared only where the layout is TF-Slim's (see the RF sect
 """
 from __future__ import annotations
 
-import csv
 import functools
 from pathlib import Path
 
@@ -21,10 +20,10 @@ import networkx as nx
 import pytest
 
 import archstat
+from reference_data import reference  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 MINE = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1",
         "googlenet", "googlenet_paper", "inception_v3", "inception_v4")
@@ -70,13 +69,6 @@ def count_type(spec: str, type_name: str, **args) -> int:
     return sum(1 for layer in model(spec, **args).layers() if layer.type_name == type_name)
 
 
-def reference(csv_name: str) -> list[dict[str, str]]:
-    """Rows of ``shared/reference/<csv_name>`` (``#`` lines are comments); skip if absent."""
-    path = REFERENCE / csv_name
-    if not path.is_file():
-        pytest.skip(f"reference data not found: {path} (shared/ is not beside the repository)")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
 def effective_padding(row: dict) -> float:

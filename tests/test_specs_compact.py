@@ -14,17 +14,16 @@ compared within those bounds, never exactly.
 """
 from __future__ import annotations
 
-import csv
 import functools
 from pathlib import Path
 
 import pytest
 
 import archstat
+from reference_data import reference  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 TORCHVISION = ("mobilenet_v2", "squeezenet1_0", "densenet121", "efficientnet_b0")
 CANZIANI = ("nin", "bn_nin", "bn_alexnet")
@@ -96,12 +95,6 @@ def conv_linear_macs(spec: str) -> int:
     return sum(r["macs"] for r in rows(spec, "conv2d", "linear"))
 
 
-def reference(csv_name: str) -> list[dict[str, str]]:
-    path = REFERENCE / csv_name
-    if not path.is_file():
-        pytest.skip(f"reference data not found: {path} (shared/ is not beside the repository)")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
 def within(value: float, reading: float, tolerance: float = CANZIANI_TOLERANCE) -> bool:

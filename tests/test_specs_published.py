@@ -12,17 +12,16 @@ in-place ReLU and view layers (flatten, dropout) adding nothing.
 """
 from __future__ import annotations
 
-import csv
 import functools
 from pathlib import Path
 
 import pytest
 
 import archstat
+from reference_data import reference  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 #: the weight layers and pools, the rows of the CS231n and lecture tables
 TABLE_TYPES = ("input", "conv2d", "max_pool2d", "linear")
@@ -63,13 +62,6 @@ def hwc(shape: tuple[int, ...]) -> str:
     return str(shape[1])
 
 
-def reference(csv_name: str) -> list[dict[str, str]]:
-    """Rows of ``shared/reference/<csv_name>`` (``#`` lines are comments); skip if absent."""
-    path = REFERENCE / csv_name
-    if not path.is_file():
-        pytest.skip(f"reference data not found: {path} (shared/ is not beside the repository)")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
 def as_int(text: str) -> int:

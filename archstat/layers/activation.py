@@ -98,8 +98,19 @@ class _Elementwise(LayerType):
         return self.flops_per_element * numel(out_shape)
 
 
+class _Clamp(_Elementwise):
+    """A clamp that may write over its input (PyTorch's ``inplace``): ``fn(x, out=)``."""
+
+    fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        y = self.fn(x, out=x if self.writes_in_place(attrs) else None)
+        return y, y
+
+
 @register
-class ReLU(_Elementwise):
+class ReLU(_Clamp):
     """Rectified linear unit max(0, x), as torch.nn.ReLU.
 
     Counts: MACs = 0. FLOPs = 1 per element (one comparison).
@@ -107,18 +118,13 @@ class ReLU(_Elementwise):
 
     name = "relu"
     alias = "relu"
-    fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
     flops_per_element = 1
+    fn = staticmethod(relu)
     grad = staticmethod(relu_backward)
-
-    def forward(self, xs, params, attrs, ctx):
-        x = xs[0]
-        y = relu(x, out=x if self.writes_in_place(attrs) else None)
-        return y, y
 
 
 @register
-class ReLU6(_Elementwise):
+class ReLU6(_Clamp):
     """ReLU capped at 6, min(max(0, x), 6), as torch.nn.ReLU6 (MobileNetV2).
 
     Counts: MACs = 0. FLOPs = 2 per element (two comparisons).
@@ -126,14 +132,9 @@ class ReLU6(_Elementwise):
 
     name = "relu6"
     alias = "relu"
-    fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
     flops_per_element = 2
+    fn = staticmethod(relu6)
     grad = staticmethod(relu6_backward)
-
-    def forward(self, xs, params, attrs, ctx):
-        x = xs[0]
-        y = relu6(x, out=x if self.writes_in_place(attrs) else None)
-        return y, y
 
 
 @register
