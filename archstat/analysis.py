@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from .errors import ArchstatError, did_you_mean
 from .graph import Model, load, paused_gc
 from .layers.registry import Shape
+from .layers.window import effective_kernel
 from .spec import INPUT_NAME
 
 #: bytes per element of the dtypes archstat reports in
@@ -147,7 +148,7 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
         if window is not None:
             size, stride, offset = [], [], []
             for axis in (0, 1):
-                extent = window.dilation[axis] * (window.kernel[axis] - 1) + 1
+                extent = effective_kernel(window.kernel[axis], window.dilation[axis])
                 j = rf.stride[axis]
                 size.append(rf.size[axis] + (extent - 1) * j)
                 stride.append(j * window.stride[axis])
@@ -268,7 +269,10 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
     """
     model = load(model)
     with paused_gc():
-        return _analyze(model, batch, dtype, input_shape, optimizer)
+        try:
+            return _analyze(model, batch, dtype, input_shape, optimizer)
+        except ArchstatError as exc:
+            raise exc.with_context(file=model.file)
 
 
 def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] | None,

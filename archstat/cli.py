@@ -279,21 +279,44 @@ def _format(args: argparse.Namespace, default: str) -> str:
 
 def _emit(args: argparse.Namespace, text: str) -> None:
     if not args.output:
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except UnicodeEncodeError:
+            raise ArchstatError("the report has characters this terminal cannot encode",
+                                hint="write it to a file with -o, or set PYTHONIOENCODING=utf-8") from None
+        except OSError as exc:
+            raise ArchstatError(f"cannot write to standard output ({exc.strerror or exc})") from None
         return
     path = Path(args.output)
     if path.is_dir():
         raise ArchstatError("is a directory", file=str(path), field="--output",
                             hint="give a file name, e.g. -o report.md")
+    _make_parent(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
         os.replace(tmp, path)  # never leave a half-written report behind
     except OSError as exc:
+        Path(str(path) + ".tmp").unlink(missing_ok=True)
         raise ArchstatError(f"cannot write the output ({exc.strerror or exc})", file=str(path),
                             field="--output") from None
     print(f"wrote {path}", file=sys.stderr)
+
+
+def _make_parent(path: Path) -> None:
+    """-o creates missing folders; a file standing where a folder should be is an error."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ArchstatError(f"{parent} is a file, not a folder", file=str(path), field="--output",
+                                hint="choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchstatError(f"cannot create the folder ({exc.strerror or exc})", file=str(path),
+                            field="--output") from None
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -328,6 +351,7 @@ def _cmd_graph(args: argparse.Namespace) -> None:
     if not args.output:
         sys.stdout.write(graph_plot.to_dot(model, analysis, color_by=color_by, collapse=args.collapse))
         return
+    _make_parent(Path(args.output))
     path = graph_plot.draw_graph(model, args.output, analysis=analysis, color_by=color_by,
                                  collapse=args.collapse, title=args.title)
     print(f"wrote {path}", file=sys.stderr)

@@ -51,6 +51,7 @@ import yaml
 
 from .errors import ArchstatError, did_you_mean, printable, short_repr
 from .layers import registry
+from .layers.registry import MAX_INT
 
 TOP_LEVEL_KEYS = ("name", "description", "source", "notes", "input", "accuracy", "args", "blocks", "layers")
 ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless")
@@ -63,6 +64,7 @@ MAX_BLOCK_DEPTH = 32
 #: nesting depth and element count of one field value (guards against YAML alias bombs)
 MAX_VALUE_DEPTH = 64
 MAX_VALUE_ITEMS = 100_000
+MAX_SPEC_BYTES = 16 * 2**20
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _REQUIRED_ARG = "required"
@@ -162,19 +164,47 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, 
         what = "is a directory, not a spec file" if path.is_dir() else "no such spec file"
         raise ArchstatError(what, file=label, hint=hint)
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise ArchstatError(f"the file is larger than {MAX_SPEC_BYTES // 2**20} MiB; specs are small text files",
+                                file=label)
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ArchstatError(f"cannot read the file ({exc.__class__.__name__}: {exc})", file=label)
+    depth = _flow_depth(text)
+    if depth > MAX_VALUE_DEPTH:
+        # the parsers recurse per level: PyYAML's C loader crashes the process past ~100,000
+        raise ArchstatError(f"brackets nest {depth} levels deep (at most {MAX_VALUE_DEPTH})", file=label,
+                            hint="field values are numbers, names, or short lists of them")
+    try:
+        return _parse(text, path, label), label
+    except (RecursionError, ValueError) as exc:
+        if isinstance(exc, ArchstatError):
+            raise
+        raise ArchstatError(f"cannot read the spec: {printable(exc)}", file=label,
+                            hint="numbers must be at most 4300 digits and values nested at most "
+                                 f"{MAX_VALUE_DEPTH} levels") from None
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of [ and { in the text (an upper bound: brackets in strings count too)."""
+    depth = deepest = 0
+    for match in re.finditer(r"[\[\]{}]", text):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _parse(text: str, path: Path, label: str) -> Any:
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text, object_pairs_hook=_json_object), label
+            return json.loads(text, object_pairs_hook=_json_object)
         except ArchstatError as exc:
             raise exc.with_context(file=label)
         except json.JSONDecodeError as exc:
             raise ArchstatError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                                 file=label)
     try:
-        return yaml.load(text, Loader=_SpecLoader), label
+        return yaml.load(text, Loader=_SpecLoader)
     except _DuplicateKey as exc:
         raise ArchstatError(f"the key {short_repr(exc.key)} appears twice in one mapping at line "
                             f"{exc.problem_mark.line + 1}", file=label,
@@ -263,7 +293,7 @@ def _top_level_args(declared: Any, given: Mapping[str, Any] | None, label: str) 
         if type(value) is not type(declared[name]) and not (
                 isinstance(value, (int, float)) and not isinstance(value, bool)
                 and isinstance(declared[name], (int, float)) and not isinstance(declared[name], bool)):
-            raise ArchstatError(f"argument {name!r} expects a {type(declared[name]).__name__} like its default "
+            raise ArchstatError(f"argument {name!r} expects a value of type {type(declared[name]).__name__}, like its default "
                                 f"{declared[name]!r}, got {value!r}", file=label, field=f"args.{name}")
         values[name] = value
     return values
@@ -275,9 +305,9 @@ def parse_input_shape(value: Any, label: str) -> tuple[int, ...]:
         raise ArchstatError("missing the input size", file=label, field="input",
                             hint="add e.g. 'input: [3, 224, 224]' (channels, height, width)")
     if (not isinstance(value, (list, tuple)) or len(value) not in (1, 3)
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
-        raise ArchstatError(f"expected [C, H, W] (or [F]) of positive integers, got {value!r}",
-                            file=label, field="input")
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INT for v in value)):
+        raise ArchstatError(f"expected [C, H, W] (or [F]) of positive integers up to {MAX_INT:,}, got "
+                            f"{short_repr(value)}", file=label, field="input")
     return tuple(int(v) for v in value)
 
 

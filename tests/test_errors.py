@@ -325,9 +325,26 @@ def test_unwritable_output_path(write_spec, cli, tmp_path):
     target = blocker / "report.md"
     code, out, err = cli("report", path, "-o", target)
     assert (code, out) == (2, "")
-    assert err.startswith(f"archstat: error: {target}: field '--output': cannot write the output")
+    assert err.startswith(f"archstat: error: {target}: field '--output': {blocker} is a file, not a folder")
     assert len(err.splitlines()) == 1
     assert blocker.read_text() == "a file, so nothing can be created under it"
+
+
+def test_crash_paths_found_in_review_are_clean_errors(write_spec, cli, tmp_path):
+    # brackets nested 200,000 deep crashed PyYAML's C loader (segfault); a 5000-digit number
+    # raised ValueError; a full disk on stdout raised OSError
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("input: [3, 8, 8]\nlayers: [{type: relu, inplace: " + "[" * 200000 + "]" * 200000 + "}]\n")
+    code, out, err = cli("report", deep)
+    assert (code, out) == (2, "") and "brackets nest 200002 levels deep" in err  # the spec's own two levels too
+    big = tmp_path / "big.json"
+    big.write_text('{"input": [3, 8, 8], "layers": [{"type": "conv2d", "kernel_size": 1, "out_channels": '
+                   + "9" * 5000 + "}]}")
+    code, out, err = cli("report", big)
+    assert (code, out) == (2, "") and "cannot read the spec" in err
+    huge = write_spec(spec(conv(out_channels=2**40)))
+    code, out, err = cli("report", huge)
+    assert (code, out) == (2, "") and "field 'out_channels'" in err
 
 
 def test_output_is_a_directory(write_spec, cli, tmp_path):
@@ -391,7 +408,7 @@ def test_cli_usage_errors_exit_2(write_spec, capsys, args, says):
 
 
 @pytest.mark.parametrize("dims, says", [
-    (["3", "10"], "expected [C, H, W] (or [F]) of positive integers, got [3, 10]"),
+    (["3", "10"], "expected [C, H, W] (or [F]) of positive integers up to 2,147,483,647, got [3, 10]"),
     # at 3x4x4 the first 3x3 conv gives 2x2 (4 - 3 + 1), too small for the second one
     (["3", "4", "4"], "smaller than the kernel extent 3"),
 ])

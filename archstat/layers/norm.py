@@ -221,6 +221,10 @@ class BatchNorm2d(LayerType):
         c = in_shapes[0][1]
         return {"running_mean": (c,), "running_var": (c,)} if attrs["track_running_stats"] else {}
 
+    def initial_buffer(self, name, shape):
+        # PyTorch's reset_running_stats: mean 0, variance 1 (the identity before training)
+        return np.ones(shape) if name == "running_var" else np.zeros(shape)
+
     def flops(self, in_shapes, out_shape, attrs):
         return 2 * numel(out_shape)
 

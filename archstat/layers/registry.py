@@ -28,6 +28,9 @@ from ..errors import ArchstatError, did_you_mean, one_of, short_repr
 
 Shape = tuple[int, ...]
 
+#: the largest size or count a spec may give (PyTorch's int32 index range for dimensions)
+MAX_INT = 2**31 - 1
+
 #: marks a field that the spec must give
 REQUIRED = object()
 #: marks a field whose value archstat infers from the graph when the spec omits it
@@ -107,11 +110,13 @@ class Field:
             return None
         kind = self.kind
         if kind == "int":
-            if _is_int(value) and (self.minimum is None or value >= self.minimum):
+            if (_is_int(value) and (self.minimum is None or value >= self.minimum)
+                    and -MAX_INT <= value <= MAX_INT):
                 return int(value)
         elif kind == "pair":
             pair = _pair(value)
-            if pair is not None and (self.minimum is None or min(pair) >= self.minimum):
+            if (pair is not None and (self.minimum is None or min(pair) >= self.minimum)
+                    and max(pair) <= MAX_INT):
                 return pair
         elif kind == "padding":
             if isinstance(value, str):
@@ -120,7 +125,7 @@ class Field:
                 raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
                                     hint=did_you_mean(value, ("same", "valid")))
             pair = _pair(value)
-            if pair is not None and min(pair) >= 0:
+            if pair is not None and min(pair) >= 0 and max(pair) <= MAX_INT:
                 return pair
         elif kind == "bool":
             if isinstance(value, bool):
@@ -242,6 +247,11 @@ class LayerType:
     def buffer_shapes(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> dict[str, Shape]:
         """Non-trainable state by name (batch norm's running statistics)."""
         return {}
+
+    def initial_buffer(self, name: str, shape: Shape) -> Any:
+        """The value a buffer starts from (zeros unless the type says otherwise)."""
+        import numpy as np
+        return np.zeros(shape)
 
     def macs(self, in_shapes: Sequence[Shape], out_shape: Shape, attrs: Mapping[str, Any]) -> int:
         return 0

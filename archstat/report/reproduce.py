@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..analysis import Analysis, analyze
+from ..analysis import Analysis, analyze, itemsize
 from ..errors import ArchstatError
 from ..graph import load
 from . import published
@@ -75,7 +75,7 @@ def vgg_table2(specs: Path) -> list[Report]:
             raise AssertionError(f"{spec}: {weight_count} weight layers, Table 1 says {weight_layers}")
     params = {c: a.totals["params"] for c, a in by_config.items()}
     d_rows = by_config["D"].rows()
-    fc_params = sum(r["params"] for r in d_rows if len(r["output_shape"]) == 2)
+    fc_params = sum(r["params"] for r in d_rows if r["family"] == "linear")
     fc6 = max(r["params"] for r in d_rows)
     rounding = ", ".join(f"{params[c] / 1e6:.2f} -> {m}" for c, _, _, m in published.VGG_TABLE2 if c != "A-LRN")
     headers = ["Config", "Spec", "Weight layers", "Table 2 (M)", "archstat (M)", "rounded", "deviation",
@@ -120,6 +120,7 @@ def _lecture_line(label: str, row: dict[str, Any], batch_free_shape: tuple[int, 
 def cs231n_vgg16(specs: Path) -> list[Report]:
     a = _analysis(specs, "vgg16.yaml")
     rows = a.rows()
+    shapes = a.model.shapes(a.batch)
     # the slide lists the input, every conv, pool and FC output: the rows that need storage
     stored = [r for r in rows if r["activation_bytes"]]
     if len(stored) != len(published.CS231N_VGG16):
@@ -133,7 +134,7 @@ def cs231n_vgg16(specs: Path) -> list[Report]:
         elements_sum += elements
         weights_sum += r["weight_params"]
         if r["params"]:
-            weights = f"{_weight_formula(r, shape)} = {thousands(r['weight_params'])}"
+            weights = f"{_weight_formula(a.model, r['name'], shapes)} = {thousands(r['weight_params'])}"
         else:
             weights = "0"
         lines.append(_lecture_line(label, r, shape, weights))
@@ -141,7 +142,8 @@ def cs231n_vgg16(specs: Path) -> list[Report]:
                       thousands(r["weight_params"]), thousands(r["bias_params"]), thousands(r["params"])])
     t = a.totals
     fwd_bytes = t["forward_memory_bytes"]
-    lines += [f"TOTAL memory: {human(elements_sum)} * 4 bytes ~= {human_bytes(elements_sum * 4)} / image "
+    size = itemsize(a.dtype)
+    lines += [f"TOTAL memory: {human(elements_sum)} * {size} bytes ~= {human_bytes(elements_sum * size)} / image "
               "(only forward! ~*2 for bwd)",
               f"TOTAL params: {human(weights_sum)} parameters ({thousands(weights_sum)} weights; "
               f"{thousands(t['params'])} with the {thousands(t['bias_params'])} biases)"]
@@ -163,8 +165,8 @@ def cs231n_vgg16(specs: Path) -> list[Report]:
         "## Reconciling the slide's totals", "",
         f"- **\"{published.CS231N_TOTAL_MEMORY}\".** The slide's own rows add up to "
         f"**{thousands(elements_sum)} activations** (input plus every conv, pool and FC output), "
-        f"which at 4 bytes is {thousands(elements_sum * 4)} bytes = **{human_bytes(elements_sum * 4)}** "
-        f"({elements_sum * 4 / MiB:.1f} MiB), not 24M and 96 MB: the 24M total is not the sum of the "
+        f"which at {size} bytes is {thousands(elements_sum * size)} bytes = **{human_bytes(elements_sum * size)}** "
+        f"({elements_sum * size / MiB:.1f} MiB), not 24M and 96 MB: the 24M total is not the sum of the "
         f"table above it ({100 * (published.CS231N_TOTAL_MEMORY_ELEMENTS - elements_sum) / elements_sum:.0f}% "
         "more). Counting the ReLU outputs as separate tensors (not in place) would give "
         f"{thousands(t['activations'] - 0)} elements ({human(t['activations'])}), which is not 24M "
@@ -190,20 +192,21 @@ def cs231n_vgg16(specs: Path) -> list[Report]:
                    "the lecture's per-layer memory/params table recomputed and its totals reconciled", text=text)]
 
 
-def _weight_formula(r: dict[str, Any], shape: tuple[int, ...]) -> str:
-    """The slide's way of writing a weight count: (k*k*C_in)*C_out or fan_in*fan_out."""
-    w = r["weight_params"]
-    if len(shape) == 3:
-        c_out = shape[0]
-        fan_in = w // c_out
-        for k in (1, 3, 5, 7, 11):
-            if fan_in % (k * k) == 0 and fan_in // (k * k) in (3, 64, 128, 256, 512):
-                return f"({k}*{k}*{fan_in // (k * k)})*{c_out}"
-        return f"{fan_in}*{c_out}"
-    fan_out = shape[0]
-    fan_in = w // fan_out
-    if fan_in == 7 * 7 * 512:
-        return f"7*7*512*{fan_out}"
+def _weight_formula(model, name: str, shapes) -> str:
+    """The slide's way of writing a weight count, from the layer's weight shape:
+    (kH*kW*C_in)*C_out for a convolution, fan_in*fan_out for a fully connected layer, with a
+    flattened image written as H*W*C, as the slide does (7*7*512*4096)."""
+    layer = model.layer(name)
+    weight = layer.type.param_shapes([shapes[src] for src in layer.inputs], layer.attrs)["weight"]
+    if len(weight) == 4:
+        c_out, c_in, kh, kw = weight
+        return f"({kh}*{kw}*{c_in})*{c_out}"
+    fan_out, fan_in = weight
+    reader = model.layer(layer.inputs[0])
+    if reader.inputs:
+        before = shapes[reader.inputs[0]]
+        if len(before) == 4 and before[1] * before[2] * before[3] == fan_in:
+            return f"{before[2]}*{before[3]}*{before[1]}*{fan_out}"
     return f"{fan_in}*{fan_out}"
 
 
@@ -214,7 +217,7 @@ def alexnet(specs: Path) -> list[Report]:
     two = _analysis(specs, "alexnet_2012.yaml")
     two_rows = {r["name"]: r for r in two.rows()}
     lecture = list(published.ALEXNET_LECTURE)
-    rows = [r for r in one.rows() if r["type"] not in ("relu", "dropout", "flatten")]
+    rows = [r for r in one.rows() if r["activation_bytes"]]  # the lecture lists the tensors stored
     if len(rows) != len(lecture):
         raise AssertionError("alexnet.yaml no longer lines up with the lecture's layer list")
     table = []
@@ -227,8 +230,8 @@ def alexnet(specs: Path) -> list[Report]:
                       thousands(t2["params"]) if t2.get("params") else "-",
                       human(r["macs"]) if r["macs"] else "-"])
     t1, t2 = one.totals, two.totals
-    conv_macs = sum(r["macs"] for r in one.rows() if r["macs"] and len(r["output_shape"]) == 4)
-    fc_params = sum(r["params"] for r in one.rows() if len(r["output_shape"]) == 2)
+    conv_macs = sum(r["macs"] for r in one.rows() if r["family"] == "conv")
+    fc_params = sum(r["params"] for r in one.rows() if r["family"] == "linear")
     table.append(["**Total**", "", "", "", thousands(sum(r["activations"] for r in rows)),
                   f"**{thousands(t1['params'])}**", f"**{thousands(t2['params'])}**", f"**{human(t1['macs'])}**"])
     headers = ["Lecture line", "Volume (lecture)", "Volume (archstat)", "match", "Activations",
@@ -314,7 +317,7 @@ def why_convolution() -> list[Report]:
         f"{lc['params'] / conv['params']:,.0f}: {thousands(conv['params'])} parameters in all.",
         "- Locally connected and convolutional layers do the same arithmetic "
         f"({human(conv['macs'])} MACs): weight sharing saves parameters, not operations. The fully "
-        f"connected layer would need {human(fc['macs'])} MACs and {human_bytes(fc['params'] * 4)} of "
+        f"connected layer would need {human(fc['macs'])} MACs and {human_bytes(fc['param_bytes'])} of "
         "float32 weights.", ""])
     return [Report("why_convolution.md", "Why convolution",
                    "parameters of fully connected, locally connected and convolutional layers", text=text)]

@@ -286,7 +286,7 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
              f"{r['peak_activation_bytes'] / 1e6:.1f}", f"{r['param_bytes'] / 1e6:.1f}",
              "" if r["top1"] is None else f"{r['top1']:.1f}"] for r in rows]
     note = (f"batch {analyses[0].batch}, {analyses[0].dtype}; M/G = 10^6/10^9, MB = 10^6 bytes; "
-            "MACs count conv and linear multiply-accumulates; FLOPs = 2 per MAC + elementwise work")
+            "MACs count conv, locally connected and linear multiply-accumulates; FLOPs = 2 per MAC + elementwise work")
     if fmt == "table":
         return text_table(headers, aligns, body, None) + "\n\n" + note + "\n"
     if fmt == "md":
