@@ -5,6 +5,7 @@ Figures are sized and lettered to go on a lecture slide as they are.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,14 +15,36 @@ FAMILY_LABELS = {"conv": "convolution", "linear": "fully connected", "pool": "po
                  "norm": "normalisation", "merge": "merge", "activation": "activation", "shape": "input / reshape"}
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11,
-                         "figure.dpi": 100, "savefig.dpi": 150, "axes.spines.top": False,
-                         "axes.spines.right": False, "svg.hashsalt": "archstat"})
-    return plt
+#: the look of every archstat figure, applied per figure (the user's rcParams stay as they are)
+STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "figure.dpi": 100, "savefig.dpi": 150,
+         "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "archstat"}
+
+
+def styled(draw):
+    """Decorator: draw under archstat's STYLE without touching global rcParams or the backend."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+class _Figures:
+    """pyplot's ``subplots`` without pyplot: figures are plain ``Figure`` objects, never
+    registered with pyplot or shown, so plotting does not switch a notebook's backend."""
+
+    @staticmethod
+    def subplots(*args, figsize=None, **kwargs):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=figsize)
+        FigureCanvasAgg(fig)  # a renderer for text layout (adjustText), whatever the backend
+        return fig, fig.subplots(*args, **kwargs)
+
+
+def _figures() -> _Figures:
+    return _Figures()
 
 
 def save(fig, path: str | Path) -> Path:
@@ -30,11 +53,10 @@ def save(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"Software": None} if path.suffix.lower() == ".png" else {"Date": None}
     fig.savefig(path, bbox_inches="tight", metadata=meta)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
     return path
 
 
+@styled
 def memory_and_params(models: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Per-layer activation memory and parameters, side by side, one row of panels per model.
 
@@ -42,7 +64,7 @@ def memory_and_params(models: Sequence[dict[str, Any]], path: str | Path) -> Pat
     ``memory`` (bytes) and ``params``), in execution order. Shows the lecture's claim: most
     memory in the early conv layers, most parameters in the FC layers.
     """
-    plt = _pyplot()
+    plt = _figures()
     from matplotlib.patches import Patch
 
     heights = [max(len(m["layers"]), 4) for m in models]
@@ -83,6 +105,7 @@ def memory_and_params(models: Sequence[dict[str, Any]], path: str | Path) -> Pat
     return save(fig, path)
 
 
+@styled
 def complexity_vs_accuracy(points: Sequence[dict[str, Any]], path: str | Path, *, x_key: str = "gmacs",
                            x_label: str = "operations (G multiply-accumulates, computed by archstat)",
                            title: str = "Top-1 accuracy vs operations (bubble area ~ parameters)") -> Path:
@@ -92,7 +115,7 @@ def complexity_vs_accuracy(points: Sequence[dict[str, Any]], path: str | Path, *
     the x value under ``x_key``. Labels are placed without overlap (adjustText if installed,
     else a greedy nudge).
     """
-    plt = _pyplot()
+    plt = _figures()
     fig, ax = plt.subplots(figsize=(10, 6.5))
     max_params = max(p["params"] for p in points)
     for p in points:
@@ -119,9 +142,10 @@ def complexity_vs_accuracy(points: Sequence[dict[str, Any]], path: str | Path, *
     return save(fig, path)
 
 
+@styled
 def accuracy_density(points: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Canziani et al. 2016 Fig. 10 style: top-1 accuracy per million parameters, as bars."""
-    plt = _pyplot()
+    plt = _figures()
     ordered = sorted(points, key=lambda p: p["top1"] / (p["params"] / 1e6), reverse=True)
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(ordered) + 1.5))
     values = [p["top1"] / (p["params"] / 1e6) for p in ordered]

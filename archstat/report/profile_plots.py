@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..layers.registry import get as layer_type
-from .plots import FAMILY_COLOURS, FAMILY_LABELS, _log_axis, _pyplot, save
+from .plots import FAMILY_COLOURS, FAMILY_LABELS, _figures, _log_axis, save, styled
 from .profile_table import _num, ms
 
 FORWARD_ALPHA = 1.0
@@ -90,10 +90,11 @@ def _family_legend(ax, families: Sequence[str], extra: Sequence[Any] = (), **kwa
 
 # ------------------------------------------------------------------------ time per layer
 
+@styled
 def layer_times(p, path: str | Path) -> Path:
     """Horizontal bars of each layer's median time, forward (dark) and backward (light)
     stacked, coloured by layer family, with min-max whiskers and the share of the total."""
-    plt = _pyplot()
+    plt = _figures()
     from matplotlib.patches import Patch
 
     rows = [r for r in p.rows() if r["inputs"]]
@@ -147,10 +148,11 @@ def layer_times(p, path: str | Path) -> Path:
 
 # ------------------------------------------------------------------------ roofline
 
+@styled
 def roofline(p, path: str | Path, label_top: int = 8) -> Path:
     """The roofline of this machine with every layer that computes as a point: x its
     arithmetic intensity, y its achieved forward GFLOP/s, area ~ its share of the forward time."""
-    plt = _pyplot()
+    plt = _figures()
     from ..profiling.roofline import Roofline
 
     t = p.totals
@@ -210,11 +212,12 @@ def roofline(p, path: str | Path, label_top: int = 8) -> Path:
 
 # ------------------------------------------------------------------------ operations vs time
 
+@styled
 def ops_vs_time(data, path: str | Path) -> Path:
     """Forward time against MACs with a least-squares line and R^2: across the conv and
     linear layers (and, for several models, across whole models), after Canziani et al.
     2016. ``data`` is an :class:`~archstat.profiling.OpsTime` or a single Profile."""
-    plt = _pyplot()
+    plt = _figures()
     from ..profiling.studies import OpsTime
 
     if not isinstance(data, OpsTime):
@@ -306,10 +309,11 @@ def _fit_caption(fit) -> str:
 
 # ------------------------------------------------------------------------ batch sweep
 
+@styled
 def batch_sweep(s, path: str | Path) -> Path:
     """Time per image (with images/s) and peak memory (measured and predicted) against
     batch size, on a log2 batch axis."""
-    plt = _pyplot()
+    plt = _figures()
     from matplotlib.ticker import FixedLocator, NullLocator
 
     rows = s.rows()
