@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from archstat import engine  # noqa: E402
 from archstat.engine import im2col as win  # noqa: E402
+from archstat.engine import memory  # noqa: E402
 
 # name, C_in, C_out, input H (= W), kernel, stride, padding
 VGG16 = [
@@ -325,6 +326,8 @@ def main(argv=None) -> int:
                                        ", PyTorch not importable"))
     print(f"im2col blocks: BLOCK_BYTES {win.BLOCK_BYTES >> 20} MiB, MIN_BLOCK_COLS "
           f"{win.MIN_BLOCK_COLS}, COL_BUDGET_BYTES {win.COL_BUDGET_BYTES >> 20} MiB")
+    print(f"glibc keeps freed memory (archstat.engine.memory, ARCHSTAT_KEEP_MEMORY=0 to turn "
+          f"off): {'yes' if memory.keep_freed_memory() else 'no'}")
     verdicts = []
     for batch in [] if args.no_layers else args.batches:
         # batch 1 is cheap: more rounds make its medians steadier

@@ -35,6 +35,7 @@ from ..graph import Model, load
 from ..layers.loss import softmax_cross_entropy
 from ..layers.registry import RunContext, Shape, fmt_shape, numel
 from ..spec import INPUT_NAME
+from .memory import keep_freed_memory
 
 __all__ = ["BackwardResult", "Executor", "backward", "run"]
 
@@ -96,6 +97,7 @@ class Executor:
                                 field="memory_limit")
         self.memory_limit = None if memory_limit is None else int(memory_limit)
         self.plan = liveness(self.model)
+        keep_freed_memory()  # once per process (see archstat.engine.memory)
         self._members: dict[str, list[str]] = {}
         for name in self.model.order:
             self._members.setdefault(self.plan.storage[name], []).append(name)
