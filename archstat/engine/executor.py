@@ -35,7 +35,6 @@ from ..graph import Model, load
 from ..layers.loss import softmax_cross_entropy
 from ..layers.registry import RunContext, Shape, fmt_shape, numel
 from ..spec import INPUT_NAME
-from .memory import keep_freed_memory
 
 __all__ = ["BackwardResult", "Executor", "backward", "run"]
 
@@ -97,7 +96,6 @@ class Executor:
                                 field="memory_limit")
         self.memory_limit = None if memory_limit is None else int(memory_limit)
         self.plan = liveness(self.model)
-        keep_freed_memory()  # once per process (see archstat.engine.memory)
         self._members: dict[str, list[str]] = {}
         for name in self.model.order:
             self._members.setdefault(self.plan.storage[name], []).append(name)
@@ -152,6 +150,7 @@ class Executor:
             if not (pshapes or bshapes):
                 continue
             rng = np.random.default_rng([self.seed, _name_hash(name)])
+            layer_type = self.model.layer(name).type
             mine = given.get(name, {})
             params = {}
             for field, shape in pshapes.items():
@@ -166,8 +165,7 @@ class Executor:
                 self.params[name] = params
             if bshapes:
                 self.buffers[name] = {
-                    field: _own(mine.get(field, np.ones(shape) if field.endswith("var")
-                                         else np.zeros(shape)), self.dtype)
+                    field: _own(mine.get(field, layer_type.initial_buffer(field, shape)), self.dtype)
                     for field, shape in bshapes.items()}
 
     def state(self) -> dict[str, dict[str, np.ndarray]]:

@@ -1,4 +1,6 @@
-"""Keep freed memory in the process (glibc ``mallopt``), once, when the engine first runs.
+"""Keep freed memory in the process (glibc ``mallopt``): an opt-in for programs that run
+the engine again and again. The library never applies it on its own (it is process-wide);
+``archstat profile``/``sweep`` and ``bench/engine.py`` do, and a caller may too.
 
 Why: NumPy takes every array from ``malloc``. glibc serves a large request (over its mmap
 threshold: 128 KiB at start, raised dynamically up to 32 MiB) with a fresh ``mmap`` and
@@ -22,8 +24,8 @@ would only cover arrays under it (some glibc versions refuse values over 32 MiB)
 The trade-off: the process keeps its peak heap (resident set stays at the largest pass's
 footprint; glibc's free lists still reuse it, so it does not grow from call to call) and
 large allocations can fragment the heap. For an engine that runs the same passes again
-and again that is the point; a process that wants its memory back can opt out with the
-environment variable ``ARCHSTAT_KEEP_MEMORY=0`` (read at the first call). The setting is
+and again that is the point; the environment variable ``ARCHSTAT_KEEP_MEMORY=0`` (read at
+the first call) turns the opt-in off, e.g. to compare. The setting is
 process-wide (it also applies to allocations that are not the engine's) and is applied
 only on glibc (Linux); elsewhere it is a no-op. Results are unchanged: only where the
 bytes come from differs.
@@ -39,6 +41,7 @@ import sys
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 
+# whether mallopt was called, and whether it took: process-wide facts, hence module state
 _done = False
 #: whether the setting took (None until the first call)
 active: bool | None = None

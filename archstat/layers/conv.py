@@ -12,7 +12,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..engine import im2col as win
-from ..engine.memory import keep_freed_memory
 from ..errors import ArchstatError
 from .registry import (INFERRED, REQUIRED, Field, LayerType, Shape, Window, check_declared,
                        numel, register, require_rank)
@@ -191,7 +190,6 @@ class LocallyConnected2d(_ConvLike):
 
 
 def _conv_args(x, w, b, groups, padding_mode):
-    keep_freed_memory()   # once per process: no page faults on fresh large arrays
     x = win.check_array(x, "x", 4)
     w = np.ascontiguousarray(win.check_array(w, "w", 4, x.dtype))
     if b is not None:
@@ -355,7 +353,6 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
 
 
 def _lc_args(x, w, b, padding_mode):
-    keep_freed_memory()
     x = win.check_array(x, "x", 4)
     w = np.ascontiguousarray(win.check_array(w, "w", 6, x.dtype))
     if b is not None:

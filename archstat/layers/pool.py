@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import im2col as win
-from ..engine.memory import keep_freed_memory
 from .registry import REQUIRED, Field, LayerType, Window, numel, register, require_rank
 from .window import Pads, check_pool_padding, output_hw, resolve_padding
 
@@ -150,7 +149,6 @@ class GlobalAvgPool2d(LayerType):
 
 
 def _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
-    keep_freed_memory()   # once per process: no page faults on fresh large arrays
     x = win.check_array(x, "x", 4)
     kernel = win.pair(kernel_size, "kernel_size", 1)
     stride = kernel if stride is None else stride
