@@ -170,16 +170,18 @@ def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
     return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
 
 
-def training_memory(totals: Mapping[str, int], transient_grad_bytes: int, optimizer: str) -> int:
+def training_memory(totals: Mapping[str, int], transient_grad_bytes: int, optimizer: str,
+                    training_extra: int = 0) -> int:
     """Estimated bytes to train one step at this batch size.
 
-    = activations kept for the backward pass (every output, as the forward sum counts them)
+    = activations kept for the backward pass (every output, as the forward sum counts them,
+    plus what a layer allocates only in training: dropout's output and mask)
     + parameters + their gradients + optimizer state (sgd 0, momentum 1, adam 2 copies)
     + buffers + the largest transient activation gradient (one layer's output and input
     gradients alive together). Engine workspace such as im2col buffers is not included.
     """
     params = totals["param_bytes"]
-    return (totals["forward_memory_bytes"] + params * (2 + OPTIMIZER_STATE[optimizer])
+    return (totals["forward_memory_bytes"] + training_extra + params * (2 + OPTIMIZER_STATE[optimizer])
             + totals["buffer_bytes"] + transient_grad_bytes)
 
 
@@ -287,6 +289,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     rows: list[tuple[Any, ...]] = []
     own_bytes: dict[str, int] = {}
     transient_grad = 0
+    training_extra = 0
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
@@ -306,6 +309,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
             own = 0 if ltype.shares_input_storage(attrs) else n_out * size
+            training_extra += ltype.training_extra_bytes(n_out, size)
         else:
             params = bias = buffers = macs = flops = 0
             own = n_out * size
@@ -325,7 +329,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     totals["forward_memory_bytes"] = totals["activation_bytes"]
     totals["peak_activation_bytes"] = peak
     totals["optimizer"] = optimizer
-    totals["training_memory_bytes"] = training_memory(totals, transient_grad, optimizer)
+    totals["training_memory_bytes"] = training_memory(totals, transient_grad, optimizer, training_extra)
     totals["input_shape"] = tuple(shapes[INPUT_NAME][1:])
     totals["batch"] = batch
     totals["dtype"] = dtype

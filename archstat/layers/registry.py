@@ -274,6 +274,10 @@ class LayerType:
         """True when the output needs no storage of its own: in place, or a view."""
         return self.is_view or self.writes_in_place(attrs)
 
+    def training_extra_bytes(self, out_elements: int, itemsize: int) -> int:
+        """Storage a training step needs beyond what inference counts for this layer's output."""
+        return 0
+
     # -- engine kernels (filled in per family) -----------------------------------
     def forward(self, xs: Sequence[Any], params: Mapping[str, Any], attrs: Mapping[str, Any],
                 ctx: "RunContext") -> tuple[Any, Any]:

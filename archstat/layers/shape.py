@@ -158,6 +158,10 @@ class Dropout(LayerType):
 
     is_view = True  # at inference PyTorch returns the input tensor itself
 
+    def training_extra_bytes(self, out_elements, itemsize):
+        # training draws a new output and keeps a one-byte mask per element for backward
+        return out_elements * (itemsize + 1)
+
     name = "dropout"
     alias = "drop"
     family = "shape"
