@@ -39,7 +39,6 @@ Rules
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -47,11 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
-from .errors import ArchstatError, did_you_mean, printable, short_repr
+from .errors import ArchstatError, did_you_mean, short_repr
 from .layers import registry
 from .layers.registry import MAX_INT
+from .spec_io import MAX_VALUE_DEPTH, MAX_VALUE_ITEMS, read_spec_data
 
 TOP_LEVEL_KEYS = ("name", "description", "source", "notes", "input", "accuracy", "args", "blocks", "layers")
 ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless")
@@ -61,10 +60,6 @@ INPUT_NAME = "input"
 #: refuse specs that would expand beyond this many layers (a typo such as repeat: 10000000)
 MAX_LAYERS = 1_000_000
 MAX_BLOCK_DEPTH = 32
-#: nesting depth and element count of one field value (guards against YAML alias bombs)
-MAX_VALUE_DEPTH = 64
-MAX_VALUE_ITEMS = 100_000
-MAX_SPEC_BYTES = 16 * 2**20
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _REQUIRED_ARG = "required"
@@ -94,135 +89,6 @@ class Spec:
     accuracy: dict[str, Any] | None
     args: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerRecord] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------ reading
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, mark: Any):
-        super().__init__(f"duplicate key {key!r}")
-        self.key = key
-        self.problem_mark = mark
-
-
-class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """PyYAML's safe loader (the C one when present), refusing duplicate mapping keys:
-    PyYAML would silently keep the last one, losing the first."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    duplicate = key in seen
-                except TypeError:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark, "found unhashable key",
-                        key_node.start_mark) from None
-                if duplicate:
-                    raise _DuplicateKey(key, key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-# YAML 1.1 (PyYAML) reads 1e-5 as a string: it wants a dot (1.0e-5). Specs follow YAML
-# 1.2 and JSON here, where 1e-5 is a number.
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$""", re.X),
-    list("-+0123456789"))
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ArchstatError(f"duplicate key {short_repr(key)} in a JSON object",
-                                hint="each key may appear once; the first value would be lost")
-        out[key] = value
-    return out
-
-
-def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str]:
-    """Return ``(data, file_label)`` for a path or a mapping. Never evaluates anything."""
-    if isinstance(source, Mapping):
-        return source, "<dict>"
-    path = Path(source)
-    label = str(source)
-    if path.exists() and not path.is_file() and not path.is_dir():
-        raise ArchstatError("not a regular file", file=label, hint="give the path of a .yaml or .json spec")
-    if not path.is_file():
-        hint = None
-        folder = path.parent if str(path.parent) else Path(".")
-        if folder.is_dir():
-            names = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
-            hint = did_you_mean(path.name, names)
-            if hint is None and names:
-                hint = f"specs there: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}"
-        what = "is a directory, not a spec file" if path.is_dir() else "no such spec file"
-        raise ArchstatError(what, file=label, hint=hint)
-    try:
-        if path.stat().st_size > MAX_SPEC_BYTES:
-            raise ArchstatError(f"the file is larger than {MAX_SPEC_BYTES // 2**20} MiB; specs are small text files",
-                                file=label)
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchstatError(f"cannot read the file ({exc.__class__.__name__}: {exc})", file=label)
-    depth = _flow_depth(text)
-    if depth > MAX_VALUE_DEPTH:
-        # the parsers recurse per level: PyYAML's C loader crashes the process past ~100,000
-        raise ArchstatError(f"brackets nest {depth} levels deep (at most {MAX_VALUE_DEPTH})", file=label,
-                            hint="field values are numbers, names, or short lists of them")
-    try:
-        return _parse(text, path, label), label
-    except (RecursionError, ValueError) as exc:
-        if isinstance(exc, ArchstatError):
-            raise
-        raise ArchstatError(f"cannot read the spec: {printable(exc)}", file=label,
-                            hint="numbers must be at most 4300 digits and values nested at most "
-                                 f"{MAX_VALUE_DEPTH} levels") from None
-
-
-def _flow_depth(text: str) -> int:
-    """Deepest nesting of [ and { in the text (an upper bound: brackets in strings count too)."""
-    depth = deepest = 0
-    for match in re.finditer(r"[\[\]{}]", text):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
-
-
-def _parse(text: str, path: Path, label: str) -> Any:
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text, object_pairs_hook=_json_object)
-        except ArchstatError as exc:
-            raise exc.with_context(file=label)
-        except json.JSONDecodeError as exc:
-            raise ArchstatError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                                file=label)
-    try:
-        return yaml.load(text, Loader=_SpecLoader)
-    except _DuplicateKey as exc:
-        raise ArchstatError(f"the key {short_repr(exc.key)} appears twice in one mapping at line "
-                            f"{exc.problem_mark.line + 1}", file=label,
-                            hint="each key may appear once; the first value would be lost")
-    except yaml.constructor.ConstructorError as exc:
-        problem = (getattr(exc, "problem", "") or str(exc)).strip()
-        line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        if "unhashable" in problem:
-            raise ArchstatError(f"a mapping key must be a plain name or number, not a list or "
-                                f"mapping{line}", file=label)
-        raise ArchstatError(f"YAML tags are not allowed in specs{line} ({printable(problem)})", file=label,
-                            hint="specs are plain data: write the value itself, without '!!' tags")
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ArchstatError(f"malformed YAML{where}: {problem}", file=label,
-                            hint="check the indentation and the brackets on that line")
 
 
 # --------------------------------------------------------------------- top level

@@ -18,7 +18,7 @@ from ..errors import ArchstatError
 from ..graph import load
 from . import published
 from .table import md_table
-from .units import human, human_bytes, shape_str, thousands
+from .units import human, human_bytes, thousands
 
 MiB = 2 ** 20
 
