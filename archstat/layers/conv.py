@@ -13,8 +13,8 @@ import numpy as np
 
 from ..engine import im2col as win
 from ..errors import ArchstatError
-from .registry import (INFERRED, REQUIRED, Field, LayerType, Shape, Window, check_declared,
-                       numel, register, require_rank)
+from .registry import (INFERRED, REQUIRED, Field, LayerType, Shape, Window, affine_flops,
+                       check_declared, numel, register, require_rank)
 from .window import Pads, output_hw, resolve_padding
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -130,7 +130,7 @@ class Conv2d(_ConvLike):
         return numel(out_shape) * (in_shapes[0][1] // attrs["groups"]) * kh * kw
 
     def flops(self, in_shapes, out_shape, attrs):
-        return 2 * self.macs(in_shapes, out_shape, attrs) + (numel(out_shape) if attrs["bias"] else 0)
+        return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
 
     def kernels(self):
         return conv2d, conv2d_backward
@@ -174,7 +174,7 @@ class LocallyConnected2d(_ConvLike):
         return numel(out_shape) * in_shapes[0][1] * kh * kw
 
     def flops(self, in_shapes, out_shape, attrs):
-        return 2 * self.macs(in_shapes, out_shape, attrs) + (numel(out_shape) if attrs["bias"] else 0)
+        return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
 
     def kernels(self):
         return locally_connected2d, locally_connected2d_backward

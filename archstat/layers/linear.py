@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArchstatError
-from .registry import INFERRED, REQUIRED, Field, LayerType, check_declared, fmt_shape, register
+from .registry import (INFERRED, REQUIRED, Field, LayerType, affine_flops, check_declared, fmt_shape,
+                       register)
 
 __kernels__ = ("linear", "linear_backward")
 
@@ -77,8 +78,7 @@ class Linear(LayerType):
         return in_shapes[0][0] * in_shapes[0][1] * attrs["out_features"]
 
     def flops(self, in_shapes, out_shape, attrs):
-        return 2 * self.macs(in_shapes, out_shape, attrs) + (
-            in_shapes[0][0] * attrs["out_features"] if attrs["bias"] else 0)
+        return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
 
     def forward(self, xs, params, attrs, ctx):
         x, w, b = xs[0], params["weight"], params.get("bias")

@@ -354,6 +354,13 @@ def numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
+def affine_flops(macs: int, out_shape: Shape, bias: bool) -> int:
+    """FLOPs of a layer that multiply-accumulates and may add a bias: 2 per MAC (a multiply
+    and an add) plus one add per output element when it has a bias (conv2d,
+    locally_connected2d, linear)."""
+    return 2 * macs + (numel(out_shape) if bias else 0)
+
+
 def require_rank(in_shape: Shape, rank: int, type_name: str, hint: str | None = None) -> None:
     """Raise a clear error when a layer gets a tensor of the wrong rank."""
     if len(in_shape) != rank:

@@ -196,9 +196,14 @@ class Calibration:
             raise ArchstatError(f"no calibrated GEMM peak for {dtype}", field="dtype",
                                 hint=f"run 'archstat calibrate --dtype {dtype}'") from None
 
+    def roofline(self, dtype: str):
+        """The :class:`~archstat.profiling.roofline.Roofline` of this machine for ``dtype``."""
+        from .roofline import Roofline
+        return Roofline(self.peak(dtype), self.bandwidth_gbs)
+
     def ridge(self, dtype: str) -> float:
-        """Arithmetic intensity (FLOP/byte) where the two roofs meet: peak / bandwidth."""
-        return self.peak(dtype) / self.bandwidth_gbs
+        """Arithmetic intensity (FLOP/byte) where the two roofs meet (see Roofline.ridge)."""
+        return self.roofline(dtype).ridge
 
     @property
     def key(self) -> str:

@@ -15,7 +15,7 @@ from ..analysis import Analysis, analyze
 from ..errors import ArchstatError
 from ..graph import Model, load
 from .calibration import Calibration, get_calibration, load_average
-from .roofline import Roofline, intensity, traffic_bytes
+from .roofline import intensity, traffic_bytes
 from .timing import Measurement, Progress, measure
 
 #: measured per-layer columns, after the analysis' COLUMNS, with what each holds
@@ -200,7 +200,7 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
 def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: int, warmup: int, seed: int,
               train: bool, held: int, state: int, predicted: int, load: float | None = None) -> Profile:
     rows = analysis.rows()
-    roof = Roofline(cal.peak(analysis.dtype), cal.bandwidth_gbs)
+    roof = cal.roofline(analysis.dtype)
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
     new: dict[str, list[Any]] = {k: [] for k in PROFILE_COLUMNS}
     traffic = traffic_bytes(rows, analysis.dtype)

@@ -15,7 +15,6 @@ import numpy as np
 from ..analysis import analyze
 from ..errors import ArchstatError
 from ..graph import Model, load
-from ..layers.registry import get as layer_type
 from .calibration import Calibration, get_calibration
 from .core import Profile, _check_counts, _json_safe, make_executor, run_profile
 from .timing import Progress
@@ -144,7 +143,7 @@ class OpsTime:
             for r in p.rows():
                 if r["macs"] and not math.isnan(r["forward_ms"]):
                     self.layer_rows.append({"model": p.model.name, "name": r["name"], "type": r["type"],
-                                            "family": layer_type(r["type"]).family, "macs": r["macs"],
+                                            "family": r["family"], "macs": r["macs"],
                                             "flops": r["flops"], "forward_ms": r["forward_ms"],
                                             "bound": r["bound"]})
             t = p.totals

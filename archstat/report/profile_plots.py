@@ -13,7 +13,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..layers.registry import get as layer_type
 from .plots import FAMILY_COLOURS, FAMILY_LABELS, _figures, _log_axis, save, styled
 from .profile_table import _num, ms
 
@@ -33,10 +32,6 @@ def profile_figures(p, path: str | Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------ helpers
-
-def _family(type_name: str) -> str:
-    return layer_type(type_name).family
-
 
 def _lighten(hex_colour: str, amount: float) -> tuple[float, float, float]:
     from matplotlib.colors import to_rgb
@@ -104,7 +99,7 @@ def layer_times(p, path: str | Path) -> Path:
     y = np.arange(n)
     fwd = _nan0([r["forward_ms"] for r in rows])
     bwd = _nan0([r["backward_ms"] for r in rows]) if train else np.zeros(n)
-    families = [_family(r["type"]) for r in rows]
+    families = [r["family"] for r in rows]
     colours = [FAMILY_COLOURS.get(f, "#cccccc") for f in families]
     ax.barh(y, fwd, color=colours, height=0.75)
     if train:
@@ -171,7 +166,7 @@ def roofline(p, path: str | Path, label_top: int = 8) -> Path:
     y_hi = max(roof.peak_gflops, ys.max()) * 2.5
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, y_hi)
-    families = [_family(r["type"]) for r in rows]
+    families = [r["family"] for r in rows]
     fwd_total = sum(r["forward_ms"] for r in p.rows() if r["forward_ms"] == r["forward_ms"]) or 1.0
     shares = np.array([r["forward_ms"] / fwd_total for r in rows]) if rows else np.array([])
     ax.scatter(xs[:len(rows)], ys[:len(rows)], s=25 + 1800 * shares,
