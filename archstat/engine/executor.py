@@ -130,6 +130,7 @@ class Executor:
         self._rngs = {name: np.random.default_rng([self.seed, _name_hash(name), 1])
                       for name in self.model.order}
         self._checked_inputs: dict[tuple[int, ...], dict[str, Shape]] = {}
+        self._predicted: dict[tuple[Any, ...], int] = {}
         self._caches: dict[str, Any] | None = None
         self._out_shapes: dict[str, Shape] = {}
         self.input_grad: np.ndarray | None = None
@@ -187,11 +188,14 @@ class Executor:
         for backward, parameters and their gradients, buffers, the largest transient
         gradient). Kernel workspace (im2col columns) is not included in either.
         """
-        totals = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape,
-                         optimizer="sgd").totals
-        if train:
-            return int(totals["training_memory_bytes"])
-        return int(totals["param_bytes"] + totals["buffer_bytes"] + totals["peak_activation_bytes"])
+        key = (batch, bool(train), None if input_shape is None else tuple(input_shape))
+        if key not in self._predicted:  # the same pass is guarded on every forward: analyse once
+            totals = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape,
+                             optimizer="sgd").totals
+            self._predicted[key] = int(totals["training_memory_bytes"] if train else
+                                       totals["param_bytes"] + totals["buffer_bytes"]
+                                       + totals["peak_activation_bytes"])
+        return self._predicted[key]
 
     def _guard(self, batch: int, input_shape: tuple[int, ...], train: bool) -> None:
         if self.memory_limit is None:
