@@ -101,6 +101,44 @@ def test_conv2d_gradients_by_finite_differences(case):
     assert rel_error(db, numeric_grad(lambda v: engine.conv2d(x, w, v, **kw), b, dy)) < 1e-7
 
 
+# depthwise backward (row by row on phase planes): strides that split the input into
+# phases, dilation across phases, multipliers, every padding mode, odd sizes
+DEPTHWISE_CASES = [
+    (2, 5, 9, 8, 5, 3, 1, 1, 1, 5, "zeros"),
+    (1, 4, 11, 10, 8, 3, 2, 1, 1, 4, "zeros"),             # multiplier 2, stride 2
+    (2, 3, 10, 9, 3, (3, 2), (3, 2), (2, 0), (2, 3), 3, "zeros"),
+    (1, 3, 12, 7, 6, 5, (2, 1), 2, (1, 2), 3, "reflect"),
+    (1, 2, 8, 9, 2, 3, 2, (1, 2), 2, 2, "replicate"),
+    (2, 2, 6, 7, 4, 3, 3, 1, 1, 2, "circular"),
+    (1, 3, 5, 5, 3, 1, 2, 0, 1, 3, "zeros"),               # 1x1 depthwise, strided
+]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 10**9], ids=["channel per block", "one block"])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[f"dw{i}" for i in range(len(DEPTHWISE_CASES))])
+def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
+    from archstat.layers import conv
+    monkeypatch.setattr(conv, "DEPTHWISE_BLOCK_BYTES", block_bytes)
+    x, w, b, kw = _case(case, seed=5)
+    assert conv._is_depthwise(w, kw["groups"])
+    dy = np.random.default_rng(6).standard_normal(engine.conv2d(x, w, b, **kw).shape)
+    for got, want in zip(engine.conv2d_backward(dy, x, w, **kw),
+                         conv2d_backward_naive(dy, x, w, **kw)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_phase_grid_merge_is_the_adjoint_of_split():
+    from archstat.layers import conv
+    geom = win.geometry((9, 8), (3, 2), (2, 3), 1, (2, 1))
+    grid = conv._PhaseGrid.of(geom)
+    rng = np.random.default_rng(0)
+    xp = rng.standard_normal((2, 3) + geom.padded_hw)
+    planes = grid.split(xp)
+    np.testing.assert_array_equal(grid.merge(planes, geom.padded_hw), xp)
+    g = rng.standard_normal(planes.shape)
+    np.testing.assert_allclose(np.vdot(planes, g), np.vdot(xp, grid.merge(g, geom.padded_hw)))
+
+
 def test_float32_stays_float32_and_agrees_with_float64(blocking):
     x, w, b, kw = _case(CONV_CASES[3])
     y64 = engine.conv2d(x, w, b, **kw)

@@ -7,6 +7,7 @@ Conv weights are ``[C_out, C_in/groups, kH, kW]``; locally connected weights are
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -247,6 +248,113 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
         yield block, local, cols.reshape(groups, (k + ones_row) // groups, -1), src
 
 
+# Depthwise convs (groups = C_in, each group sees one input channel) make the backward's
+# GEMMs degenerate: per group dW is a (C_out/G x L) @ (L x kH*kW) product and dcols a
+# (kH*kW x C_out/G) @ (C_out/G x L) one with 1-2 rows, G tiny matmuls plus a col2im pass
+# (2.5-3x slower than what follows). Their backward computes the same two products one
+# column-matrix row at a time, without building the columns: with row_ab the input pixels
+# that kernel offset (a, b) reads, dW[:, a, b] = <dY, row_ab> and dX gets w[:, a, b] * dY
+# added at row_ab's pixels. (Their forward stays im2col + GEMM: done row by row it measured
+# no faster, as NumPy cannot fuse the kH*kW multiply-adds.)
+#
+# To give NumPy long contiguous inner loops, the rows are read on a "grid": every phase of the
+# stride (pixels (p::s_h, q::s_w) of the padded input) is laid out as its own plane of width
+# W_g, so that tap (a, b) of output (i, j) is the pixel (i + o_a, j + o_b) of one phase plane,
+# and the outputs are indexed i*W_g + j for all j < W_g: row_ab is then the contiguous slice
+# plane[o_a*W_g + o_b:][:H_out*W_g] of the flattened plane. dY is zero at the W_g - W_out
+# extra columns of each output row, so they add nothing.
+
+
+@dataclass(frozen=True)
+class _PhaseGrid:
+    """Where each kernel tap reads in the phase planes of a strided, dilated window."""
+
+    phases: tuple[int, int]      # stride (s_h, s_w): s_h * s_w phase planes
+    plane_hw: tuple[int, int]    # rows (with one row of slack for the extra columns), W_g
+    taps: tuple[tuple[int, int], ...]   # per tap (a, b): (phase index, flat offset)
+
+    @classmethod
+    def of(cls, geom):
+        (sh, sw), (dh, dw), (hp, wp) = geom.stride, geom.dilation, geom.padded_hw
+        hg, wg = -(-hp // sh), -(-wp // sw)
+        taps = tuple(((a * dh % sh) * sw + b * dw % sw, (a * dh // sh) * wg + b * dw // sw)
+                     for a in range(geom.kernel[0]) for b in range(geom.kernel[1]))
+        return cls((sh, sw), (hg + 1, wg), taps)
+
+    def split(self, xp):
+        """(N, C, Hp, Wp) padded input -> (N, C, s_h*s_w, rows*W_g) phase planes (zeros
+        where a phase has no pixel)."""
+        (sh, sw), (rows, wg) = self.phases, self.plane_hw
+        n, c = xp.shape[:2]
+        out = np.zeros((n, c, sh * sw, rows, wg), xp.dtype)
+        for p in range(sh):
+            for q in range(sw):
+                ph = xp[:, :, p::sh, q::sw]
+                out[:, :, p * sw + q, :ph.shape[2], :ph.shape[3]] = ph
+        return out.reshape(n, c, sh * sw, rows * wg)
+
+    def merge(self, planes, hw):
+        """Adjoint of :meth:`split`: phase planes (N, C, s_h*s_w, rows*W_g) back to the
+        (N, C, Hp, Wp) padded layout (each padded pixel lives in exactly one plane)."""
+        (sh, sw), (rows, wg) = self.phases, self.plane_hw
+        n, c = planes.shape[:2]
+        planes = planes.reshape(n, c, sh * sw, rows, wg)
+        out = np.empty((n, c) + hw, planes.dtype)
+        for p in range(sh):
+            for q in range(sw):
+                ph = out[:, :, p::sh, q::sw]
+                ph[...] = planes[:, :, p * sw + q, :ph.shape[2], :ph.shape[3]]
+        return out
+
+
+#: target size of one block of the depthwise gradient rows (bytes): it and its temporary stay in L2
+DEPTHWISE_BLOCK_BYTES = 256 * 2**10
+
+
+def _is_depthwise(w, groups):
+    return groups > 1 and w.shape[1] == 1
+
+
+def _depthwise_blocks(n, c, plane_bytes):
+    """``(image, c0, c1)`` blocks of channels whose grid rows fill about
+    :data:`DEPTHWISE_BLOCK_BYTES` (at least one channel)."""
+    step = max(1, DEPTHWISE_BLOCK_BYTES // max(plane_bytes, 1))
+    for i in range(n):
+        for c0 in range(0, c, step):
+            yield i, c0, min(c, c0 + step)
+
+
+def _depthwise_backward(dy, x, w, geom, padding_mode):
+    n, c = x.shape[:2]
+    m = w.shape[0] // c                         # channel multiplier
+    grid = _PhaseGrid.of(geom)
+    planes = grid.split(win.pad(x, geom.full_pads, padding_mode))
+    wt = w.reshape(c, m, -1)
+    ho, wo = geom.out_hw
+    wg = grid.plane_hw[1]
+    size = ho * wg                              # grid positions per output plane
+    dyg = np.zeros((n, c, m, ho, wg), x.dtype)  # dY on the grid: zero at the extra columns
+    dyg[..., :wo] = dy.reshape(n, c, m, ho, wo)
+    dyg = dyg.reshape(n, c, m, size)
+    dplanes = np.zeros_like(planes)
+    dw = np.zeros((c, m, len(grid.taps)), x.dtype)
+    tmp = np.empty(c * size, x.dtype)
+    for i, c0, c1 in _depthwise_blocks(n, c, m * size * x.itemsize):
+        dyb = dyg[i, c0:c1]                     # (cb, m, size)
+        t = tmp[:(c1 - c0) * size].reshape(c1 - c0, size)
+        for k, (phase, off) in enumerate(grid.taps):
+            row = planes[i, c0:c1, phase, off:off + size]
+            dw[c0:c1, :, k] += np.einsum("cms,cs->cm", dyb, row)
+            if m == 1:
+                np.multiply(dyb[:, 0], wt[c0:c1, 0, k, None], out=t)
+            else:
+                np.einsum("cms,cm->cs", dyb, wt[c0:c1, :, k], out=t)
+            target = dplanes[i, c0:c1, phase, off:off + size]
+            target += t
+    dx = win.pad_backward(grid.merge(dplanes, geom.padded_hw), geom.full_pads, padding_mode)
+    return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
+
+
 #: fold the bias into the GEMM (a row of ones under the columns) when K = C_in*kH*kW is at
 #: most this: there the separate bias pass over the output costs 3-18 % (conv1_1 to
 #: conv2_x of VGG-16, measured as bench/engine.py does); at K = 4608 the odd K + 1 made the
@@ -317,6 +425,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     ho, wo = geom.out_hw
     if dy.shape != (n, c_out, ho, wo):
         raise ArchstatError(f"dy must have shape {(n, c_out, ho, wo)}, got {dy.shape}", field="dy")
+    if _is_depthwise(w, g):
+        return _depthwise_backward(dy, x, w, geom, padding_mode)
     cog = c_out // g
     wm = w.reshape(g, cog, -1)
     wt = wm.transpose(0, 2, 1)
