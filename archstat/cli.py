@@ -343,17 +343,17 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_graph(args: argparse.Namespace) -> None:
     from .analysis import analyze
     from .graph import load
-    from .report import graph_plot
+    from .report.graph_dot import to_dot
+    from .report.graph_draw import draw_graph
 
     model = load(args.spec, dict(args.arg))
     analysis = analyze(model)
-    color_by = {"memory": "activation_bytes"}.get(args.color_by, args.color_by)
     if not args.output:
-        sys.stdout.write(graph_plot.to_dot(model, analysis, color_by=color_by, collapse=args.collapse))
+        sys.stdout.write(to_dot(model, analysis, color_by=args.color_by, collapse=args.collapse))
         return
     _make_parent(Path(args.output))
-    path = graph_plot.draw_graph(model, args.output, analysis=analysis, color_by=color_by,
-                                 collapse=args.collapse, title=args.title)
+    path = draw_graph(model, args.output, analysis=analysis, color_by=args.color_by,
+                      collapse=args.collapse, title=args.title)
     print(f"wrote {path}", file=sys.stderr)
 
 

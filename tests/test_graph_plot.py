@@ -12,9 +12,12 @@ import pytest
 
 import archstat
 from archstat.errors import ArchstatError
-from archstat.report import graph_plot
-from archstat.report.graph_plot import (DPI, MAX_INCHES, NO_VALUE_FILL, PALETTE, draw_graph,
-                                        generations, graph_nodes, layout_graph, to_dot)
+from archstat.report import graph_dot
+from archstat.report.graph_collapse import graph_nodes
+from archstat.report.graph_dot import to_dot
+from archstat.report.graph_draw import DPI, draw_graph
+from archstat.report.graph_layout import MAX_INCHES, generations, layout_graph
+from archstat.report.graph_style import NO_VALUE_FILL, PALETTE
 
 # A ResNet-like network: a stem, then basic blocks; the block's `project` argument adds a
 # 1x1 projection shortcut (with `when:`) where the stride or width changes.
@@ -312,9 +315,9 @@ def test_an_analysis_of_another_model_is_refused(resnet, inception):
 
 
 def test_matplotlib_is_only_imported_when_drawing():
-    code = ("import sys, archstat; from archstat.report import graph_plot as g; "
+    code = ("import sys, archstat; from archstat.report import graph_dot as g, graph_draw; "
             "g.to_dot(archstat.load(" + repr(RESNET) + ")); print('matplotlib' in sys.modules)")
     import sys
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=str(graph_plot.__file__).rsplit("/archstat/", 1)[0])
+                         cwd=str(graph_dot.__file__).rsplit("/archstat/", 1)[0])
     assert out.stdout.strip() == "False", out.stderr
