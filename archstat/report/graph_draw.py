@@ -17,6 +17,7 @@ from .graph_dot import to_dot
 from .graph_layout import MARGIN, figure_size, layout_graph
 from .graph_style import (EDGE_COLOR, PALETTE, box_fill, color_column, color_scale, label_lines,
                           node_stats, subtitle, text_color)
+from .plots import STYLE, stable_metadata
 
 #: output suffixes :func:`draw_graph` writes
 SUFFIXES = (".png", ".svg", ".dot")
@@ -139,6 +140,7 @@ class _Drawing:
         return w / 72
 
     def save(self, path: Path) -> None:
+        import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         fig = Figure(figsize=(self.width * self.shrink, self.height * self.shrink), dpi=DPI)
@@ -152,7 +154,9 @@ class _Drawing:
         self._draw_header(fig, ax)
         self._draw_edges(ax, ox, oy)
         self._draw_boxes(ax, ox, oy)
-        fig.savefig(path, format=path.suffix.lower()[1:], dpi=DPI, facecolor="white")
+        with matplotlib.rc_context({"svg.hashsalt": STYLE["svg.hashsalt"]}):
+            fig.savefig(path, format=path.suffix.lower()[1:], dpi=DPI, facecolor="white",
+                        metadata=stable_metadata(path))
 
     def _fs(self, role: str) -> float:
         return _FONT[role] * self.shrink

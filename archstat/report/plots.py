@@ -47,12 +47,18 @@ def _figures() -> _Figures:
     return _Figures()
 
 
+def stable_metadata(path: str | Path) -> dict[str, None]:
+    """``savefig(metadata=...)`` that drops what changes from run to run (the date, the
+    software version), so that regenerated files only change when the data does. SVG clip
+    ids are made stable by STYLE's ``svg.hashsalt``."""
+    return {"Software": None} if Path(path).suffix.lower() == ".png" else {"Date": None}
+
+
 def save(fig, path: str | Path) -> Path:
-    """Save without volatile metadata, so regenerated files only change when the data does."""
+    """Save without volatile metadata (:func:`stable_metadata`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"Software": None} if path.suffix.lower() == ".png" else {"Date": None}
-    fig.savefig(path, bbox_inches="tight", metadata=meta)
+    fig.savefig(path, bbox_inches="tight", metadata=stable_metadata(path))
     return path
 
 
