@@ -180,7 +180,11 @@ def _pool_windows(h, k, s, p, d, ceil_mode):
 
 
 def max_pool2d_naive(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """Returns (y, argmax) where argmax[n, c, r, q] is the flat index of the first maximum."""
+    """Returns (y, argmax) where argmax[n, c, r, q] is the flat index of the first maximum.
+
+    PyTorch's CPU kernel's running update, tap by tap in row-major window order: take the
+    tap if ``val > max or isnan(val)`` (so NaN propagates and a window's last NaN wins),
+    starting from the first tap inside the input."""
     (kh, kw) = pair(kernel_size)
     (sh, sw) = pair(stride) if stride is not None else (kh, kw)
     (ph, pw), (dh, dw) = pair(padding), pair(dilation)
@@ -198,8 +202,9 @@ def max_pool2d_naive(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
                         for b in cc:
                             if a is None or b is None:
                                 continue
-                            if where is None or x[i, c, a, b] > best:
-                                best, where = x[i, c, a, b], a * w + b
+                            v = x[i, c, a, b]
+                            if where is None or v > best or np.isnan(v):
+                                best, where = v, a * w + b
                     y[i, c, r, q], arg[i, c, r, q] = best, where
     return y, arg
 

@@ -112,6 +112,21 @@ def test_relu_in_place_and_subgradient():
     assert engine.relu_backward(np.ones(3), np.array([-1.0, 0.0, 2.0])).tolist() == [0, 0, 1]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_gradients_select_dy_and_never_multiply_it(dtype):
+    # dy passes bit for bit where y > 0 (0 < y < 6 for relu6); elsewhere +0.0, even for an
+    # inf or NaN dy (a select, as PyTorch's threshold/hardtanh backward; inf * 0 would be NaN)
+    y = np.array([-1.0, 0.0, 2.0, 6.0, 7.0, 3.0], dtype)
+    dy = np.array([np.inf, np.nan, -2.5, np.nan, -np.inf, -0.0], dtype)
+    for fn, expected in ((engine.relu_backward, [0, 0, -2.5, np.nan, -np.inf, -0.0]),
+                         (engine.relu6_backward, [0, 0, -2.5, 0, 0, -0.0])):
+        dx = fn(dy, y)
+        assert dx.dtype == dtype and dx.shape == y.shape
+        np.testing.assert_array_equal(dx, np.array(expected, dtype))
+        assert np.signbit(dx).tolist() == [False, False, True, False, fn is engine.relu_backward,
+                                           True]
+
+
 def test_sigmoid_is_stable_at_extremes():
     x = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0], dtype=np.float32)
     with np.errstate(over="raise", invalid="raise", divide="raise"):

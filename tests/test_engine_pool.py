@@ -25,6 +25,10 @@ MAX_CASES = [
     (1, 1, 13, 13, 3, 3, 1, 1, True),
     (2, 2, 5, 5, 1, 2, 0, 1, False),
     (1, 2, 11, 6, (4, 2), 3, (2, 1), 1, True),
+    # dilation, padding and ceil_mode together (the separable forward's overhanging windows)
+    (2, 3, 11, 9, 3, 2, 1, 2, True),
+    (1, 2, 12, 7, (3, 2), (3, 2), (1, 1), (2, 3), True),
+    (1, 2, 2, 4, 3, 1, 1, 1, True),       # no window reads all three rows of its taps
 ]
 
 # (N, C, H, W, kernel, stride, padding, ceil_mode, count_include_pad)
@@ -67,6 +71,85 @@ def test_max_pool_ties_go_to_the_first_maximum_in_window_order():
     x = np.array([[[[2.0, 2.0, 2.0]]]])
     dx = engine.max_pool2d_backward(np.ones((1, 1, 1, 2)), x, (1, 2), 1)
     np.testing.assert_array_equal(dx, [[[[1.0, 1.0, 0.0]]]])
+
+
+def test_max_pool_ties_in_overlapping_windows_by_hand():
+    # 3x3 windows, stride 2, padding 1 on a constant 5x5 input: every tap ties, so each
+    # window's gradient goes to its first tap inside the input, (max(2i-1, 0), max(2j-1, 0)):
+    # rows and columns 0, 1, 3; the windows overlap but each sends only its own dy.
+    x = np.zeros((1, 1, 5, 5))
+    dy = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    dx = engine.max_pool2d_backward(dy, x, 3, 2, 1)
+    expected = np.zeros((5, 5))
+    expected[np.ix_([0, 1, 3], [0, 1, 3])] = dy[0, 0]
+    np.testing.assert_array_equal(dx[0, 0], expected)
+    # stride 1 along a row of equal values: windows [0..2], [1..3], [2..4] pick 0, 1, 2
+    dx = engine.max_pool2d_backward(np.ones((1, 1, 1, 3)), np.full((1, 1, 1, 5), 2.0), (1, 3), 1)
+    np.testing.assert_array_equal(dx[0, 0, 0], [1, 1, 1, 0, 0])
+
+
+def test_max_pool_window_of_minus_infinity_sends_its_gradient_to_its_first_inside_tap():
+    # All -inf, 3x3, stride 1, padding 1: window (i, j) starts at (i-1, j-1), so its first
+    # inside tap is (max(i-1, 0), max(j-1, 0)); pixel (0, 0) collects windows (0..1, 0..1),
+    # 4 of them; (0, 1) and (1, 0) two each; (1, 1) one (PyTorch's argmax, never the padding).
+    x = np.full((1, 1, 3, 3), -np.inf)
+    assert np.all(engine.max_pool2d(x, 3, 1, 1) == -np.inf)
+    dx = engine.max_pool2d_backward(np.ones((1, 1, 3, 3)), x, 3, 1, 1)
+    np.testing.assert_array_equal(dx[0, 0], [[4, 2, 0], [2, 1, 0], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("case", [MAX_CASES[i] for i in (1, 2, 3, 4, 9, 10)])
+def test_max_pool_nan_propagates_and_its_gradient_goes_to_the_last_nan(case):
+    n, c, h, w, k, s, p, d, cm = case
+    rng = np.random.default_rng(11)
+    x = np.round(_x((n, c, h, w), seed=12))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[rng.random(x.shape) < 0.1] = np.inf
+    y = engine.max_pool2d(x, k, s, p, d, cm)
+    ny, _ = max_pool2d_naive(x, k, s, p, d, cm)
+    assert np.isnan(y).any() and not np.isnan(y).all()
+    np.testing.assert_array_equal(y, ny)            # NaN where the naive loop has NaN
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(engine.max_pool2d_backward(dy, x, k, s, p, d, cm, y=y),
+                               max_pool2d_backward_naive(dy, x, k, s, p, d, cm), rtol=1e-12)
+
+
+def test_max_pool_nan_window_by_hand():
+    # [1, nan, 2, nan] in one window: the value is NaN and the gradient goes to the last NaN
+    x = np.array([[[[1.0, np.nan, 2.0, np.nan]]]])
+    assert np.isnan(engine.max_pool2d(x, (1, 4))).all()
+    dx = engine.max_pool2d_backward(np.array([[[[5.0]]]]), x, (1, 4))
+    np.testing.assert_array_equal(dx[0, 0, 0], [0, 0, 0, 5])
+
+
+@pytest.mark.parametrize("block_bytes", [8, 200, 1000])
+def test_blocked_pools_match_naive(monkeypatch, block_bytes):
+    # tiny blocks: several images per block, bands of channels, one channel per block
+    from archstat.layers import pool
+    monkeypatch.setattr(pool, "BLOCK_BYTES", block_bytes)
+    x = np.round(_x((3, 5, 9, 7), seed=13))          # rounded: many ties
+    for k, s, p, d, cm in [(3, 2, 1, 1, True), (2, None, 0, 1, False),
+                           ((3, 2), 1, (1, 0), (2, 1), False)]:
+        y = engine.max_pool2d(x, k, s, p, d, cm)
+        np.testing.assert_array_equal(y, max_pool2d_naive(x, k, s, p, d, cm)[0])
+        dy = np.random.default_rng(14).standard_normal(y.shape)
+        np.testing.assert_allclose(engine.max_pool2d_backward(dy, x, k, s, p, d, cm),
+                                   max_pool2d_backward_naive(dy, x, k, s, p, d, cm), rtol=1e-12)
+        if d == 1:
+            a = engine.avg_pool2d(x, k, s, p, cm, False)
+            np.testing.assert_allclose(a, avg_pool2d_naive(x, k, s, p, cm, False), rtol=1e-12)
+            np.testing.assert_allclose(engine.avg_pool2d_backward(dy, x.shape, k, s, p, cm, False),
+                                       avg_pool2d_backward_naive(dy, x.shape, k, s, p, cm, False),
+                                       rtol=1e-12)
+
+
+def test_max_pool_gradient_drops_inf_and_nan_upstream_outside_the_argmax():
+    # an inf/NaN dy reaches only its window's maximum; every other pixel stays exactly 0
+    x = np.array([[[[1.0, 3.0, 0.0, -1.0], [2.0, 0.0, 5.0, 4.0]]]], np.float32)
+    dy = np.array([[[[np.inf, np.nan]]]], np.float32)
+    dx = engine.max_pool2d_backward(dy, x, 2)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx[0, 0], [[0, np.inf, 0, 0], [0, 0, np.nan, 0]])
 
 
 @pytest.mark.parametrize("case", AVG_CASES)

@@ -149,6 +149,22 @@ def test_max_pool2d_against_torch(batch):
               lambda x_: F.max_pool2d(x_, k, s, p, d, cm), [x], rng)
 
 
+@pytest.mark.parametrize("batch", range(4))
+def test_max_pool2d_with_inf_and_nan_against_torch(batch):
+    # torch's running update `val > max or isnan(val)`: NaN propagates and a window's
+    # gradient goes to its last NaN; a window of -inf sends it to its first tap inside the
+    # input, never to the padding
+    rng = np.random.default_rng([batch, 6])
+    for _ in range(PER_BATCH):
+        xs, k, s, p, d, cm = _draw(rng, lambda r: _pool_config(r, True))
+        x = np.round(rng.standard_normal(xs))
+        for value in (np.inf, -np.inf, np.nan):
+            x[rng.random(xs) < 0.15] = value
+        check(lambda x_: engine.max_pool2d(x_, k, s, p, d, cm),
+              lambda dy: [engine.max_pool2d_backward(dy, x, k, s, p, d, cm)],
+              lambda x_: F.max_pool2d(x_, k, s, p, d, cm), [x], rng)
+
+
 @pytest.mark.parametrize("batch", BATCHES)
 def test_avg_pool2d_against_torch(batch):
     rng = np.random.default_rng([batch, 3])
