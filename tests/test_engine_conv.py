@@ -241,6 +241,21 @@ def test_col2im_is_the_adjoint_of_im2col():
 
 
 @pytest.mark.parametrize("args", [((9, 8), 3, 1, 1, 1), ((9, 8), (3, 2), (2, 1), (1, 2), (2, 1)),
+                                  ((7, 7), 5, 3, 4, 1), ((6, 9), 1, 2, 0, 1),
+                                  ((4, 5), 3, 1, (3, 4), 1)])   # taps entirely in the padding
+def test_im2col_unpadded_is_im2col_of_the_zero_padded_input(args):
+    geom = win.geometry(*args)
+    x = np.random.default_rng(11).standard_normal((3, 2) + geom.in_hw)
+    xp = win.pad(x, geom.full_pads)
+    np.testing.assert_array_equal(win.im2col_unpadded(x, geom), win.im2col(xp, geom))
+    ho = geom.out_hw[0]
+    for block in [(1, 3, 0, ho), (2, 3, 1, min(ho, 3)), (0, 1, ho - 1, ho)]:
+        buf = np.full(10**4, np.nan)                  # a reused buffer: every entry is written
+        np.testing.assert_array_equal(win.im2col_unpadded(x, geom, block, out=buf),
+                                      win.im2col(xp, geom, block))
+
+
+@pytest.mark.parametrize("args", [((9, 8), 3, 1, 1, 1), ((9, 8), (3, 2), (2, 1), (1, 2), (2, 1)),
                                   ((7, 7), 5, 3, 4, 1), ((6, 9), 1, 2, 0, 1)])
 def test_col2im_unpadded_is_col2im_then_cropping_the_zero_padding(args):
     geom = win.geometry(*args)

@@ -211,12 +211,10 @@ def _conv_args(x, w, b, groups, padding_mode):
 
 
 def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
-    """Blocked im2col of ``x``: yield ``(block, local, cols, src)`` per block of output rows.
-
-    ``cols`` is ``(G, K_g, L)``; ``src`` is the padded input the block's windows read and
-    ``local`` the block's place in it (``padded_block`` for zero padding, so the padding is
-    built in cache, block by block; the whole padded input for the other modes). One column
-    buffer and one band buffer serve every block. With ``ones_row`` (groups 1 only) the
+    """Blocked im2col of ``x``: yield ``(block, cols)`` per block of output rows, ``cols``
+    shaped ``(G, K_g, L)``. Zero padding is never materialised
+    (:func:`archstat.engine.im2col.im2col_unpadded`); the other modes pad the whole input
+    once. One column buffer serves every block. With ``ones_row`` (groups 1 only) the
     columns get one more row of ones, so that a weight with the bias as its last column
     adds the bias inside the GEMM (CS231n's bias trick) instead of in one more pass over
     the output.
@@ -227,25 +225,18 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
     plan = list(win.blocks(n, geom, k * x.itemsize))
     most = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan)
     colbuf = np.empty(most * geom.out_hw[1] * (k + ones_row), x.dtype)
-    if padding_mode == "zeros":
-        rows = max(r1 - r0 for _, _, r0, r1 in plan)
-        band_rows = (rows - 1) * geom.stride[0] + geom.extent[0]
-        bandbuf = np.empty(max(n1 - n0 for n0, n1, _, _ in plan) * c * band_rows
-                           * geom.padded_hw[1], x.dtype)
-    else:
+    if padding_mode != "zeros":
         xp = win.pad(x, geom.full_pads, padding_mode)
     for block in plan:
-        n0, n1, r0, r1 = block
         if padding_mode == "zeros":
-            src, local = win.padded_block(x, geom, block, out=bandbuf), (0, n1 - n0, 0, r1 - r0)
+            cols = win.im2col_unpadded(x, geom, block, out=colbuf)
         else:
-            src, local = xp, block
-        cols = win.im2col(src, geom, local, out=colbuf)
+            cols = win.im2col(xp, geom, block, out=colbuf)
         if ones_row:
             size = cols.size
             colbuf[size:size + cols.shape[1]] = 1
             cols = colbuf[:size + cols.shape[1]].reshape(k + 1, -1)
-        yield block, local, cols.reshape(groups, (k + ones_row) // groups, -1), src
+        yield block, cols.reshape(groups, (k + ones_row) // groups, -1)
 
 
 # Depthwise convs (groups = C_in, each group sees one input channel) make the backward's
@@ -394,7 +385,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
         if bg is not None:
             yv += bg
         return y
-    for (n0, n1, r0, r1), _, cols, _ in _column_blocks(x, geom, g, padding_mode, fold_bias):
+    for (n0, n1, r0, r1), cols in _column_blocks(x, geom, g, padding_mode, fold_bias):
         if n1 - n0 == 1:  # a band of rows of one image: the GEMM writes straight into y
             out = y[n0].reshape(g, c_out // g, ho * wo)[:, :, r0 * wo:r1 * wo]
             np.matmul(wm, cols, out=out)
@@ -443,7 +434,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
         dx = np.zeros(x.shape, x.dtype)
     else:
         dxp = np.zeros((n, c) + geom.padded_hw, x.dtype)
-    for block, _, cols, _ in _column_blocks(x, geom, g, padding_mode):
+    for block, cols in _column_blocks(x, geom, g, padding_mode):
         n0, n1, r0, r1 = block
         if n1 - n0 == 1:
             dyb = dy[n0].reshape(g, cog, ho * wo)[:, :, r0 * wo:r1 * wo]

@@ -144,7 +144,7 @@ class GlobalAvgPool2d(LayerType):
 #
 # Both pools take their geometry (sizes, pads, ceil_mode) from the engine's window
 # primitive (:func:`archstat.engine.im2col.geometry`) and its per-axis tap rule
-# (``_taps_inside``: the outputs whose tap at one kernel offset reads the input, not its
+# (``taps_inside``: the outputs whose tap at one kernel offset reads the input, not its
 # padding). A 2-D window max or sum is separable, so the forward reduces over the kH rows
 # first, with row-strided views whose rows are contiguous, then over the kW columns of the
 # smaller intermediate. Taps on padding are skipped instead of padding a copy of the input:
@@ -175,7 +175,7 @@ def _axis_taps(geom, dim):
     and the input index read by output ``first`` (the next ones follow at the stride)."""
     out, s, d = geom.out_hw[dim], geom.stride[dim], geom.dilation[dim]
     lo, size = geom.pads[dim][0], geom.in_hw[dim]
-    return [win._taps_inside(0, out, a * d, s, lo, size) for a in range(geom.kernel[dim])]
+    return [win.taps_inside(0, out, a * d, s, lo, size) for a in range(geom.kernel[dim])]
 
 
 def _along(dim, index):
