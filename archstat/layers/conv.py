@@ -385,16 +385,23 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
         if bg is not None:
             yv += bg
         return y
+    outbuf = None
     for (n0, n1, r0, r1), cols in _column_blocks(x, geom, g, padding_mode, fold_bias):
         if n1 - n0 == 1:  # a band of rows of one image: the GEMM writes straight into y
             out = y[n0].reshape(g, c_out // g, ho * wo)[:, :, r0 * wo:r1 * wo]
             np.matmul(wm, cols, out=out)
-        else:             # whole images: (G, C_out/G, (n, i, j)) -> (n, C_out, i, j)
-            out = np.matmul(wm, cols)
-        if bg is not None:
-            out += bg
-        if n1 - n0 > 1:
-            y[n0:n1] = out.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
+            if bg is not None:
+                out += bg
+            continue
+        # whole images: (G, C_out/G, (n, i, j)) -> (n, C_out, i, j), the bias added on the way
+        if outbuf is None:  # the first block is the largest
+            outbuf = np.empty(wm.shape[:2] + cols.shape[2:], x.dtype)
+        out = np.matmul(wm, cols, out=outbuf[:, :, :cols.shape[2]])
+        out = out.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
+        if bg is None:
+            y[n0:n1] = out
+        else:
+            np.add(out, bg.reshape(c_out, 1, 1), out=y[n0:n1])
     return y
 
 
