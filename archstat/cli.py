@@ -360,8 +360,14 @@ def _cmd_graph(args: argparse.Namespace) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from .report.reproduce import reproduce
 
-    for path in reproduce(args.out, args.specs, figures=args.figures, timing=args.timing):
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        paths = reproduce(args.out, args.specs, figures=args.figures, timing=args.timing)
+    for path in paths:
         print(f"wrote {path}", file=sys.stderr)
+    for w in caught:
+        print(f"archstat: warning: {w.message}", file=sys.stderr)
 
 
 def _cmd_layers(args: argparse.Namespace) -> None:
@@ -495,10 +501,12 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     _keep_memory()
     from .graph import load
     from .profiling import get_calibration, ops_vs_time, profile
-    from .report import profile_plots
+    from .report import plots, profile_plots
     from .report.profile_table import render_ops_time, render_profile
 
     fmt = _format(args, "table")
+    if args.plot:
+        plots.check_plot_path(args.plot)
     models = [load(path, dict(args.arg) or None) for path in args.specs]
     input_shape = tuple(args.input) if args.input else None
     limit = _memory_limit(args.memory_limit)
@@ -542,9 +550,11 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     _keep_memory()
     from .graph import load
     from .profiling import sweep
-    from .report import profile_plots
+    from .report import plots, profile_plots
     from .report.profile_table import render_sweep
 
+    if args.plot:
+        plots.check_plot_path(args.plot)
     model = load(args.spec, dict(args.arg) or None)
     bar = _ProgressBar(args.quiet, f"{model.name}: ")
     try:

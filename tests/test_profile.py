@@ -7,8 +7,10 @@ medians within min-max, rates = FLOPs / time) and plausibility.
 from __future__ import annotations
 
 import json
+import os
 import math
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -365,6 +367,18 @@ def test_cli_sweep(cli, cache_home, write_spec, tmp_path):
     assert json.loads(cli("sweep", spec, "-b", "1", "-r", "1", "-f", "json", "-q")[1])["batches"][0]["batch"] == 1
 
 
+@pytest.mark.parametrize("command", ["profile", "sweep"])
+@pytest.mark.parametrize("name", ["figure.jpg", "figure.tiff", "figure"])
+def test_cli_refuses_a_plot_format_before_measuring(cli, cache_home, lenet_file, tmp_path, command, name,
+                                                    monkeypatch):
+    import archstat.profiling as profiling
+    monkeypatch.setattr(profiling, "profile", lambda *a, **k: pytest.fail("measured before checking --plot"))
+    monkeypatch.setattr(profiling, "sweep", lambda *a, **k: pytest.fail("measured before checking --plot"))
+    code, out, err = cli(command, lenet_file, "--plot", tmp_path / name)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--plot" in err and ".png or .svg" in err and "Traceback" not in err
+
+
 def test_cli_memory_limit_refusal(cli, cache_home, lenet_file, capsys):
     code, out, err = cli("profile", lenet_file, "--batch", "64", "--memory-limit", "300kB")
     assert code == 2 and out == "" and err.count("\n") == 1 and "memory_limit" in err
@@ -387,3 +401,22 @@ def test_cli_ctrl_c_prints_partial_results_and_exits_130(cli, cache_home, lenet_
     monkeypatch.setattr(cli_mod._ProgressBar, "__call__", ctrl_c)
     code, out, err = cli("profile", lenet_file, "--repeat", "5", "--warmup", "0")
     assert code == 130 and "INTERRUPTED" in out and "c1" in out and "interrupted" in err
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc/stat (Linux)")
+def test_a_short_measurement_still_sees_another_process_load():
+    # a small model is timed in far less than the counters' 10 ms ticks can resolve: the
+    # watch tops the window up by idling, so a busy neighbour is still seen (it was None)
+    import subprocess
+    import sys
+    import time
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        watch = calibration_mod.CpuWatch()
+        time.sleep(0.01)                       # "the measurement"
+        share = watch.share()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert share is not None and share >= 0.5 / (os.cpu_count() or 1)

@@ -63,3 +63,28 @@ def test_published_module_agrees_with_the_reference_folder():
     table2 = reference("vgg_table2.csv")
     assert [(r["config"], int(r["weight_layers"]), int(r["params_M_paper"])) for r in table2] == \
         [(c, n, m) for c, _, n, m in published.VGG_TABLE2]
+
+
+def test_a_disturbed_timing_run_says_so_in_the_report_and_on_the_command_line(tmp_path, monkeypatch, capsys):
+    # two small models stand in for the measured set; "disturbed" forced by a negative threshold
+    import shutil
+
+    from archstat.cli import main
+    from archstat.profiling import core
+    from archstat.report import reproduce as rep
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in rep.OPS_TIME_SPECS[:2]:
+        shutil.copy(ROOT / "specs" / "lenet5.yaml", specs / name)
+    monkeypatch.setattr(core, "BUSY", -1.0)
+    def measured_only(out, specs_dir, **kw):
+        Path(out).mkdir()
+        reports = [r for r in rep.ops_vs_time(Path(specs_dir)) if r.text is not None]
+        for r in reports:
+            (Path(out) / r.filename).write_text(r.text)
+        return [Path(out) / r.filename for r in reports]
+    monkeypatch.setattr(rep, "reproduce", measured_only)
+    assert main(["reproduce", "--out", str(tmp_path / "out"), "--specs", str(specs)]) == 0
+    err = capsys.readouterr().err
+    assert "archstat: warning: ops_vs_time: other processes used" in err
+    assert "Warning: other processes used up to" in (tmp_path / "out" / "ops_vs_time.md").read_text()

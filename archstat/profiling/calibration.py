@@ -101,7 +101,11 @@ class CpuWatch:
     ``/proc/stat`` and this process's own CPU time (``os.times``) at start and at
     :meth:`share`; other processes' share = (system busy - ours) / (wall time x CPUs).
     Near 0 on an idle machine; 0.5 means others took half the CPUs, so our timings are
-    inflated. None where ``/proc/stat`` does not exist, or for less than :attr:`MIN_SECONDS`.
+    inflated. None where ``/proc/stat`` does not exist.
+
+    The counters tick every 10 ms, too coarse for a window under :attr:`MIN_SECONDS`: a
+    shorter measurement (a small model) is topped up by idling until the window is that
+    long, so the reading is still the others' load, seen partly while we wait.
     """
 
     MIN_SECONDS = 0.25
@@ -114,8 +118,10 @@ class CpuWatch:
         if self.start is None or end is None:
             return None
         seconds = end[0] - self.start[0]
-        if seconds < self.MIN_SECONDS:  # the counters tick every 10 ms: too short to tell
-            return None
+        if seconds < self.MIN_SECONDS:
+            time.sleep(self.MIN_SECONDS - seconds)
+            end = _cpu_counters()
+            seconds = end[0] - self.start[0]
         wall = seconds * (os.cpu_count() or 1)
         others = (end[1] - self.start[1]) - (end[2] - self.start[2])
         return round(min(max(others / wall, 0.0), 1.0), 3)

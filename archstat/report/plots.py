@@ -54,9 +54,26 @@ def stable_metadata(path: str | Path) -> dict[str, None]:
     return {"Software": None} if Path(path).suffix.lower() == ".png" else {"Date": None}
 
 
-def save(fig, path: str | Path) -> Path:
-    """Save without volatile metadata (:func:`stable_metadata`)."""
+#: the picture formats reports and profiles write, by file suffix
+PLOT_SUFFIXES = (".png", ".svg")
+
+
+def check_plot_path(path: str | Path, field: str = "--plot") -> Path:
+    """``path`` as a Path when it names a PNG or SVG file; ArchstatError otherwise (checked
+    before anything is measured, so that a typo does not cost the run)."""
+    from ..errors import ArchstatError
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PLOT_SUFFIXES:
+        raise ArchstatError(f"cannot draw a figure as {suffix or 'a file without a suffix'!r} "
+                            f"({path})", field=field,
+                            hint=f"use a file name ending in {' or '.join(PLOT_SUFFIXES)}")
+    return path
+
+
+def save(fig, path: str | Path) -> Path:
+    """Save as PNG or SVG (by suffix) without volatile metadata (:func:`stable_metadata`)."""
+    path = check_plot_path(path, field="path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight", metadata=stable_metadata(path))
     return path

@@ -398,6 +398,18 @@ def ops_vs_time(specs: Path, progress: Any = None) -> list[Report]:
     rows = [[m["model"], f"{m['macs'] / 1e9:.3f}", f"{m['forward_ms']:.1f}", f"{m['gflops']:.1f}"]
             for m in data.model_rows]
 
+    from ..profiling.core import BUSY
+    shares = [p.totals["other_cpu_share"] for p in data.profiles if p.totals["other_cpu_share"] is not None]
+    disturbed = []
+    if shares and max(shares) > BUSY:
+        disturbed = [f"**Warning: other processes used up to {100 * max(shares):.0f}% of the CPUs while "
+                     "these times were taken**: they are inflated and scatter more than on an idle machine "
+                     "(regenerate with `archstat reproduce` when the machine is idle, or keep the committed "
+                     "file with `--no-timing`).", ""]
+        import warnings
+        warnings.warn(f"ops_vs_time: other processes used up to {100 * max(shares):.0f}% of the CPUs while "
+                      "timing; the measured report is disturbed", RuntimeWarning, stacklevel=2)
+
     def fit_line(key: str) -> str:
         f = fits[key]
         return (f"- {key}: time = {f.slope * 1e9:.2f} ms per GMAC x MACs + {f.intercept:.2f} ms, "
@@ -411,7 +423,7 @@ def ops_vs_time(specs: Path, progress: Any = None) -> list[Report]:
         f"machine**: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, NumPy "
         f"{machine.get('numpy', '?')}, {blas.get('internal_api', 'BLAS')} {blas.get('version', '')} "
         f"({blas.get('num_threads', '?')} threads). Times vary from run to run; the fit's quality is "
-        "what to read.", "",
+        "what to read.", "", *disturbed,
         "![operations vs time](ops_vs_time.png)", "",
         md_table(["Model", "GMACs", "Forward ms", "GFLOP/s"], ["<", ">", ">", ">"], rows, None), "",
         "Least-squares fits of forward time against MACs:", "",
