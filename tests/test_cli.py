@@ -208,6 +208,27 @@ def test_compare_several_specs(cli, lenet, write_spec):
     assert [int(r["params"]) for r in rows_csv] == [LENET_PARAMS, 224]
 
 
+def test_compare_marks_accuracies_from_different_providers(cli, write_spec):
+    # torchvision's VGG-11 weights score 69.0; the paper's Table 3 gives A-LRN 70.3: side by side
+    # the table must say that the two numbers come from different places
+    def spec(name, top1, source):
+        return write_spec(dict(TINY, name=name, accuracy={"top1": top1, "source": source}), f"{name}.yaml")
+    a = spec("a", 69.02, "torchvision 0.29.1 VGG11_Weights meta")
+    b = spec("b", 69.93, "torchvision 0.29.1 VGG13_Weights meta")
+    c = spec("c", 70.3, "Simonyan & Zisserman 2014, Table 3: top-1 error 29.7%")
+    code, out, _ = cli("compare", a, b, c)
+    assert code == 0
+    assert [line.split()[-2:] for line in out.splitlines()[2:5]] == [["69.0", "[1]"], ["69.9", "[1]"],
+                                                                     ["70.3", "[2]"]]
+    assert "[1] top-1 from: torchvision 0.29.1 (each model's own entry)" in out
+    assert "[2] top-1 from: Simonyan & Zisserman 2014, Table 3: top-1 error 29.7%" in out
+    code, out, _ = cli("compare", a, b)                      # one provider: no marks
+    assert "[1]" not in out and out.splitlines()[2].split()[-1] == "69.0"
+    rows = list(csv.DictReader(io.StringIO(cli("compare", a, c, "-f", "csv")[1])))
+    assert [r["top1_source"] for r in rows] == ["torchvision 0.29.1 VGG11_Weights meta",
+                                                "Simonyan & Zisserman 2014, Table 3: top-1 error 29.7%"]
+
+
 # ------------------------------------------------------------------------- layers
 
 def listed_types():
@@ -335,3 +356,13 @@ def test_totals_scale_linearly_with_batch(name, write_spec):
             assert t[key] == batch * one[key], key
         for key in CONSTANT_IN_BATCH:
             assert t[key] == one[key], key
+
+
+def test_activation_total_agrees_with_forward_memory(cli):
+    # CS231n VGG-16: 15,237,608 stored activations = 61.0 MB in float32 (shared/reference);
+    # in-place ReLUs and views show their outputs per row but need no storage
+    code, out, _ = cli("report", GOLDEN.parents[1] / "specs" / "vgg16.yaml")
+    assert code == 0
+    total = next(line for line in out.splitlines() if line.startswith("Total"))
+    assert total.split()[-3:] == ["15.2M", "61.0", "MB"]
+    assert "(60,950,432 B) = 15,237,608 stored elements" in out

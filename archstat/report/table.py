@@ -10,6 +10,7 @@ import csv
 import html
 import io
 import json
+import os
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -87,7 +88,7 @@ def _layer_table(analysis: Analysis) -> tuple[list[str], list[str], list[list[st
         previous = row["name"]
     t = analysis.totals
     total_values = {"name": "Total", "params": _count(t["params"]), "macs": _human(t["macs"]),
-                    "flops": _human(t["flops"]), "activations": _human(t["activations"]),
+                    "flops": _human(t["flops"]), "activations": _human(_stored_elements(analysis)),
                     "activation_bytes": _bytes(t["activation_bytes"])}
     total = [total_values.get(c.key, "") for c in cols]
     return [c.header for c in cols], [c.align for c in cols], body, total
@@ -96,6 +97,13 @@ def _layer_table(analysis: Analysis) -> tuple[list[str], list[str], list[list[st
 def _title(analysis: Analysis) -> str:
     return (f"{analysis.model.name}: input {shape_str(analysis.input_shape)}, "
             f"batch {analysis.batch}, {analysis.dtype}")
+
+
+def _stored_elements(analysis: Analysis) -> int:
+    """Elements that need storage: the input and every output that is not in place or a view
+    (the Total of the Activations column, so that it agrees with Forward memory; the rows
+    still show every output's elements)."""
+    return sum(r["activations"] for r in analysis.rows() if r["activation_bytes"])
 
 
 def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
@@ -110,8 +118,9 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
         ("MACs", f"{thousands(t['macs'])} ({human(t['macs'])}) multiply-accumulates of conv and linear layers"),
         ("FLOPs", f"{thousands(t['flops'])} ({human(t['flops'])}) = 2 per MAC + elementwise work "
                   "('archstat layers' lists each rule)"),
-        ("Forward memory", f"{human_bytes(t['forward_memory_bytes'])} ({thousands(t['forward_memory_bytes'])} B): "
-                           "input + every layer's output, the CS231n sum"),
+        ("Forward memory", f"{human_bytes(t['forward_memory_bytes'])} ({thousands(t['forward_memory_bytes'])} B) "
+                           f"= {thousands(_stored_elements(analysis))} stored elements: the input + every "
+                           "layer's output, the CS231n sum (in-place and view outputs, memory '-', need none)"),
         ("Peak activations", f"{human_bytes(t['peak_activation_bytes'])}: the largest live set when each "
                              "tensor is freed after its last reader"),
         ("Training memory", f"~{human_bytes(t['training_memory_bytes'])} with {t['optimizer']}: kept activations "
@@ -254,7 +263,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
 # ------------------------------------------------------------------------ compare
 
 COMPARE_KEYS = ("model", "file", "input", "layers", "params", "macs", "flops", "forward_memory_bytes",
-                "peak_activation_bytes", "param_bytes", "top1")
+                "peak_activation_bytes", "param_bytes", "top1", "top1_source")
 
 
 def compare_rows(analyses: Sequence[Analysis]) -> list[dict[str, Any]]:
@@ -266,8 +275,40 @@ def compare_rows(analyses: Sequence[Analysis]) -> list[dict[str, Any]]:
                      "layers": t["layers"], "params": t["params"], "macs": t["macs"], "flops": t["flops"],
                      "forward_memory_bytes": t["forward_memory_bytes"],
                      "peak_activation_bytes": t["peak_activation_bytes"], "param_bytes": t["param_bytes"],
-                     "top1": acc.get("top1")})
+                     "top1": acc.get("top1"),
+                     "top1_source": " ".join(str(acc["source"]).split()) if acc.get("source") else None})
     return rows
+
+
+def _source_marks(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Per row a mark like " [2]" after its top-1, and the footnotes, when the accuracies come
+    from more than one provider (the source's first word: torchvision's weights and a paper's
+    table differ by a point or more for the same architecture, so side by side they must say
+    so); no marks otherwise. A footnote gives the words its rows' sources share."""
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        if r["top1"] is not None:
+            src = r["top1_source"] or "no source given"
+            groups.setdefault(src.split()[0], []).append(src)
+    if len(groups) < 2:
+        return ["" for _ in rows], []
+    number = {key: i + 1 for i, key in enumerate(groups)}
+    marks = ["" if r["top1"] is None else f" [{number[(r['top1_source'] or 'no source given').split()[0]]}]"
+             for r in rows]
+    notes = []
+    for key, sources in groups.items():
+        words = os.path.commonprefix([src.split() for src in sources])
+        if len(set(sources)) > 1:  # end the shared words at a clause, not mid-sentence
+            ends = [i for i, word in enumerate(words) if word[-1] in ",:;)"]
+            opens = [i for i, word in enumerate(words) if word.startswith("(")]
+            if ends:
+                words = words[:ends[-1] + 1]
+            elif opens and opens[-1] > 0:      # drop an unclosed parenthesis
+                words = words[:opens[-1]]
+            words[-1] = words[-1].rstrip(",:;")
+        notes.append(f"[{number[key]}] top-1 from: {' '.join(words)}" + ("" if len(set(sources)) == 1
+                                                                       else " (each model's own entry)"))
+    return marks, notes
 
 
 def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
@@ -281,12 +322,14 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
     headers = ["Model", "Input", "Layers", "Params (M)", "MACs (G)", "FLOPs (G)", "Fwd memory (MB)",
                "Peak act. (MB)", "Weights (MB)", "Top-1 %"]
     aligns = ["<"] + [">"] * (len(headers) - 1)
+    marks, footnotes = _source_marks(rows)
     body = [[r["model"], r["input"], str(r["layers"]), f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e9:.3f}",
              f"{r['flops'] / 1e9:.3f}", f"{r['forward_memory_bytes'] / 1e6:.1f}",
              f"{r['peak_activation_bytes'] / 1e6:.1f}", f"{r['param_bytes'] / 1e6:.1f}",
-             "" if r["top1"] is None else f"{r['top1']:.1f}"] for r in rows]
-    note = (f"batch {analyses[0].batch}, {analyses[0].dtype}; M/G = 10^6/10^9, MB = 10^6 bytes; "
-            "MACs count conv, locally connected and linear multiply-accumulates; FLOPs = 2 per MAC + elementwise work")
+             "" if r["top1"] is None else f"{r['top1']:.1f}{mark}"] for r, mark in zip(rows, marks)]
+    note = "\n".join([f"batch {analyses[0].batch}, {analyses[0].dtype}; M/G = 10^6/10^9, MB = 10^6 bytes; "
+                      "MACs count conv, locally connected and linear multiply-accumulates; FLOPs = 2 per MAC "
+                      "+ elementwise work", *footnotes])
     if fmt == "table":
         return text_table(headers, aligns, body, None) + "\n\n" + note + "\n"
     if fmt == "md":
