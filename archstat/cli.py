@@ -271,9 +271,14 @@ def _format(args: argparse.Namespace, default: str) -> str:
     if args.format:
         return args.format
     if args.output:
-        fmt = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower())
-        if fmt:
-            return fmt
+        suffix = Path(args.output).suffix.lower()
+        if suffix in _SUFFIX_FORMATS:
+            return _SUFFIX_FORMATS[suffix]
+        if suffix:  # x.pdf, x.png: text under a name that promises something else
+            raise ArchstatError(f"cannot tell a report format from the suffix {suffix!r}", field="--output",
+                                file=str(args.output),
+                                hint=f"name the file {', '.join(sorted(set(_SUFFIX_FORMATS)))}, or give "
+                                     "--format explicitly")
     return default
 
 

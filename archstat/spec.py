@@ -105,6 +105,9 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any], args: Mapping[str, 
         For anything wrong in the spec, naming the file, layer and field.
     """
     data, label = read_spec_data(source)
+    if data is None:
+        raise ArchstatError("the spec is empty", file=label,
+                            hint="a spec is a mapping with 'input' and a 'layers' list (see specs/lenet5.yaml)")
     if not isinstance(data, Mapping):
         raise ArchstatError(f"a spec must be a mapping with a 'layers' list, got {type(data).__name__}",
                             file=label)

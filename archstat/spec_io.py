@@ -88,8 +88,10 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, 
             hint = did_you_mean(path.name, names)
             if hint is None and names:
                 hint = f"specs there: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}"
-        what = "is a directory, not a spec file" if path.is_dir() else "no such spec file"
-        raise ArchstatError(what, file=label, hint=hint)
+        if path.is_dir():
+            raise ArchstatError("is a directory, not a spec file", file=label,
+                                hint="give the path of a .yaml or .json file inside it")
+        raise ArchstatError("no such spec file", file=label, hint=hint)
     try:
         if path.stat().st_size > MAX_SPEC_BYTES:
             raise ArchstatError(f"the file is larger than {MAX_SPEC_BYTES // 2**20} MiB; specs are small text files",
@@ -148,5 +150,15 @@ def _parse(text: str, path: Path, label: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ArchstatError(f"malformed YAML{where}: {problem}", file=label,
-                            hint="check the indentation and the brackets on that line")
+        hint = "check the indentation and the brackets on that line"
+        if mark is not None and _char_at(text, mark) == "\t":
+            problem, hint = "a tab character", "YAML indents with spaces only: replace the tabs by spaces"
+        raise ArchstatError(f"malformed YAML{where}: {problem}", file=label, hint=hint)
+
+
+def _char_at(text: str, mark: Any) -> str:
+    """The character a YAML error mark points at ('' past the end)."""
+    lines = text.split("\n")
+    if mark.line < len(lines) and mark.column < len(lines[mark.line]):
+        return lines[mark.line][mark.column]
+    return ""

@@ -366,3 +366,11 @@ def test_activation_total_agrees_with_forward_memory(cli):
     total = next(line for line in out.splitlines() if line.startswith("Total"))
     assert total.split()[-3:] == ["15.2M", "61.0", "MB"]
     assert "(60,950,432 B) = 15,237,608 stored elements" in out
+
+
+def test_an_output_suffix_that_is_no_report_format_is_refused(cli, lenet, tmp_path):
+    code, out, err = cli("report", lenet, "-o", tmp_path / "x.pdf")
+    assert code == 2 and err.count("\n") == 1 and "'.pdf'" in err and "--format" in err
+    assert not (tmp_path / "x.pdf").exists()
+    code, _, _ = cli("report", lenet, "-o", tmp_path / "x.pdf", "--format", "md")   # explicit: allowed
+    assert code == 0 and (tmp_path / "x.pdf").read_text().startswith("# LeNet-5")

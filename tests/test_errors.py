@@ -85,7 +85,9 @@ CASES = [
     Case("malformed-json", '{\n  "input": [3, 10, 10],\n  "layers": [{"type": "relu"},]\n}\n',
          "malformed JSON at line 3", name="model.json"),
     Case("not-a-mapping", "- {type: relu}\n- {type: relu}\n", "must be a mapping", ),
-    Case("empty-file", "", "must be a mapping"),
+    Case("empty-file", "", "the spec is empty", hint="'layers' list"),
+    Case("tab-indent", "input: [3, 10, 10]\nlayers:\n\t- {type: relu}\n",
+         "malformed YAML at line 3, column 1: a tab character", hint="spaces only"),
     Case("yaml-tag-apply", f'input: [3, 10, 10]\nlayers: !!python/object/apply:os.system ["touch {MARKER}"]\n',
          "YAML tags are not allowed"),
     Case("yaml-tag-apply-in-field",
@@ -315,6 +317,7 @@ def test_directory_as_spec(tmp_path, cli):
     code, out, err = cli("report", tmp_path)
     assert (code, out) == (2, "")
     assert err.startswith(f"archstat: error: {tmp_path}: is a directory, not a spec file")
+    assert "inside it" in err and "did you mean" not in err   # not "did you mean <itself>"
     assert len(err.splitlines()) == 1
 
 

@@ -124,7 +124,9 @@ class Executor:
         if self.memory_limit is not None and state_bytes > self.memory_limit:
             raise ArchstatError(f"the parameters and buffers alone need {state_bytes:,} bytes, over "
                                 f"memory_limit {self.memory_limit:,}", file=self.model.file,
-                                field="memory_limit", hint="use float32, or a smaller model")
+                                field="memory_limit",
+                                hint=("raise the memory limit, or use a smaller model" if self.dtype.itemsize <= 4
+                                      else "use float32, raise the memory limit, or use a smaller model"))
         self._init_state(weights or {})
         # dropout masks: one generator per layer, independent of the weights' streams
         self._rngs = {name: np.random.default_rng([self.seed, _name_hash(name), 1])
