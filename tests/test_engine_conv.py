@@ -127,6 +127,23 @@ def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_backward_keeps_an_inf_where_only_some_taps_read_it(stride):
+    # x[0, 0, 0, 4] is read by the taps b = 2 (stride 1) / b = 0, 2 (stride 2) only: the other
+    # taps' weight gradients must stay finite, as in the naive loops (and torch)
+    x = np.ones((1, 2, 6, 5))
+    x[0, 0, 0, 4] = np.inf
+    w = np.ones((2, 1, 3, 3))
+    kw = dict(stride=stride, groups=2)
+    dy = np.ones(engine.conv2d(x, w, **kw).shape)
+    got = engine.conv2d_backward(dy, x, w, **kw)
+    want = conv2d_backward_naive(dy, x, w, **kw)
+    for g, e in zip(got, want):
+        np.testing.assert_array_equal(np.isfinite(g), np.isfinite(e))
+        np.testing.assert_allclose(g[np.isfinite(e)], e[np.isfinite(e)])
+    assert np.isfinite(got[1][0, 0, :, :2]).all() and np.isinf(got[1][0, 0, 0, 2])
+
+
 def test_phase_grid_merge_is_the_adjoint_of_split():
     from archstat.layers import conv
     geom = win.geometry((9, 8), (3, 2), (2, 3), 1, (2, 1))
@@ -134,6 +151,7 @@ def test_phase_grid_merge_is_the_adjoint_of_split():
     rng = np.random.default_rng(0)
     xp = rng.standard_normal((2, 3) + geom.padded_hw)
     planes = grid.split(xp)
+    assert planes.shape == (2, 3, 6, 6, 4)   # 2x3 phases of the 11x10 padded input, each 6x4
     np.testing.assert_array_equal(grid.merge(planes, geom.padded_hw), xp)
     g = rng.standard_normal(planes.shape)
     np.testing.assert_allclose(np.vdot(planes, g), np.vdot(xp, grid.merge(g, geom.padded_hw)))

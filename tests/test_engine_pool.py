@@ -295,3 +295,29 @@ def test_engine_reexports_the_pool_kernels():
     from archstat.layers import pool
     for name in pool.__kernels__:
         assert getattr(engine, name) is getattr(pool, name)
+
+
+def test_pool_backward_refuses_a_gradient_or_output_of_the_wrong_shape():
+    # the kernels slice dy and y block by block: a wrong shape must fail, not give a wrong dx
+    from archstat.errors import ArchstatError
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
+    for bad in [(3, 3, 4, 4), (2, 3, 5, 5), (1, 3, 4, 4)]:
+        with pytest.raises(ArchstatError, match="output shape"):
+            engine.max_pool2d_backward(np.ones(bad), x, 2)
+        with pytest.raises(ArchstatError, match="output shape"):
+            engine.avg_pool2d_backward(np.ones(bad), x.shape, 2)
+    with pytest.raises(ArchstatError, match="field 'y'"):
+        engine.max_pool2d_backward(np.ones((2, 3, 4, 4)), x, 2, y=np.ones((3, 3, 5, 5)))
+
+
+def test_empty_batches_and_channels_pass_through():
+    for shape in [(2, 0, 8, 8), (0, 3, 8, 8)]:
+        x = np.zeros(shape)
+        y = engine.max_pool2d(x, 2)
+        assert engine.max_pool2d_backward(np.zeros(y.shape), x, 2).shape == shape
+    x = np.zeros((0, 3, 8, 8))
+    w = np.ones((4, 3, 3, 3))
+    y = engine.conv2d(x, w, padding=1)
+    assert y.shape == (0, 4, 8, 8)
+    dx, dw, db = engine.conv2d_backward(y, x, w, padding=1)
+    assert dx.shape == x.shape and not dw.any() and not db.any()

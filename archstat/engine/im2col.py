@@ -1,19 +1,21 @@
 """The one window primitive of the engine: padding, column matrices (im2col) and col2im.
 
-Conv, locally connected, max pool and average pool all see their input through
-:func:`windows`: a strided view ``(N, C, H_out, W_out, kH, kW)`` of the padded input whose
-element ``[n, c, i, j, a, b]`` is ``x_pad[n, c, i*s_h + a*d_h, j*s_w + b*d_w]``, the lecture's
+Convolutions and locally connected layers see their input through :func:`windows`: a
+strided view ``(N, C, H_out, W_out, kH, kW)`` of the padded input whose element
+``[n, c, i, j, a, b]`` is ``x_pad[n, c, i*s_h + a*d_h, j*s_w + b*d_w]``, the lecture's
 ``x(r + a, c + b)`` with stride and dilation. Its adjoint is :func:`col2im`, which
 scatter-adds columns back with one strided add per kernel offset ``(a, b)`` (9-15x faster
-than ``np.add.at``: shared/reference/perf-anchors.md). With zero padding, the padded input is
-never built: :func:`im2col_unpadded` and :func:`col2im_unpadded` copy and add only the taps
-that fall inside the input. Sizes come from :mod:`archstat.layers.window`
-(``resolve_padding``, ``output_hw``): the output-size formula is not written here again.
+than ``np.add.at``: shared/reference/perf-anchors.md). With zero padding and a small kernel
+the padded input is never built: :func:`im2col_unpadded` and :func:`col2im_unpadded` copy
+and add only the taps that fall inside the input, along the runs :func:`taps_inside` and
+:func:`run` give (pooling reads its taps the same way). Sizes come from
+:mod:`archstat.layers.window` (``resolve_padding``, ``output_hw``): the output-size formula
+is not written here again.
 
 Padding modes (PyTorch's ``padding_mode``): ``zeros``, ``reflect`` (mirror without the edge
-pixel), ``replicate`` (repeat the edge), ``circular`` (wrap around), and ``-inf`` (max
-pooling: a padded pixel never wins). Every mode is a source-index map per axis, so the
-padding's backward (:func:`pad_backward`) is the same map read the other way.
+pixel), ``replicate`` (repeat the edge), ``circular`` (wrap around). Every mode is a
+source-index map per axis, so the padding's backward (:func:`pad_backward`) is the same map
+read the other way.
 
 Memory: a column matrix is never built whole for a large input; :func:`blocks` cuts the
 ``N * H_out`` output rows into blocks whose columns stay under :data:`BLOCK_BYTES` (cache
@@ -40,7 +42,7 @@ BLOCK_BYTES = 8 * 2**20
 #: but no block narrower than this many columns (GEMM efficiency falls for thin matrices)
 MIN_BLOCK_COLS = 2048
 
-PAD_MODES = ("zeros", "reflect", "replicate", "circular", "-inf")
+PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -174,14 +176,13 @@ def pad(x: np.ndarray, pads: Pads, mode: str = "zeros") -> np.ndarray:
     if t == b == l == r == 0:
         return x
     h, w = x.shape[-2:]
-    if mode in ("zeros", "-inf"):
-        fill = 0 if mode == "zeros" else -np.inf
+    if mode == "zeros":
         out = np.empty(x.shape[:-2] + (h + t + b, w + l + r), x.dtype)
-        # fill only the border: the interior is written once, by the copy
-        out[..., :t, :] = fill
-        out[..., t + h:, :] = fill
-        out[..., t:t + h, :l] = fill
-        out[..., t:t + h, l + w:] = fill
+        # zero only the border: the interior is written once, by the copy
+        out[..., :t, :] = 0
+        out[..., t + h:, :] = 0
+        out[..., t:t + h, :l] = 0
+        out[..., t:t + h, l + w:] = 0
         out[..., t:t + h, l:l + w] = x
         return out
     if mode not in PAD_MODES:
@@ -201,7 +202,7 @@ def pad_backward(dxp: np.ndarray, pads: Pads, mode: str = "zeros") -> np.ndarray
         return dxp
     h = dxp.shape[-2] - t - b
     w = dxp.shape[-1] - l - r
-    if mode in ("zeros", "-inf"):
+    if mode == "zeros":
         return np.ascontiguousarray(dxp[..., t:t + h, l:l + w])
     g = _fold(dxp, -2, t, h, _source_index(h, t, b, mode))
     return _fold(g, -1, l, w, _source_index(w, l, r, mode))
@@ -273,6 +274,12 @@ def col2im(dcols: np.ndarray, geom: Geometry, dxp: np.ndarray,
     return dxp
 
 
+def run(start: int, count: int, step: int = 1) -> slice:
+    """The slice of ``count`` positions from ``start`` at ``step`` (the input pixels one
+    kernel tap reads along an axis, with :func:`taps_inside`)."""
+    return slice(start, start + (count - 1) * step + 1, step)
+
+
 def taps_inside(o0: int, o1: int, offset: int, stride: int, pad: int, size: int):
     """Output indices ``i`` in ``[o0, o1)`` whose tap ``i*stride + offset - pad`` is inside the
     input ``[0, size)``: ``(first, last, input index of first)``."""
@@ -314,8 +321,7 @@ def im2col_unpadded(x: np.ndarray, geom: Geometry, block: tuple[int, int, int, i
             inside = tap[:, :, fi - r0:li - r0]
             inside[..., :fj] = 0
             inside[..., lj:] = 0
-            inside[..., fj:lj] = src[:, :, ri:ri + (li - fi - 1) * sh + 1:sh,
-                                     rj:rj + (lj - fj - 1) * sw + 1:sw]
+            inside[..., fj:lj] = src[:, :, run(ri, li - fi, sh), run(rj, lj - fj, sw)]
     return cols.reshape(c * kh * kw, -1)
 
 
@@ -338,7 +344,7 @@ def col2im_unpadded(dcols: np.ndarray, geom: Geometry, dx: np.ndarray,
             fj, lj, rj = taps_inside(0, geom.out_hw[1], b * dw, sw, l, w)
             if lj == fj:
                 continue
-            target = dx[n0:n1, :, ri:ri + (li - fi - 1) * sh + 1:sh, rj:rj + (lj - fj - 1) * sw + 1:sw]
+            target = dx[n0:n1, :, run(ri, li - fi, sh), run(rj, lj - fj, sw)]
             np.add(target, dcols[:, :, fi - r0:li - r0, fj:lj, a, b], out=target)
     return dx
 

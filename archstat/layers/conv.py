@@ -210,10 +210,16 @@ def _conv_args(x, w, b, groups, padding_mode):
     return x, w, b, int(groups)
 
 
+#: the largest kernel (kH*kW taps) whose zero-padded columns are built tap by tap
+#: (:func:`archstat.engine.im2col.im2col_unpadded`); measured on 5x5 (25 taps, C = 32) the
+#: per-tap copies were 1.3x slower than padding the input once
+UNPADDED_MAX_TAPS = 9
+
+
 def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
     """Blocked im2col of ``x``: yield ``(block, cols)`` per block of output rows, ``cols``
-    shaped ``(G, K_g, L)``. Zero padding is never materialised
-    (:func:`archstat.engine.im2col.im2col_unpadded`); the other modes pad the whole input
+    shaped ``(G, K_g, L)``. Zero padding of a small kernel is never materialised
+    (:func:`archstat.engine.im2col.im2col_unpadded`); otherwise the whole input is padded
     once. One column buffer serves every block. With ``ones_row`` (groups 1 only) the
     columns get one more row of ones, so that a weight with the bias as its last column
     adds the bias inside the GEMM (CS231n's bias trick) instead of in one more pass over
@@ -223,12 +229,16 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
     kh, kw = geom.kernel
     k = c * kh * kw
     plan = list(win.blocks(n, geom, k * x.itemsize))
-    most = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan)
+    most = max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan), default=0)  # no images: none
     colbuf = np.empty(most * geom.out_hw[1] * (k + ones_row), x.dtype)
-    if padding_mode != "zeros":
-        xp = win.pad(x, geom.full_pads, padding_mode)
+    # zero padding of a small kernel: copied tap by tap, the padding never built; otherwise
+    # one copy of the (padded) input's windows, faster when there are many taps (AlexNet's
+    # 11x11: 2.4x) or nothing to pad
+    per_tap = (padding_mode == "zeros" and kh * kw <= UNPADDED_MAX_TAPS
+               and geom.full_pads != ((0, 0), (0, 0)))
+    xp = x if per_tap else win.pad(x, geom.full_pads, padding_mode)
     for block in plan:
-        if padding_mode == "zeros":
+        if per_tap:
             cols = win.im2col_unpadded(x, geom, block, out=colbuf)
         else:
             cols = win.im2col(xp, geom, block, out=colbuf)
@@ -248,12 +258,10 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
 # added at row_ab's pixels. (Their forward stays im2col + GEMM: done row by row it measured
 # no faster, as NumPy cannot fuse the kH*kW multiply-adds.)
 #
-# To give NumPy long contiguous inner loops, the rows are read on a "grid": every phase of the
-# stride (pixels (p::s_h, q::s_w) of the padded input) is laid out as its own plane of width
-# W_g, so that tap (a, b) of output (i, j) is the pixel (i + o_a, j + o_b) of one phase plane,
-# and the outputs are indexed i*W_g + j for all j < W_g: row_ab is then the contiguous slice
-# plane[o_a*W_g + o_b:][:H_out*W_g] of the flattened plane. dY is zero at the W_g - W_out
-# extra columns of each output row, so they add nothing.
+# Every phase of the stride (pixels (p::s_h, q::s_w) of the padded input) is laid out as its
+# own plane, so that tap (a, b) of output (i, j) is the pixel (i + o_a, j + o_b) of one phase
+# plane: row_ab is a unit-stride window of that plane, whatever the stride and dilation. One
+# image's planes at a time, so the memory stays about one image's input.
 
 
 @dataclass(frozen=True)
@@ -261,36 +269,33 @@ class _PhaseGrid:
     """Where each kernel tap reads in the phase planes of a strided, dilated window."""
 
     phases: tuple[int, int]      # stride (s_h, s_w): s_h * s_w phase planes
-    plane_hw: tuple[int, int]    # rows (with one row of slack for the extra columns), W_g
-    taps: tuple[tuple[int, int], ...]   # per tap (a, b): (phase index, flat offset)
+    plane_hw: tuple[int, int]    # size of one phase plane
+    taps: tuple[tuple[int, int, int], ...]   # per tap (a, b): (phase index, row, column offset)
 
     @classmethod
     def of(cls, geom):
         (sh, sw), (dh, dw), (hp, wp) = geom.stride, geom.dilation, geom.padded_hw
-        hg, wg = -(-hp // sh), -(-wp // sw)
-        taps = tuple(((a * dh % sh) * sw + b * dw % sw, (a * dh // sh) * wg + b * dw // sw)
+        taps = tuple(((a * dh % sh) * sw + b * dw % sw, a * dh // sh, b * dw // sw)
                      for a in range(geom.kernel[0]) for b in range(geom.kernel[1]))
-        return cls((sh, sw), (hg + 1, wg), taps)
+        return cls((sh, sw), (-(-hp // sh), -(-wp // sw)), taps)
 
     def split(self, xp):
-        """(N, C, Hp, Wp) padded input -> (N, C, s_h*s_w, rows*W_g) phase planes (zeros
+        """(N, C, Hp, Wp) padded input -> (N, C, s_h*s_w, H_g, W_g) phase planes (zeros
         where a phase has no pixel)."""
-        (sh, sw), (rows, wg) = self.phases, self.plane_hw
+        (sh, sw), (hg, wg) = self.phases, self.plane_hw
         n, c = xp.shape[:2]
-        out = np.zeros((n, c, sh * sw, rows, wg), xp.dtype)
+        out = np.zeros((n, c, sh * sw, hg, wg), xp.dtype)
         for p in range(sh):
             for q in range(sw):
                 ph = xp[:, :, p::sh, q::sw]
                 out[:, :, p * sw + q, :ph.shape[2], :ph.shape[3]] = ph
-        return out.reshape(n, c, sh * sw, rows * wg)
+        return out
 
     def merge(self, planes, hw):
-        """Adjoint of :meth:`split`: phase planes (N, C, s_h*s_w, rows*W_g) back to the
+        """Adjoint of :meth:`split`: phase planes (N, C, s_h*s_w, H_g, W_g) back to the
         (N, C, Hp, Wp) padded layout (each padded pixel lives in exactly one plane)."""
-        (sh, sw), (rows, wg) = self.phases, self.plane_hw
-        n, c = planes.shape[:2]
-        planes = planes.reshape(n, c, sh * sw, rows, wg)
-        out = np.empty((n, c) + hw, planes.dtype)
+        sh, sw = self.phases
+        out = np.empty(planes.shape[:2] + hw, planes.dtype)
         for p in range(sh):
             for q in range(sw):
                 ph = out[:, :, p::sh, q::sw]
@@ -319,30 +324,30 @@ def _depthwise_backward(dy, x, w, geom, padding_mode):
     n, c = x.shape[:2]
     m = w.shape[0] // c                         # channel multiplier
     grid = _PhaseGrid.of(geom)
-    planes = grid.split(win.pad(x, geom.full_pads, padding_mode))
     wt = w.reshape(c, m, -1)
     ho, wo = geom.out_hw
-    wg = grid.plane_hw[1]
-    size = ho * wg                              # grid positions per output plane
-    dyg = np.zeros((n, c, m, ho, wg), x.dtype)  # dY on the grid: zero at the extra columns
-    dyg[..., :wo] = dy.reshape(n, c, m, ho, wo)
-    dyg = dyg.reshape(n, c, m, size)
-    dplanes = np.zeros_like(planes)
+    dy5 = dy.reshape(n, c, m, ho, wo)
+    dx = np.empty(x.shape, x.dtype)
     dw = np.zeros((c, m, len(grid.taps)), x.dtype)
-    tmp = np.empty(c * size, x.dtype)
-    for i, c0, c1 in _depthwise_blocks(n, c, m * size * x.itemsize):
-        dyb = dyg[i, c0:c1]                     # (cb, m, size)
-        t = tmp[:(c1 - c0) * size].reshape(c1 - c0, size)
-        for k, (phase, off) in enumerate(grid.taps):
-            row = planes[i, c0:c1, phase, off:off + size]
-            dw[c0:c1, :, k] += np.einsum("cms,cs->cm", dyb, row)
-            if m == 1:
-                np.multiply(dyb[:, 0], wt[c0:c1, 0, k, None], out=t)
-            else:
-                np.einsum("cms,cm->cs", dyb, wt[c0:c1, :, k], out=t)
-            target = dplanes[i, c0:c1, phase, off:off + size]
-            target += t
-    dx = win.pad_backward(grid.merge(dplanes, geom.padded_hw), geom.full_pads, padding_mode)
+    tmp = np.empty(c * ho * wo, x.dtype)
+    for i in range(n):                          # one image's planes at a time: bounded memory
+        planes = grid.split(win.pad(x[i:i + 1], geom.full_pads, padding_mode))[0]
+        dplanes = np.zeros_like(planes)
+        for _, c0, c1 in _depthwise_blocks(1, c, m * ho * wo * x.itemsize):
+            dyb = dy5[i, c0:c1]                 # (cb, m, H_out, W_out)
+            t = tmp[:(c1 - c0) * ho * wo].reshape(c1 - c0, ho, wo)
+            for k, (phase, oa, ob) in enumerate(grid.taps):
+                # only the pixels the tap reads: an inf elsewhere must not meet a zero of dY
+                row = planes[c0:c1, phase, oa:oa + ho, ob:ob + wo]
+                dw[c0:c1, :, k] += np.einsum("cmhw,chw->cm", dyb, row)
+                if m == 1:
+                    np.multiply(dyb[:, 0], wt[c0:c1, 0, k, None, None], out=t)
+                else:
+                    np.einsum("cmhw,cm->chw", dyb, wt[c0:c1, :, k], out=t)
+                target = dplanes[c0:c1, phase, oa:oa + ho, ob:ob + wo]
+                target += t
+        dxp = grid.merge(dplanes[None], geom.padded_hw)
+        dx[i] = win.pad_backward(dxp, geom.full_pads, padding_mode)[0]
     return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
 
 

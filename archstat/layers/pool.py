@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import im2col as win
+from ..errors import ArchstatError
 from .activation import select
 from .registry import REQUIRED, Field, LayerType, Window, numel, register, require_rank
 from .window import Pads, check_pool_padding, output_hw, resolve_padding
@@ -183,11 +184,6 @@ def _along(dim, index):
     return (Ellipsis, index, slice(None)) if dim == 0 else (Ellipsis, index)
 
 
-def _run(start, count, step=1):
-    """``count`` positions from ``start`` at ``step``."""
-    return slice(start, start + (count - 1) * step + 1, step)
-
-
 def _blocks(shape, itemsize):
     """``(images, channels)`` slices cutting an (N, C, H, W) array into blocks of about
     :data:`BLOCK_BYTES`: several whole images when one is small, else bands of channels."""
@@ -212,8 +208,8 @@ def _reduce_axis(src, out, geom, dim, op, identity):
     lo = max(first for first, _, _ in taps)      # outputs [lo, hi) read every tap
     hi = min(stop for _, stop, _ in taps)
     if lo < hi:
-        acc = out[_along(dim, _run(lo, hi - lo))]
-        views = [src[_along(dim, _run(start + (lo - first) * stride, hi - lo, stride))]
+        acc = out[_along(dim, win.run(lo, hi - lo))]
+        views = [src[_along(dim, win.run(start + (lo - first) * stride, hi - lo, stride))]
                  for first, _, start in taps]
         if len(views) == 1:
             np.copyto(acc, views[0])
@@ -226,12 +222,12 @@ def _reduce_axis(src, out, geom, dim, op, identity):
         edges = ((0, n_out),)
     for e0, e1 in edges:                         # the few windows that overhang the input
         if e0 < e1:
-            out[_along(dim, _run(e0, e1 - e0))] = identity
+            out[_along(dim, win.run(e0, e1 - e0))] = identity
         for first, stop, start in taps:
             g0, g1 = max(first, e0), min(stop, e1)
             if g0 < g1:
-                acc = out[_along(dim, _run(g0, g1 - g0))]
-                op(src[_along(dim, _run(start + (g0 - first) * stride, g1 - g0, stride))], acc,
+                acc = out[_along(dim, win.run(g0, g1 - g0))]
+                op(src[_along(dim, win.run(start + (g0 - first) * stride, g1 - g0, stride))], acc,
                    out=acc)
 
 
@@ -272,7 +268,7 @@ def _tap_index(geom):
     for fi, li, ri in _axis_taps(geom, 0):
         for fj, lj, rj in _axis_taps(geom, 1):
             if fi < li and fj < lj:
-                plan.append(((Ellipsis, _run(ri, li - fi, sh), _run(rj, lj - fj, sw)),
+                plan.append(((Ellipsis, win.run(ri, li - fi, sh), win.run(rj, lj - fj, sw)),
                              (Ellipsis, slice(fi, li), slice(fj, lj))))
     return plan
 
@@ -283,7 +279,7 @@ def _zero_unread(out, geom, dim):
     read = np.zeros(geom.in_hw[dim], bool)
     for first, stop, start in _axis_taps(geom, dim):
         if first < stop:
-            read[_run(start, stop - first, geom.stride[dim])] = True
+            read[win.run(start, stop - first, geom.stride[dim])] = True
     out[_along(dim, ~read)] = 0
 
 
@@ -298,10 +294,10 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, 
     recomputing it.
     """
     x, geom = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
-    dy = win.check_array(dy, "dy", 4, x.dtype)
+    dy = _check_output_shaped(dy, "dy", x.shape[:2] + geom.out_hw, x.dtype)
     if y is None:
         y = _pool_reduce(x, geom, np.maximum, -np.inf)
-    y = win.check_array(y, "y", 4, x.dtype)
+    y = _check_output_shaped(y, "y", x.shape[:2] + geom.out_hw, x.dtype)
     plan = _tap_index(geom)
     # disjoint windows write each pixel of theirs once: no zeroing, no accumulation
     disjoint = all(s >= e for s, e in zip(geom.stride, geom.extent))
@@ -314,6 +310,16 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, 
     for blk in _blocks(x.shape, x.itemsize):
         _route_max(dy[blk], x[blk], y[blk], dx[blk], plan, disjoint)
     return dx
+
+
+def _check_output_shaped(a, name, shape, dtype):
+    """``a`` as a ``dtype`` array of the pool's output shape; ArchstatError otherwise (the
+    kernels slice it block by block, so a wrong shape would not fail by itself)."""
+    a = win.check_array(a, name, 4, dtype)
+    if a.shape != tuple(shape):
+        raise ArchstatError(f"{name} must have the pool's output shape {tuple(shape)}, got {a.shape}",
+                            field=name)
+    return a
 
 
 def _route_max(dy, x, y, dx, plan, disjoint):
@@ -336,7 +342,7 @@ def _route_max(dy, x, y, dx, plan, disjoint):
             p = select(h, dy[ys], out=part[ys])
             target = dx[xs]
             np.add(target, p, out=target)
-    if np.isnan(y.max()):                        # rare: a per-tap loop in reverse, masked adds
+    if y.size and np.isnan(y.max()):                        # rare: a per-tap loop in reverse, masked adds
         nan = np.isnan(y)
         for xs, ys in reversed(plan):
             h, f = hit[ys], nan[ys]
@@ -396,6 +402,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     dy = win.check_array(dy, "dy", 4)
     probe = np.broadcast_to(np.zeros((), dy.dtype), x_shape)
     _, geom = _pool_geometry(probe, kernel_size, stride, padding, 1, ceil_mode)
+    dy = _check_output_shaped(dy, "dy", tuple(x_shape[:2]) + geom.out_hw, dy.dtype)
     g = dy * _avg_scale(geom, count_include_pad, dy.dtype)
     dx = np.empty(x_shape, dy.dtype)
     buf = None
@@ -423,7 +430,7 @@ def _spread_axis(src, out, geom, dim):
         out[...] = 0
     for first, stop, start in _axis_taps(geom, dim):
         if first < stop:
-            target = out[_along(dim, _run(start, stop - first, stride))]
+            target = out[_along(dim, win.run(start, stop - first, stride))]
             piece = src[_along(dim, slice(first, stop))]
             if disjoint:
                 np.copyto(target, piece)
