@@ -48,10 +48,10 @@ def _figures() -> _Figures:
 
 
 def stable_metadata(path: str | Path) -> dict[str, None]:
-    """``savefig(metadata=...)`` that drops what changes from run to run (the date, the
-    software version), so that regenerated files only change when the data does. SVG clip
+    """``savefig(metadata=...)`` that drops what changes from run to run or with an upgrade
+    (the date, matplotlib's version), so that regenerated files only change when the data does. SVG clip
     ids are made stable by STYLE's ``svg.hashsalt``."""
-    return {"Software": None} if Path(path).suffix.lower() == ".png" else {"Date": None}
+    return {"Software": None} if Path(path).suffix.lower() == ".png" else {"Date": None, "Creator": None}
 
 
 #: the picture formats reports and profiles write, by file suffix
