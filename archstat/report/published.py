@@ -20,8 +20,7 @@ VGG_TABLE2 = (
 )
 
 CS231N_SOURCE = ("CS231n (Li, Johnson, Yeung) 2017 Lecture 9 slide \"VGGNet\" and the course notes "
-                 "cs231n.github.io convolutional-networks.md, section \"VGGNet in detail\"; reproduced in "
-                 "the seed lecture cnn-lecture.txt lines 1326-1351")
+                 "cs231n.github.io convolutional-networks.md, section \"VGGNet in detail\"")
 
 #: The slide's rows as printed: label, output (H x W x C), memory, params (weights, no biases)
 CS231N_VGG16 = (
@@ -53,8 +52,8 @@ CS231N_TOTAL_MEMORY_ELEMENTS = 24_000_000
 CS231N_TOTAL_PARAMS = "TOTAL params: 138M parameters"
 CS231N_TOTAL_PARAMS_VALUE = 138_000_000
 
-ALEXNET_SOURCE = ("Seed lecture cnn-lecture.txt line 1308, \"Full (simplified) AlexNet architecture\" (= CS231n "
-                  "2017 Lecture 9 slide); Krizhevsky, Sutskever, Hinton, NIPS 2012 for the two-GPU layout")
+ALEXNET_SOURCE = ("CS231n (Li, Johnson, Yeung) 2017 Lecture 9 slide \"Full (simplified) AlexNet architecture\"; "
+                  "Krizhevsky, Sutskever, Hinton, NIPS 2012 for the two-GPU layout")
 
 #: The lecture's AlexNet layer list as printed (output volume, description)
 ALEXNET_LECTURE = (

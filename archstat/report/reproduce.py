@@ -250,9 +250,9 @@ def alexnet(specs: Path) -> list[Report]:
         f"only {100 * (t1['params'] - fc_params) / t1['params']:.0f}% of the parameters; the three FC "
         f"layers hold {100 * fc_params / t1['params']:.0f}% (fc6 alone 37.7 M). See "
         "`memory_vs_params.png`.",
-        "- The seed lecture's text has an extra \"[13x13x256] MAX POOL3: 3x3 filters at stride 1, pad 1\" "
-        "line between CONV4 and CONV5 that is not on the CS231n slide and contradicts CONV4's "
-        "13x13x384 output; it is left out here.",
+        "- Some transcriptions of the slide add a \"[13x13x256] MAX POOL3: 3x3 filters at stride 1, pad 1\" "
+        "line between CONV4 and CONV5; it is not on the CS231n slide and contradicts CONV4's "
+        "13x13x384 output, so it is left out here.",
         "- The paper's 224x224 input does not give its own 55x55 conv1 output with an 11x11 filter at "
         "stride 4 and no padding: (224 - 11) / 4 + 1 = 54.25. With 227: (227 - 11) / 4 + 1 = 55.", ""])
     return [Report("alexnet.md", "AlexNet layer table",
@@ -305,7 +305,7 @@ def why_convolution() -> list[Report]:
     text = "\n".join([
         "# Why convolution: parameters of three layers with the same input and output", "",
         f"The lecture's opening argument: map a {h}x{w}x{c} image to {n} feature maps of {h}x{w}. "
-        "Formulas from the seed lecture (fully connected M*N + N; locally connected (K1xK2 + 1) per "
+        "Formulas from the lecture (fully connected M*N + N; locally connected (K1xK2 + 1) per "
         "output node, times C input channels; convolution N*(K1*K2*C + 1) with shared weights); the "
         "last two columns are computed by archstat from specs of the three layers "
         f"({k}x{k} windows, padding 1).", "",
