@@ -351,9 +351,10 @@ def main(argv=None) -> int:
               f"{s['bwd']:.2f} (target >= 0.70): {'met' if s['bwd'] >= 0.7 else 'NOT met'}")
     for batch, s in verdicts:
         if "torch_vs_gemm" in s:
-            print(f"batch {batch}: PyTorch's 13 convs run at {s['torch_vs_gemm']:.2f} of the "
-                  f"same-shape GEMM's speed summed; im2col + GEMM spends the GEMM's time plus "
-                  f"the columns', so its convs can match torch's only where this is < 1")
+            print(f"batch {batch}: same-shape GEMM time / PyTorch conv time, summed over the 13 convs: "
+                  f"{s['torch_vs_gemm']:.2f} (> 1: torch's convs beat the bare GEMMs); im2col + GEMM "
+                  f"spends about its GEMMs' time plus the columns', so over these convs it can be no "
+                  f"slower than torch only if this is clearly < 1")
     for batch, t in vgg.items():
         if "torch" in t:
             ok = ratio(t, "torch") >= 1

@@ -399,7 +399,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
                 out += bg
             continue
         # whole images: (G, C_out/G, (n, i, j)) -> (n, C_out, i, j), the bias added on the way
-        if outbuf is None:  # the first block is the largest
+        if outbuf is None or outbuf.shape[2] < cols.shape[2]:  # grown only if a later block is larger
             outbuf = np.empty(wm.shape[:2] + cols.shape[2:], x.dtype)
         out = np.matmul(wm, cols, out=outbuf[:, :, :cols.shape[2]])
         out = out.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)

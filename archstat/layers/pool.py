@@ -240,7 +240,7 @@ def _pool_reduce(x, geom, op, identity):
     for blk in _blocks(x.shape, x.itemsize):
         xb = x[blk]
         shape = xb.shape[:2] + (ho, w)
-        if buf is None:                          # the first block is the largest
+        if buf is None or buf.size < numel(shape):   # grown only if a later block is larger
             buf = np.empty(numel(shape), x.dtype)
         part = buf[:numel(shape)].reshape(shape)
         _reduce_axis(xb, part, geom, 0, op, identity)
@@ -409,7 +409,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     for blk in _blocks(x_shape, dy.itemsize):
         gb = g[blk]
         shape = gb.shape[:3] + (x_shape[3],)
-        if buf is None:                          # the first block is the largest
+        if buf is None or buf.size < numel(shape):   # grown only if a later block is larger
             buf = np.empty(numel(shape), dy.dtype)
         part = buf[:numel(shape)].reshape(shape)
         _spread_axis(gb, part, geom, 1)
