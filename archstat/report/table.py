@@ -319,15 +319,17 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
                           indent=2) + "\n"
     if fmt == "csv":
         return _csv(rows, COMPARE_KEYS)
-    headers = ["Model", "Input", "Layers", "Params (M)", "MACs (G)", "FLOPs (G)", "Fwd memory (MB)",
-               "Peak act. (MB)", "Weights (MB)", "Top-1 %"]
+    headers = ["Model", "Input", "Layers", "Params", "MACs", "FLOPs", "Fwd memory", "Peak act.", "Weights",
+               "Top-1 %"]
     aligns = ["<"] + [">"] * (len(headers) - 1)
     marks, footnotes = _source_marks(rows)
-    body = [[r["model"], r["input"], str(r["layers"]), f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e9:.3f}",
-             f"{r['flops'] / 1e9:.3f}", f"{r['forward_memory_bytes'] / 1e6:.1f}",
-             f"{r['peak_activation_bytes'] / 1e6:.1f}", f"{r['param_bytes'] / 1e6:.1f}",
+    # units per cell (K/M/G, kB/MB/GB): LeNet's 417K MACs and VGG's 15.5G read alike
+    body = [[r["model"], r["input"], str(r["layers"]), human(r["params"]), human(r["macs"]),
+             human(r["flops"]), human_bytes(r["forward_memory_bytes"]),
+             human_bytes(r["peak_activation_bytes"]), human_bytes(r["param_bytes"]),
              "" if r["top1"] is None else f"{r['top1']:.1f}{mark}"] for r, mark in zip(rows, marks)]
-    note = "\n".join([f"batch {analyses[0].batch}, {analyses[0].dtype}; M/G = 10^6/10^9, MB = 10^6 bytes; "
+    note = "\n".join([f"batch {analyses[0].batch}, {analyses[0].dtype}; K/M/G = 10^3/10^6/10^9, "
+                      "kB/MB/GB = 10^3/10^6/10^9 bytes; "
                       "MACs count conv, locally connected and linear multiply-accumulates; FLOPs = 2 per MAC "
                       "+ elementwise work", *footnotes])
     if fmt == "table":
