@@ -348,7 +348,10 @@ def render_layer_types(fmt: str = "table") -> str:
     """Every registered layer type: its fields and counting rule, from the registry."""
     from ..layers import all_types
 
-    types = [t for t in all_types().values() if t.min_inputs > 0]
+    # grouped by family, the heavy ones first (conv, linear, pool, ...), registry order within
+    order = ("conv", "linear", "pool", "norm", "activation", "merge", "shape")
+    types = sorted((t for t in all_types().values() if t.min_inputs > 0),
+                   key=lambda t: order.index(t.family) if t.family in order else len(order))
     if fmt == "json":
         return json.dumps([{"type": t.name, "summary": t.summary(), "rule": t.counting_rule(),
                             "fields": [{"name": f.name, "accepts": f.describe(),
@@ -371,8 +374,9 @@ def render_layer_types(fmt: str = "table") -> str:
     if fmt == "table":
         out = []
         for t in types:
-            out.append(f"{t.name}: {t.summary()}")
-            out.append(f"    counts: {t.counting_rule()}")
+            out.append(textwrap.fill(f"{t.name}: {t.summary()}", 100, subsequent_indent="    "))
+            out.append(textwrap.fill(f"counts: {t.counting_rule()}", 100, initial_indent="    ",
+                                     subsequent_indent="            "))
             for f in t.fields:
                 out.append(f"    {f.name:<20} {_default(f):<10} {f.describe()}")
             out.append("")
