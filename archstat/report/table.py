@@ -99,6 +99,11 @@ def _title(analysis: Analysis) -> str:
             f"batch {analysis.batch}, {analysis.dtype}")
 
 
+#: the units line under every per-layer report (table, md, html)
+REPORT_UNITS = ("Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes. RF: receptive field "
+                "in input pixels; RF stride: input pixels between neighbouring outputs.")
+
+
 def _stored_elements(analysis: Analysis) -> int:
     """Elements that need storage: the input and every output that is not in place or a view
     (the Total of the Activations column, so that it agrees with Forward memory; the rows
@@ -228,8 +233,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
             lines += textwrap.wrap(f"notes: {m.notes}", width=100, subsequent_indent="       ")
         lines += ["", text_table(headers, aligns, body, total), ""]
         lines += [f"{k:<{width}}  {v}" for k, v in summary]
-        lines.append("Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes. RF: receptive field "
-                     "in input pixels; RF stride: input pixels between neighbouring outputs.")
+        lines.append(REPORT_UNITS)
         return "\n".join(lines) + "\n"
     if fmt == "md":
         lines = [f"# {m.name}", ""]
@@ -242,7 +246,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
             lines += ["", f"Notes: {m.notes}"]
         lines += ["", md_table(headers, aligns, body, total), ""]
         lines += [f"- **{k}**: {v}" for k, v in summary]
-        lines += ["", "Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes."]
+        lines += ["", REPORT_UNITS]
         return "\n".join(lines) + "\n"
     if fmt == "html":
         parts = [f"<h1>{html.escape(m.name)}</h1>"]
@@ -255,7 +259,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         parts.append(_html_table(headers, aligns, body, total))
         parts.append("<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
                                       for k, v in summary) + "</dl>")
-        parts.append('<p class="meta">Units: K/M/G = 10^3/10^6/10^9; kB/MB/GB = 10^3/10^6/10^9 bytes.</p>')
+        parts.append(f'<p class="meta">{html.escape(REPORT_UNITS)}</p>')
         return _HTML_PAGE.format(title=html.escape(m.name), body="\n".join(parts))
     raise ValueError(fmt)  # the CLI validates formats
 
