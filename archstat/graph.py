@@ -100,6 +100,10 @@ class Model:
             return list(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
         except nx.NetworkXUnfeasible:
             cycle = nx.find_cycle(self.graph)
+            # blame the layer that reads from a layer written after it (the spec's forward
+            # reference), and start the path there
+            back = max(range(len(cycle)), key=lambda i: position[cycle[i][0]] - position[cycle[i][1]])
+            cycle = cycle[back:] + cycle[:back]
             path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
             raise ArchstatError(f"the layers form a cycle: {path}", file=self.file, layer=cycle[0][1],
                                 field="inputs", hint="a layer's inputs must come from earlier in the graph")

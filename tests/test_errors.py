@@ -159,6 +159,10 @@ CASES = [
     # -- the graph ----------------------------------------------------------------------------
     Case("cycle", spec(conv(name="a", inputs="b", padding=1), conv(name="b", inputs="a", padding=1)),
          "form a cycle", layer=("a", "b"), field="inputs"),
+    # the layer with the forward reference is blamed, not whichever edge the search found first
+    Case("cycle-forward-reference", spec(conv(name="a", padding=1), conv(name="b", inputs="d", padding=1),
+                                         conv(name="c", padding=1), conv(name="d", padding=1)),
+         "form a cycle: d -> b -> c -> d", layer="b", field="inputs"),
     Case("inputs-unknown", spec(conv(name="features"), {"type": "relu", "inputs": "featurs"}),
          "no layer named 'featurs'", layer="relu1", field="inputs", hint="did you mean 'features'?"),
     Case("duplicate-names", spec(conv(name="a", padding=1), conv(name="a", padding=1)),
