@@ -241,6 +241,7 @@ class _Scope:
     local: dict[str, str] = field(default_factory=dict)    # local name -> full name
     counters: dict[str, int] = field(default_factory=dict)
     depth: int = 0
+    block: str | None = None          # the block definition being expanded (None at top level)
 
     def resolve(self, ref: str, full_names: Mapping[str, Any], aliases: Mapping[str, str]) -> str | None:
         scope: _Scope | None = self
@@ -409,6 +410,8 @@ class _Expander:
         try:
             attrs = ltype.normalise(fields)
         except ArchstatError as exc:
+            if scope.block is not None:  # the typo is in the block's definition: say which
+                exc.message += f" (in block {scope.block!r}, defined under 'blocks')"
             raise exc.with_context(file=self.label, layer=full)
         refs = self.input_refs(inputs, previous, variables, full, ltype)
         ref_scope = scope if inputs is not None else None
@@ -477,7 +480,7 @@ class _Expander:
         inherited = {"i": variables["i"]} if "i" in variables else {}
         inner = _Scope(prefix=full + ".", variables=dict(args, name=local, **inherited),
                        block_input=block_input, parent=scope, depth=scope.depth + 1,
-                       sibling_prefix=full[:len(full) - len(local)])
+                       sibling_prefix=full[:len(full) - len(local)], block=bname)
         last = self.expand(block["layers"], inner, block_input, bname)
         if last == block_input:
             raise self.error(f"block {bname!r} produced no layers (all dropped by when/unless)", full, "block")

@@ -106,6 +106,12 @@ CASES = [
     # -- layer types and fields -----------------------------------------------------------
     Case("unknown-type", spec({"name": "c1", "type": "conv2", "out_channels": 8, "kernel_size": 3}),
          "unknown layer type 'conv2'", layer="c1", field="type", hint="did you mean 'conv2d'?"),
+    Case("unknown-field-in-a-block",
+         {"input": [3, 10, 10], "blocks": {"cr": {"layers": [{"type": "conv2d", "out_channels": 4,
+                                                               "kernal_size": 3}]}},
+          "layers": [{"block": "cr", "name": "c1"}]},
+         "(in block 'cr', defined under 'blocks')", layer="c1.conv1", field="kernal_size",
+         hint="did you mean 'kernel_size'?"),
     Case("unknown-field", spec({"type": "conv2d", "out_channels": 8, "kernal_size": 3}),
          "unknown field for a conv2d layer", layer="conv1", field="kernal_size",
          hint="did you mean 'kernel_size'?"),
