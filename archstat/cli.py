@@ -578,7 +578,13 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (see :class:`ExitCode`)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's own usage, not the top level's
+        sub = next((a.choices.get(args.command) for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)), None) or parser
+        more = ("; 'report' takes one spec: 'archstat compare' sets several side by side"
+                if args.command == "report" else "")
+        sub.error(f"unrecognized arguments: {' '.join(extra)}{more}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return ExitCode.USER_ERROR

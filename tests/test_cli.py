@@ -378,3 +378,12 @@ def test_an_output_suffix_that_is_no_report_format_is_refused(cli, lenet, tmp_pa
     assert not (tmp_path / "x.pdf").exists()
     code, _, _ = cli("report", lenet, "-o", tmp_path / "x.pdf", "--format", "md")   # explicit: allowed
     assert code == 0 and (tmp_path / "x.pdf").read_text().startswith("# LeNet-5")
+
+
+def test_extra_arguments_get_the_subcommand_usage(capsys, lenet):
+    from archstat.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(lenet), str(lenet)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("usage: archstat report")
+    assert "'archstat compare'" in err and "see 'archstat report --help'" in err
