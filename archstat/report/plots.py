@@ -159,9 +159,7 @@ def complexity_vs_accuracy(points: Sequence[dict[str, Any]], path: str | Path, *
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), labelspacing=2.2, borderpad=1.2, frameon=False,
               title="parameters", handletextpad=1.6)
     _declutter(ax, texts)
-    if any(p.get("approximate") for p in points):
-        ax.annotate("* accuracy approximate (read off a published figure)", (0.01, 0.01),
-                    xycoords="axes fraction", fontsize=9, color="#ef8636")
+    _approximate_note(ax, points)
     return save(fig, path)
 
 
@@ -183,14 +181,22 @@ def accuracy_density(points: Sequence[dict[str, Any]], path: str | Path) -> Path
     else:
         ax.barh(y, values, color=colours)
         scale = "linear scale"
-    ax.set_yticks(list(y), [p["label"] for p in ordered])
+    ax.set_yticks(list(y), [p["label"] + (" *" if p.get("approximate") else "") for p in ordered])
     ax.invert_yaxis()
     for i, v in enumerate(values):
         ax.text(v, i, f"  {v:.2f}", va="center", fontsize=9)
     ax.set_xlabel(f"accuracy density: top-1 % per million parameters ({scale})")
     ax.set_title("Accuracy per parameter (Canziani et al. 2016, Fig. 10)")
     ax.grid(axis="x", alpha=0.3, which="both")
+    _approximate_note(ax, ordered)
     return save(fig, path)
+
+
+def _approximate_note(ax, points: Sequence[dict[str, Any]]) -> None:
+    """The key to the orange points, when there are any."""
+    if any(p.get("approximate") for p in points):
+        ax.annotate("* accuracy approximate (read off a published figure)", (0.01, 0.01),
+                    xycoords="axes fraction", fontsize=9, color="#ef8636")
 
 
 def _log_axis(axis) -> None:
