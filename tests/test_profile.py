@@ -420,3 +420,189 @@ def test_a_short_measurement_still_sees_another_process_load():
         busy.kill()
         busy.wait()
     assert share is not None and share >= 0.5 / (os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------ figures for slides
+
+def deep_chain(blocks: int = 51) -> dict:
+    """A MobileNetV2-deep chain (3 x 51 + 2 = 155 layers after the input) that profiles in well
+    under a second: 4-channel 3x3 convolutions on a 6x6 map."""
+    layers = []
+    for i in range(blocks):
+        layers += [{"name": f"b{i}.conv", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+                   {"name": f"b{i}.bn", "type": "batch_norm2d"}, {"name": f"b{i}.relu", "type": "relu"}]
+    layers += [{"name": "flatten", "type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 10}]
+    return {"name": "deep chain", "input": [2, 6, 6], "layers": layers}
+
+
+@pytest.fixture(scope="module")
+def deep_infer() -> Profile:
+    return profile(deep_chain(), batch=1, repeat=1, warmup=0, calibration=fake_calibration())
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures profile_plots saves, in order (they are still written)."""
+    from archstat.report import profile_plots
+    figures = []
+    real = profile_plots.save
+
+    def keep(fig, path):
+        figures.append(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(profile_plots, "save", keep)
+    return figures
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels, from the PNG's IHDR chunk."""
+    head = Path(path).read_bytes()[:24]
+    assert head[:8] == PNG and head[12:16] == b"IHDR"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def bars(ax) -> list:
+    return [patch for container in ax.containers if hasattr(container, "patches") for patch in container.patches]
+
+
+def test_deep_profile_time_figure_stays_slide_shaped(deep_infer, drawn, tmp_path):
+    from archstat.report import profile_plots
+    rows = [r for r in deep_infer.rows() if r["inputs"]]
+    assert len(rows) == 155
+    width, height = png_size(profile_plots.layer_times(deep_infer, tmp_path / "deep.png"))
+    # was 1638 x ~6100 px (one 0.25-inch row per layer); now at most MAX_BARS rows
+    assert width <= 1800 and height <= 1600 and height < 1.0 * width
+    ax = drawn[-1].axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(bars(ax)) == len(labels) == profile_plots.MAX_BARS
+    assert labels[-1] == f"other {155 - profile_plots.MAX_BARS + 1} layers"
+    assert f"the {profile_plots.MAX_BARS - 1} slowest of 155 layers, in execution order" in ax.get_title(loc="left")
+
+
+def test_deep_profile_time_figure_shows_the_slowest_in_order_and_a_truthful_rest(deep_infer, drawn, tmp_path):
+    from archstat.report import profile_plots
+    from archstat.report.profile_table import ms
+    rows = [r for r in deep_infer.rows() if r["inputs"]]
+    profile_plots.layer_times(deep_infer, tmp_path / "deep.png")
+    ax = drawn[-1].axes[0]
+    names = [t.get_text() for t in ax.get_yticklabels()][:-1]
+    order = [r["name"] for r in rows]
+    assert names == sorted(names, key=order.index)          # execution order
+    shown = [r for r in rows if r["name"] in names]
+    rest = [r for r in rows if r["name"] not in names]
+    assert min(r["time_ms"] for r in shown) >= max(r["time_ms"] for r in rest)   # the slowest ones
+    widths = [b.get_width() for b in bars(ax)]
+    assert widths[:-1] == pytest.approx([r["forward_ms"] for r in shown])
+    other = sum(r["forward_ms"] for r in rest)
+    # the summed bar is drawn in full or cut at the axis, and then its label says so; either way
+    # its label gives the true sum and share, so the bars add up to the layers' total
+    share = f"{100 * sum(r['share'] for r in rest):.0f}%"
+    label = next(t.get_text() for t in ax.texts if t.get_position()[1] == len(names))
+    assert label.startswith(f"{ms(other)} ms  {share}")
+    assert widths[-1] == pytest.approx(other) or (widths[-1] < other and "bar cut" in label)
+    assert sum(widths[:-1]) + other == pytest.approx(deep_infer.totals["layer_ms"])
+
+
+def test_small_profile_time_figure_has_a_bar_per_layer(lenet_train, drawn, tmp_path):
+    from archstat.report import profile_plots
+    rows = [r for r in lenet_train.rows() if r["inputs"]]
+    width, height = png_size(profile_plots.layer_times(lenet_train, tmp_path / "lenet.png"))
+    ax = drawn[-1].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r["name"] for r in rows]
+    assert len(bars(ax)) == 2 * len(rows)                   # forward and backward stacked
+    assert "slowest" not in ax.get_title(loc="left") and not any("other" in t.get_text() for t in ax.texts)
+    assert height == pytest.approx((0.25 * len(rows) + 2.4) * 150, rel=0.15)
+
+
+def test_bar_layers_keeps_the_slowest_in_execution_order():
+    from archstat.report.profile_plots import _bar_layers
+    rows = [{"name": str(i), "time_ms": t} for i, t in enumerate([5, 1, math.nan, 7, 3, 3, 2])]
+    assert _bar_layers(rows, 7) == (rows, [])
+    shown, rest = _bar_layers(rows, 4)
+    assert [r["name"] for r in shown] == ["0", "3", "4"]    # ties go to the earlier layer
+    assert [r["name"] for r in rest] == ["1", "2", "5", "6"]
+
+
+@pytest.mark.parametrize("macs, unit", [(0, (1.0, "")), (840, (1.0, "")), (241_600, (1e3, "K")),
+                                        (20e6, (1e6, "M")), (448e6, (1e6, "M")), (1.8e9, (1e9, "G"))])
+def test_mac_unit_reads_zero_to_a_thousand(macs, unit):
+    from archstat.report.profile_plots import mac_unit
+    assert mac_unit(macs) == unit
+
+
+def test_fit_caption_slope_is_in_the_axis_unit():
+    from archstat.profiling.studies import Fit
+    from archstat.report.profile_plots import _fit_caption
+    lenet = Fit(slope=1.05e-6, intercept=0.016, r2=0.7, n=5)    # ms per MAC: 1.05e+03 ms/GMAC before
+    assert _fit_caption(lenet, 1e3, "K").startswith("fit: time = 1.05 \u00b5s/KMAC x MACs + 0.016 ms")
+    assert _fit_caption(lenet, 1e6, "M").startswith("fit: time = 1.05 ms/MMAC x MACs")
+    assert _fit_caption(Fit(slope=3.37e-8, intercept=1.6, r2=1, n=3), 1e9, "G").startswith(
+        "fit: time = 33.7 ms/GMAC x MACs + 1.6 ms")
+
+
+def test_ops_figure_counts_macs_in_the_unit_of_the_data(lenet_infer, drawn, tmp_path):
+    from archstat.report import profile_plots
+    big = {"name": "wide", "input": [16, 32, 32],                                     # 4.7 and 2.4 M MACs
+           "layers": [{"type": "conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1},
+                      {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}]}
+    wide = profile(big, batch=1, repeat=1, warmup=0, calibration=fake_calibration())
+    for p, prefix in ((lenet_infer, "K"), (wide, "M")):
+        profile_plots.ops_vs_time(p, tmp_path / "ops.png")
+        ax = drawn[-1].axes[0]
+        assert f"({prefix} MACs, from the analysis)" in ax.get_xlabel()
+        assert f"/{prefix}MAC x MACs" in ax.get_title(loc="left")
+        assert 1 <= ax.get_xlim()[1] < 1500                 # ticks 0-999, not 0.00005
+    labels = [t for t in drawn[0].axes[0].texts if t.get_text() in {"c1", "c3", "c5", "f6", "output"}]
+    assert labels and not overlapping(labels)
+
+
+def overlapping(texts, others=()) -> list:
+    """Pairs of drawn artists among ``texts`` (with each other, and with ``others``) whose boxes overlap."""
+    renderer = texts[0].figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    extra = [o.get_window_extent(renderer) for o in others]
+    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes[i + 1:] + extra) if a.overlaps(b)]
+
+
+def test_roofline_labels_clear_each_other_and_the_legend(deep_infer, drawn, tmp_path):
+    from archstat.report import profile_plots
+    profile_plots.roofline(deep_infer, tmp_path / "roof.png")
+    fig = drawn[-1]
+    ax = fig.axes[0]
+    names = {r["name"] for r in deep_infer.rows()}
+    labels = [t for t in ax.texts if t.get_text() and set(t.get_text().split("\n")) <= names]
+    assert labels and not overlapping(labels, [ax.get_legend()])
+    frame = ax.get_window_extent()
+    assert all(frame.contains(*t.get_window_extent().p0) and frame.contains(*t.get_window_extent().p1)
+               for t in labels)
+    named = sum(len(t.get_text().split("\n")) for t in labels)
+    title = ax.get_title(loc="left")
+    assert ("the 8 slowest layers named" in title) if named == 8 else (f"{named} of the 8 slowest" in title)
+    # the title stays on the figure (it ran past the right edge)
+    assert ax.title.get_window_extent().x1 <= fig.bbox.x1
+
+
+def test_roofline_subtitle_grammar_and_width(drawn, tmp_path):
+    from archstat.report import profile_plots
+    long = dict(TINY, name="A deliberately long model name, to see that the title is wrapped to fit")
+    p = profile(long, batch=1, repeat=1, warmup=0, calibration=fake_calibration())
+    profile_plots.roofline(p, tmp_path / "roof.svg", label_top=1)
+    fig = drawn[-1]
+    title = fig.axes[0].get_title(loc="left")
+    assert "1 layer without FLOPs or time not shown" in title and "1 layers" not in title   # the flatten
+    assert "the slowest layer named" in title
+    assert fig.axes[0].title.get_window_extent().x1 <= fig.bbox.x1
+    assert (tmp_path / "roof.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_ops_across_models_labels_do_not_collide(drawn, tmp_path):
+    from archstat.report import profile_plots
+    o = ops_vs_time([LENET, TINY, dict(TINY, name="tiny too")], batch=1, repeat=1, warmup=0,
+                    calibration=fake_calibration())
+    path = profile_plots.ops_vs_time(o, tmp_path / "ops.png")
+    ax_layers, ax_models = drawn[-1].axes
+    labels = [t for t in ax_models.texts if t.get_text() in {"LeNet-5 (test)", "tiny", "tiny too"}]
+    assert labels and not overlapping(labels)
+    assert "(K MACs)" in ax_models.get_xlabel() and "(K MACs, from the analysis)" in ax_layers.get_xlabel()
+    assert png_size(path)[0] <= 2200

@@ -21,6 +21,12 @@ BACKWARD_LIGHTEN = 0.55
 BOUND_MARKERS = {"compute": "o", "memory": "^"}
 MODEL_COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e", "#d57dbf", "#7f7f7f",
                  "#bcbd45", "#58bbcc")
+#: the time-per-layer figure draws at most this many bars: for a deeper model, its slowest layers (in
+#: execution order) and one bar summing the rest, so that the figure stays slide-shaped (about 10 x 11 inches)
+MAX_BARS = 30
+OTHER_COLOUR = "#8c8c8c"
+#: units of the MAC axes, largest first: a figure uses the largest one its biggest value reaches
+MAC_UNITS = ((1e9, "G"), (1e6, "M"), (1e3, "K"), (1.0, ""))
 
 
 def profile_figures(p, path: str | Path) -> list[Path]:
@@ -65,6 +71,69 @@ def _footnote(fig, text: str, profiles: Sequence[Any] = ()) -> float:
     return (lines * 11 + 6) / (fig.get_figheight() * 72)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def mac_unit(largest: float) -> tuple[float, str]:
+    """``(scale, prefix)`` of the MAC axis for values up to ``largest`` MACs: the largest unit of
+    :data:`MAC_UNITS` (G, M, K or none) in which ``largest`` is at least 1, so ticks read 0-999."""
+    for scale, prefix in MAC_UNITS:
+        if largest >= scale:
+            return scale, prefix
+    return MAC_UNITS[-1]
+
+
+def _wrap(line: str, fits, seps: Sequence[str] = ("; ", ", ", " ")) -> list[str]:
+    """``line`` as few lines that each ``fits``, broken at the first of ``seps`` that it holds
+    (clauses before words); the break keeps the separator's mark (";", ",") at the line's end."""
+    if fits(line) or not seps:
+        return [line]
+    sep, finer = seps[0], seps[1:]
+    parts = line.split(sep)
+    if len(parts) == 1:
+        return _wrap(line, fits, finer)
+    lines, current = [], parts[0]
+    for part in parts[1:]:
+        if fits(current + sep + part):
+            current += sep + part
+        else:
+            lines.append(current + sep.rstrip())
+            current = part
+    lines.append(current)
+    return [piece for line in lines for piece in _wrap(line, fits, finer)]
+
+
+def _title(ax, *lines: str) -> None:
+    """``ax``'s title, left-aligned, one item a line; an item wider than the room from the axes'
+    left edge to the figure's edge (or to the next axes on the right) is wrapped (:func:`_wrap`).
+    Call after a first ``tight_layout``, so that the axes are where they will stay."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    left = ax.get_window_extent(renderer).x0
+    right = min([a.get_window_extent(renderer).x0 for a in fig.axes
+                 if a.get_window_extent(renderer).x0 > left + 1] + [fig.bbox.x1])
+    room = right - left - 6
+    probe = ax.set_title("", loc="left")
+
+    def fits(text: str) -> bool:
+        probe.set_text(text)
+        return probe.get_window_extent(renderer).width <= room
+
+    ax.set_title("\n".join(w for line in lines for w in _wrap(line, fits)), loc="left")
+
+
+def _layout(fig, bottom: float, titles: Sequence[tuple[Any, Sequence[str]]]) -> None:
+    """Lay out: ``tight_layout`` above the footnote, then the titles wrapped to the room the axes
+    got (:func:`_title`), then ``tight_layout`` again for their height."""
+    for ax, lines in titles:
+        ax.set_title("\n".join(lines), loc="left")
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    for ax, lines in titles:
+        _title(ax, *lines)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+
+
 def _nan0(values) -> np.ndarray:
     return np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
 
@@ -83,19 +152,170 @@ def _family_legend(ax, families: Sequence[str], extra: Sequence[Any] = (), **kwa
     ax.legend(handles=[*handles, *extra], frameon=False, **kwargs)
 
 
+def _freeze_legend(ax) -> None:
+    """Pin a ``loc="best"`` legend where it is now: "best" is chosen again at every draw and
+    would move over labels placed after it."""
+    leg = ax.get_legend()
+    if leg is None:
+        return
+    ax.figure.canvas.draw()
+    x0, y0 = ax.transAxes.inverted().transform(leg.get_window_extent().p0)
+    if hasattr(leg, "set_loc"):  # matplotlib >= 3.8
+        leg.set_loc((float(x0), float(y0)))
+    else:
+        leg._loc = (float(x0), float(y0))
+
+
+# ------------------------------------------------------------------------ labels next to points
+
+#: directions from a point to its label, in the order tried: the four sides, the four corners, then
+#: every 15 degrees, the nearest to horizontal first (labels are wide: leaders out of a crowd fan sideways)
+_DIRECTIONS = tuple(math.radians(a) for a in (0, 180, 90, 270, 45, 315, 135, 225)) + tuple(
+    math.radians(a) for a in sorted((a for a in range(0, 360, 15) if a % 45),
+                                    key=lambda a: (abs(math.sin(math.radians(a))), a)))
+#: gaps (points) between a point's edge and its label, in the order tried; past the first a leader
+#: line joins the two
+_RINGS = (2.0, 14.0, 28.0, 44.0, 62.0, 84.0, 110.0, 140.0)
+LEADER = {"color": "#666666", "lw": 0.6}
+
+
+def _place_labels(ax, xy, labels: Sequence[str], markers, sizes, *, avoid: Sequence[Any] = (),
+                  lines: Sequence[Any] = (), fontsize: float = 9) -> list[str]:
+    """Name the points ``xy`` (data coordinates) with ``labels``, most important first, so that no
+    label hides another, a point, a line or a legend.
+
+    Each label takes the first place (the :data:`_DIRECTIONS` at the gaps of :data:`_RINGS`)
+    where its box stays inside the axes and touches none of: the labels and leader lines placed
+    before it, the markers (data coordinates ``markers``, scatter areas ``sizes`` in points^2, a
+    number or one per marker), the ``lines`` (Line2D) and the ``avoid`` artists (a legend, texts).
+    Its leader line, if any, crosses no label, no marker and no other leader. Points drawn over one
+    another share a label, a name a line. A label with no such place is left out. Call once the
+    layout is final. Returns the labels placed.
+    """
+    from matplotlib.path import Path as MPath
+    from matplotlib.transforms import offset_copy
+
+    fig = ax.figure
+    fig.canvas.draw()  # places the legend, ticks and titles
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72
+    frame = ax.get_window_extent(renderer).padded(-2)
+    centres = ax.transData.transform(np.asarray(markers, dtype=float).reshape(-1, 2))
+    radii = np.sqrt(np.broadcast_to(np.asarray(sizes, dtype=float), (len(centres),))) / 2 * px
+    blocked = [a.get_window_extent(renderer).padded(2) for a in avoid]
+    paths = [line.get_transform().transform_path(line.get_path()) for line in lines]
+    boxes: list[Any] = []
+    leaders: list[Any] = []
+    placed: list[str] = []
+
+    def radius(at) -> float:  # of the marker drawn at ``at`` (display), in pixels
+        return float(radii[int(np.argmin(np.hypot(*(centres - at).T)))]) if len(centres) else 3.0 * px
+
+    # points drawn over one another share one label, a name a line
+    groups: list[tuple[Any, Any, list[str]]] = []
+    for (x, y), label in zip(xy, labels):
+        at = ax.transData.transform((x, y))
+        for _, g_at, names in groups:
+            if math.dist(at, g_at) < max(radius(at), radius(g_at)):
+                names.append(label)
+                break
+        else:
+            groups.append(((x, y), at, [label]))
+
+    def free(box) -> bool:
+        if not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1):
+            return False
+        if any(box.overlaps(b) for b in (*boxes, *blocked)):
+            return False
+        gap_x = np.maximum(np.maximum(box.x0 - centres[:, 0], centres[:, 0] - box.x1), 0)
+        gap_y = np.maximum(np.maximum(box.y0 - centres[:, 1], centres[:, 1] - box.y1), 0)
+        if np.any(gap_x ** 2 + gap_y ** 2 < radii ** 2):
+            return False
+        return not any(path.intersects_bbox(box, filled=False) for path in (*paths, *leaders))
+
+    for (x, y), at, names in groups:
+        own = radius(at) / px  # this point's radius (points)
+        text = ax.text(x, y, "\n".join(names), fontsize=fontsize, zorder=4)
+        for k, gap in enumerate(_RINGS):
+            found = None
+            for angle in _DIRECTIONS[:8] if k == 0 else _DIRECTIONS:
+                unit = np.array([math.cos(angle), math.sin(angle)])
+                off = unit * (own + gap)
+                # the label's near side faces the point: left-aligned to the right of it, and so on
+                ha = "left" if unit[0] > 0.3 else "right" if unit[0] < -0.3 else "center"
+                va = "bottom" if unit[1] > 0.3 else "top" if unit[1] < -0.3 else "center"
+                text.set(transform=offset_copy(ax.transData, fig=fig, x=off[0], y=off[1], units="points"),
+                         ha=ha, va=va)
+                box = text.get_window_extent(renderer).padded(1.5)
+                if not free(box):
+                    continue
+                leader = None
+                if k:  # from the point's edge to the label's near side
+                    start = at + unit * own * px
+                    leader = MPath([start, at + off * px])
+                    if any(leader.intersects_bbox(b.padded(4), filled=False) for b in (*boxes, *blocked)) or \
+                            any(leader.intersects_path(o) for o in leaders) or \
+                            _crosses_markers(start, at + off * px, centres, radii, at):
+                        continue
+                found = (box, leader, off)
+                break
+            if found:
+                break
+        if not found:
+            text.remove()
+            continue
+        box, leader, off = found
+        boxes.append(box)
+        placed += names
+        if leader is not None:
+            leaders.append(leader)
+            ax.annotate("", (x, y), xytext=tuple(off), textcoords="offset points", zorder=2,
+                        arrowprops={"arrowstyle": "-", "shrinkA": 0, "shrinkB": own, **LEADER})
+    return placed
+
+
+def _crosses_markers(a, b, centres: np.ndarray, radii: np.ndarray, at) -> bool:
+    """Whether the segment ``a``-``b`` (display coordinates) passes over a marker, leaving out those
+    over the labelled point ``at`` itself (they hide it anyway)."""
+    if not len(centres):
+        return False
+    d = np.asarray(b, dtype=float) - a
+    t = np.clip(((centres - a) @ d) / max(float(d @ d), 1e-12), 0, 1)
+    dist = np.hypot(*(a + t[:, None] * d - centres).T)
+    return bool(np.any((dist < radii + 1) & (np.hypot(*(centres - at).T) > radii)))
+
+
 # ------------------------------------------------------------------------ time per layer
 
+def _bar_layers(rows: Sequence[dict[str, Any]], limit: int = MAX_BARS) -> tuple[list[dict], list[dict]]:
+    """The layers drawn as bars of their own and those summed into one last bar: all and none when
+    there are at most ``limit``; else the ``limit - 1`` slowest (by ``time_ms``, ties to the
+    earlier layer), in execution order, and the rest."""
+    rows = list(rows)
+    if len(rows) <= limit:
+        return rows, []
+    times = [r["time_ms"] if r["time_ms"] == r["time_ms"] else -math.inf for r in rows]
+    keep = set(sorted(range(len(rows)), key=lambda i: -times[i])[:limit - 1])
+    return [r for i, r in enumerate(rows) if i in keep], [r for i, r in enumerate(rows) if i not in keep]
+
+
 @styled
-def layer_times(p, path: str | Path) -> Path:
+def layer_times(p, path: str | Path, max_bars: int = MAX_BARS) -> Path:
     """Horizontal bars of each layer's median time, forward (dark) and backward (light)
-    stacked, coloured by layer family, with min-max whiskers and the share of the total."""
+    stacked, coloured by layer family, with min-max whiskers and the share of the total.
+
+    A model of more than ``max_bars`` layers shows its slowest ones, in execution order, and
+    one hatched bar with the sum of the others (cut at the axis, with its value written, when
+    it is much longer than the slowest layer), so that the bars still add up to the total."""
     plt = _figures()
     from matplotlib.patches import Patch
 
-    rows = [r for r in p.rows() if r["inputs"]]
+    every = [r for r in p.rows() if r["inputs"]]
+    rows, rest = _bar_layers(every, max_bars)
     train = p.totals["mode"] == "training"
     n = len(rows)
-    fig, ax = plt.subplots(figsize=(11, 0.25 * n + 2.4))
+    bars = n + bool(rest)
+    fig, ax = plt.subplots(figsize=(11, 0.25 * bars + 2.4 + 0.25 * bool(rest)))
     y = np.arange(n)
     fwd = _nan0([r["forward_ms"] for r in rows])
     bwd = _nan0([r["backward_ms"] for r in rows]) if train else np.zeros(n)
@@ -109,7 +329,12 @@ def layer_times(p, path: str | Path) -> Path:
     hi = _nan0([r["forward_max_ms"] for r in rows]) + (_nan0([r["backward_max_ms"] for r in rows]) if train else 0)
     # the axis follows the medians: a disturbed repeat must not squash every bar; whiskers that
     # run past it are cut, and the label gives their end
-    right = max(float(total.max()) if n else 1.0, 1e-9) * 1.2
+    slowest = max(float(total.max()) if n else 1.0, 1e-9)
+    other_fwd = float(np.sum(_nan0([r["forward_ms"] for r in rest])))
+    other_bwd = float(np.sum(_nan0([r["backward_ms"] for r in rest]))) if train else 0.0
+    other = other_fwd + other_bwd
+    # the summed bar sets the axis unless it would squash the layers' bars; then it is cut
+    right = max(slowest, other if other <= 2.5 * slowest else 0.0) * 1.2
     cut = hi > right
     ax.errorbar(total, y, xerr=[np.clip(total - lo, 0, None), np.clip(np.minimum(hi, right) - total, 0, None)],
                 fmt="none", ecolor="#444444", elinewidth=0.8, capsize=2)
@@ -120,8 +345,29 @@ def layer_times(p, path: str | Path) -> Path:
             text = f"{ms(total[i])} ms  {100 * r['share']:.0f}%" + (f"  (max {ms(hi[i])})" if cut[i] else "")
             ax.text(min(max(hi[i], total[i]), right) + right * 0.012, i, text, va="center", fontsize=8.5,
                     color="#333333")
-    ax.set_yticks(y, [r["name"] for r in rows], fontsize=9 if n < 60 else 7)
-    ax.set_ylim(n - 0.4, -0.6)
+    names = [r["name"] for r in rows]
+    extra = [Patch(facecolor="#777777", label="forward"), Patch(facecolor=_lighten("#777777", BACKWARD_LIGHTEN),
+                                                                 label="backward")] if train else []
+    if rest:
+        shown_fwd = min(other_fwd, right)
+        hatch = {"height": 0.75, "hatch": "///", "edgecolor": "white", "linewidth": 0}
+        ax.barh([n], [shown_fwd], color=OTHER_COLOUR, **hatch)
+        if train:
+            ax.barh([n], [min(other_bwd, right - shown_fwd)], left=[shown_fwd],
+                    color=_lighten(OTHER_COLOUR, BACKWARD_LIGHTEN), **hatch)
+        share = float(np.nansum([r["share"] for r in rest]))
+        text = f"{ms(other)} ms  {100 * share:.0f}%" if share == share else f"{ms(other)} ms"
+        if other > right:
+            ax.plot([right], [n], marker=">", ls="none", color="#444444", ms=5)
+            ax.text(right * 0.985, n, text + "  (bar cut)", ha="right", va="center", fontsize=8.5, color="#333333",
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
+        else:
+            ax.text(other + right * 0.012, n, text, va="center", fontsize=8.5, color="#333333")
+        names.append(f"other {_plural(len(rest), 'layer')}")
+        extra.append(Patch(facecolor=OTHER_COLOUR, hatch="///", edgecolor="white", linewidth=0,
+                           label="other layers, summed"))
+    ax.set_yticks(np.arange(bars), names, fontsize=9 if bars < 60 else 7)
+    ax.set_ylim(bars - 0.4, -0.6)
     ax.set_xlim(0, right * 1.22)
     ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel("time per batch (ms): median over the repeats, whiskers min-max")
@@ -131,13 +377,15 @@ def layer_times(p, path: str | Path) -> Path:
                f"{_num(t['images_per_s'])} images/s")
     else:
         sub = f"forward {ms(t['forward_ms'])} ms per batch, {_num(t['images_per_s'])} images/s"
-    ax.set_title(f"{p.model.name}: measured time per layer ({_run_label(p)})\n{sub}", loc="left")
-    extra = [Patch(facecolor="#777777", label="forward"), Patch(facecolor=_lighten("#777777", BACKWARD_LIGHTEN),
-                                                                 label="backward")] if train else []
+    lines = [f"{p.model.name}: measured time per layer ({_run_label(p)})", sub]
+    if rest:
+        lines.append(f"the {n} slowest of {len(every)} layers, in execution order; "
+                     f"the other {len(rest)} summed in the last bar")
     visible = [f for f, r in zip(families, rows) if r["share"] == r["share"] and r["share"] >= 0.005]
-    _family_legend(ax, visible or families, extra, loc="lower right", fontsize=9)
+    # a long model's last bar is the summed one, often long: the legend goes where the bars leave room
+    _family_legend(ax, visible or families, extra, loc="best" if rest else "lower right", fontsize=9)
     bottom = _footnote(fig, _machine_note(p.machine, p.calibration, p.dtype), [p])
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    _layout(fig, bottom, [(ax, lines)])
     return save(fig, path)
 
 
@@ -160,7 +408,7 @@ def roofline(p, path: str | Path, label_top: int = 8) -> Path:
     x_lo = min(xs.min(), roof.ridge) / 3
     x_hi = max(xs.max(), roof.ridge) * 3
     grid = np.geomspace(x_lo, x_hi, 400)
-    ax.plot(grid, roof.attainable(grid), color="#222222", lw=2.2, zorder=2)
+    roof_line, = ax.plot(grid, roof.attainable(grid), color="#222222", lw=2.2, zorder=2)
     ax.axvline(roof.ridge, color="#888888", ls=":", lw=1, zorder=1)
     y_lo = min(ys.min(), float(roof.attainable(x_lo))) / 3
     y_hi = max(roof.peak_gflops, ys.max()) * 2.5
@@ -175,44 +423,64 @@ def roofline(p, path: str | Path, label_top: int = 8) -> Path:
     _log_axis(ax.xaxis)
     _log_axis(ax.yaxis)
     # roof labels: on the flat roof just right of the ridge, and along the slope at its on-screen angle
-    ax.text(roof.ridge * 1.12, roof.peak_gflops * 1.1,
-            f"GEMM peak {roof.peak_gflops:.0f} GFLOP/s\n(np.matmul, {p.dtype})", ha="left", va="bottom", fontsize=10)
+    notes = [ax.text(roof.ridge * 1.12, roof.peak_gflops * 1.1,
+                     f"GEMM peak {roof.peak_gflops:.0f} GFLOP/s\n(np.matmul, {p.dtype})", ha="left", va="bottom",
+                     fontsize=10)]
     x0 = x_lo * 1.6
-    fig.canvas.draw()
-    p0 = ax.transData.transform((x0, float(roof.attainable(x0))))
-    p1 = ax.transData.transform((x0 * 2, float(roof.attainable(x0 * 2))))
-    angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
-    ax.text(x0, float(roof.attainable(x0)) * 1.25, f"memory {roof.bandwidth_gbs:.1f} GB/s (np.copyto)",
-            rotation=angle, rotation_mode="anchor", ha="left", va="bottom", fontsize=10)
-    ax.text(roof.ridge, y_lo * 2.3, f"ridge {roof.ridge:.1f} FLOP/B", fontsize=9, color="#555555", ha="center",
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
-    ax.text(roof.ridge / 1.08, y_lo * 1.25, "memory-bound \u2190", fontsize=10, color="#777777", ha="right")
-    ax.text(roof.ridge * 1.08, y_lo * 1.25, "\u2192 compute-bound", fontsize=10, color="#777777", ha="left")
-    order = sorted(range(len(rows)), key=lambda i: -shares[i])[:label_top]
-    texts = [ax.text(xs[i], ys[i], f" {rows[i]['name']}", fontsize=9) for i in order]
-    if texts:
-        from .plots import _declutter
-        _declutter(ax, texts)
+    slope = ax.text(x0, float(roof.attainable(x0)) * 1.25, f"memory {roof.bandwidth_gbs:.1f} GB/s (np.copyto)",
+                    rotation_mode="anchor", ha="left", va="bottom", fontsize=10)
+    notes += [slope,
+              ax.text(roof.ridge, y_lo * 2.3, f"ridge {roof.ridge:.1f} FLOP/B", fontsize=9, color="#555555",
+                      ha="center", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1}),
+              ax.text(roof.ridge / 1.08, y_lo * 1.25, "memory-bound \u2190", fontsize=10, color="#777777", ha="right"),
+              ax.text(roof.ridge * 1.08, y_lo * 1.25, "\u2192 compute-bound", fontsize=10, color="#777777",
+                      ha="left")]
     ax.set_xlabel("arithmetic intensity (FLOPs per byte of inputs, weights and output, each moved once)")
     ax.set_ylabel("achieved forward rate (GFLOP/s)")
     ax.grid(alpha=0.25, which="major")
-    note = f"; {skipped} layers without FLOPs or time not shown" if skipped else ""
-    ax.set_title(f"{p.model.name}: roofline ({_run_label(p)})\npoint area ~ share of the forward time; "
-                 f"the {min(label_top, len(rows))} slowest layers named{note}", loc="left")
-    _family_legend(ax, families, loc="lower right", fontsize=9)
+    order = sorted(range(len(rows)), key=lambda i: -shares[i])[:label_top]
+
+    def title(named: int) -> list[str]:
+        asked = len(order)
+        which = ("the slowest layer" if asked == 1 else f"the {asked} slowest layers") + " named"
+        lines = [f"{p.model.name}: roofline ({_run_label(p)})",
+                 "point area ~ share of the forward time" + ("" if not asked else f"; {which}" if named == asked
+                                                             else f"; {named} of {which} (no room for the rest)")]
+        if skipped:
+            lines.append(f"{_plural(skipped, 'layer')} without FLOPs or time not shown")
+        return lines
+
+    # "best": clear of the points, the roof and its notes (the ridge can sit near either side)
+    _family_legend(ax, families, loc="best", fontsize=9)
     bottom = _footnote(fig, _machine_note(p.machine, p.calibration, p.dtype), [p])
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    _layout(fig, bottom, [(ax, title(len(order)))])
+    # the slope's on-screen angle, once the axes have their final size
+    fig.canvas.draw()
+    p0 = ax.transData.transform((x0, float(roof.attainable(x0))))
+    p1 = ax.transData.transform((x0 * 2, float(roof.attainable(x0 * 2))))
+    slope.set_rotation(math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0])))
+    _freeze_legend(ax)
+    named = _place_labels(ax, [(xs[i], ys[i]) for i in order], [rows[i]["name"] for i in order],
+                          np.column_stack([xs[:len(rows)], ys[:len(rows)]]), 25 + 1800 * shares,
+                          avoid=[ax.get_legend(), *notes], lines=[roof_line])
+    if len(named) < len(order):
+        _title(ax, *title(len(named)))
     return save(fig, path)
 
 
 # ------------------------------------------------------------------------ operations vs time
 
 @styled
-def ops_vs_time(data, path: str | Path) -> Path:
+def ops_vs_time(data, path: str | Path, label_top: int = 8) -> Path:
     """Forward time against MACs with a least-squares line and R^2: across the conv and
     linear layers (and, for several models, across whole models), after Canziani et al.
-    2016. ``data`` is an :class:`~archstat.profiling.OpsTime` or a single Profile."""
+    2016. ``data`` is an :class:`~archstat.profiling.OpsTime` or a single Profile.
+
+    Each panel counts MACs in the unit its largest value calls for (:func:`mac_unit`) and gives
+    the fit's slope per that unit. One model's ``label_top`` slowest layers are named."""
     plt = _figures()
+    from matplotlib.lines import Line2D
+
     from ..profiling.studies import OpsTime
 
     if not isinstance(data, OpsTime):
@@ -221,6 +489,7 @@ def ops_vs_time(data, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, 2 if several else 1, figsize=(14 if several else 9, 6.2), squeeze=False)
     ax = axes[0, 0]
     models = list(dict.fromkeys(r["model"] for r in data.layer_rows))
+    scale, prefix = mac_unit(max((r["macs"] for r in data.layer_rows), default=0))
     for k, model in enumerate(models):
         for bound, marker in BOUND_MARKERS.items():
             pts = [r for r in data.layer_rows if r["model"] == model and r["bound"] == bound]
@@ -230,75 +499,93 @@ def ops_vs_time(data, path: str | Path) -> Path:
                 style = {"color": MODEL_COLOURS[k % len(MODEL_COLOURS)]}
             else:
                 style = {"c": [FAMILY_COLOURS.get(r["family"], "#cccccc") for r in pts]}
-            ax.scatter([r["macs"] / 1e9 for r in pts], [r["forward_ms"] for r in pts], s=40, alpha=0.75,
+            ax.scatter([r["macs"] / scale for r in pts], [r["forward_ms"] for r in pts], s=40, alpha=0.75,
                        marker=marker, edgecolor="k", linewidth=0.5, zorder=3, **style)
-    _fit_line(ax, data.fits["layers"], [r["macs"] for r in data.layer_rows])
+    fit_lines = _fit_line(ax, data.fits["layers"], [r["macs"] for r in data.layer_rows], scale)
     compute_fit = data.fits["compute-bound layers"]
-    if compute_fit.n >= 3 and compute_fit.n < data.fits["layers"].n:
-        _fit_line(ax, compute_fit, [r["macs"] for r in data.layer_rows if r["bound"] == "compute"],
-                  color="#555555", ls="--")
-    if not several and data.layer_rows:
-        top = sorted(data.layer_rows, key=lambda r: -r["forward_ms"])[:12]
-        texts = [ax.text(r["macs"] / 1e9, r["forward_ms"], f" {r['name']}", fontsize=9) for r in top]
-        from .plots import _declutter
-        _declutter(ax, texts)
-    ax.set_xlabel("multiply-accumulates per batch (G MACs, from the analysis)")
+    dashed = compute_fit.n >= 3 and compute_fit.n < data.fits["layers"].n
+    if dashed:
+        fit_lines += _fit_line(ax, compute_fit, [r["macs"] for r in data.layer_rows if r["bound"] == "compute"],
+                               scale, color="#555555", ls="--")
+    ax.set_xlabel(f"multiply-accumulates per batch ({_macs_label(prefix)}, from the analysis)")
     ax.set_ylabel("measured forward time per batch (ms)")
     scope = "every conv and linear layer" + (f" of {len(models)} models" if several else "")
     name = "" if several else f"{models[0]}: " if models else ""
-    caption = _fit_caption(data.fits["layers"])
-    if compute_fit.n >= 3 and compute_fit.n < data.fits["layers"].n:
-        caption += f"\ncompute-bound layers only (dashed): R$^2$ = {compute_fit.r2:.3f} (n = {compute_fit.n})"
-    ax.set_title(f"{name}MACs vs time, {scope}\n{caption}", loc="left")
+    titles = [(ax, [f"{name}MACs vs time, {scope}", _fit_caption(data.fits["layers"], scale, prefix)]
+               + ([f"compute-bound layers only (dashed): R$^2$ = {compute_fit.r2:.3f} (n = {compute_fit.n})"]
+                  if dashed else []))]
     ax.grid(alpha=0.3)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    from matplotlib.lines import Line2D
     markers = [Line2D([], [], ls="", marker=m, color="#777777", markeredgecolor="k", label=f"{b}-bound layer")
                for b, m in BOUND_MARKERS.items() if any(r["bound"] == b for r in data.layer_rows)]
     markers.append(Line2D([], [], color="#c53a32", lw=1.6, label="least-squares line"))
-    if compute_fit.n >= 3 and compute_fit.n < data.fits["layers"].n:
+    if dashed:
         markers.append(Line2D([], [], color="#555555", ls="--", lw=1.6, label="line of compute-bound layers"))
+    ax2 = None
     if several:
         from matplotlib.patches import Patch
         ax.legend(handles=[Patch(color=MODEL_COLOURS[k % len(MODEL_COLOURS)], label=m) for k, m in enumerate(models)]
                   + markers, frameon=False, fontsize=9, loc="lower right")
         ax2 = axes[0, 1]
         rows = data.model_rows
-        ax2.scatter([r["macs"] / 1e9 for r in rows], [r["forward_ms"] for r in rows], s=60,
+        scale2, prefix2 = mac_unit(max(r["macs"] for r in rows))
+        ax2.scatter([r["macs"] / scale2 for r in rows], [r["forward_ms"] for r in rows], s=60,
                     color=[MODEL_COLOURS[models.index(r["model"]) % len(MODEL_COLOURS)] if r["model"] in models
                            else "#777777" for r in rows], edgecolor="k", zorder=3)
-        texts = [ax2.text(r["macs"] / 1e9, r["forward_ms"], f" {r['model']}", fontsize=10) for r in rows]
-        _fit_line(ax2, data.fits["models"], [r["macs"] for r in rows])
-        ax2.set_xlabel("multiply-accumulates per batch (G MACs)")
+        model_lines = _fit_line(ax2, data.fits["models"], [r["macs"] for r in rows], scale2)
+        ax2.set_xlabel(f"multiply-accumulates per batch ({_macs_label(prefix2)})")
         ax2.set_ylabel("measured forward time per batch (ms)")
-        ax2.set_title(f"whole models\n{_fit_caption(data.fits['models'])}", loc="left")
+        titles.append((ax2, ["whole models", _fit_caption(data.fits["models"], scale2, prefix2)]))
         ax2.grid(alpha=0.3)
-        ax2.set_xlim(0, max(r["macs"] for r in rows) / 1e9 * 1.25)
+        ax2.set_xlim(0, max(r["macs"] for r in rows) / scale2 * 1.25)
         ax2.set_ylim(0, max(r["forward_ms"] for r in rows) * 1.15)
-        from .plots import _declutter
-        _declutter(ax2, texts)
     else:
         _family_legend(ax, [r["family"] for r in data.layer_rows], markers, loc="best", fontsize=9)
     dtype = data.profiles[0].dtype if data.profiles else "float32"
     fig.suptitle(f"Do operations predict time? MACs vs measured forward time (batch {data.batch}, {dtype}, "
                  "NumPy engine)\nthe claim of Canziani, Paszke & Culurciello 2016", x=0.01, ha="left", fontsize=12)
     bottom = _footnote(fig, _machine_note(data.machine, data.calibration, dtype), data.profiles)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    _layout(fig, bottom, titles)
+    _freeze_legend(ax)
+    if ax2 is not None:
+        _place_labels(ax2, [(r["macs"] / scale2, r["forward_ms"]) for r in rows], [r["model"] for r in rows],
+                      [(r["macs"] / scale2, r["forward_ms"]) for r in rows], 60, lines=model_lines, fontsize=10)
+    elif data.layer_rows:
+        top = sorted(data.layer_rows, key=lambda r: -r["forward_ms"])[:label_top]
+        _place_labels(ax, [(r["macs"] / scale, r["forward_ms"]) for r in top], [r["name"] for r in top],
+                      [(r["macs"] / scale, r["forward_ms"]) for r in data.layer_rows], 40,
+                      avoid=[ax.get_legend()], lines=fit_lines)
     return save(fig, path)
 
 
-def _fit_line(ax, fit, macs: Sequence[int], color: str = "#c53a32", ls: str = "-") -> None:
+def _macs_label(prefix: str) -> str:
+    return f"{prefix} MACs" if prefix else "MACs"
+
+
+def _fit_line(ax, fit, macs: Sequence[int], scale: float = 1e9, color: str = "#c53a32", ls: str = "-") -> list[Any]:
+    """Draw ``fit`` (ms against MACs) over 0 to the largest of ``macs``, on an axis of MACs / ``scale``."""
     if math.isnan(fit.slope) or not macs:
-        return
+        return []
     xs = np.linspace(0, max(macs) * 1.05, 50)
-    ax.plot(xs / 1e9, fit.slope * xs + fit.intercept, color=color, ls=ls, lw=1.6, zorder=2)
+    return ax.plot(xs / scale, fit.slope * xs + fit.intercept, color=color, ls=ls, lw=1.6, zorder=2)
 
 
-def _fit_caption(fit) -> str:
+def _slope_text(ms_per_mac: float, scale: float, prefix: str) -> str:
+    """A slope in ms per MAC as time per ``prefix``MAC (the axis' unit), in ms, \u00b5s or ns: the
+    first in which it reads at least 0.1."""
+    per_unit = ms_per_mac * scale
+    for factor, unit in ((1.0, "ms"), (1e3, "\u00b5s"), (1e6, "ns")):
+        value = per_unit * factor
+        if abs(value) >= 0.1:
+            break
+    return f"{value:.3g} {unit}/{prefix}MAC"
+
+
+def _fit_caption(fit, scale: float = 1e9, prefix: str = "G") -> str:
     if math.isnan(fit.slope):
         return f"too few points for a fit ({fit.n})"
-    return (f"fit: time = {fit.slope * 1e9:.3g} ms/GMAC x MACs {'+' if fit.intercept >= 0 else '-'} "
+    return (f"fit: time = {_slope_text(fit.slope, scale, prefix)} x MACs {'+' if fit.intercept >= 0 else '-'} "
             f"{abs(fit.intercept):.2g} ms,  R$^2$ = {fit.r2:.3f} (n = {fit.n})")
 
 
