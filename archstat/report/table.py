@@ -229,11 +229,11 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         lines = [_title(analysis)]
         if m.source:
             lines += textwrap.wrap(f"source: {m.source}", width=100, subsequent_indent="        ")
-        if m.notes:
-            lines += textwrap.wrap(f"notes: {m.notes}", width=100, subsequent_indent="       ")
         lines += ["", text_table(headers, aligns, body, total), ""]
         lines += [f"{k:<{width}}  {v}" for k, v in summary]
         lines.append(REPORT_UNITS)
+        if m.notes:  # after the numbers: in a terminal the table should not scroll away
+            lines += [""] + textwrap.wrap(f"notes: {m.notes}", width=100, subsequent_indent="       ")
         return "\n".join(lines) + "\n"
     if fmt == "md":
         lines = [f"# {m.name}", ""]
