@@ -130,7 +130,7 @@ class _Drawing:
         self.box_height = sum(self.line_h[role] for _, role in tallest) + 2 * _PAD
         widths = {name: max(self._width(t, r) for t, r in lines) + 2 * _PAD + 0.06
                   for name, lines in self.lines.items()}
-        self.header_height = 0.62 + (0.62 if scale else 0.0)
+        self.header_height = 0.62 + (0.8 if scale else 0.0)
         header = (max(self._width(title, "title"), self._width(subtitle, "subtitle")), self.header_height)
         self.layout = layout_graph(nodes, widths, self.box_height, header=header)
         self.width, self.height, self.shrink = figure_size(self.layout.width, self.layout.height, header)
@@ -174,19 +174,19 @@ class _Drawing:
         scale = self.scale
         norm = LogNorm(scale.low, scale.high) if scale.log else Normalize(scale.low, scale.high)
         cmap = LinearSegmentedColormap.from_list("archstat", PALETTE)
-        bar_w = min(4.0, self.width - 2 * MARGIN)
+        bar_w = min(6.0, self.width - 2 * MARGIN)
         left = (self.width - bar_w) / 2
         top = MARGIN + 0.66
-        cax = fig.add_axes((left / self.width, 1 - (top + 0.14) / self.height,
-                            bar_w / self.width, 0.14 / self.height))
+        cax = fig.add_axes((left / self.width, 1 - (top + 0.2) / self.height,
+                            bar_w / self.width, 0.2 / self.height))
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, orientation="horizontal")
         bar.ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: scale.tick(v)))
         bar.ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        bar.ax.tick_params(labelsize=self._fs("note"), length=2 * self.shrink, width=0.5)
+        bar.ax.tick_params(labelsize=self._fs("subtitle"), length=3 * self.shrink, width=0.5)
         bar.outline.set_linewidth(0.5)
         bar.ax.xaxis.set_label_position("top")
-        bar.set_label(f"{scale.describe()}; grey boxes: none", fontsize=self._fs("note") + 0.5,
-                      labelpad=2)
+        bar.set_label(f"{scale.describe()}; grey boxes: none", fontsize=self._fs("subtitle"),
+                      labelpad=3)
 
     def _ports(self):
         """Spread the ends of several edges at one box side, ordered left to right."""
