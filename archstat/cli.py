@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "when nothing is cached)")
     p.add_argument("--show", action="store_true", help="print the cached calibration; measure nothing")
     _output_options(p, ("table", "json"))
+    _threads_option(p)
     _quiet_option(p)
     p.set_defaults(func=_cmd_calibrate)
 
@@ -399,7 +400,24 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="refuse, before allocating, a run predicted to need more (e.g. 4GB, 512MB; "
                         "'none'; default 'auto': 80%% of physical memory)")
     p.add_argument("--plot", metavar="FILE", help="also draw the figures (FILE.png or FILE.svg)")
+    _threads_option(p)
     _quiet_option(p)
+
+
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", "-t", type=_positive_int, metavar="N",
+                   help="BLAS threads (default: the BLAS's own, usually one per core); 1 keeps timings "
+                        "steady on a busy machine. Calibrations are kept per thread count")
+
+
+def _blas_threads(n: int | None):
+    """A context that limits the BLAS to ``n`` threads (threadpoolctl), or changes nothing."""
+    if n is None:
+        import contextlib
+        return contextlib.nullcontext()
+    import numpy  # noqa: F401  (loads the BLAS: threadpoolctl limits only loaded libraries)
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _quiet_option(p: argparse.ArgumentParser) -> None:
@@ -589,7 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USER_ERROR
     try:
-        args.func(args)
+        with _blas_threads(getattr(args, "threads", None)):
+            args.func(args)
     except ArchstatError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitCode.USER_ERROR

@@ -606,3 +606,18 @@ def test_ops_across_models_labels_do_not_collide(drawn, tmp_path):
     assert labels and not overlapping(labels)
     assert "(K MACs)" in ax_models.get_xlabel() and "(K MACs, from the analysis)" in ax_layers.get_xlabel()
     assert png_size(path)[0] <= 2200
+
+
+def test_cli_threads_option_limits_the_blas_for_the_run_only(cli, cache_home, lenet_file):
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    before = blas_threads()
+    code, out, err = cli("profile", lenet_file, "--threads", "1", "--repeat", "1", "-f", "json", "-q")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["machine"]["blas"]["num_threads"] == 1
+    if before != [1]:                                    # a calibration of its own thread count
+        assert data["calibration"]["key"] != calibration_mod.machine_key(calibration_mod.machine_info())
+    assert blas_threads() == before                      # restored afterwards

@@ -278,7 +278,8 @@ def _warnings(cols: Mapping[str, list[Any]], totals: Mapping[str, Any], cal: Cal
     busy = totals.get("other_cpu_share")
     if busy is not None and busy > BUSY:
         out.append(f"other processes used {100 * busy:.0f}% of the CPUs while timing: absolute times are "
-                   "inflated (BLAS threads suffer most); compare ratios within one run, or re-run when idle")
+                   "inflated (BLAS threads suffer most); compare ratios within one run, re-run when idle, or "
+                   "use --threads 1")
     if cal.other_cpu_share is not None and cal.other_cpu_share > BUSY and not over:
         out.append(f"other processes used {100 * cal.other_cpu_share:.0f}% of the CPUs during calibration: "
                    "the roofs may be low; run 'archstat calibrate' again when the machine is idle")
