@@ -117,10 +117,10 @@ DEPTHWISE_CASES = [
 @pytest.mark.parametrize("block_bytes", [1, 10**9], ids=["channel per block", "one block"])
 @pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[f"dw{i}" for i in range(len(DEPTHWISE_CASES))])
 def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
-    from archstat.layers import conv
-    monkeypatch.setattr(conv, "DEPTHWISE_BLOCK_BYTES", block_bytes)
+    from archstat.layers import conv_depthwise
+    monkeypatch.setattr(conv_depthwise, "DEPTHWISE_BLOCK_BYTES", block_bytes)
     x, w, b, kw = _case(case, seed=5)
-    assert conv._is_depthwise(w, kw["groups"])
+    assert conv_depthwise.is_depthwise(w, kw["groups"])
     dy = np.random.default_rng(6).standard_normal(engine.conv2d(x, w, b, **kw).shape)
     for got, want in zip(engine.conv2d_backward(dy, x, w, **kw),
                          conv2d_backward_naive(dy, x, w, **kw)):
@@ -145,9 +145,9 @@ def test_depthwise_backward_keeps_an_inf_where_only_some_taps_read_it(stride):
 
 
 def test_phase_grid_merge_is_the_adjoint_of_split():
-    from archstat.layers import conv
+    from archstat.layers import conv_depthwise
     geom = win.geometry((9, 8), (3, 2), (2, 3), 1, (2, 1))
-    grid = conv._PhaseGrid.of(geom)
+    grid = conv_depthwise._PhaseGrid.of(geom)
     rng = np.random.default_rng(0)
     xp = rng.standard_normal((2, 3) + geom.padded_hw)
     planes = grid.split(xp)
@@ -438,3 +438,15 @@ def test_bad_arguments_raise_archstat_error(call, field):
     with pytest.raises(ArchstatError) as err:
         call()
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in __import__("pathlib").Path(
+    win.__file__).parents[1].joinpath("layers").glob("*.py") if p.stem != "__init__"))
+def test_every_layer_module_imports_first_in_a_fresh_interpreter(module):
+    # a family module imported on its own pulls in archstat.engine, whose lazy kernel index
+    # imports every family: that must not meet a module that is still half imported
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-c", f"import archstat.layers.{module}"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -26,7 +26,14 @@ def _kernel_index() -> dict[str, str]:
     return index
 
 
+#: the engine's own submodules: ``from archstat.engine import im2col`` must import them
+#: without first importing every layer family (which may be mid-import themselves)
+_SUBMODULES = ("im2col", "executor", "memory")
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     index = _kernel_index()
     if name in index:
         return getattr(importlib.import_module(index[name]), name)

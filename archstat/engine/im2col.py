@@ -167,6 +167,14 @@ def _source_index(size: int, lo: int, hi: int, mode: str) -> np.ndarray:
     return j
 
 
+def check_padding_mode(mode: Any) -> str:
+    """``mode`` when it is one of :data:`PAD_MODES`; ArchstatError otherwise."""
+    if mode not in PAD_MODES:
+        raise ArchstatError(f"unknown padding_mode {mode!r}", field="padding_mode",
+                            hint=f"use one of {', '.join(PAD_MODES)}")
+    return mode
+
+
 def pad(x: np.ndarray, pads: Pads, mode: str = "zeros") -> np.ndarray:
     """Pad the last two axes of ``x`` by ``pads = ((top, bottom), (left, right))``.
 
@@ -185,8 +193,7 @@ def pad(x: np.ndarray, pads: Pads, mode: str = "zeros") -> np.ndarray:
         out[..., t:t + h, l + w:] = 0
         out[..., t:t + h, l:l + w] = x
         return out
-    if mode not in PAD_MODES:
-        raise ArchstatError(f"unknown padding mode {mode!r}", field="padding_mode")
+    check_padding_mode(mode)
     out = np.take(x, _source_index(h, t, b, mode), axis=-2)
     return np.take(out, _source_index(w, l, r, mode), axis=-1)
 

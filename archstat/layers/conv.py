@@ -7,7 +7,6 @@ Conv weights are ``[C_out, C_in/groups, kH, kW]``; locally connected weights are
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ from .registry import (INFERRED, REQUIRED, Field, LayerType, Shape, Window, affi
                        check_declared, numel, register, require_rank)
 from .window import Pads, output_hw, resolve_padding
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_MODES = win.PAD_MODES   # zeros, reflect, replicate, circular (PyTorch's padding_mode)
 
 __kernels__ = ("conv2d", "conv2d_backward", "locally_connected2d", "locally_connected2d_backward")
 
@@ -204,9 +203,7 @@ def _conv_args(x, w, b, groups, padding_mode):
                             hint="the weight is [C_out, C_in/groups, kH, kW]")
     if b is not None and b.shape != (c_out,):
         raise ArchstatError(f"bias must have shape ({c_out},), got {b.shape}", field="b")
-    if padding_mode not in PADDING_MODES:
-        raise ArchstatError(f"unknown padding_mode {padding_mode!r}", field="padding_mode",
-                            hint=f"use one of {', '.join(PADDING_MODES)}")
+    win.check_padding_mode(padding_mode)
     return x, w, b, int(groups)
 
 
@@ -247,108 +244,6 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
             colbuf[size:size + cols.shape[1]] = 1
             cols = colbuf[:size + cols.shape[1]].reshape(k + 1, -1)
         yield block, cols.reshape(groups, (k + ones_row) // groups, -1)
-
-
-# Depthwise convs (groups = C_in, each group sees one input channel) make the backward's
-# GEMMs degenerate: per group dW is a (C_out/G x L) @ (L x kH*kW) product and dcols a
-# (kH*kW x C_out/G) @ (C_out/G x L) one with 1-2 rows, G tiny matmuls plus a col2im pass
-# (1.3-2x slower than what follows, on MobileNetV2's shapes). Their backward computes the
-# same two products one column-matrix row at a time, without building the columns: with
-# row_ab the input pixels that kernel offset (a, b) reads, dW[:, a, b] = <dY, row_ab> and dX
-# gets w[:, a, b] * dY added at row_ab's pixels. (Their forward stays im2col + GEMM: done
-# row by row it measured no faster, as NumPy cannot fuse the kH*kW multiply-adds.)
-#
-# Every phase of the stride (pixels (p::s_h, q::s_w) of the padded input) is laid out as its
-# own plane, so that tap (a, b) of output (i, j) is the pixel (i + o_a, j + o_b) of one phase
-# plane: row_ab is a unit-stride window of that plane, whatever the stride and dilation. One
-# image's planes at a time, so the memory stays about one image's input.
-
-
-@dataclass(frozen=True)
-class _PhaseGrid:
-    """Where each kernel tap reads in the phase planes of a strided, dilated window."""
-
-    phases: tuple[int, int]      # stride (s_h, s_w): s_h * s_w phase planes
-    plane_hw: tuple[int, int]    # size of one phase plane
-    taps: tuple[tuple[int, int, int], ...]   # per tap (a, b): (phase index, row, column offset)
-
-    @classmethod
-    def of(cls, geom):
-        (sh, sw), (dh, dw), (hp, wp) = geom.stride, geom.dilation, geom.padded_hw
-        taps = tuple(((a * dh % sh) * sw + b * dw % sw, a * dh // sh, b * dw // sw)
-                     for a in range(geom.kernel[0]) for b in range(geom.kernel[1]))
-        return cls((sh, sw), (-(-hp // sh), -(-wp // sw)), taps)
-
-    def split(self, xp):
-        """(N, C, Hp, Wp) padded input -> (N, C, s_h*s_w, H_g, W_g) phase planes (zeros
-        where a phase has no pixel)."""
-        (sh, sw), (hg, wg) = self.phases, self.plane_hw
-        n, c = xp.shape[:2]
-        out = np.zeros((n, c, sh * sw, hg, wg), xp.dtype)
-        for p in range(sh):
-            for q in range(sw):
-                ph = xp[:, :, p::sh, q::sw]
-                out[:, :, p * sw + q, :ph.shape[2], :ph.shape[3]] = ph
-        return out
-
-    def merge(self, planes, hw):
-        """Adjoint of :meth:`split`: phase planes (N, C, s_h*s_w, H_g, W_g) back to the
-        (N, C, Hp, Wp) padded layout (each padded pixel lives in exactly one plane)."""
-        sh, sw = self.phases
-        out = np.empty(planes.shape[:2] + hw, planes.dtype)
-        for p in range(sh):
-            for q in range(sw):
-                ph = out[:, :, p::sh, q::sw]
-                ph[...] = planes[:, :, p * sw + q, :ph.shape[2], :ph.shape[3]]
-        return out
-
-
-#: target size of one block of the depthwise gradient rows (bytes): it and its temporary stay in L2
-DEPTHWISE_BLOCK_BYTES = 256 * 2**10
-
-
-def _is_depthwise(w, groups):
-    return groups > 1 and w.shape[1] == 1
-
-
-def _depthwise_blocks(n, c, plane_bytes):
-    """``(image, c0, c1)`` blocks of channels whose output planes fill about
-    :data:`DEPTHWISE_BLOCK_BYTES` (at least one channel)."""
-    step = max(1, DEPTHWISE_BLOCK_BYTES // max(plane_bytes, 1))
-    for i in range(n):
-        for c0 in range(0, c, step):
-            yield i, c0, min(c, c0 + step)
-
-
-def _depthwise_backward(dy, x, w, geom, padding_mode):
-    n, c = x.shape[:2]
-    m = w.shape[0] // c                         # channel multiplier
-    grid = _PhaseGrid.of(geom)
-    wt = w.reshape(c, m, -1)
-    ho, wo = geom.out_hw
-    dy5 = dy.reshape(n, c, m, ho, wo)
-    dx = np.empty(x.shape, x.dtype)
-    dw = np.zeros((c, m, len(grid.taps)), x.dtype)
-    tmp = np.empty(c * ho * wo, x.dtype)
-    for i in range(n):                          # one image's planes at a time: bounded memory
-        planes = grid.split(win.pad(x[i:i + 1], geom.full_pads, padding_mode))[0]
-        dplanes = np.zeros_like(planes)
-        for _, c0, c1 in _depthwise_blocks(1, c, m * ho * wo * x.itemsize):
-            dyb = dy5[i, c0:c1]                 # (cb, m, H_out, W_out)
-            t = tmp[:(c1 - c0) * ho * wo].reshape(c1 - c0, ho, wo)
-            for k, (phase, oa, ob) in enumerate(grid.taps):
-                # only the pixels the tap reads: an inf elsewhere must not meet a zero of dY
-                row = planes[c0:c1, phase, oa:oa + ho, ob:ob + wo]
-                dw[c0:c1, :, k] += np.einsum("cmhw,chw->cm", dyb, row)
-                if m == 1:
-                    np.multiply(dyb[:, 0], wt[c0:c1, 0, k, None, None], out=t)
-                else:
-                    np.einsum("cmhw,cm->chw", dyb, wt[c0:c1, :, k], out=t)
-                target = dplanes[c0:c1, phase, oa:oa + ho, ob:ob + wo]
-                target += t
-        dxp = grid.merge(dplanes[None], geom.padded_hw)
-        dx[i] = win.pad_backward(dxp, geom.full_pads, padding_mode)[0]
-    return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
 
 
 #: fold the bias into the GEMM (a row of ones under the columns) when K = C_in*kH*kW is at
@@ -428,8 +323,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     ho, wo = geom.out_hw
     if dy.shape != (n, c_out, ho, wo):
         raise ArchstatError(f"dy must have shape {(n, c_out, ho, wo)}, got {dy.shape}", field="dy")
-    if _is_depthwise(w, g):
-        return _depthwise_backward(dy, x, w, geom, padding_mode)
+    if is_depthwise(w, g):
+        return depthwise_backward(dy, x, w, geom, padding_mode)
     cog = c_out // g
     wm = w.reshape(g, cog, -1)
     wt = wm.transpose(0, 2, 1)
@@ -465,94 +360,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     return dx, dw.reshape(w.shape), db.reshape(c_out)
 
 
-def _lc_args(x, w, b, padding_mode):
-    x = win.check_array(x, "x", 4)
-    w = np.ascontiguousarray(win.check_array(w, "w", 6, x.dtype))
-    if b is not None:
-        b = win.check_array(b, "b", 3, x.dtype)
-    if padding_mode not in PADDING_MODES:
-        raise ArchstatError(f"unknown padding_mode {padding_mode!r}", field="padding_mode",
-                            hint=f"use one of {', '.join(PADDING_MODES)}")
-    return x, w, b
-
-
-def _lc_geometry(x, w, stride, padding, dilation):
-    geom = win.geometry(x.shape[2:], w.shape[4:], stride, padding, dilation)
-    expected = geom.out_hw + (w.shape[2], x.shape[1]) + geom.kernel
-    if w.shape != expected:
-        raise ArchstatError(f"weight must have shape {expected} [H_out, W_out, C_out, C_in, kH, "
-                            f"kW] for this input, got {w.shape}", field="w")
-    return geom
-
-
-def _lc_cols(x, geom, padding_mode, n0, n1):
-    """Per-location columns ``(H_out*W_out, C*kH*kW, n)`` of images ``n0:n1``."""
-    xp = win.pad(x[n0:n1], geom.full_pads, padding_mode)
-    p = geom.out_hw[0] * geom.out_hw[1]
-    cols = np.empty(geom.out_hw + (x.shape[1],) + geom.kernel + (n1 - n0,), x.dtype)
-    np.copyto(cols, win.windows(xp, geom).transpose(2, 3, 1, 4, 5, 0))
-    return cols.reshape(p, -1, n1 - n0), xp.shape
-
-
-def _lc_batch_step(x, geom):
-    col_bytes = x.shape[1] * geom.kernel[0] * geom.kernel[1] * geom.out_hw[0] * geom.out_hw[1]
-    return max(1, win.COL_BUDGET_BYTES // (col_bytes * x.itemsize))
-
-
-def locally_connected2d(x, w, b=None, stride=1, padding=0, dilation=1, padding_mode="zeros"):
-    """Locally connected 2-D layer: a conv whose filter bank differs at every output location.
-
-    x: (N, C_in, H, W); w: (H_out, W_out, C_out, C_in, kH, kW); b: (C_out, H_out, W_out).
-    y[n, o, i, j] = sum_{c,a,b} w[i, j, o, c, a, b] x_pad[n, c, i*s + a*d, j*s + b*d] + b[o, i, j].
-    The same columns as conv2d, grouped by location: one batched GEMM over the H_out*W_out
-    locations, ``(P, C_out, K) @ (P, K, N)``.
-    """
-    x, w, b = _lc_args(x, w, b, padding_mode)
-    geom = _lc_geometry(x, w, stride, padding, dilation)
-    n = x.shape[0]
-    ho, wo = geom.out_hw
-    c_out = w.shape[2]
-    wl = w.reshape(ho * wo, c_out, -1)
-    y = np.empty((n, c_out, ho, wo), x.dtype)
-    step = _lc_batch_step(x, geom)
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        cols, _ = _lc_cols(x, geom, padding_mode, n0, n1)
-        yl = np.matmul(wl, cols)  # (P, C_out, n)
-        y[n0:n1] = yl.reshape(ho, wo, c_out, n1 - n0).transpose(3, 2, 0, 1)
-    if b is not None:
-        y += b
-    return y
-
-
-def locally_connected2d_backward(dy, x, w, stride=1, padding=0, dilation=1, padding_mode="zeros"):
-    """Gradients of :func:`locally_connected2d`: returns ``(dx, dw, db)`` in x's dtype.
-
-    Per location p: dW_p = dY_p @ cols_p^T, dcols_p = W_p^T @ dY_p (batched over p), then
-    col2im; ``db`` is ``dy`` summed over the batch, shape (C_out, H_out, W_out).
-    """
-    x, w, _ = _lc_args(x, w, None, padding_mode)
-    dy = win.check_array(dy, "dy", 4, x.dtype)
-    geom = _lc_geometry(x, w, stride, padding, dilation)
-    n = x.shape[0]
-    ho, wo = geom.out_hw
-    c_out = w.shape[2]
-    if dy.shape != (n, c_out, ho, wo):
-        raise ArchstatError(f"dy must have shape {(n, c_out, ho, wo)}, got {dy.shape}", field="dy")
-    wl = w.reshape(ho * wo, c_out, -1)
-    dw = np.zeros(wl.shape, x.dtype)
-    dxp = None
-    step = _lc_batch_step(x, geom)
-    kh, kw = geom.kernel
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        cols, xp_shape = _lc_cols(x, geom, padding_mode, n0, n1)
-        if dxp is None:
-            dxp = np.zeros((n,) + xp_shape[1:], x.dtype)
-        dyl = dy[n0:n1].transpose(2, 3, 1, 0).reshape(ho * wo, c_out, n1 - n0)
-        dw += np.matmul(dyl, cols.transpose(0, 2, 1))
-        dcols = np.matmul(wl.transpose(0, 2, 1), dyl)  # (P, K, n)
-        dcols = dcols.reshape(ho, wo, x.shape[1], kh, kw, n1 - n0).transpose(5, 2, 0, 1, 3, 4)
-        win.col2im(dcols, geom, dxp, (n0, n1, 0, ho))
-    dx = win.pad_backward(dxp, geom.full_pads, padding_mode)
-    return dx, dw.reshape(w.shape), dy.sum(axis=0)
+# Kept in their own modules (DESIGN: split past ~400 lines); re-exported here, the family's
+# home, for the registry types above and for archstat.engine.
+from .conv_depthwise import depthwise_backward, is_depthwise  # noqa: E402
+from .conv_local import locally_connected2d, locally_connected2d_backward  # noqa: E402
