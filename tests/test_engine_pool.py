@@ -125,8 +125,8 @@ def test_max_pool_nan_window_by_hand():
 @pytest.mark.parametrize("block_bytes", [8, 200, 1000])
 def test_blocked_pools_match_naive(monkeypatch, block_bytes):
     # tiny blocks: several images per block, bands of channels, one channel per block
-    from archstat.layers import pool
-    monkeypatch.setattr(pool, "BLOCK_BYTES", block_bytes)
+    from archstat.layers import pool_kernels
+    monkeypatch.setattr(pool_kernels, "BLOCK_BYTES", block_bytes)
     x = np.round(_x((3, 5, 9, 7), seed=13))          # rounded: many ties
     for k, s, p, d, cm in [(3, 2, 1, 1, True), (2, None, 0, 1, False),
                            ((3, 2), 1, (1, 0), (2, 1), False)]:

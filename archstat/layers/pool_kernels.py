@@ -1,0 +1,330 @@
+"""Pooling kernels (NCHW, PyTorch semantics): max and average pooling, forward and backward,
+and the global average. Part of the pooling family: :mod:`archstat.layers.pool` registers the
+layer types and re-exports these for :mod:`archstat.engine`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import im2col as win
+from ..errors import ArchstatError
+from .activation import select
+from .registry import numel
+from .window import check_pool_padding
+
+# ---------------------------------------------------------------------- engine kernels
+#
+# Both pools take their geometry (sizes, pads, ceil_mode) from the engine's window
+# primitive (:func:`archstat.engine.im2col.geometry`) and its per-axis tap rule
+# (``taps_inside``: the outputs whose tap at one kernel offset reads the input, not its
+# padding). A 2-D window max or sum is separable, so the forward reduces over the kH rows
+# first, with row-strided views whose rows are contiguous, then over the kW columns of the
+# smaller intermediate. Taps on padding are skipped instead of padding a copy of the input:
+# -inf never wins a max and zeros add nothing to a sum. The kernels run block by block of
+# images or channels (:data:`BLOCK_BYTES`), so that a block's intermediate and masks are
+# still in cache when the next pass reads them. Against the earlier kernels (one op per
+# (a, b) tap view of the padded input, and masked ``where=`` adds in max pooling's backward),
+# float32, 2 cores, measured side by side: forward 1.8-3.7x faster (max and average, VGG-16
+# pool1 and ResNet's 3x3/2 pool, batch 1 and 8), max backward 3.0-5.5x, average backward
+# 1.7-3.8x. bench/pool_act.py times them next to PyTorch's.
+#: input bytes per block: about the 1 MiB L2 cache of the machines of
+#: shared/reference/perf-anchors.md (256 KiB and 4 MiB blocks measured slower)
+BLOCK_BYTES = 2**20
+
+
+def _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
+    x = win.check_array(x, "x", 4)
+    kernel = win.pair(kernel_size, "kernel_size", 1)
+    stride = kernel if stride is None else stride
+    geom = win.geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    check_pool_padding(geom.pads, geom.kernel, geom.dilation)
+    return x, geom
+
+
+def _axis_taps(geom, dim):
+    """Per kernel offset along rows (``dim`` 0) or columns (1), in kernel order:
+    ``(first, stop, start)``, the outputs ``[first, stop)`` whose tap lies inside the input
+    and the input index read by output ``first`` (the next ones follow at the stride)."""
+    out, s, d = geom.out_hw[dim], geom.stride[dim], geom.dilation[dim]
+    lo, size = geom.pads[dim][0], geom.in_hw[dim]
+    return [win.taps_inside(0, out, a * d, s, lo, size) for a in range(geom.kernel[dim])]
+
+
+def _along(dim, index):
+    """An index (slice or mask) along rows (``dim`` 0) or columns (1) of an (..., H, W) array."""
+    return (Ellipsis, index, slice(None)) if dim == 0 else (Ellipsis, index)
+
+
+def _blocks(shape, itemsize):
+    """``(images, channels)`` slices cutting an (N, C, H, W) array into blocks of about
+    :data:`BLOCK_BYTES`: several whole images when one is small, else bands of channels."""
+    n, c, h, w = shape
+    plane = max(1, h * w * itemsize)
+    if c * plane <= BLOCK_BYTES:
+        step = BLOCK_BYTES // max(1, c * plane)
+        for n0 in range(0, n, step):
+            yield slice(n0, min(n, n0 + step)), slice(None)
+    else:
+        step = max(1, BLOCK_BYTES // plane)
+        for i in range(n):
+            for c0 in range(0, c, step):
+                yield slice(i, i + 1), slice(c0, min(c, c0 + step))
+
+
+def _reduce_axis(src, out, geom, dim, op, identity):
+    """``out[..., o, ...] = op`` over the inside taps of window ``o`` along rows (``dim`` 0)
+    or columns (1) of ``src``, in kernel order with the earlier tap as the second operand
+    (so ``np.maximum`` keeps it on a tie); ``identity`` for a window with no tap inside."""
+    taps, stride, n_out = _axis_taps(geom, dim), geom.stride[dim], geom.out_hw[dim]
+    lo = max(first for first, _, _ in taps)      # outputs [lo, hi) read every tap
+    hi = min(stop for _, stop, _ in taps)
+    if lo < hi:
+        acc = out[_along(dim, win.run(lo, hi - lo))]
+        views = [src[_along(dim, win.run(start + (lo - first) * stride, hi - lo, stride))]
+                 for first, _, start in taps]
+        if len(views) == 1:
+            np.copyto(acc, views[0])
+        else:
+            op(views[1], views[0], out=acc)
+        for v in views[2:]:
+            op(v, acc, out=acc)
+        edges = ((0, lo), (hi, n_out))
+    else:
+        edges = ((0, n_out),)
+    for e0, e1 in edges:                         # the few windows that overhang the input
+        if e0 < e1:
+            out[_along(dim, win.run(e0, e1 - e0))] = identity
+        for first, stop, start in taps:
+            g0, g1 = max(first, e0), min(stop, e1)
+            if g0 < g1:
+                acc = out[_along(dim, win.run(g0, g1 - g0))]
+                op(src[_along(dim, win.run(start + (g0 - first) * stride, g1 - g0, stride))], acc,
+                   out=acc)
+
+
+def _pool_reduce(x, geom, op, identity):
+    """Separable window reduction of x (N, C, H, W) -> (N, C, H_out, W_out): rows, then
+    columns."""
+    (ho, wo), w = geom.out_hw, x.shape[3]
+    y = np.empty(x.shape[:2] + (ho, wo), x.dtype)
+    buf = None
+    for blk in _blocks(x.shape, x.itemsize):
+        xb = x[blk]
+        shape = xb.shape[:2] + (ho, w)
+        if buf is None or buf.size < numel(shape):   # grown only if a later block is larger
+            buf = np.empty(numel(shape), x.dtype)
+        part = buf[:numel(shape)].reshape(shape)
+        _reduce_axis(xb, part, geom, 0, op, identity)
+        _reduce_axis(part, y[blk], geom, 1, op, identity)
+    return y
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling as ``torch.nn.functional.max_pool2d``: x (N, C, H, W) -> (N, C, H_out, W_out).
+
+    Padding is -inf (a padded pixel never wins); ``stride`` defaults to ``kernel_size``;
+    ``ceil_mode`` rounds the output size up (PyTorch's rule, :mod:`archstat.layers.window`).
+    NaN propagates, as in PyTorch. Same dtype out (float32 or float64). Values are exact;
+    only the sign of a zero maximum may differ from PyTorch's where +0 and -0 tie in one
+    window (the reduction runs over rows, then columns, not in PyTorch's row-major order).
+    """
+    x, geom = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return _pool_reduce(x, geom, np.maximum, -np.inf)
+
+
+def _tap_index(geom):
+    """Per in-range tap (a, b), in row-major kernel order: the index of its pixels in the
+    input and of the outputs that read them."""
+    (sh, sw), plan = geom.stride, []
+    for fi, li, ri in _axis_taps(geom, 0):
+        for fj, lj, rj in _axis_taps(geom, 1):
+            if fi < li and fj < lj:
+                plan.append(((Ellipsis, win.run(ri, li - fi, sh), win.run(rj, lj - fj, sw)),
+                             (Ellipsis, slice(fi, li), slice(fj, lj))))
+    return plan
+
+
+def _zero_unread(out, geom, dim):
+    """Zero the rows (``dim`` 0) or columns (1) of ``out`` (..., H, W) that no window reads
+    (e.g. those left over by floor mode): no tap writes their gradient."""
+    read = np.zeros(geom.in_hw[dim], bool)
+    for first, stop, start in _axis_taps(geom, dim):
+        if first < stop:
+            read[win.run(start, stop - first, geom.stride[dim])] = True
+    out[_along(dim, ~read)] = 0
+
+
+def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                        *, y=None):
+    """Gradient of :func:`max_pool2d` with respect to x (x's shape and dtype).
+
+    Each output's gradient goes to the first maximum of its window in window order
+    (row-major over the kernel), as PyTorch's CPU kernel breaks ties; overlapping windows
+    add. A window holding NaN sends it to its last NaN, as PyTorch's running update
+    ``val > max or isnan(val)`` does. ``y`` (the forward's output) may be passed to skip
+    recomputing it.
+    """
+    x, geom = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
+    dy = _check_output_shaped(dy, "dy", x.shape[:2] + geom.out_hw, x.dtype)
+    if y is None:
+        y = _pool_reduce(x, geom, np.maximum, -np.inf)
+    y = _check_output_shaped(y, "y", x.shape[:2] + geom.out_hw, x.dtype)
+    plan = _tap_index(geom)
+    # disjoint windows write each pixel of theirs once: no zeroing, no accumulation
+    disjoint = all(s >= e for s, e in zip(geom.stride, geom.extent))
+    if disjoint:
+        dx = np.empty(x.shape, x.dtype)
+        _zero_unread(dx, geom, 0)
+        _zero_unread(dx, geom, 1)
+    else:
+        dx = np.zeros(x.shape, x.dtype)
+    for blk in _blocks(x.shape, x.itemsize):
+        _route_max(dy[blk], x[blk], y[blk], dx[blk], plan, disjoint)
+    return dx
+
+
+def _check_output_shaped(a, name, shape, dtype):
+    """``a`` as a ``dtype`` array of the pool's output shape; ArchstatError otherwise (the
+    kernels slice it block by block, so a wrong shape would not fail by itself)."""
+    a = win.check_array(a, name, 4, dtype)
+    if a.shape != tuple(shape):
+        raise ArchstatError(f"{name} must have the pool's output shape {tuple(shape)}, got {a.shape}",
+                            field=name)
+    return a
+
+
+def _route_max(dy, x, y, dx, plan, disjoint):
+    """One block of :func:`max_pool2d_backward`: per tap, in window order, the windows whose
+    maximum it is and that no earlier tap has claimed take its gradient (``dx`` is written
+    when windows are disjoint, else added into)."""
+    free = np.ones(y.shape, bool)                # windows whose maximum is still unclaimed
+    hit = np.empty(y.shape, bool)
+    part = None if disjoint else np.empty(y.shape, y.dtype)
+    for t, (xs, ys) in enumerate(plan):
+        h, f = hit[ys], free[ys]
+        np.equal(x[xs], y[ys], out=h)
+        if t:
+            h &= f
+        if t < len(plan) - 1:
+            np.greater(f, h, out=f)              # f and not h
+        if disjoint:
+            select(h, dy[ys], out=dx[xs])
+        else:
+            p = select(h, dy[ys], out=part[ys])
+            target = dx[xs]
+            np.add(target, p, out=target)
+    if y.size and np.isnan(y.max()):                        # rare: a per-tap loop in reverse, masked adds
+        nan = np.isnan(y)
+        for xs, ys in reversed(plan):
+            h, f = hit[ys], nan[ys]
+            xv = x[xs]
+            # x != x is isnan(x); np.isnan itself writes wrong values into a strided 4-D
+            # out= in NumPy 2.4.6 (np.isfinite and np.signbit too)
+            np.not_equal(xv, xv, out=h)
+            h &= f
+            np.greater(f, h, out=f)
+            target = dx[xs]
+            np.add(target, dy[ys], out=target, where=h)
+
+
+def _avg_scale(geom, count_include_pad, dtype):
+    """1 / divisor per output position ``(H_out, W_out)``, PyTorch's rule exactly.
+
+    Per axis (aten ``AvgPoolKernel``): the window starts at ``o*s - p``, ends at
+    ``min(start + k, size + p)``; ``count_include_pad`` divides by that length (so with
+    ``ceil_mode`` a window running past the padded input counts only what lies inside it),
+    otherwise by the part inside the input. The 2-D divisor is the product of the two axes.
+    """
+    lens = []
+    for size, (lo, hi), k, s, o in zip(geom.in_hw, geom.pads, geom.kernel, geom.stride,
+                                       geom.out_hw):
+        start = np.arange(o) * s - lo
+        end = np.minimum(start + k, size + hi)
+        if count_include_pad:
+            lens.append(end - start)
+        else:
+            lens.append(np.minimum(end, size) - np.maximum(start, 0))
+    div = np.multiply.outer(lens[0], lens[1])
+    scale = np.zeros(div.shape, dtype)
+    np.divide(1, div, out=scale, where=div > 0)
+    return scale
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Average pooling as ``torch.nn.functional.avg_pool2d``: (N, C, H, W) -> (N, C, H_out, W_out).
+
+    Zero padding; the divisor follows PyTorch exactly (see :func:`_avg_scale`), including
+    ``ceil_mode`` windows clipped to the padded input. Same dtype out.
+    """
+    x, geom = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode)
+    y = _pool_reduce(x, geom, np.add, 0)
+    y *= _avg_scale(geom, count_include_pad, x.dtype)
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True):
+    """Gradient of :func:`avg_pool2d` with respect to x; ``x_shape`` is x's shape (or x).
+
+    Every input pixel of a window receives ``dy / divisor``: the adjoint of the forward's
+    separable sum, spread over the kW columns, then over the kH rows.
+    """
+    x_shape = _shape_of(x_shape)
+    dy = win.check_array(dy, "dy", 4)
+    probe = np.broadcast_to(np.zeros((), dy.dtype), x_shape)
+    _, geom = _pool_geometry(probe, kernel_size, stride, padding, 1, ceil_mode)
+    dy = _check_output_shaped(dy, "dy", tuple(x_shape[:2]) + geom.out_hw, dy.dtype)
+    g = dy * _avg_scale(geom, count_include_pad, dy.dtype)
+    dx = np.empty(x_shape, dy.dtype)
+    buf = None
+    for blk in _blocks(x_shape, dy.itemsize):
+        gb = g[blk]
+        shape = gb.shape[:3] + (x_shape[3],)
+        if buf is None or buf.size < numel(shape):   # grown only if a later block is larger
+            buf = np.empty(numel(shape), dy.dtype)
+        part = buf[:numel(shape)].reshape(shape)
+        _spread_axis(gb, part, geom, 1)
+        _spread_axis(part, dx[blk], geom, 0)
+    return dx
+
+
+def _spread_axis(src, out, geom, dim):
+    """Adjoint of :func:`_reduce_axis` with ``np.add``: every inside tap of window ``o``
+    along rows (``dim`` 0) or columns (1) receives ``src[..., o, ...]``. Where the windows
+    are disjoint along it, each position of ``out`` is written once (and those no window
+    reads are zeroed); else ``out`` is zeroed and added into."""
+    stride = geom.stride[dim]
+    disjoint = stride >= geom.extent[dim]
+    if disjoint:
+        _zero_unread(out, geom, dim)
+    else:
+        out[...] = 0
+    for first, stop, start in _axis_taps(geom, dim):
+        if first < stop:
+            target = out[_along(dim, win.run(start, stop - first, stride))]
+            piece = src[_along(dim, slice(first, stop))]
+            if disjoint:
+                np.copyto(target, piece)
+            else:
+                np.add(target, piece, out=target)
+
+
+def _shape_of(x_or_shape):
+    """A shape given as itself or as the array it belongs to."""
+    if hasattr(x_or_shape, "shape"):
+        return tuple(x_or_shape.shape)
+    return tuple(int(v) for v in x_or_shape)
+
+
+def global_avg_pool2d(x):
+    """Mean over H x W: (N, C, H, W) -> (N, C, 1, 1), as ``adaptive_avg_pool2d(x, 1)``."""
+    x = win.check_array(x, "x", 4)
+    return x.mean(axis=(2, 3), keepdims=True)
+
+
+def global_avg_pool2d_backward(dy, x_shape):
+    """Gradient of :func:`global_avg_pool2d`: dy / (H*W) spread over every pixel."""
+    x_shape = _shape_of(x_shape)
+    dy = win.check_array(dy, "dy", 4)
+    scale = dy.dtype.type(1.0 / (x_shape[2] * x_shape[3]))
+    return np.broadcast_to(dy * scale, x_shape).copy()
