@@ -155,7 +155,7 @@ def bench_layers(batch: int, rounds: int, torch) -> list[dict]:
         x = rng.standard_normal((batch, c_in, h, h), dtype=np.float32)
         w = (rng.standard_normal((c_out, c_in, k, k), dtype=np.float32) * 0.05)
         b = rng.standard_normal(c_out, dtype=np.float32)
-        ho = (h + 2 * p - k) // s + 1
+        ho = win.geometry((h, h), k, s, p).out_hw[0]
         m, kk, n = c_out, c_in * k * k, ho * ho * batch
         dy = rng.standard_normal((batch, c_out, ho, ho), dtype=np.float32)
         # same-shape GEMM operands (constant data: no denormals from uninitialised memory)

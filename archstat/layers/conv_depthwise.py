@@ -73,13 +73,12 @@ def is_depthwise(w, groups):
     return groups > 1 and w.shape[1] == 1
 
 
-def _depthwise_blocks(n, c, plane_bytes):
-    """``(image, c0, c1)`` blocks of channels whose output planes fill about
+def _channel_blocks(c, plane_bytes):
+    """``(c0, c1)`` blocks of channels whose output planes fill about
     :data:`DEPTHWISE_BLOCK_BYTES` (at least one channel)."""
     step = max(1, DEPTHWISE_BLOCK_BYTES // max(plane_bytes, 1))
-    for i in range(n):
-        for c0 in range(0, c, step):
-            yield i, c0, min(c, c0 + step)
+    for c0 in range(0, c, step):
+        yield c0, min(c, c0 + step)
 
 
 def depthwise_backward(dy, x, w, geom, padding_mode):
@@ -95,7 +94,7 @@ def depthwise_backward(dy, x, w, geom, padding_mode):
     for i in range(n):                          # one image's planes at a time: bounded memory
         planes = grid.split(win.pad(x[i:i + 1], geom.full_pads, padding_mode))[0]
         dplanes = np.zeros_like(planes)
-        for _, c0, c1 in _depthwise_blocks(1, c, m * ho * wo * x.itemsize):
+        for c0, c1 in _channel_blocks(c, m * ho * wo * x.itemsize):
             dyb = dy5[i, c0:c1]                 # (cb, m, H_out, W_out)
             t = tmp[:(c1 - c0) * ho * wo].reshape(c1 - c0, ho, wo)
             for k, (phase, oa, ob) in enumerate(grid.taps):
