@@ -97,8 +97,12 @@ def ops(c, h, pool, batch, torch):
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def kernel_bench(argv, description: str, rows, name_width: int, op_width: int, preamble=None) -> int:
+    """The command line every kernel bench shares: ``--batches``, ``--rounds``, ``--no-torch``;
+    torch (when it imports) runs on as many threads as the BLAS; one line per (case, batch,
+    op) with the engine's and torch's median ms and the median of per-round torch/engine
+    ratios. ``rows(batch, torch)`` yields ``(case name, op label, {"engine": fn, "torch": fn})``."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per op (batch 1: +4)")
     ap.add_argument("--no-torch", action="store_true")
@@ -116,25 +120,35 @@ def main(argv=None) -> int:
     print(f"NumPy {np.__version__}" + (f", PyTorch {torch.__version__} "
                                        f"({torch.get_num_threads()} threads)" if torch else
                                        ", no PyTorch"))
-    print(f"glibc keeps freed memory: {'yes' if memory.keep_freed_memory() else 'no'}")
-    head = (f"{'case':<16}{'batch':>6}  {'op':<9}{'engine ms':>10}{'torch ms':>10}"
+    if preamble is not None:
+        print(preamble())
+    head = (f"{'case':<{name_width}}{'batch':>6}  {'op':<{op_width}}{'engine ms':>10}{'torch ms':>10}"
             f"{'torch/eng':>10}")
     print("\nfloat32; times: median over rounds; torch/eng: median of per-round ratios "
           "(> 1: the engine is faster)")
     print(head)
     print("-" * len(head))
     for batch in args.batches:
-        for name, (c, h), pool in CASES:
-            for label, fns in ops(c, h, pool, batch, torch):
-                t = paired(fns, args.rounds + (4 if batch == 1 else 0))
-                eng = np.median(t["engine"]) * 1e3
-                cells = f"{name:<16}{batch:>6}  {label:<9}{eng:10.2f}"
-                if "torch" in t:
-                    cells += (f"{np.median(t['torch']) * 1e3:10.2f}"
-                              f"{np.median(t['torch'] / t['engine']):10.2f}")
-                print(cells, flush=True)
+        for name, label, fns in rows(batch, torch):
+            t = paired(fns, args.rounds + (4 if batch == 1 else 0))
+            eng = np.median(t["engine"]) * 1e3
+            cells = f"{name:<{name_width}}{batch:>6}  {label:<{op_width}}{eng:10.2f}"
+            if "torch" in t:
+                cells += (f"{np.median(t['torch']) * 1e3:10.2f}"
+                          f"{np.median(t['torch'] / t['engine']):10.2f}")
+            print(cells, flush=True)
     print(f"\nbench time {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def main(argv=None) -> int:
+    def rows(batch, torch):
+        for name, (c, h), pool in CASES:
+            for label, fns in ops(c, h, pool, batch, torch):
+                yield name, label, fns
+
+    return kernel_bench(argv, __doc__.splitlines()[0], rows, 16, 9,
+                        preamble=lambda: f"glibc keeps freed memory: {'yes' if memory.keep_freed_memory() else 'no'}")
 
 
 if __name__ == "__main__":

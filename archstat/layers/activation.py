@@ -1,109 +1,25 @@
-"""Elementwise activations: ``relu``, ``relu6``, ``sigmoid``, ``tanh``, ``silu``.
-Output shape = input shape.
+"""Elementwise activations: ``relu``, ``relu6``, ``sigmoid``, ``tanh``, ``silu``, ``hardswish``,
+``hardsigmoid``, ``gelu``. Output shape = input shape.
 
-FLOP rules count one FLOP per arithmetic operation, and ``exp`` as one FLOP.
+FLOP rules count one FLOP per arithmetic operation or comparison, ``exp`` and ``erf`` as one
+FLOP each, and ``tanh`` as the tanh layer does (5).
 
-Kernels: :func:`relu`, :func:`relu6`, :func:`sigmoid`, :func:`tanh` and their ``*_backward``,
-which take the forward *output* ``y`` (the derivatives are functions of it, so an in-place
-ReLU can still be differentiated); :func:`silu_backward` takes ``y`` and ``sigmoid(x)``. Any shape; float32 or float64, the output keeps the dtype.
+Kernels (in :mod:`.activation_kernels`, re-exported here): :func:`relu`, :func:`relu6`,
+:func:`sigmoid`, :func:`tanh`, :func:`silu`, :func:`hardswish`, :func:`hardsigmoid`,
+:func:`gelu` and their ``*_backward``; and :func:`select`, the masked gradient pass.
 """
 from __future__ import annotations
 
-import numpy as np
-
+from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_backward, hardsigmoid,
+                                 hardswish, hardswish_backward, relu, relu6, relu6_backward,
+                                 relu_backward, sigmoid, sigmoid_backward, silu, silu_backward, tanh,
+                                 tanh_backward)
+from .activation_kernels import hardsigmoid_backward, select  # noqa: F401 (re-exported)
 from .registry import Field, LayerType, numel, register
 
 __kernels__ = ("relu", "relu_backward", "relu6", "relu6_backward", "sigmoid", "sigmoid_backward",
-               "tanh", "tanh_backward", "silu", "silu_backward")
-
-
-def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """max(0, x) elementwise; ``out=x`` computes it in place (torch.relu_)."""
-    return np.maximum(x, 0, out=out)
-
-
-#: the integer type of each float type's bit pattern (same size)
-_BITS = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
-
-
-def select(mask: np.ndarray, dy: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``dy`` where ``mask``, else +0.0, in dy's dtype: ``np.where(mask, dy, 0)`` bit for bit,
-    so an inf or NaN of ``dy`` outside the mask gives 0 (a float multiply by the mask would
-    give NaN there).
-
-    Computed as dy's bit pattern times the 0/1 mask, in integers: as fast as a float
-    multiply, which would not do (inf * 0 is NaN), and 3.6-4.9x faster than ``np.where``
-    for ReLU's backward on (1 or 8, 64, 224, 224) float32 (measured side by side, 2 cores;
-    masked ``where=`` ufuncs are slower still on an irregular mask). ``out`` (optional)
-    takes the result.
-    """
-    dy = np.asarray(dy)
-    bits = _BITS.get(dy.dtype)
-    if bits is None:                             # other dtypes: the plain (slower) form
-        res = np.where(mask, dy, 0).astype(dy.dtype, copy=False)
-        if out is None:
-            return res
-        np.copyto(out, res)
-        return out
-    res = np.multiply(dy.view(bits), mask, out=None if out is None else out.view(bits))
-    return res.view(dy.dtype)
-
-
-def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """dx = dy where y > 0, else 0 (y may be ReLU's output or its input: same mask).
-
-    At x = 0 the subgradient 0 is used, as PyTorch. Where y is NaN the gradient is 0 here,
-    while PyTorch passes dy through (its mask is ``not (y <= 0)``).
-    """
-    return select(np.greater(y, 0), dy)
-
-
-def relu6(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """min(max(0, x), 6) elementwise (torch.nn.ReLU6); ``out=x`` computes it in place."""
-    return np.clip(x, 0, 6, out=out)
-
-
-def relu6_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """dx = dy where 0 < y < 6, else 0 (PyTorch's hardtanh rule: zero at both kinks)."""
-    mask = np.greater(y, 0)
-    mask &= np.less(y, 6)
-    return select(mask, dy)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)), stably: with e = exp(-|x|) (never overflows), 1 / (1 + e) for
-    x >= 0 and e / (1 + e) for x < 0, so tiny outputs keep their relative precision."""
-    e = np.exp(-np.abs(x))
-    y = np.where(x >= 0, 1, e)
-    y /= 1 + e
-    return y
-
-
-def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """dx = dy * y * (1 - y), with y = sigmoid(x)."""
-    return dy * y * (1 - y)
-
-
-def tanh(x: np.ndarray) -> np.ndarray:
-    """Hyperbolic tangent elementwise."""
-    return np.tanh(x)
-
-
-def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """dx = dy * (1 - y^2), with y = tanh(x)."""
-    return dy * (1 - y * y)
-
-
-def silu(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """x * sigmoid(x) (torch.nn.SiLU, "swish"); returns ``(y, sigmoid(x))`` for the backward."""
-    s = sigmoid(x)
-    return np.multiply(x, s, out=out), s
-
-
-def silu_backward(dy: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """dx = dy * (s + y (1 - s)): d/dx x s(x) = s + x s (1 - s), and x s = y, so the input
-    itself is not needed (an in-place SiLU can still be differentiated)."""
-    return dy * (s + y * (1 - s))
+               "tanh", "tanh_backward", "silu", "silu_backward", "hardswish", "hardswish_backward",
+               "hardsigmoid", "hardsigmoid_backward", "gelu", "gelu_backward")
 
 
 class _Elementwise(LayerType):
@@ -215,3 +131,95 @@ class Tanh(_Elementwise):
     flops_per_element = 5
     fn = staticmethod(tanh)
     grad = staticmethod(tanh_backward)
+
+
+@register
+class Hardswish(_Elementwise):
+    """Hard swish x * relu6(x + 3) / 6, as torch.nn.Hardswish (MobileNetV3).
+
+    Counts: MACs = 0. FLOPs = 5 per element (add 3, two comparisons, multiply, divide).
+
+    Backward needs x (hardswish is not monotonic). In place, the forward keeps a copy of x
+    for backward (as PyTorch's autograd keeps the original input of ``hardswish_``): in
+    training the layer then needs one input-sized array of its own after all.
+    """
+
+    name = "hardswish"
+    alias = "hswish"
+    fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory at "
+                    "inference; training keeps a copy of the input)"),)
+    flops_per_element = 5
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        if not self.writes_in_place(attrs):
+            return hardswish(x), x
+        kept = x.copy() if ctx.keep_cache else None
+        return hardswish(x, out=x), kept
+
+    def backward(self, dy, cache):
+        return [hardswish_backward(dy, cache)], {}
+
+    def training_extra_bytes(self, out_elements, itemsize, attrs=None):
+        # the copy of x an in-place forward keeps (attrs unknown: counted, an upper bound)
+        return out_elements * itemsize if attrs is None or self.writes_in_place(attrs) else 0
+
+
+@register
+class Hardsigmoid(_Elementwise):
+    """Hard sigmoid relu6(x + 3) / 6, as torch.nn.Hardsigmoid (the gate of MobileNetV3's
+    squeeze and excitation blocks).
+
+    Counts: MACs = 0. FLOPs = 4 per element (add 3, two comparisons, divide).
+
+    Backward needs the mask -3 < x < 3 (the output cannot tell x just below 3 from 3). In
+    place, the forward keeps that mask, one byte per element, for backward.
+    """
+
+    name = "hardsigmoid"
+    alias = "hsigmoid"
+    fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory at "
+                    "inference; training keeps a one-byte mask per element)"),)
+    flops_per_element = 4
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        if not self.writes_in_place(attrs):
+            return hardsigmoid(x), (x, None)
+        inside = _hardsigmoid_inside(x) if ctx.keep_cache else None
+        return hardsigmoid(x, out=x), (None, inside)
+
+    def backward(self, dy, cache):
+        x, inside = cache
+        return [_sixth_where(dy, _hardsigmoid_inside(x) if inside is None else inside)], {}
+
+    def training_extra_bytes(self, out_elements, itemsize, attrs=None):
+        # the one-byte mask an in-place forward keeps (attrs unknown: counted, an upper bound)
+        return out_elements if attrs is None or self.writes_in_place(attrs) else 0
+
+
+@register
+class GELU(_Elementwise):
+    """Gaussian error linear unit x * Phi(x), Phi the standard normal CDF, as torch.nn.GELU
+    (exact with erf, or its tanh approximation).
+
+    Counts: MACs = 0. FLOPs = 5 per element exact (multiply by 1/sqrt 2, erf as one FLOP, add 1,
+    multiply by x, multiply by 1/2); 13 with approximate 'tanh' (x^2, x^3, times 0.044715, add
+    x, times sqrt(2/pi), tanh counted as the tanh layer's 5, add 1, multiply by x, multiply by 1/2).
+    """
+
+    name = "gelu"
+    alias = "gelu"
+    fields = (Field("approximate", "choice", "none", "'none': exact, with erf; 'tanh': the tanh "
+                    "approximation", choices=("none", "tanh")),)
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        return gelu(x, attrs["approximate"]), (x, attrs["approximate"])
+
+    def backward(self, dy, cache):
+        x, approximate = cache
+        return [gelu_backward(dy, x, approximate)], {}
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return (13 if attrs["approximate"] == "tanh" else 5) * numel(out_shape)

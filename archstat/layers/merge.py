@@ -71,13 +71,15 @@ class _Merge(LayerType):
 
 @register
 class Concat(_Merge):
-    """Concatenate inputs along a dimension (channels by default), as torch.cat.
+    """Concatenate inputs along a dimension (channels by default), as torch.cat; one input
+    gives a copy of it (DenseNet's torch.cat([x], 1)).
 
     Counts: MACs = 0. FLOPs = 0 (a copy).
     """
 
     name = "concat"
     alias = "concat"
+    min_inputs = 1
     fields = (Field("dim", "int", 1, "dimension to join along (1: channels)"),)
 
     def output_shape(self, in_shapes, attrs):

@@ -1,189 +1,28 @@
-"""Normalisation family: ``batch_norm2d`` (torch.nn.BatchNorm2d) and ``lrn``
-(torch.nn.LocalResponseNorm, the AlexNet "NORM" layer). Output shape = input shape.
+"""Normalisation family: ``batch_norm2d`` (torch.nn.BatchNorm2d), ``lrn``
+(torch.nn.LocalResponseNorm, the AlexNet "NORM" layer), ``layer_norm`` (torch.nn.LayerNorm),
+``layer_norm2d`` (torchvision's ConvNeXt LayerNorm2d) and ``layer_scale`` (ConvNeXt's learned
+per-channel scale). Output shape = input shape.
 
-Kernels: :func:`batch_norm2d` / :func:`batch_norm2d_backward` and :func:`lrn` /
-:func:`lrn_backward`, NCHW (any rank >= 2 with channels on axis 1), float32 or float64;
-outputs keep the input's dtype and parameters are cast to it.
+Kernels (in :mod:`.norm_kernels`, re-exported here): :func:`batch_norm2d`, :func:`lrn`,
+:func:`layer_norm`, :func:`layer_norm2d`, :func:`layer_scale` and their ``*_backward``.
+float32 or float64; outputs keep the input's dtype and parameters are cast to it.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ArchstatError
-from .registry import INFERRED, REQUIRED, Field, LayerType, check_declared, numel, register, require_rank
+from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_forward, _lrn_scale,
+                           _per_channel, _trailing_axes, layer_scale, layer_scale_backward,
+                           lrn_backward)
+from .norm_kernels import (batch_norm2d, batch_norm2d_backward, layer_norm,  # noqa: F401 (kernels)
+                           layer_norm2d, layer_norm2d_backward, layer_norm_backward, lrn)
+from .registry import (INFERRED, REQUIRED, Field, LayerType, check_declared, fmt_shape, numel,
+                       register, require_rank)
 
-__kernels__ = ("batch_norm2d", "batch_norm2d_backward", "lrn", "lrn_backward")
-
-
-# ------------------------------------------------------------------- batch norm
-
-def _per_channel(v: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
-    """A (C,) vector cast to x's dtype and shaped to broadcast over (N, C, H, W)."""
-    if v is None:
-        return None
-    return np.asarray(v).astype(x.dtype, copy=False).reshape((1, -1) + (1,) * (x.ndim - 2))
-
-
-def _reduce_axes(x: np.ndarray) -> tuple[int, ...]:
-    return (0,) + tuple(range(2, x.ndim))
-
-
-def _bn_statistics(x, running_mean, running_var, training, momentum, eps):
-    """Mean and 1/std used to normalise; updates the running statistics in training.
-
-    Training (or no running statistics): batch mean and *biased* variance over (N, H, W);
-    the running statistics, when given, move by ``momentum`` towards the batch mean and the
-    *unbiased* variance (m / (m - 1) times the biased one, m = N*H*W), as PyTorch
-    (torch.nn.BatchNorm2d docs). Inference: the running statistics.
-    """
-    axes = _reduce_axes(x)
-    if training or running_mean is None:
-        m = x.size // x.shape[1]
-        if m <= 1:
-            raise ArchstatError(f"batch norm in training needs more than one value per channel, "
-                                f"got input shape {tuple(x.shape)}", hint="use a batch larger than 1")
-        mean = x.mean(axis=axes)
-        var = x.var(axis=axes)
-        if training and running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += (momentum * m / (m - 1)) * var
-    else:
-        mean = np.asarray(running_mean).astype(x.dtype, copy=False)
-        var = np.asarray(running_var).astype(x.dtype, copy=False)
-    invstd = 1 / np.sqrt(var + eps)
-    return mean.astype(x.dtype, copy=False), invstd.astype(x.dtype, copy=False)
-
-
-def batch_norm2d(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
-                 running_mean: np.ndarray | None, running_var: np.ndarray | None,
-                 training: bool, momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
-    """Batch normalisation, as torch.nn.functional.batch_norm (Ioffe & Szegedy 2015, Alg. 1).
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel. x: (N, C, H, W);
-    weight, bias, running_mean, running_var: (C,) or None. In training the batch statistics
-    normalise and the running statistics (if given) are updated **in place**; at inference
-    the running statistics normalise (the batch ones when there are none, as PyTorch with
-    ``track_running_stats=False``). Returns y in x's dtype.
-    """
-    return _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
-
-
-def batch_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | None,
-                          running_mean: np.ndarray | None, running_var: np.ndarray | None,
-                          training: bool, eps: float = 1e-5
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of :func:`batch_norm2d` with the same arguments: ``(dx, dweight, dbias)``.
-
-    In training the batch statistics are recomputed from x (the running statistics are
-    not touched again); at inference the running statistics are constants. dweight and
-    dbias are returned even when weight/bias are None (they are then simply unused).
-    """
-    if training:
-        running_mean = running_var = None
-    _, cache = _bn_forward(x, weight, None, running_mean, running_var, False, 0.0, eps)
-    return _bn_backward(dy, cache)
-
-
-def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
-    """Return ``(y, cache)``. With batch statistics the cache keeps xhat = (x - mean) * invstd;
-    with running statistics y = x * a + c folds everything into one pass (a single new array)
-    and the cache keeps x itself."""
-    mean, invstd = _bn_statistics(x, running_mean, running_var, training, momentum, eps)
-    w = None if weight is None else np.asarray(weight).astype(x.dtype, copy=False)
-    if training or running_mean is None:
-        xhat = x - _per_channel(mean, x)
-        xhat *= _per_channel(invstd, x)
-        if w is not None:
-            y = xhat * _per_channel(w, x)
-        else:  # the cache keeps xhat, so the bias needs an array of its own
-            y = xhat if bias is None else xhat.copy()
-        if bias is not None:
-            y += _per_channel(bias, x)
-        return y, (True, xhat, None, invstd, w)
-    a = invstd if w is None else invstd * w
-    c = -mean * a
-    if bias is not None:
-        c += np.asarray(bias).astype(x.dtype, copy=False)
-    y = x * _per_channel(a, x)
-    y += _per_channel(c, x)
-    return y, (False, x, mean, invstd, w)
-
-
-def _bn_backward(dy, cache):
-    """``(dx, dweight, dbias)`` from a :func:`_bn_forward` cache.
-
-    With batch statistics (mean and var depend on x; m = N*H*W, sums over N, H, W):
-    ``dx = weight * invstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))``.
-    With running statistics (constants): ``dx = dy * weight * invstd``.
-    """
-    batch_stats, saved, mean, invstd, w = cache
-    axes = _reduce_axes(dy)
-    xhat = saved if batch_stats else (saved - _per_channel(mean, saved)) * _per_channel(invstd, saved)
-    dbias = dy.sum(axis=axes)
-    dweight = (dy * xhat).sum(axis=axes)
-    scale = invstd if w is None else invstd * w
-    if batch_stats:
-        m = dy.size // dy.shape[1]
-        dx = dy - _per_channel(dbias / m, dy)
-        dx -= xhat * _per_channel(dweight / m, dy)
-        dx *= _per_channel(scale, dy)
-    else:
-        dx = dy * _per_channel(scale, dy)
-    return dx, dweight, dbias
-
-
-# -------------------------------------------------------------------------- LRN
-
-def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
-    """out[:, c] = sum of a[:, j] for c - before <= j <= c + after, zero outside [0, C)."""
-    out = a.copy()
-    channels = a.shape[1]
-    for shift in range(1, before + 1):
-        if shift < channels:
-            out[:, shift:] += a[:, :channels - shift]
-    for shift in range(1, after + 1):
-        if shift < channels:
-            out[:, :channels - shift] += a[:, shift:]
-    return out
-
-
-def _lrn_scale(x, size, alpha, k):
-    """k + alpha / size * (sum of x^2 over channels c - size//2 .. c + (size-1)//2)."""
-    scale = _channel_window_sum(x * x, size // 2, (size - 1) // 2)
-    scale *= alpha / size
-    scale += k
-    return scale
-
-
-def lrn(x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75,
-        k: float = 1.0) -> np.ndarray:
-    """Local response normalisation across channels, as torch.nn.functional.local_response_norm.
-
-    ``y_c = x_c / (k + alpha/size * sum_{j=c-size//2}^{c+(size-1)//2} x_j^2) ** beta``, the
-    channel window zero-padded at both ends (Krizhevsky et al. 2012, Sec. 3.3, with
-    PyTorch's alpha/size scaling). x: (N, C, ...). Returns y in x's dtype.
-    """
-    return x * _lrn_scale(x, size, alpha, k) ** -beta
-
-
-def lrn_backward(dy: np.ndarray, x: np.ndarray, size: int, alpha: float = 1e-4,
-                 beta: float = 0.75, k: float = 1.0, scale: np.ndarray | None = None) -> np.ndarray:
-    """Gradient of :func:`lrn` with respect to x (``scale``: the saved denominator base, optional).
-
-    With S_c the scale of channel c, ``dx_i = dy_i S_i^-beta - 2 alpha beta / size * x_i *
-    sum_{c : i in window(c)} dy_c x_c S_c^(-beta-1)``; channel i lies in the windows of
-    c = i - (size-1)//2 .. i + size//2, the transposed window.
-    """
-    if scale is None:
-        scale = _lrn_scale(x, size, alpha, k)
-    dy = dy.astype(x.dtype, copy=False)
-    t = dy * x * scale ** (-beta - 1)
-    dx = _channel_window_sum(t, (size - 1) // 2, size // 2)
-    dx *= x * (-2 * alpha * beta / size)
-    dx += dy * scale ** -beta
-    return dx
+__kernels__ = ("batch_norm2d", "batch_norm2d_backward", "lrn", "lrn_backward", "layer_norm",
+               "layer_norm_backward", "layer_norm2d", "layer_norm2d_backward", "layer_scale",
+               "layer_scale_backward")
 
 
 @register
@@ -275,3 +114,166 @@ class LRN(LayerType):
     def backward(self, dy, cache):
         x, scale, (size, alpha, beta, k) = cache
         return [lrn_backward(dy, x, size, alpha, beta, k, scale=scale)], {}
+
+
+class _LayerNormType(LayerType):
+    """Shared by layer_norm and layer_norm2d: fields, parameters, counts, init, kernels.
+    A subclass gives the normalised axes and the parameters' shape."""
+
+    family = "norm"
+    alias = "ln"
+
+    def mixing_axes(self, in_shapes, attrs):
+        return tuple(self._axes(in_shapes[0], attrs))  # every output reads its whole group
+
+    def _axes(self, x_shape, attrs) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _param_shape(self, x_shape, attrs) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _broadcast(self, param, x):
+        """A parameter (or None) cast to x's dtype, shaped to broadcast against x."""
+        return _cast(param, x)
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        self._axes(x, attrs)
+        return tuple(x)
+
+    def param_shapes(self, in_shapes, attrs):
+        if not attrs["elementwise_affine"]:
+            return {}
+        shape = self._param_shape(in_shapes[0], attrs)
+        return {"weight": shape, "bias": shape} if attrs["bias"] else {"weight": shape}
+
+    def initial_param(self, name, shape, fan_in, rng, attrs=None):
+        # torch.nn.LayerNorm.reset_parameters: the identity transform
+        return np.zeros(shape) if name == "bias" else np.ones(shape)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        per = 5
+        if attrs["elementwise_affine"]:
+            per += 2 if attrs["bias"] else 1
+        return per * numel(out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        axes = self._axes(x.shape, attrs)
+        w, b = (self._broadcast(params.get(k), x) for k in ("weight", "bias"))
+        y, mean, invstd = _ln_forward(x, axes, w, b, attrs["eps"])
+        return y, (x, mean, invstd, w, axes, b is not None)
+
+    def backward(self, dy, cache):
+        x, mean, invstd, w, axes, has_bias = cache
+        dx, dweight, dbias = _ln_backward(dy, x, mean, invstd, w, axes)
+        dparams = {} if w is None else {"weight": dweight}
+        if has_bias:
+            dparams["bias"] = dbias
+        return [dx], dparams
+
+
+_LN_FIELDS = (
+    Field("eps", "float", 1e-5, "added to the variance", minimum=0.0),
+    Field("elementwise_affine", "bool", True, "learn a scale (weight) and a shift (bias) per "
+          "normalised element"),
+    Field("bias", "bool", True, "learn the shift too (only with elementwise_affine)"),
+)
+
+
+@register
+class LayerNorm(_LayerNormType):
+    """Layer normalisation over the trailing dimensions of each sample, as torch.nn.LayerNorm:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance.
+
+    Counts: MACs = 0. FLOPs = 5 per element (add into the mean, subtract the mean, square,
+    add into the variance, multiply by 1/std), plus 1 multiply with elementwise_affine and 1
+    add with its bias. Not counted: per normalised group, the two divisions by its size, the
+    eps add, the square root and the reciprocal.
+    Parameters: weight and bias of normalized_shape each, when elementwise_affine (bias only
+    with bias: true).
+    """
+
+    name = "layer_norm"
+    fields = (Field("normalized_shape", "shape", INFERRED, "the trailing dimensions normalised "
+                    "over; inferred: the last dimension", minimum=1),) + _LN_FIELDS
+
+    def _axes(self, x_shape, attrs):
+        return _trailing_axes(x_shape, attrs["normalized_shape"] or (x_shape[-1],))
+
+    def _param_shape(self, x_shape, attrs):
+        return tuple(x_shape[a] for a in self._axes(x_shape, attrs))
+
+
+
+@register
+class LayerNorm2d(_LayerNormType):
+    """Layer normalisation over the channels of each pixel of (N, C, H, W), as torchvision's
+    ConvNeXt LayerNorm2d (F.layer_norm over C in NHWC).
+
+    Counts: MACs = 0. FLOPs = 5 per element (add into the mean, subtract the mean, square,
+    add into the variance, multiply by 1/std), plus 1 multiply with elementwise_affine and 1
+    add with its bias. Not counted: per pixel, the two divisions by C, the eps add, the
+    square root and the reciprocal.
+    Parameters: weight and bias, C each, when elementwise_affine (bias only with bias: true).
+    """
+
+    name = "layer_norm2d"
+    fields = (Field("num_features", "int", INFERRED, "channels; inferred from the graph",
+                    minimum=1),) + _LN_FIELDS
+
+    def _axes(self, x_shape, attrs):
+        require_rank(x_shape, 4, self.name)
+        check_declared(attrs, "num_features", x_shape[1], "channels")
+        return (1,)
+
+    def _param_shape(self, x_shape, attrs):
+        return (x_shape[1],)
+
+    def _broadcast(self, param, x):
+        return _per_channel(_cast(param, x), x)
+
+
+@register
+class LayerScale(LayerType):
+    """A learned scale per channel, y = gamma * x, as ConvNeXt's layer scale (torchvision
+    CNBlock: `nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)`, used as `layer_scale * x`).
+
+    Counts: MACs = 0. FLOPs = 1 multiply per element.
+    Parameters: weight, C values: shape (C, 1, 1) for (N, C, H, W), (C,) for (N, C).
+    """
+
+    name = "layer_scale"
+    alias = "scale"
+    family = "norm"
+    fields = (
+        Field("num_features", "int", INFERRED, "channels; inferred from the graph", minimum=1),
+        Field("init", "float", 1e-6, "the initial value of every scale (ConvNeXt: 1e-6)"),
+    )
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        if len(x) not in (2, 4):
+            raise ArchstatError(f"a layer_scale layer expects an image tensor (N, C, H, W) or flat "
+                                f"features (N, C), got shape {fmt_shape(x)}")
+        check_declared(attrs, "num_features", x[1], "channels")
+        return tuple(x)
+
+    def param_shapes(self, in_shapes, attrs):
+        x = in_shapes[0]
+        return {"weight": (x[1], 1, 1) if len(x) == 4 else (x[1],)}
+
+    def initial_param(self, name, shape, fan_in, rng, attrs=None):
+        init = self.fields[1].default if attrs is None else attrs["init"]
+        return np.full(shape, init)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return numel(out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        return layer_scale(x, params["weight"]), (x, params["weight"])
+
+    def backward(self, dy, cache):
+        dx, dweight = layer_scale_backward(dy, *cache)
+        return [dx], {"weight": dweight}

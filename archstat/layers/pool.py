@@ -1,19 +1,26 @@
-"""Pooling family: ``max_pool2d``, ``avg_pool2d`` (PyTorch semantics) and ``global_avg_pool2d``.
+"""Pooling family: ``max_pool2d``, ``avg_pool2d`` (PyTorch semantics), ``global_avg_pool2d``,
+and ``adaptive_avg_pool2d`` / ``adaptive_max_pool2d``.
 
-Shapes NCHW; output size by the shared window rule of :mod:`.window`, with ``ceil_mode``.
-Pools have no parameters.
+Shapes NCHW; output size by the shared window rule of :mod:`.window`, with ``ceil_mode``;
+adaptive pools take their output size from the spec and their windows from
+:func:`.window.adaptive_bounds`. Pools have no parameters. Kernels: :mod:`.pool_kernels`,
+:mod:`.pool_adaptive`.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .pool_adaptive import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+                            adaptive_max_pool2d_backward)
 from .pool_kernels import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
                            global_avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 from .registry import REQUIRED, Field, LayerType, Window, numel, register, require_rank
-from .window import Pads, check_pool_padding, output_hw, resolve_padding
+from .window import (Pads, adaptive_geometry, adaptive_output_hw, adaptive_taps, check_pool_padding,
+                     output_hw, resolve_padding)
 
 __kernels__ = ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-               "global_avg_pool2d", "global_avg_pool2d_backward")
+               "global_avg_pool2d", "global_avg_pool2d_backward", "adaptive_avg_pool2d",
+               "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_backward")
 
 _POOL_FIELDS = (
     Field("kernel_size", "pair", REQUIRED, "window size kH, kW", minimum=1),
@@ -138,3 +145,95 @@ class GlobalAvgPool2d(LayerType):
 
     def backward(self, dy, cache):
         return [global_avg_pool2d_backward(dy, cache)], {}
+
+
+class _AdaptivePool(LayerType):
+    """Shared by the adaptive pools: the output size comes from the spec, the windows from
+    PyTorch's rule (output i reads input [floor(i H / H_out), ceil((i+1) H / H_out)))."""
+
+    family = "pool"
+    fields = (
+        Field("output_size", "size", REQUIRED,
+              "output size H_out, W_out (an entry null keeps that input size)", minimum=1),
+    )
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        require_rank(x, 4, self.name)
+        return (x[0], x[1], *adaptive_output_hw(x[2:], attrs["output_size"]))
+
+    def window(self, in_shapes, attrs):
+        x = in_shapes[0]
+        (kh, sh, uh), (kw, sw, uw) = (adaptive_geometry(size, o) for size, o in
+                                      zip(x[2:], adaptive_output_hw(x[2:], attrs["output_size"])))
+        return Window((kh, kw), (sh, sw), (0, 0), uniform=uh and uw)
+
+    @staticmethod
+    def window_elements(in_shape, out_shape) -> int:
+        """Input elements read, summed over the output elements (window sizes, exact)."""
+        n, c, h, w = in_shape
+        return n * c * adaptive_taps(h, out_shape[2]) * adaptive_taps(w, out_shape[3])
+
+
+@register
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """Average over each output's window, as torch.nn.AdaptiveAvgPool2d: (N, C, H, W) ->
+    (N, C, H_out, W_out), output i reading input rows [floor(i H / H_out), ceil((i+1) H /
+    H_out)) and the columns likewise (unless H_out divides H, neighbouring windows overlap and
+    their sizes may vary).
+
+    Counts: MACs = 0. FLOPs = the window size of each output element, summed (window size - 1
+    adds and one divide each): N * C * T_h * T_w, where T = H + H_out - gcd(H, H_out) is the
+    sum of the window lengths along an axis (H * W / (H_out * W_out) per output element when
+    the sizes divide).
+
+    Receptive field: kernel = stride = H / H_out where H_out divides H (output size 1: the
+    whole input, as global_avg_pool2d); kernel q + 1, stride q where H = q H_out + 1 (equal
+    windows that overlap by one, e.g. 13 -> 3: 5 at a step of 4); otherwise the windows
+    differ, and the largest window with the largest step between window starts give the
+    largest field of any output, marked not uniform (``rf_aligned`` false from here on).
+    Same dtype out (float32 or float64).
+    """
+
+    name = "adaptive_avg_pool2d"
+    alias = "adaptive_avgpool"
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return self.window_elements(in_shapes[0], out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        (x,) = xs
+        return adaptive_avg_pool2d(x, attrs["output_size"]), (x.shape, attrs["output_size"])
+
+    def backward(self, dy, cache):
+        shape, output_size = cache
+        return [adaptive_avg_pool2d_backward(dy, shape, output_size)], {}
+
+
+@register
+class AdaptiveMaxPool2d(_AdaptivePool):
+    """Maximum over each output's window, as torch.nn.AdaptiveMaxPool2d: the windows of
+    adaptive_avg_pool2d; the gradient goes to the index PyTorch picks (the first maximum,
+    reading the window row by row, or the window's last NaN).
+
+    Counts: MACs = 0. FLOPs = window size - 1 comparisons per output element, summed:
+    N * C * (T_h * T_w - H_out * W_out), with T = H + H_out - gcd(H, H_out) the sum of the
+    window lengths along an axis.
+
+    Receptive field and dtypes as adaptive_avg_pool2d.
+    """
+
+    name = "adaptive_max_pool2d"
+    alias = "adaptive_maxpool"
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return self.window_elements(in_shapes[0], out_shape) - numel(out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        (x,) = xs
+        y = adaptive_max_pool2d(x, attrs["output_size"])
+        return y, (x, y, attrs["output_size"])
+
+    def backward(self, dy, cache):
+        x, y, output_size = cache
+        return [adaptive_max_pool2d_backward(dy, x, output_size, y=y)], {}

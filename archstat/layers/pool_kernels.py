@@ -1,6 +1,7 @@
 """Pooling kernels (NCHW, PyTorch semantics): max and average pooling, forward and backward,
-and the global average. Part of the pooling family: :mod:`archstat.layers.pool` registers the
-layer types and re-exports these for :mod:`archstat.engine`.
+and the global average (adaptive pooling's are in :mod:`.pool_adaptive`). Part of the pooling
+family: :mod:`archstat.layers.pool` registers the layer types and re-exports these for
+:mod:`archstat.engine`.
 """
 from __future__ import annotations
 

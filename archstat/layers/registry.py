@@ -43,12 +43,19 @@ class Window:
 
     ``padding`` is the padding before the first element (top, left): what shifts the
     first window's centre. A pointwise layer has no window (``None`` from ``window``).
+
+    ``uniform`` is False when the windows differ between output positions (an adaptive pool
+    whose windows vary in size or step, e.g. 13 -> 7).
+    Then ``kernel`` is the largest window and ``stride`` the largest step between window
+    starts, so the field computed from them is the largest of any output (an upper bound),
+    and the analysis reports ``rf_aligned`` false from that layer on.
     """
 
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int]
     dilation: tuple[int, int] = (1, 1)
+    uniform: bool = True
 
 
 # ---------------------------------------------------------------------------- fields
@@ -58,8 +65,13 @@ class Field:
     """One spec field of a layer type.
 
     ``kind`` is one of ``int``, ``pair`` (int or two ints, normalised to ``(h, w)``),
-    ``padding`` (int, pair, ``'same'`` or ``'valid'``), ``bool``, ``float``, ``choice``.
-    ``minimum`` bounds ints and pairs; ``choices`` lists the values of a ``choice``;
+    ``padding`` (int, pair, ``'same'`` or ``'valid'``), ``bool``, ``float``, ``choice``,
+    ``ints`` (a non-empty list of ints, normalised to a tuple: permute's ``dims``),
+    ``size`` (an int or a pair whose entries may be null, normalised to ``(h, w)`` with None
+    for "the input's size": adaptive pooling's ``output_size``) or ``shape`` (an int or a
+    non-empty list of ints, normalised to a tuple: layer norm's ``normalized_shape``).
+    ``minimum`` bounds ints, pairs and the entries of ``ints``, ``size`` and ``shape``; ``choices``
+    lists the values of a ``choice``;
     ``none_ok`` admits ``null`` (e.g. pooling ``stride``, which then defaults to the kernel).
     """
 
@@ -98,6 +110,19 @@ class Field:
                 what += f" >= {self.minimum}"
         elif self.kind == "choice":
             what = "one of " + one_of(self.choices)
+        elif self.kind == "ints":
+            what = "a list of integers"
+            if self.minimum is not None:
+                what += f" >= {self.minimum}"
+        elif self.kind == "size":
+            what = "an integer or a pair [h, w]"
+            if self.minimum is not None:
+                what += f" of integers >= {self.minimum}"
+            what += " or null"  # each entry; the field's doc says what null means
+        elif self.kind == "shape":
+            what = "an integer or a list of integers"
+            if self.minimum is not None:
+                what += f" >= {self.minimum}"
         else:  # pragma: no cover - a registry bug, caught by the registry test
             raise AssertionError(self.kind)
         if self.none_ok:
@@ -140,9 +165,27 @@ class Field:
                 return value
             raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
                                 hint=did_you_mean(str(value)[:100], self.choices))
+        elif kind == "ints":
+            if (isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value)
+                    and all(self._int_ok(v) for v in value)):
+                return tuple(int(v) for v in value)
+        elif kind == "size":
+            entries = [value, value] if _is_int(value) else value
+            if (isinstance(entries, (list, tuple)) and len(entries) == 2
+                    and all(v is None or (_is_int(v) and self._int_ok(v)) for v in entries)):
+                return tuple(None if v is None else int(v) for v in entries)
+        elif kind == "shape":
+            entries = [value] if _is_int(value) else value
+            if (isinstance(entries, (list, tuple)) and entries
+                    and all(_is_int(v) and self._int_ok(v) for v in entries)):
+                return tuple(int(v) for v in entries)
         else:  # pragma: no cover - a registry bug, caught by the registry test
             raise AssertionError(kind)
         raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name)
+
+    def _int_ok(self, value: int) -> bool:
+        """An int entry within the field's minimum and archstat's size range."""
+        return (self.minimum is None or value >= self.minimum) and -MAX_INT <= value <= MAX_INT
 
 
 def _is_int(value: Any) -> bool:
@@ -253,6 +296,25 @@ class LayerType:
         import numpy as np
         return np.zeros(shape)
 
+    def initial_param(self, name: str, shape: Shape, fan_in: int, rng: Any,
+                      attrs: Mapping[str, Any] | None = None) -> Any:
+        """The value a parameter starts from, a float64 array of ``shape`` (the engine casts it).
+
+        Default: a ``bias`` is zeros; a weight of a layer with MACs (``fan_in`` > 0: MACs per
+        output element) is He normal, std = sqrt(2 / fan_in), drawn from ``rng`` (He et al.
+        2015, Eq. 10; torch.nn.init.kaiming_normal_ with mode='fan_in', nonlinearity='relu');
+        any other weight is ones (a scale starts as the identity). ``rng`` is the layer's own
+        numpy Generator, shared by its parameters in ``param_shapes`` order, so an override
+        that draws changes the values of the parameters after it. Override where a type
+        starts elsewhere (``attrs``: the layer's normalised fields).
+        """
+        import numpy as np
+        if name == "bias":
+            return np.zeros(shape)
+        if fan_in > 0:
+            return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        return np.ones(shape)
+
     def macs(self, in_shapes: Sequence[Shape], out_shape: Shape, attrs: Mapping[str, Any]) -> int:
         return 0
 
@@ -260,7 +322,19 @@ class LayerType:
         raise NotImplementedError
 
     def window(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> Window | None:
-        """Receptive-field geometry; ``None`` for a pointwise layer."""
+        """Receptive-field geometry over the (H, W) axes of an NCHW input; ``None`` for a
+        pointwise layer."""
+        return None
+
+    def mixing_axes(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> tuple[int, ...]:
+        """Axes of the input along which every output element reads the whole extent (a layer
+        norm's normalised axes, a softmax's dim): wherever the image's H or W axis sits among
+        them, the receptive field spans that whole axis. Empty for most types."""
+        return ()
+
+    def permutation(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> tuple[int, ...] | None:
+        """Output axis i is input axis ``permutation[i]`` (a permute); None when the axes stay
+        where they are. Receptive fields follow the image's H and W axes through it."""
         return None
 
     #: the output is a view of the input (flatten; dropout at inference): no new storage
@@ -274,8 +348,14 @@ class LayerType:
         """True when the output needs no storage of its own: in place, or a view."""
         return self.is_view or self.writes_in_place(attrs)
 
-    def training_extra_bytes(self, out_elements: int, itemsize: int) -> int:
-        """Storage a training step needs beyond what inference counts for this layer's output."""
+    def training_extra_bytes(self, out_elements: int, itemsize: int,
+                             attrs: Mapping[str, Any] | None = None) -> int:
+        """Storage a training step needs beyond what inference counts for this layer's output.
+
+        ``attrs`` (the layer's fields) lets a type count what only one setting keeps, such as
+        the copy of the input an in-place layer saves for backward; without them a type
+        counts the larger case.
+        """
         return 0
 
     # -- engine kernels (filled in per family) -----------------------------------
@@ -296,6 +376,9 @@ class RunContext:
     train: bool = False
     rng: Any = None
     buffers: dict[str, Any] = field(default_factory=dict)
+    #: the caller keeps the cache for backward; False lets an in-place kernel skip saving
+    #: what only backward needs (a copy of its input)
+    keep_cache: bool = True
 
 
 # ------------------------------------------------------------------------- the registry
@@ -323,8 +406,10 @@ def get(type_name: Any, *, internal: bool = False) -> LayerType:
     The model's ``input`` is a registered type but not one a spec may name; only the graph
     builder asks for it (``internal=True``).
     """
-    _load_families()
     ltype = _REGISTRY.get(type_name) if isinstance(type_name, str) else None
+    if ltype is None:  # the families register on import: import them, then look again
+        _load_families()
+        ltype = _REGISTRY.get(type_name) if isinstance(type_name, str) else None
     if ltype is None or (ltype.min_inputs == 0 and not internal):
         names = [n for n, t in _REGISTRY.items() if t.min_inputs > 0]
         hint = did_you_mean(str(type_name), names)

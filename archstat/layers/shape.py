@@ -1,78 +1,24 @@
-"""Shape family: the model ``input``, ``flatten``, ``dropout`` and ``softmax``.
+"""Shape family: the model ``input``, ``flatten``, ``dropout``, ``softmax``, ``permute``,
+``split``, ``channel_shuffle`` and ``stochastic_depth``.
 
-Kernels: :func:`flatten`, :func:`dropout`, :func:`softmax` and their ``*_backward``. Any
-float dtype; outputs keep the input's dtype.
+Kernels (in :mod:`.shape_kernels`, re-exported here): :func:`flatten`, :func:`dropout`,
+:func:`softmax`, :func:`permute`, :func:`split`, :func:`channel_shuffle`,
+:func:`stochastic_depth` and their ``*_backward``. Any float dtype; outputs keep the input's
+dtype.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
 from ..errors import ArchstatError
-from .registry import Field, LayerType, Window, numel, register
+from .registry import REQUIRED, Field, LayerType, Window, fmt_shape, numel, register, require_rank
+from .shape_kernels import (channel_shuffle, channel_shuffle_backward, dropout, dropout_backward,
+                            flatten, flatten_backward, permute, permute_backward, softmax,
+                            softmax_backward, split, split_backward, split_bounds, stochastic_depth,
+                            stochastic_depth_backward)
 
 __kernels__ = ("flatten", "flatten_backward", "dropout", "dropout_backward", "softmax",
-               "softmax_backward")
-
-
-def flatten(x: np.ndarray, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
-    """Merge dimensions start_dim..end_dim into one (torch.flatten); a view when x is
-    contiguous (as the outputs of the kernels are), a copy otherwise."""
-    rank = x.ndim
-    start, end = start_dim % rank, end_dim % rank
-    return x.reshape(x.shape[:start] + (numel(x.shape[start:end + 1]),) + x.shape[end + 1:])
-
-
-def flatten_backward(dy: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
-    """Reshape the gradient back to the input's shape (a view)."""
-    return dy.reshape(in_shape)
-
-
-def dropout(x: np.ndarray, p: float, training: bool, rng: Any = None,
-            inplace: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Inverted dropout (Srivastava et al. 2014; torch.nn.functional.dropout).
-
-    In training each element is kept with probability 1 - p and scaled by 1 / (1 - p), so
-    inference is the identity (x itself is returned, mask None). ``rng``: a
-    numpy.random.Generator or a seed. Returns ``(y, mask)``, mask a bool array of kept
-    elements; ``inplace`` writes y into x. With p = 1 everything is dropped (y = 0).
-    """
-    if not training:
-        return x, None
-    rng = np.random.default_rng(rng)
-    mask = rng.random(x.shape, dtype=np.float32) >= p if p < 1 else np.zeros(x.shape, bool)
-    y = np.multiply(x, mask, out=x if inplace else None)
-    if 0 < p < 1:
-        y *= 1 / (1 - p)
-    return y, mask
-
-
-def dropout_backward(dy: np.ndarray, mask: np.ndarray | None, p: float) -> np.ndarray:
-    """dx = dy * mask / (1 - p) (dy itself at inference, when mask is None)."""
-    if mask is None:
-        return dy
-    dx = dy * mask
-    if 0 < p < 1:
-        dx *= 1 / (1 - p)
-    return dx
-
-
-def softmax(x: np.ndarray, dim: int = 1) -> np.ndarray:
-    """exp(x) / sum exp(x) along ``dim`` (torch.softmax), with the max subtracted first so
-    exp never overflows (the result is unchanged)."""
-    y = x - x.max(axis=dim, keepdims=True)
-    np.exp(y, out=y)
-    y /= y.sum(axis=dim, keepdims=True)
-    return y
-
-
-def softmax_backward(dy: np.ndarray, y: np.ndarray, dim: int = 1) -> np.ndarray:
-    """dx = y * (dy - sum(dy * y) along dim), with y = softmax(x) (the softmax Jacobian
-    diag(y) - y y^T applied to dy)."""
-    dx = dy - (dy * y).sum(axis=dim, keepdims=True)
-    dx *= y
-    return dx
+               "softmax_backward", "permute", "permute_backward", "split", "split_backward",
+               "channel_shuffle", "channel_shuffle_backward", "stochastic_depth",
+               "stochastic_depth_backward")
 
 
 @register
@@ -158,7 +104,7 @@ class Dropout(LayerType):
 
     is_view = True  # at inference PyTorch returns the input tensor itself
 
-    def training_extra_bytes(self, out_elements, itemsize):
+    def training_extra_bytes(self, out_elements, itemsize, attrs=None):
         # training draws a new output and keeps a one-byte mask per element for backward
         return out_elements * (itemsize + 1)
 
@@ -205,6 +151,9 @@ class Softmax(LayerType):
                                 field="dim", hint="use dim: 1")
         return tuple(x)
 
+    def mixing_axes(self, in_shapes, attrs):
+        return (attrs["dim"] % len(in_shapes[0]),)  # each output reads its whole row
+
     def flops(self, in_shapes, out_shape, attrs):
         return 3 * numel(out_shape)
 
@@ -215,3 +164,194 @@ class Softmax(LayerType):
     def backward(self, dy, cache):
         y, dim = cache
         return [softmax_backward(dy, y, dim)], {}
+
+
+@register
+class Permute(LayerType):
+    """Reorder the axes, as torch.permute / torchvision.ops.Permute: output axis i is input
+    axis dims[i], the batch axis staying first (a view).
+
+    Counts: MACs = 0. FLOPs = 0 (a view: the strides change, no element moves).
+
+    Receptive field: pointwise; the analysis follows the image's H and W axes to where the
+    permute moves them (:meth:`permutation`), so that a layer norm over the last axis of an
+    (N, H, W, C) tensor, as in ConvNeXt's blocks, is known to mix channels, not the width.
+    """
+
+    is_view = True
+
+    name = "permute"
+    alias = "permute"
+    family = "shape"
+    fields = (Field("dims", "ints", REQUIRED,
+                    "new order of the axes: a permutation of 0..rank-1 that starts with 0 (batch)"),)
+
+    def _dims(self, shape, attrs):
+        rank, dims = len(shape), attrs["dims"]
+        if len(dims) != rank or sorted(d % rank for d in dims if -rank <= d < rank) != list(range(rank)):
+            raise ArchstatError(f"dims {list(dims)} is not a permutation of the {rank} axes of "
+                                f"shape {fmt_shape(shape)}", field="dims",
+                                hint=f"list each axis once, e.g. {[0, *range(2, rank), 1]}")
+        dims = tuple(d % rank for d in dims)
+        if dims[0] != 0:
+            raise ArchstatError(f"dims {list(attrs['dims'])} moves the batch axis", field="dims",
+                                hint="start dims with 0, e.g. [0, 2, 3, 1] for channels-last")
+        return dims
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        return tuple(x[d] for d in self._dims(x, attrs))
+
+    def permutation(self, in_shapes, attrs):
+        return self._dims(in_shapes[0], attrs)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return 0
+
+    def forward(self, xs, params, attrs, ctx):
+        dims = self._dims(xs[0].shape, attrs)
+        return permute(xs[0], dims), dims
+
+    def backward(self, dy, cache):
+        return [permute_backward(dy, cache)], {}
+
+
+@register
+class Split(LayerType):
+    """One piece of torch.chunk or torch.split along a dimension (channels by default), e.g.
+    ShuffleNetV2's x.chunk(2, dim=1); a split into k pieces is k split layers reading the same
+    input, each with its index (a view).
+
+    Counts: MACs = 0. FLOPs = 0 (a view of the input).
+    """
+
+    is_view = True
+
+    name = "split"
+    alias = "split"
+    family = "shape"
+    fields = (
+        Field("dim", "int", 1, "dimension to cut (1: channels)"),
+        Field("chunks", "int", None, "cut into pieces of ceil(size / chunks), as torch.chunk "
+              "(the last piece smaller, so possibly fewer pieces than chunks)", minimum=1),
+        Field("sizes", "ints", None, "cut into pieces of these sizes, as torch.split with a list "
+              "(they must sum to the dimension's size)", minimum=1),
+        Field("index", "int", REQUIRED, "which piece this layer outputs (0: the first)", minimum=0),
+    )
+
+    def check_attrs(self, attrs):
+        if (attrs["chunks"] is None) == (attrs["sizes"] is None):
+            raise ArchstatError("give exactly one of chunks (as torch.chunk) and sizes (as torch.split)",
+                                field="chunks" if attrs["chunks"] is None else "sizes",
+                                hint="e.g. chunks: 2 and index: 0 for the first half of the channels")
+
+    def _piece(self, shape, attrs):
+        """(dim, start, stop) of this layer's piece."""
+        rank, dim = len(shape), attrs["dim"]
+        if not -rank <= dim < rank:
+            raise ArchstatError(f"dim {dim} is out of range for an input of rank {rank}", field="dim")
+        dim %= rank
+        if dim == 0:
+            raise ArchstatError("cannot split the batch dimension", field="dim",
+                                hint="use dim: 1 for channels")
+        return (dim, *split_bounds(shape[dim], attrs["index"], attrs["chunks"], attrs["sizes"]))
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        dim, start, stop = self._piece(x, attrs)
+        return tuple(x[:dim]) + (stop - start,) + tuple(x[dim + 1:])
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return 0
+
+    def window(self, in_shapes, attrs):
+        x = in_shapes[0]
+        dim, start, _ = self._piece(x, attrs)
+        if len(x) != 4 or dim < 2:
+            return None
+        # a piece of the image: output row r is input row start + r (a negative padding)
+        shift = (-start, 0) if dim == 2 else (0, -start)
+        return Window((1, 1), (1, 1), shift)
+
+    def forward(self, xs, params, attrs, ctx):
+        x = xs[0]
+        dim, _, _ = self._piece(x.shape, attrs)
+        args = (attrs["index"], attrs["chunks"], attrs["sizes"], dim)
+        return split(x, *args), (x.shape, args)
+
+    def backward(self, dy, cache):
+        shape, args = cache
+        return [split_backward(dy, shape, *args)], {}
+
+
+@register
+class ChannelShuffle(LayerType):
+    """ShuffleNet's channel shuffle, as torch.nn.ChannelShuffle (torchvision's shufflenetv2
+    channel_shuffle): (N, C, H, W) viewed as (N, groups, C / groups, H, W), the two channel
+    axes transposed, copied back to (N, C, H, W) (a new tensor).
+
+    Counts: MACs = 0. FLOPs = 0 (a copy, no arithmetic).
+    """
+
+    name = "channel_shuffle"
+    alias = "shuffle"
+    family = "shape"
+    fields = (Field("groups", "int", REQUIRED, "number of channel groups (must divide C)", minimum=1),)
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        require_rank(x, 4, self.name)
+        if x[1] % attrs["groups"]:
+            raise ArchstatError(f"{x[1]} channels do not divide into {attrs['groups']} groups",
+                                field="groups", hint="use a divisor of the channel count")
+        return tuple(x)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return 0
+
+    def forward(self, xs, params, attrs, ctx):
+        return channel_shuffle(xs[0], attrs["groups"]), attrs["groups"]
+
+    def backward(self, dy, cache):
+        return [channel_shuffle_backward(dy, cache)], {}
+
+
+@register
+class StochasticDepth(LayerType):
+    """Stochastic depth (Huang et al. 2016), as torchvision.ops.StochasticDepth: in training
+    each sample ('row') or the whole batch ('batch') is zeroed with probability p and the
+    survivors scaled by 1 / (1 - p); the identity at inference (a view, like dropout).
+
+    Counts: MACs = 0. FLOPs = 0 at inference (identity).
+
+    Training memory: a new output (``training_extra_bytes``; none when p = 0, where
+    torchvision returns the input); the noise, N values in 'row' mode or one in 'batch'
+    mode, is not counted.
+    """
+
+    is_view = True  # at inference torchvision returns the input tensor itself
+
+    def training_extra_bytes(self, out_elements, itemsize, attrs=None):
+        return 0 if attrs is not None and attrs["p"] == 0 else out_elements * itemsize
+
+    name = "stochastic_depth"
+    alias = "sdepth"
+    family = "shape"
+    fields = (
+        Field("p", "float", REQUIRED, "probability of zeroing a sample (or the batch)",
+              minimum=0.0, maximum=1.0),
+        Field("mode", "choice", "row", "'row': one draw per sample; 'batch': one for the batch",
+              choices=("row", "batch")),
+    )
+
+    def output_shape(self, in_shapes, attrs):
+        return tuple(in_shapes[0])
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return 0
+
+    def forward(self, xs, params, attrs, ctx):
+        return stochastic_depth(xs[0], attrs["p"], attrs["mode"], ctx.train, ctx.rng)
+
+    def backward(self, dy, cache):
+        return [stochastic_depth_backward(dy, cache)], {}

@@ -1,0 +1,321 @@
+"""The normalisation family's kernels (the layer types are in :mod:`.norm`): batch norm,
+LRN, layer norm (trailing dimensions, and ConvNeXt's channels-first form) and layer scale.
+
+NCHW (any rank >= 2 with channels on axis 1, where a kernel says so); float32 or float64;
+outputs keep the input's dtype and parameters are cast to it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArchstatError
+from .registry import fmt_shape
+
+# ------------------------------------------------------------------- batch norm
+
+def _per_channel(v: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+    """A (C,) vector cast to x's dtype and shaped to broadcast over (N, C, H, W)."""
+    if v is None:
+        return None
+    return np.asarray(v).astype(x.dtype, copy=False).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def _reduce_axes(x: np.ndarray) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _bn_statistics(x, running_mean, running_var, training, momentum, eps):
+    """Mean and 1/std used to normalise; updates the running statistics in training.
+
+    Training (or no running statistics): batch mean and *biased* variance over (N, H, W);
+    the running statistics, when given, move by ``momentum`` towards the batch mean and the
+    *unbiased* variance (m / (m - 1) times the biased one, m = N*H*W), as PyTorch
+    (torch.nn.BatchNorm2d docs). Inference: the running statistics.
+    """
+    axes = _reduce_axes(x)
+    if training or running_mean is None:
+        m = x.size // x.shape[1]
+        if m <= 1:
+            raise ArchstatError(f"batch norm in training needs more than one value per channel, "
+                                f"got input shape {tuple(x.shape)}", hint="use a batch larger than 1")
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        if training and running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += (momentum * m / (m - 1)) * var
+    else:
+        mean = np.asarray(running_mean).astype(x.dtype, copy=False)
+        var = np.asarray(running_var).astype(x.dtype, copy=False)
+    invstd = 1 / np.sqrt(var + eps)
+    return mean.astype(x.dtype, copy=False), invstd.astype(x.dtype, copy=False)
+
+
+def batch_norm2d(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
+                 running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                 training: bool, momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
+    """Batch normalisation, as torch.nn.functional.batch_norm (Ioffe & Szegedy 2015, Alg. 1).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel. x: (N, C, H, W);
+    weight, bias, running_mean, running_var: (C,) or None. In training the batch statistics
+    normalise and the running statistics (if given) are updated **in place**; at inference
+    the running statistics normalise (the batch ones when there are none, as PyTorch with
+    ``track_running_stats=False``). Returns y in x's dtype.
+    """
+    return _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
+
+
+def batch_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | None,
+                          running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                          training: bool, eps: float = 1e-5
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`batch_norm2d` with the same arguments: ``(dx, dweight, dbias)``.
+
+    In training the batch statistics are recomputed from x (the running statistics are
+    not touched again); at inference the running statistics are constants. dweight and
+    dbias are returned even when weight/bias are None (they are then simply unused).
+    """
+    if training:
+        running_mean = running_var = None
+    _, cache = _bn_forward(x, weight, None, running_mean, running_var, False, 0.0, eps)
+    return _bn_backward(dy, cache)
+
+
+def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """Return ``(y, cache)``. With batch statistics the cache keeps xhat = (x - mean) * invstd;
+    with running statistics y = x * a + c folds everything into one pass (a single new array)
+    and the cache keeps x itself."""
+    mean, invstd = _bn_statistics(x, running_mean, running_var, training, momentum, eps)
+    w = None if weight is None else np.asarray(weight).astype(x.dtype, copy=False)
+    if training or running_mean is None:
+        xhat = x - _per_channel(mean, x)
+        xhat *= _per_channel(invstd, x)
+        if w is not None:
+            y = xhat * _per_channel(w, x)
+        else:  # the cache keeps xhat, so the bias needs an array of its own
+            y = xhat if bias is None else xhat.copy()
+        if bias is not None:
+            y += _per_channel(bias, x)
+        return y, (True, xhat, None, invstd, w)
+    a = invstd if w is None else invstd * w
+    c = -mean * a
+    if bias is not None:
+        c += np.asarray(bias).astype(x.dtype, copy=False)
+    y = x * _per_channel(a, x)
+    y += _per_channel(c, x)
+    return y, (False, x, mean, invstd, w)
+
+
+def _bn_backward(dy, cache):
+    """``(dx, dweight, dbias)`` from a :func:`_bn_forward` cache.
+
+    With batch statistics (mean and var depend on x; m = N*H*W, sums over N, H, W):
+    ``dx = weight * invstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))``.
+    With running statistics (constants): ``dx = dy * weight * invstd``.
+    """
+    batch_stats, saved, mean, invstd, w = cache
+    axes = _reduce_axes(dy)
+    xhat = saved if batch_stats else (saved - _per_channel(mean, saved)) * _per_channel(invstd, saved)
+    dbias = dy.sum(axis=axes)
+    dweight = (dy * xhat).sum(axis=axes)
+    scale = invstd if w is None else invstd * w
+    if batch_stats:
+        m = dy.size // dy.shape[1]
+        dx = dy - _per_channel(dbias / m, dy)
+        dx -= xhat * _per_channel(dweight / m, dy)
+        dx *= _per_channel(scale, dy)
+    else:
+        dx = dy * _per_channel(scale, dy)
+    return dx, dweight, dbias
+
+
+# -------------------------------------------------------------------------- LRN
+
+def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """out[:, c] = sum of a[:, j] for c - before <= j <= c + after, zero outside [0, C)."""
+    out = a.copy()
+    channels = a.shape[1]
+    for shift in range(1, before + 1):
+        if shift < channels:
+            out[:, shift:] += a[:, :channels - shift]
+    for shift in range(1, after + 1):
+        if shift < channels:
+            out[:, :channels - shift] += a[:, shift:]
+    return out
+
+
+def _lrn_scale(x, size, alpha, k):
+    """k + alpha / size * (sum of x^2 over channels c - size//2 .. c + (size-1)//2)."""
+    scale = _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    scale *= alpha / size
+    scale += k
+    return scale
+
+
+def lrn(x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75,
+        k: float = 1.0) -> np.ndarray:
+    """Local response normalisation across channels, as torch.nn.functional.local_response_norm.
+
+    ``y_c = x_c / (k + alpha/size * sum_{j=c-size//2}^{c+(size-1)//2} x_j^2) ** beta``, the
+    channel window zero-padded at both ends (Krizhevsky et al. 2012, Sec. 3.3, with
+    PyTorch's alpha/size scaling). x: (N, C, ...). Returns y in x's dtype.
+    """
+    return x * _lrn_scale(x, size, alpha, k) ** -beta
+
+
+def lrn_backward(dy: np.ndarray, x: np.ndarray, size: int, alpha: float = 1e-4,
+                 beta: float = 0.75, k: float = 1.0, scale: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`lrn` with respect to x (``scale``: the saved denominator base, optional).
+
+    With S_c the scale of channel c, ``dx_i = dy_i S_i^-beta - 2 alpha beta / size * x_i *
+    sum_{c : i in window(c)} dy_c x_c S_c^(-beta-1)``; channel i lies in the windows of
+    c = i - (size-1)//2 .. i + size//2, the transposed window.
+    """
+    if scale is None:
+        scale = _lrn_scale(x, size, alpha, k)
+    dy = dy.astype(x.dtype, copy=False)
+    t = dy * x * scale ** (-beta - 1)
+    dx = _channel_window_sum(t, (size - 1) // 2, size // 2)
+    dx *= x * (-2 * alpha * beta / size)
+    dx += dy * scale ** -beta
+    return dx
+
+
+# ------------------------------------------------------------------- layer norm
+
+def _ln_statistics(x: np.ndarray, axes: tuple[int, ...], eps: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x - mean, mean, 1 / sqrt(var + eps))`` over ``axes`` (kept as size-1 axes), with
+    the *biased* variance, as PyTorch's layer norm."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    invstd = np.square(centred).mean(axis=axes, keepdims=True)
+    invstd += eps
+    np.sqrt(invstd, out=invstd)
+    np.reciprocal(invstd, out=invstd)
+    return centred, mean, invstd
+
+
+def _ln_forward(x, axes, weight, bias, eps):
+    """``(y, mean, invstd)``: y = (x - mean) * invstd * weight + bias, the statistics over
+    ``axes``; weight and bias (or None) already shaped to broadcast against x."""
+    y, mean, invstd = _ln_statistics(x, axes, eps)
+    y *= invstd
+    if weight is not None:
+        y *= weight
+    if bias is not None:
+        y += bias
+    return y, mean, invstd
+
+
+def _ln_backward(dy, x, mean, invstd, weight, axes):
+    """``(dx, dweight, dbias)`` of :func:`_ln_forward`; dweight and dbias are summed over the
+    axes that are not normalised (so they have the parameters' unbroadcast shape).
+
+    With m the number of elements normalised together, xhat = (x - mean) * invstd and
+    g = dy * weight: ``dx = invstd * (g - mean(g) - xhat * mean(g * xhat))``, the means over
+    ``axes`` (Ba et al. 2016, "Layer Normalization"; the batch-norm derivation with the
+    statistics taken per sample).
+    """
+    outer = tuple(a for a in range(dy.ndim) if a not in axes)
+    xhat = x - mean
+    xhat *= invstd
+    dbias = dy.sum(axis=outer)
+    g_xhat = dy * xhat
+    dweight = g_xhat.sum(axis=outer)
+    if weight is None:
+        g = dy
+    else:
+        g = dy * weight
+        np.multiply(g, xhat, out=g_xhat)
+    dx = xhat
+    dx *= g_xhat.mean(axis=axes, keepdims=True)
+    np.subtract(g, dx, out=dx)
+    dx -= g.mean(axis=axes, keepdims=True)
+    dx *= invstd
+    return dx, dweight, dbias
+
+
+def _cast(v: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
+    """A parameter (or None) as an array of x's dtype."""
+    return None if v is None else np.asarray(v).astype(x.dtype, copy=False)
+
+
+def _trailing_axes(x_shape, normalized_shape) -> tuple[int, ...]:
+    """The axes of the trailing ``normalized_shape``; ArchstatError when they do not match."""
+    ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    rank = len(x_shape)
+    if not 0 < len(ns) < rank:
+        raise ArchstatError(f"normalized_shape {list(ns)} must name 1 to {rank - 1} trailing dimensions "
+                            f"of the input {fmt_shape(x_shape)} (not the batch)", field="normalized_shape",
+                            hint=f"use normalized_shape: {list(x_shape[1:])} or a tail of it")
+    if tuple(x_shape[rank - len(ns):]) != ns:
+        tail = list(x_shape[rank - len(ns):])
+        raise ArchstatError(f"normalized_shape {list(ns)} does not match the input's trailing dimensions "
+                            f"{tail} (input {fmt_shape(x_shape)})", field="normalized_shape",
+                            hint=f"use normalized_shape: {tail}, or leave it out to normalise over the "
+                                 f"last dimension")
+    return tuple(range(rank - len(ns), rank))
+
+
+def layer_norm(x: np.ndarray, normalized_shape, weight: np.ndarray | None = None,
+               bias: np.ndarray | None = None, eps: float = 1e-5) -> np.ndarray:
+    """Layer normalisation over the trailing dimensions, as torch.nn.functional.layer_norm
+    (Ba et al. 2016; https://pytorch.org/docs/stable/generated/torch.nn.LayerNorm.html).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased variance over the
+    last ``len(normalized_shape)`` dimensions of each sample. x: (N, ...) whose trailing
+    dimensions equal ``normalized_shape`` (an int or a tuple); weight, bias: of
+    normalized_shape, or None. Returns y in x's dtype.
+    """
+    axes = _trailing_axes(x.shape, normalized_shape)
+    y, _, _ = _ln_forward(x, axes, _cast(weight, x), _cast(bias, x), eps)
+    return y
+
+
+def layer_norm_backward(dy: np.ndarray, x: np.ndarray, normalized_shape,
+                        weight: np.ndarray | None = None, eps: float = 1e-5
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`layer_norm` with the same arguments: ``(dx, dweight, dbias)``
+    (the statistics recomputed from x; dweight and dbias of normalized_shape, returned even
+    when weight/bias are None)."""
+    axes = _trailing_axes(x.shape, normalized_shape)
+    _, mean, invstd = _ln_statistics(x, axes, eps)
+    return _ln_backward(dy, x, mean, invstd, _cast(weight, x), axes)
+
+
+def layer_norm2d(x: np.ndarray, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
+                 eps: float = 1e-5) -> np.ndarray:
+    """Layer normalisation over the channels at each pixel, as torchvision's
+    ``models.convnext.LayerNorm2d`` (permute to NHWC, F.layer_norm over C, permute back),
+    computed along axis 1 without the permutes. x: (N, C, H, W); weight, bias: (C,) or None.
+    Returns y in x's dtype."""
+    y, _, _ = _ln_forward(x, (1,), _per_channel(_cast(weight, x), x), _per_channel(_cast(bias, x), x),
+                          eps)
+    return y
+
+
+def layer_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | None = None,
+                          eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`layer_norm2d`: ``(dx, dweight, dbias)``, dweight and dbias (C,)."""
+    _, mean, invstd = _ln_statistics(x, (1,), eps)
+    return _ln_backward(dy, x, mean, invstd, _per_channel(_cast(weight, x), x), (1,))
+
+
+def layer_scale(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """x times a per-channel scale, as ConvNeXt's ``self.layer_scale * x`` (torchvision's
+    CNBlock; Liu et al. 2022, "A ConvNet for the 2020s", after CaiT's, Touvron et al. 2021).
+    x: (N, C, H, W) or (N, C); weight: C values, (C, 1, 1) or (C,). Returns x's dtype."""
+    return x * _per_channel(_cast(weight, x).reshape(-1), x)
+
+
+def layer_scale_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """``(dx, dweight)``: dx = dy * weight per channel, dweight = the sum of dy * x over all
+    but the channel axis, in weight's shape."""
+    w = _cast(weight, x)
+    dx = dy * _per_channel(w.reshape(-1), dy)
+    axes = list(range(x.ndim))
+    dweight = np.einsum(dy, axes, x, axes, [1]).reshape(w.shape)
+    return dx, dweight
