@@ -38,9 +38,12 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
+            # a key the mapping writes itself may appear once; one it also merges in with
+            # `<<: *anchor` is an override, as YAML's merge key defines (the own value wins)
+            own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
             self.flatten_mapping(node)
             seen: set[Any] = set()
-            for key_node, _ in node.value:
+            for key_node, _ in own:
                 key = self.construct_object(key_node, deep=True)
                 try:
                     duplicate = key in seen
@@ -72,12 +75,13 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, str]:
-    """Return ``(data, file_label)`` for a path or a mapping. Never evaluates anything."""
+def read_spec_data(source: str | os.PathLike | Mapping[str, Any], label: str | None = None) -> tuple[Any, str]:
+    """Return ``(data, file_label)`` for a path or a mapping (``label``: how messages name
+    the file, default its path). Never evaluates anything."""
     if isinstance(source, Mapping):
-        return source, "<dict>"
+        return source, label or "<dict>"
     path = Path(source)
-    label = str(source)
+    label = label or str(source)
     if path.exists() and not path.is_file() and not path.is_dir():
         raise ArchstatError("not a regular file", file=label, hint="give the path of a .yaml or .json spec")
     if not path.is_file():
@@ -93,9 +97,13 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, 
                                 hint="give the path of a .yaml or .json file inside it")
         raise ArchstatError("no such spec file", file=label, hint=hint)
     try:
-        if path.stat().st_size > MAX_SPEC_BYTES:
+        stat = path.stat()
+        if stat.st_size > MAX_SPEC_BYTES:
             raise ArchstatError(f"the file is larger than {MAX_SPEC_BYTES // 2**20} MiB; specs are small text files",
                                 file=label)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key in _PARSED:
+            return _PARSED[key], label
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ArchstatError(f"cannot read the file ({exc.__class__.__name__}: {exc})", file=label)
@@ -105,13 +113,23 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any]) -> tuple[Any, 
         raise ArchstatError(f"brackets nest {depth} levels deep (at most {MAX_VALUE_DEPTH})", file=label,
                             hint="field values are numbers, names, or short lists of them")
     try:
-        return _parse(text, path, label), label
+        data = _parse(text, path, label)
     except (RecursionError, ValueError) as exc:
         if isinstance(exc, ArchstatError):
             raise
         raise ArchstatError(f"cannot read the spec: {printable(exc)}", file=label,
                             hint="numbers must be at most 4300 digits and values nested at most "
                                  f"{MAX_VALUE_DEPTH} levels") from None
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = data
+    return data, label
+
+
+#: parsed files by (path, modification time, size): loading a zoo model parses its spec once per
+#: process (the data is only ever read, never changed, by the loader)
+_PARSED: dict[tuple[str, int, int], Any] = {}
+_PARSED_MAX = 64
 
 
 def _flow_depth(text: str) -> int:

@@ -1,0 +1,448 @@
+"""Expanding a spec's ``layers``: blocks, repeats, when/unless, names and substitution.
+
+The rules are stated once, in :mod:`archstat.spec`'s docstring; this module applies them and
+turns the entries into :class:`~archstat.spec.LayerRecord` objects with validated fields and
+resolved input names.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import expr, expr_template
+from .errors import ArchstatError, did_you_mean, short_repr
+from .layers import registry
+from .spec import INPUT_NAME, LayerRecord, RESERVED_NAMES, derive
+from .spec_io import MAX_VALUE_DEPTH, MAX_VALUE_ITEMS
+
+ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless", "training_only")
+BLOCK_KEYS = ("args", "let", "layers", "description")
+#: refuse specs that would expand beyond this many layers (a typo such as repeat: 10000000)
+MAX_LAYERS = 1_000_000
+MAX_BLOCK_DEPTH = 32
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
+_REQUIRED_ARG = "required"
+
+
+def expand(label: str, blocks: Mapping[str, Any], layers: list[Any], variables: Mapping[str, Any],
+           steps: expr.Budget | None = None) -> list[LayerRecord]:
+    """Expand the top-level ``layers`` with the spec's variables into layer records
+    (``steps``: the spec's evaluation budget, shared by every expression)."""
+    for bname, block in blocks.items():
+        _check_block(bname, block, label)
+    return _Expander(label, blocks, variables, steps or expr.Budget()).run(layers)
+
+
+def _check_block(bname: Any, block: Any, label: str) -> None:
+    where = f"blocks.{bname}"
+    if not isinstance(bname, str) or not _NAME_RE.match(bname):
+        raise ArchstatError("a block name must be an identifier", file=label, field=where)
+    if not isinstance(block, Mapping):
+        raise ArchstatError("expected a mapping with 'layers' (and optional 'args', 'let')", file=label,
+                            field=where)
+    for key in block:
+        if key not in BLOCK_KEYS:
+            raise ArchstatError(f"unknown key in a block (allowed: {', '.join(BLOCK_KEYS)})", file=label,
+                                field=f"{where}.{key}", hint=did_you_mean(str(key), BLOCK_KEYS))
+    args = block.get("args", {}) or {}
+    if not isinstance(args, Mapping):
+        raise ArchstatError("expected a mapping of argument name to default (or 'required')",
+                            file=label, field=f"{where}.args")
+    for arg in args:
+        if not isinstance(arg, str) or arg in RESERVED_NAMES or arg in ENTRY_KEYS or arg == "block":
+            raise ArchstatError(f"{arg!r} cannot be a block argument (reserved or not a name)",
+                                file=label, field=f"{where}.args")
+    if not isinstance(block.get("layers"), list) or not block["layers"]:
+        raise ArchstatError("expected a non-empty list of layers", file=label, field=f"{where}.layers")
+
+
+@dataclass
+class _Scope:
+    """Names visible while expanding one block instance (or the top level)."""
+
+    prefix: str                       # "" at top level, else "instance."
+    variables: dict[str, Any]
+    block_input: str                  # what 'input' means here
+    parent: "_Scope | None" = None
+    sibling_prefix: str = ""          # where the instance itself lives: ${name} layers go there
+    local: dict[str, str] = field(default_factory=dict)    # local name -> full name
+    counters: dict[str, int] = field(default_factory=dict)
+    depth: int = 0
+    block: str | None = None          # the block definition being expanded (None at top level)
+    training_only: bool = False       # every layer expanded here runs only in training
+
+    def resolve(self, ref: str, full_names: Mapping[str, Any], aliases: Mapping[str, str]) -> str | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if ref in scope.local:
+                full = scope.local[ref]
+                if full in full_names:      # a layer wins over a block instance of the same name
+                    return full
+                return aliases.get(full)    # a block instance stands for its last layer (once built)
+            if ref == INPUT_NAME:
+                return scope.block_input
+            if scope.prefix and scope.prefix + ref in full_names:
+                return scope.prefix + ref   # a path into a nested instance: proj.1 is this.proj.1
+            scope = scope.parent
+        if ref in full_names:
+            return ref
+        return aliases.get(ref)
+
+    def visible(self, full_names: Mapping[str, Any], aliases: Mapping[str, str]) -> list[str]:
+        names: list[str] = [INPUT_NAME]
+        scope: _Scope | None = self
+        while scope is not None:
+            names.extend(scope.local)
+            scope = scope.parent
+        return names + list(full_names) + list(aliases)
+
+
+class _Expander:
+    def __init__(self, label: str, blocks: Mapping[str, Any], variables: Mapping[str, Any],
+                 steps: expr.Budget):
+        self.label = label
+        self.steps = steps
+        self.blocks = blocks
+        self.top_variables = dict(variables)
+        self.records: list[LayerRecord] = []
+        self.by_name: dict[str, LayerRecord] = {}
+        self.aliases: dict[str, str] = {}            # block instance name -> its last layer
+        self._size_hints: dict[str, int] = {}
+        # (record, references as written, their scope); None as the scope marks the default
+        # input, which is already a full name and must not be looked up among local names
+        self.pending: list[tuple[LayerRecord, list[str], _Scope | None]] = []
+
+    def error(self, message: str, layer: str | None = None, field: str | None = None,
+              hint: str | None = None) -> ArchstatError:
+        return ArchstatError(message, file=self.label, layer=layer, field=field, hint=hint)
+
+    def sub(self, value: Any, variables: Mapping[str, Any], layer: str | None, field: str) -> Any:
+        kind = type(value)
+        if kind is int or kind is bool or (kind is str and "$" not in value):
+            return value  # nothing to substitute: most fields of most layers
+        return substitute(value, variables, self.label, layer, field, steps=self.steps)
+
+    def run(self, entries: list[Any]) -> list[LayerRecord]:
+        top = _Scope(prefix="", variables=self.top_variables, block_input=INPUT_NAME)
+        self.by_name[INPUT_NAME] = None  # type: ignore[assignment]  # reserved
+        self.expand(entries, top, previous=INPUT_NAME)
+        del self.by_name[INPUT_NAME]
+        if not self.records:
+            raise self.error("the spec expands to no layers (every entry was dropped by when/unless or "
+                             "repeat: 0)", field="layers")
+        for record, refs, scope in self.pending:
+            resolved = []
+            for ref in refs:
+                if scope is None:
+                    resolved.append(ref)
+                    continue
+                full = scope.resolve(ref, self.by_name, self.aliases)
+                if full is None and ref == INPUT_NAME:
+                    full = INPUT_NAME
+                if full is None:
+                    candidates = [n for n in scope.visible(self.by_name, self.aliases) if n != record.name]
+                    raise self.error(f"no layer named {short_repr(ref)}", record.name, "inputs",
+                                     did_you_mean(ref, candidates))
+                if full == record.name:
+                    raise self.error("a layer cannot be its own input", record.name, "inputs")
+                resolved.append(full)
+            record.inputs = tuple(resolved)
+        return self.records
+
+    # -- one list of entries in one scope; returns the last layer's full name
+    def expand(self, entries: list[Any], scope: _Scope, previous: str, block: str | None = None) -> str:
+        for position, raw in enumerate(entries):
+            if not isinstance(raw, Mapping):
+                raise self.error(f"layer #{position + 1} must be a mapping like {{type: conv2d, ...}}, "
+                                 f"got {short_repr(raw)}", field=f"blocks.{block}.layers" if block else "layers")
+            previous = self.entry(raw, scope, previous, position)
+        return previous
+
+    def entry(self, raw: Mapping[str, Any], scope: _Scope, previous: str, position: int) -> str:
+        where = str(raw["name"]) if isinstance(raw.get("name"), (str, int)) and not isinstance(
+            raw.get("name"), bool) else f"#{position + 1}"
+        if ("type" in raw) == ("block" in raw):
+            raise self.error("each layer needs exactly one of 'type' (a layer) or 'block' (a block instance)",
+                             where, "type")
+        repeat = self.sub(raw.get("repeat", 1), scope.variables, where, "repeat")
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
+            raise self.error(f"expected an integer >= 0, got {short_repr(repeat)}", where, "repeat")
+        if len(self.records) + repeat * self.size_hint(raw, scope.depth) > MAX_LAYERS:
+            raise self.error(f"the spec would expand to more than {MAX_LAYERS:,} layers", where, "repeat",
+                             "check the repeat counts (nested repeats multiply)")
+        training_only = scope.training_only
+        if "training_only" in raw:
+            flag = self.sub(raw["training_only"], scope.variables, where, "training_only")
+            if not isinstance(flag, bool):
+                raise self.error(f"expected true or false, got {short_repr(flag)}", where, "training_only")
+            training_only = training_only or flag
+        for copy in range(1, repeat + 1):
+            # an entry that repeats binds i to its copy; any other entry sees the enclosing i
+            variables = (dict(scope.variables, i=copy) if "repeat" in raw or "i" not in scope.variables
+                         else scope.variables)
+            if not self.kept(raw, variables, where):   # when/unless, decided for each copy
+                continue
+            inputs = raw.get("inputs") if copy == 1 else None
+            if "block" in raw:
+                previous = self.block_instance(raw, scope, variables, previous, inputs, copy, repeat, where,
+                                               training_only)
+            else:
+                previous = self.layer(raw, scope, variables, previous, inputs, copy, repeat, where,
+                                      training_only)
+        return previous
+
+    def kept(self, raw: Mapping[str, Any], variables: Mapping[str, Any], where: str) -> bool:
+        """False when the entry's ``when`` is false or its ``unless`` true."""
+        for key in ("when", "unless"):
+            if key in raw:
+                flag = self.sub(raw[key], variables, where, key)
+                if not isinstance(flag, bool):
+                    raise self.error(f"expected true or false, got {short_repr(flag)}", where, key,
+                                     "write a variable or a comparison, e.g. when: ${stride == 1}")
+                if flag != (key == "when"):
+                    return False
+        return True
+
+    def size_hint(self, raw: Mapping[str, Any], depth: int = 0) -> int:
+        """A lower bound on the layers one copy of an entry expands to (literal repeats
+        multiply; entries under when/unless and repeats given by expressions count once)."""
+        if "block" not in raw:
+            return 1
+        name = raw["block"]
+        if not isinstance(name, str) or name not in self.blocks or depth > MAX_BLOCK_DEPTH:
+            return 1
+        cached = self._size_hints.get(name)
+        if cached is None:
+            self._size_hints[name] = 1  # provisional, in case the block uses itself
+            total = 0
+            for entry in self.blocks[name].get("layers") or []:
+                if not isinstance(entry, Mapping):
+                    continue
+                repeat = entry.get("repeat", 1)
+                repeat = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0 else 1
+                total += (0 if ("when" in entry or "unless" in entry) else repeat * self.size_hint(entry, depth + 1))
+            cached = self._size_hints[name] = max(total, 1)
+        return cached
+
+    def name_for(self, raw: Mapping[str, Any], scope: _Scope, variables: dict[str, Any], alias: str,
+                 copy: int, repeat: int, where: str) -> tuple[str, str]:
+        """Return ``(local, full)`` names for an entry."""
+        template = raw.get("name")
+        if template is None:
+            count = scope.counters.get(alias, 0) + 1
+            scope.counters[alias] = count
+            local = f"{alias}{count}"
+            return local, scope.prefix + local
+        if isinstance(template, int) and not isinstance(template, bool):
+            template = str(template)  # torchvision's Sequential indices: name: 0
+        if not isinstance(template, str):
+            raise self.error(f"a name must be text, got {short_repr(template)}", where, "name")
+        local = str(self.sub(template, variables, where, "name"))
+        uses_i = "i" in _variables_in(template)
+        if repeat > 1 and not uses_i:
+            local = f"{local}_{copy}"
+        if not _NAME_RE.match(local):
+            raise self.error(f"invalid name {short_repr(local)}: use letters, digits, '_', '.', '-' or '/'",
+                             where, "name")
+        if local == INPUT_NAME:
+            raise self.error("'input' is reserved for the model's (or block's) input", where, "name")
+        if "name" in _variables_in(template) and scope.parent is not None:
+            # a name built from ${name} lives beside the block instance, not inside it
+            return local, scope.sibling_prefix + local
+        return local, scope.prefix + local
+
+    def claim(self, full: str, local: str, scope: _Scope, where: str) -> None:
+        if full in self.by_name or full in self.aliases or full == INPUT_NAME:
+            raise self.error(f"the name {short_repr(full)} is used twice", where, "name",
+                             "give each layer (or block instance) a unique name")
+        scope.local[local] = full
+        if scope.parent is not None and full == scope.sibling_prefix + local:
+            # a ${name} sibling can be named by its short name where it lives, too
+            scope.parent.local.setdefault(local, full)
+
+    def layer(self, raw, scope, variables, previous, inputs, copy, repeat, where, training_only) -> str:
+        try:
+            ltype = registry.get(self.sub(raw["type"], variables, where, "type"))
+        except ArchstatError as exc:
+            raise exc.with_context(file=self.label, layer=where)
+        local, full = self.name_for(raw, scope, variables, ltype.alias, copy, repeat, where)
+        self.claim(full, local, scope, where)
+        fields = {k: self.sub(v, variables, full, str(k)) for k, v in raw.items()
+                  if k not in ENTRY_KEYS and k != "type"}
+        try:
+            attrs = _normalised(ltype, fields)
+        except ArchstatError as exc:
+            if scope.block is not None:  # the typo is in the block's definition: say which
+                exc.message += f" (in block {scope.block!r}, defined under 'blocks')"
+            raise exc.with_context(file=self.label, layer=full)
+        refs = self.input_refs(inputs, previous, variables, full, ltype)
+        ref_scope = scope if inputs is not None else None
+        if len(self.records) >= MAX_LAYERS:
+            raise self.error(f"the spec expands to more than {MAX_LAYERS:,} layers", full, "repeat",
+                             "check the repeat counts (nested repeats multiply)")
+        record = LayerRecord(full, ltype, attrs, (), len(self.records), training_only)
+        self.records.append(record)
+        self.by_name[full] = record
+        self.pending.append((record, refs, ref_scope))
+        return full
+
+    def input_refs(self, inputs, previous, variables, full, ltype) -> list[str]:
+        if inputs is None:
+            if ltype.min_inputs > 1:
+                raise self.error(f"a {ltype.name} layer needs 'inputs': a list of at least "
+                                 f"{ltype.min_inputs} layer names", full, "inputs")
+            return [previous]
+        inputs = self.sub(inputs, variables, full, "inputs")
+        refs = [inputs] if isinstance(inputs, (str, int)) and not isinstance(inputs, bool) else inputs
+        if isinstance(refs, list):
+            refs = [str(r) if isinstance(r, int) and not isinstance(r, bool) else r for r in refs]
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or not refs:
+            raise self.error(f"expected a layer name or a list of names, got {short_repr(inputs)}", full, "inputs")
+        if len(refs) < ltype.min_inputs or (ltype.max_inputs is not None and len(refs) > ltype.max_inputs):
+            want = (f"exactly {ltype.min_inputs}" if ltype.max_inputs == ltype.min_inputs
+                    else f"at least {ltype.min_inputs}")
+            raise self.error(f"a {ltype.name} layer takes {want} input(s), got {len(refs)}", full, "inputs")
+        return refs
+
+    def block_instance(self, raw, scope, variables, previous, inputs, copy, repeat, where, training_only) -> str:
+        bname = self.sub(raw["block"], variables, where, "block")
+        if not isinstance(bname, str) or bname not in self.blocks:
+            raise self.error(f"unknown block {short_repr(bname)}", where, "block",
+                             did_you_mean(str(bname), list(self.blocks)) or
+                             (f"blocks defined: {', '.join(self.blocks)}" if self.blocks else
+                              "define it under the top-level 'blocks' key"))
+        if scope.depth >= MAX_BLOCK_DEPTH:
+            raise self.error(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels (does block "
+                             f"{bname!r} use itself?)", where, "block")
+        block = self.blocks[bname]
+        local, full = self.name_for(raw, scope, variables, bname, copy, repeat, where)
+        self.claim(full, local, scope, where)
+        declared = block.get("args", {}) or {}
+        inherited = {"i": variables["i"]} if "i" in variables else {}
+        # the block's variables: the spec's, then its arguments (given ones evaluated where
+        # the instance is written, defaults in the block, each seeing the arguments before it)
+        inner_vars = dict(self.top_variables, name=local, **inherited)
+        for key, value in raw.items():
+            if key in ENTRY_KEYS or key == "block":
+                continue
+            if key not in declared:
+                raise self.error(f"block {bname!r} has no argument {key!r}"
+                                 f" (its arguments: {', '.join(declared) or 'none'})", full, str(key),
+                                 did_you_mean(str(key), declared))
+            inner_vars[key] = self.sub(value, variables, full, str(key))
+        for key, default in declared.items():
+            if key not in raw:
+                if default == _REQUIRED_ARG:
+                    raise self.error(f"block {bname!r} needs the argument {key!r}", full, key)
+                try:
+                    inner_vars[key] = self.sub(default, inner_vars, full, str(key))
+                except ArchstatError as exc:
+                    exc.message += f" (the default of argument {key!r} of block {bname!r})"
+                    raise
+        inner_vars = derive(block.get("let"), inner_vars, self.label, f"blocks.{bname}.let", full, self.steps)
+        if inputs is not None:
+            refs = self.sub(inputs, variables, full, "inputs")
+            if isinstance(refs, int) and not isinstance(refs, bool):
+                refs = str(refs)
+            if not isinstance(refs, str):
+                raise self.error("a block instance takes one input (a layer name)", full, "inputs")
+            if refs in (local, full):
+                raise self.error("a block instance cannot be its own input", full, "inputs")
+            block_input = self.resolve_now(refs, scope, full)
+        else:
+            block_input = previous
+        inner = _Scope(prefix=full + ".", variables=inner_vars, block_input=block_input, parent=scope,
+                       depth=scope.depth + 1, sibling_prefix=full[:len(full) - len(local)], block=bname,
+                       training_only=training_only)
+        last = self.expand(block["layers"], inner, block_input, bname)
+        if last == block_input:
+            raise self.error(f"block {bname!r} produced no layers (all dropped by when/unless or repeat 0)",
+                             full, "block")
+        self.aliases[full] = last
+        return last
+
+    def resolve_now(self, ref: str, scope: _Scope, where: str) -> str:
+        full = scope.resolve(ref, self.by_name, self.aliases)
+        if full is None:
+            raise self.error(f"no layer named {ref!r} (a block's input must be defined before it)",
+                             where, "inputs", did_you_mean(ref, scope.visible(self.by_name, self.aliases)))
+        return full
+
+
+def _normalised(ltype: registry.LayerType, fields: dict[str, Any]) -> dict[str, Any]:
+    """``ltype.normalise(fields)``, shared between layers with the same fields (a network repeats
+    a few dozen field sets hundreds of times). The attrs are read-only for every user."""
+    try:
+        # the type is part of the key: 8.0 == 8 and True == 1, but only 8 is a channel count
+        key = (ltype.name, tuple((k, type(v), tuple((type(x), x) for x in v) if type(v) is list else v)
+                                 for k, v in fields.items()))
+        cached = _NORMALISED.get(key)
+    except TypeError:  # an unhashable value (a nested list): normalise will say what is wrong
+        return ltype.normalise(fields)
+    if cached is None:
+        cached = ltype.normalise(fields)
+        if len(_NORMALISED) >= 4096:
+            _NORMALISED.clear()
+        _NORMALISED[key] = cached
+    return cached
+
+
+#: normalised attrs by (type, fields): a cache of a pure function of its key
+_NORMALISED: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _variables_in(text: str) -> frozenset[str]:
+    """Variables a template reads (``$x``, ``${x}``, ``${f(x) + y}``); empty on a bad template
+    (the substitution itself reports that)."""
+    try:
+        names: set[str] = set()
+        for kind, source in expr_template.split_template(text) or ():
+            if kind == "var":
+                names.add(source)
+            elif kind == "expr":
+                names |= expr.free_names(source)
+        return frozenset(names)
+    except expr.ExprError:
+        return frozenset()
+
+
+def substitute(value: Any, variables: Mapping[str, Any], label: str, layer: str | None, field: str,
+               _depth: int = 0, _budget: list[int] | None = None, *, steps: expr.Budget | None = None) -> Any:
+    """Replace ``${expression}`` and ``$var`` in a value, recursively through lists and mappings
+    (:func:`archstat.expr_template.render`; a whole-value expression keeps its type).
+
+    Refuses values nested deeper than :data:`MAX_VALUE_DEPTH` or with more than
+    :data:`MAX_VALUE_ITEMS` elements (a YAML alias bomb expands exponentially otherwise).
+    """
+    budget = [MAX_VALUE_ITEMS] if _budget is None else _budget
+    budget[0] -= 1
+    if budget[0] < 0 or _depth > MAX_VALUE_DEPTH:
+        raise ArchstatError(f"the value is too large or too deeply nested (more than {MAX_VALUE_ITEMS:,} "
+                            f"elements or {MAX_VALUE_DEPTH} levels)", file=label, layer=layer, field=field,
+                            hint="field values are numbers, names, or short lists of them")
+    kind = type(value)
+    if kind is int or kind is bool:
+        return value
+    if kind is str or isinstance(value, str):
+        if "$" not in value:
+            return value
+        try:
+            result = expr_template.render(value, variables, steps)
+        except expr.ExprError as exc:
+            raise expr_template.to_archstat_error(exc, value, file=label, layer=layer, field=field) from None
+        if isinstance(result, float) and not math.isfinite(result):
+            raise ArchstatError(f"{short_repr(value)} gives {result}, not a finite number", file=label,
+                                layer=layer, field=field)
+        return result
+    if kind is list or isinstance(value, list):
+        return [substitute(v, variables, label, layer, field, _depth + 1, budget, steps=steps) for v in value]
+    if kind is dict or isinstance(value, Mapping):
+        return {k: substitute(v, variables, label, layer, field, _depth + 1, budget, steps=steps)
+                for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ArchstatError(f"expected a finite number, got {value!r}", file=label, layer=layer, field=field)
+    return value
