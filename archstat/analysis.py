@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from .errors import ArchstatError, did_you_mean
 from .graph import Model, load, paused_gc
-from .layers.registry import Shape
+from .layers.registry import Shape, Window
 from .layers.window import effective_kernel
 from .spec import INPUT_NAME
 
@@ -52,16 +52,23 @@ COLUMNS: dict[str, str] = {
     "activation_bytes": "new storage for the output (0 if in place or a view)",
     "param_bytes": "storage of the trainable parameters",
     "buffer_bytes": "storage of the buffers",
-    "live_bytes": "activation storage live while the layer runs (inputs and output)",
+    "live_bytes": "activation storage live while the layer runs at inference (inputs and output; 0 for a "
+                  "training-only layer)",
+    "training_only": "true for a layer that runs only in training (an auxiliary head): its parameters count, "
+                     "its MACs, FLOPs and memory are left out of the inference totals",
     "rf_size": "receptive field (h, w) in input pixels",
     "rf_stride": "effective stride (jump) (h, w): input pixels between neighbouring outputs",
     "rf_offset": "centre (h, w) of the first output's receptive field, in input pixel coordinates",
-    "rf_aligned": "false where a merge joins paths whose receptive fields are not centred alike",
+    "rf_aligned": ("false where the receptive field differs between output positions: a merge of "
+                   "paths centred differently, or an adaptive pool with unequal windows"),
 }
 
+#: columns whose totals sum every row: the model's state
+STATE_COLUMNS = ("params", "weight_params", "bias_params", "buffers", "param_bytes", "buffer_bytes")
+#: columns whose totals sum the rows that run at inference (training-only rows are left out)
+WORK_COLUMNS = ("macs", "flops", "activations", "activation_bytes")
 #: columns that are summed into the totals
-ADDITIVE = ("params", "weight_params", "bias_params", "buffers", "macs", "flops", "activations",
-            "activation_bytes", "param_bytes", "buffer_bytes")
+ADDITIVE = STATE_COLUMNS + WORK_COLUMNS
 
 
 def itemsize(dtype: str) -> int:
@@ -101,21 +108,24 @@ class LivenessPlan:
         return peak, during
 
 
-def liveness(model: Model) -> LivenessPlan:
-    """The free-after-last-use plan over ``model.order`` (used by analysis and the engine)."""
+def liveness(model: Model, training: bool = False) -> LivenessPlan:
+    """The free-after-last-use plan (used by analysis and the engine): over
+    ``model.inference_order`` at inference, over every layer (``model.order``) in training."""
     storage = model.storage
+    order = model.order if training else model.inference_order
+    outputs = set(model.outputs if training else model.inference_outputs)
     last_use: dict[str, int] = {}
-    outputs = set(model.outputs)
-    for step, layer in enumerate(model.layers()):
+    for step, name in enumerate(order):
+        layer = model.layer(name)
         for node in (*layer.inputs, layer.name):
             last_use[storage[node]] = step
     for out in outputs:
-        last_use[storage[out]] = len(model.order)
-    free_after: dict[str, list[str]] = {name: [] for name in model.order}
+        last_use[storage[out]] = len(order)
+    free_after: dict[str, list[str]] = {name: [] for name in order}
     for owner, step in last_use.items():
-        if step < len(model.order):
-            free_after[model.order[step]].append(owner)
-    return LivenessPlan(tuple(model.order), storage, {k: tuple(v) for k, v in free_after.items()})
+        if step < len(order):
+            free_after[order[step]].append(owner)
+    return LivenessPlan(tuple(order), storage, {k: tuple(v) for k, v in free_after.items()})
 
 
 @dataclass(frozen=True)
@@ -139,23 +149,53 @@ class ReceptiveField:
 
 
 def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, ReceptiveField]:
-    """Receptive field of every node, walked in topological order on the DAG."""
+    """Receptive field of every node, walked in topological order on the DAG.
+
+    The field is tracked on the image's H and W axes, followed through permutes (a layer's
+    ``permutation``). Windows (conv, pools) are geometry over axes 2 and 3 of NCHW; a layer
+    that reads the whole extent of an axis (``mixing_axes``: a layer norm, a softmax) widens
+    the field to that whole axis where it is H or W. A window applied while H and W are not
+    at axes 2 and 3 (a conv on a channels-last tensor) leaves the field unaligned: its
+    geometry is not the image's.
+    """
     rfs: dict[str, ReceptiveField] = {INPUT_NAME: ReceptiveField((1, 1), (1, 1), (0.0, 0.0))}
+    axes: dict[str, tuple[int, int] | None] = {INPUT_NAME: (2, 3) if len(shapes[INPUT_NAME]) == 4 else None}
     for layer in list(model.layers())[1:]:
         ins = [rfs[src] for src in layer.inputs]
         rf = ins[0] if len(ins) == 1 else _union(ins)
-        window = layer.type.window([shapes[src] for src in layer.inputs], layer.attrs)
-        if window is not None:
-            size, stride, offset = [], [], []
-            for axis in (0, 1):
-                extent = effective_kernel(window.kernel[axis], window.dilation[axis])
-                j = rf.stride[axis]
-                size.append(rf.size[axis] + (extent - 1) * j)
-                stride.append(j * window.stride[axis])
-                offset.append(rf.offset[axis] + ((extent - 1) / 2 - window.padding[axis]) * j)
-            rf = ReceptiveField(tuple(size), tuple(stride), tuple(offset), rf.aligned)
+        in_shapes = [shapes[src] for src in layer.inputs]
+        where = axes[layer.inputs[0]]
+        window = layer.type.window(in_shapes, layer.attrs)
+        if window is not None and where != (2, 3):
+            rf = ReceptiveField(rf.size, rf.stride, rf.offset, False)
+        elif window is not None:
+            # unequal windows (adaptive pooling): the field is the largest of any output
+            rf = _widen(rf, window, rf.aligned and window.uniform)
+        mixed = layer.type.mixing_axes(in_shapes, layer.attrs) if where is not None else ()
+        if any(a in mixed for a in where or ()):
+            # every output reads the whole axis: the window that covers it from any position
+            # is 2 * extent - 1 wide, centred on the output
+            ext = [in_shapes[0][a] if a in mixed else 1 for a in where]
+            rf = _widen(rf, Window((2 * ext[0] - 1, 2 * ext[1] - 1), (1, 1), (ext[0] - 1, ext[1] - 1)),
+                        rf.aligned)
+        perm = layer.type.permutation(in_shapes, layer.attrs)
+        if where is not None and perm is not None:
+            where = (perm.index(where[0]), perm.index(where[1]))
+        axes[layer.name] = where if where is not None and len(shapes[layer.name]) > max(where) else None
         rfs[layer.name] = rf
     return rfs
+
+
+def _widen(rf: ReceptiveField, window: Window, aligned: bool) -> ReceptiveField:
+    """The field after one window (Araujo et al.'s recurrences, per axis)."""
+    size, stride, offset = [], [], []
+    for axis in (0, 1):
+        extent = effective_kernel(window.kernel[axis], window.dilation[axis])
+        j = rf.stride[axis]
+        size.append(rf.size[axis] + (extent - 1) * j)
+        stride.append(j * window.stride[axis])
+        offset.append(rf.offset[axis] + ((extent - 1) / 2 - window.padding[axis]) * j)
+    return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
 
 
 def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
@@ -166,7 +206,8 @@ def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
         size.append(int(round(hi - lo)) + 1)
         offset.append((lo + hi) / 2)
         stride.append(max(r.stride[axis] for r in rfs))
-    aligned = all(r.offset == rfs[0].offset and r.stride == rfs[0].stride for r in rfs)
+    # a path that is already misaligned stays so, even where the merged centres agree
+    aligned = all(r.aligned and r.offset == rfs[0].offset and r.stride == rfs[0].stride for r in rfs)
     return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
 
 
@@ -175,7 +216,8 @@ def training_memory(totals: Mapping[str, int], transient_grad_bytes: int, optimi
     """Estimated bytes to train one step at this batch size.
 
     = activations kept for the backward pass (every output, as the forward sum counts them,
-    plus what a layer allocates only in training: dropout's output and mask)
+    plus what a layer allocates only in training: dropout's output and mask, and the outputs
+    of training-only layers such as an auxiliary head)
     + parameters + their gradients + optimizer state (sgd 0, momentum 1, adam 2 copies)
     + buffers + the largest transient activation gradient (one layer's output and input
     gradients alive together). Engine workspace such as im2col buffers is not included.
@@ -290,6 +332,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     own_bytes: dict[str, int] = {}
     transient_grad = 0
     training_extra = 0
+    training_only = []
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
@@ -309,22 +352,30 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
             own = 0 if ltype.shares_input_storage(attrs) else n_out * size
-            training_extra += ltype.training_extra_bytes(n_out, size)
+            training_extra += ltype.training_extra_bytes(n_out, size, attrs)
+            if layer.training_only:  # kept for the backward pass of a training step
+                training_extra += own
         else:
             params = bias = buffers = macs = flops = 0
             own = n_out * size
         own_bytes[name] = own
+        training_only.append(layer.training_only)
         rows.append((name, ltype.name, ltype.family, layer.inputs, out, params, params - bias, bias, buffers,
                      macs, flops, n_out, own, params * size, buffers * size))
     cols: dict[str, list[Any]] = dict(zip(COLUMNS, map(list, zip(*rows))))
     peak, during = liveness(model).peak(own_bytes)
-    cols["live_bytes"] = [during[n] for n in cols["name"]]
+    cols["live_bytes"] = [during.get(n, 0) for n in cols["name"]]
+    cols["training_only"] = training_only
     rfs = receptive_fields(model, shapes)
     cols["rf_size"] = [rfs[n].size for n in cols["name"]]
     cols["rf_stride"] = [rfs[n].stride for n in cols["name"]]
     cols["rf_offset"] = [rfs[n].offset for n in cols["name"]]
     cols["rf_aligned"] = [rfs[n].aligned for n in cols["name"]]
-    totals: dict[str, Any] = {key: sum(cols[key]) for key in ADDITIVE}
+    totals: dict[str, Any] = {key: sum(cols[key]) for key in STATE_COLUMNS}
+    for key in WORK_COLUMNS:
+        totals[key] = sum(v for v, skip in zip(cols[key], training_only) if not skip)
+    totals["training_only_macs"] = sum(v for v, only in zip(cols["macs"], training_only) if only)
+    totals["training_only_flops"] = sum(v for v, only in zip(cols["flops"], training_only) if only)
     totals["trainable_params"] = totals["params"]
     totals["forward_memory_bytes"] = totals["activation_bytes"]
     totals["peak_activation_bytes"] = peak

@@ -19,24 +19,28 @@ PROG = "archstat"
 _EXAMPLES = {
     "main": """\
 examples:
-  archstat report specs/vgg16.yaml                      per-layer table, CS231n style
-  archstat report specs/alexnet.yaml -o alexnet.md      Markdown report (format from the suffix)
-  archstat report specs/vgg16.yaml --batch 8 --format json
-  archstat compare specs/vgg11.yaml specs/vgg16.yaml specs/vgg19.yaml
+  archstat zoo                                          every named model: params, GMACs, top-1
+  archstat report vgg16                                 per-layer table, CS231n style
+  archstat report mobilenet_v3_large -o mnv3.md         Markdown report (format from the suffix)
+  archstat report efficientnet --arg variant=b4         a family spec with its arguments
+  archstat report my_model.yaml --batch 8 --format json a spec file of your own
+  archstat compare resnet50 resnext50_32x4d wide_resnet50_2 regnet_y_8gf convnext_tiny
   archstat layers                                       every layer type and how it is counted
-  archstat graph specs/resnet50.yaml -o resnet50.png    draw the DAG (or export DOT)
+  archstat graph resnet50 -o resnet50.png               draw the DAG (or export DOT)
   archstat reproduce                                    regenerate the classic tables into reports/
-  archstat profile specs/alexnet.yaml --backward        measured time per layer, roofline, memory
-  archstat sweep specs/resnet18.yaml --batch 1 2 4 8    time per image and memory vs batch size
+  archstat profile alexnet --backward                   measured time per layer, roofline, memory
+  archstat sweep resnet18 --batch 1 2 4 8               time per image and memory vs batch size
 
+A MODEL is a zoo name (archstat zoo lists them) or a spec file (.yaml or .json).
 Conventions: tensors are NCHW; a MAC is one multiply-accumulate of conv or linear layers;
 FLOPs are 2 per MAC plus each layer's elementwise work (see 'archstat layers').""",
     "report": """\
 examples:
-  archstat report specs/vgg16.yaml
-  archstat report specs/vgg16.yaml --batch 8 --dtype float16
-  archstat report specs/alexnet.yaml --format md -o alexnet.md
-  archstat report specs/vgg16.yaml --input 3 448 448      resolution study
+  archstat report vgg16
+  archstat report vgg16 --batch 8 --dtype float16
+  archstat report alexnet_lecture --format md -o alexnet.md
+  archstat report vgg16 --input 3 448 448                  resolution study
+  archstat report efficientnet --arg variant=b4            a family spec's own arguments
   archstat report specs/lenet5.yaml --format csv > lenet5.csv
 
 The table shows per layer: output shape (with batch), parameters, MACs, FLOPs, output
@@ -44,15 +48,24 @@ elements and the new memory the output needs; then the totals explained: the CS2
 forward-memory sum and the peak live activations.""",
     "compare": """\
 examples:
-  archstat compare specs/vgg11.yaml specs/vgg11_lrn.yaml specs/vgg13.yaml \\
-                   specs/vgg16_c.yaml specs/vgg16.yaml specs/vgg19.yaml
+  archstat compare vgg11 vgg11_lrn vgg13 vgg16_c vgg16 vgg19
+  archstat compare resnet50 resnext50_32x4d wide_resnet50_2 regnet_y_8gf convnext_tiny
   archstat compare specs/*.yaml --format csv -o models.csv""",
+    "zoo": """\
+examples:
+  archstat zoo                                every named model, grouped by family
+  archstat zoo --family efficientnet          one family's variants
+  archstat zoo --format csv -o zoo.csv        exact integers, published figures beside them
+
+Each model is analysed at its own input size (the crop its published weights are evaluated
+at). Check says whether archstat reproduces the publisher's own counts: torchvision's
+num_params exactly, and its _ops (GMACs) at the digits torchvision prints.""",
     "graph": """\
 examples:
-  archstat graph specs/resnet50.yaml -o resnet50.png          the DAG, layered, branches side by side
-  archstat graph specs/googlenet.yaml -o googlenet.svg --color-by macs
-  archstat graph specs/vgg16.yaml -o vgg16.dot                Graphviz DOT (render: dot -Tpdf vgg16.dot)
-  archstat graph specs/lenet5.yaml                            DOT on standard output
+  archstat graph resnet50 -o resnet50.png                     the DAG, layered, branches side by side
+  archstat graph googlenet -o googlenet.svg --color-by macs
+  archstat graph vgg16 -o vgg16.dot                           Graphviz DOT (render: dot -Tpdf vgg16.dot)
+  archstat graph lenet5                                       DOT on standard output
 
 Pointwise layers (batch norm, ReLU, ...) are drawn inside the box of the layer before
 them ("conv1 +bn+relu"); --no-collapse draws every layer.""",
@@ -76,10 +89,10 @@ memory bandwidth the best np.copyto rate (bytes read + written). They are the ro
 per machine (CPU, cores, BLAS and its threads, NumPy version).""",
     "profile": """\
 examples:
-  archstat profile specs/alexnet.yaml --batch 8 --repeat 5 --warmup 1 --backward
-  archstat profile specs/vgg16.yaml --format csv -o vgg16_profile.csv --plot vgg16_profile.png
-  archstat profile specs/lenet5.yaml --dtype float64 -q
-  archstat profile specs/alexnet.yaml specs/vgg16.yaml specs/resnet18.yaml --plot ops.png
+  archstat profile alexnet_lecture --batch 8 --repeat 5 --warmup 1 --backward
+  archstat profile vgg16 --format csv -o vgg16_profile.csv --plot vgg16_profile.png
+  archstat profile lenet5 --dtype float64 -q
+  archstat profile alexnet vgg16 resnet18 --plot ops.png
                                           several models: MACs vs measured time, linear fit and R^2
 
 Each layer's forward (and with --backward, backward) time is the median over the repeats,
@@ -92,9 +105,9 @@ FILE_ops.png (MACs vs time); with several specs, FILE.png is MACs vs time across
 Ctrl-C stops cleanly and prints what was measured (exit 130).""",
     "sweep": """\
 examples:
-  archstat sweep specs/resnet18.yaml --batch 1 2 4 8 16
-  archstat sweep specs/alexnet.yaml --backward --plot alexnet_sweep.png
-  archstat sweep specs/vgg16.yaml --batch 1 2 4 --format csv -o vgg16_sweep.csv
+  archstat sweep resnet18 --batch 1 2 4 8 16
+  archstat sweep alexnet --backward --plot alexnet_sweep.png
+  archstat sweep vgg16 --batch 1 2 4 --format csv -o vgg16_sweep.csv
 
 Every batch size is checked against --memory-limit before anything runs.""",
     "layers": """\
@@ -121,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = _Parser(prog=PROG, formatter_class=_formatter,
-                     description="Exact, explained analysis of CNN architectures written as YAML specs.",
+                     description="Exact, explained analysis of CNN architectures: the model zoo by name, "
+                                 "or your own YAML specs.",
                      epilog=_EXAMPLES["main"])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -129,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="per-layer table of shapes, parameters, MACs, FLOPs and memory",
                        description="Analyse one spec and print its per-layer report.",
                        epilog=_EXAMPLES["report"], formatter_class=_formatter)
-    p.add_argument("spec", help="architecture spec (YAML or JSON)")
+    p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
     _analysis_options(p)
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_report)
@@ -137,15 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="one row per model: parameters, MACs, FLOPs, memory",
                        description="Analyse several specs and compare them side by side.",
                        epilog=_EXAMPLES["compare"], formatter_class=_formatter)
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="architecture specs (YAML or JSON)")
+    p.add_argument("specs", nargs="+", metavar="MODEL", help="zoo names or spec files (YAML or JSON)")
     _analysis_options(p, with_input=False)
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_compare)
 
+    p = sub.add_parser("zoo", help="every named model: family, params, GMACs, FLOPs, memory, top-1",
+                       description="List the model zoo: every named model analysed at its own input size, "
+                                   "with its published accuracy and whether archstat reproduces the "
+                                   "publisher's counts.",
+                       epilog=_EXAMPLES["zoo"], formatter_class=_formatter)
+    p.add_argument("--family", metavar="F", help="only this family (e.g. resnet, efficientnet, regnet_y)")
+    p.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"),
+                   help="element type for memory figures (default float32)")
+    _output_options(p, ("table", "md", "csv", "json", "html"))
+    p.set_defaults(func=_cmd_zoo)
+
     p = sub.add_parser("graph", help="draw the layer DAG (PNG, SVG) or export it as Graphviz DOT",
                        description="Draw a spec's layer graph readably, or write it as DOT.",
                        epilog=_EXAMPLES["graph"], formatter_class=_formatter)
-    p.add_argument("spec", help="architecture spec (YAML or JSON)")
+    p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
     p.add_argument("--output", "-o", metavar="FILE", help="FILE.png, FILE.svg or FILE.dot (default: DOT on stdout)")
     p.add_argument("--color-by", choices=("macs", "memory"), default=None,
                    help="fill each box by its MACs or its output memory")
@@ -160,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Regenerate the lecture's and the papers' tables and plots from the specs.",
                        epilog=_EXAMPLES["reproduce"], formatter_class=_formatter)
     p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports/)")
-    p.add_argument("--specs", default="specs", metavar="DIR", help="folder of specs (default specs/)")
     p.add_argument("--no-figures", dest="figures", action="store_false", help="write the text reports only")
     p.add_argument("--no-timing", dest="timing", action="store_false",
                    help="skip the measured report (operations vs time: about a minute on two cores)")
@@ -184,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a spec through the NumPy engine and time every layer; compare "
                                    "with the analysis and the calibrated roofs.",
                        epilog=_EXAMPLES["profile"], formatter_class=_formatter)
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="architecture spec(s) (YAML or JSON)")
+    p.add_argument("specs", nargs="+", metavar="MODEL", help="zoo names or spec files (YAML or JSON)")
     p.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
     p.add_argument("--repeat", "-r", type=_positive_int, default=5, metavar="N",
                    help="timed passes; times are their median (default 5)")
@@ -197,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="time per image and peak memory against batch size",
                        description="Profile one spec at several batch sizes (the same weights).",
                        epilog=_EXAMPLES["sweep"], formatter_class=_formatter)
-    p.add_argument("spec", help="architecture spec (YAML or JSON)")
+    p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
     p.add_argument("--batch", "-b", type=_positive_int, nargs="+", default=[1, 2, 4, 8, 16], metavar="N",
                    help="batch sizes (default 1 2 4 8 16)")
     p.add_argument("--repeat", "-r", type=_positive_int, default=3, metavar="N",
@@ -213,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p, ("table", "md", "json"))
     p.set_defaults(func=_cmd_layers)
     return parser
+
+
+_MODEL_HELP = "a zoo name (see 'archstat zoo') or a spec file (YAML or JSON)"
 
 
 def _analysis_options(p: argparse.ArgumentParser, with_input: bool = True) -> None:
@@ -346,6 +374,13 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     _emit(args, render_compare(analyses, _format(args, "table")))
 
 
+def _cmd_zoo(args: argparse.Namespace) -> None:
+    from .report.zoo_table import render_zoo, zoo_rows
+
+    rows = zoo_rows(args.family, batch=args.batch, dtype=args.dtype)
+    _emit(args, render_zoo(rows, _format(args, "table"), batch=args.batch, dtype=args.dtype))
+
+
 def _cmd_graph(args: argparse.Namespace) -> None:
     from .analysis import analyze
     from .graph import load
@@ -369,7 +404,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        paths = reproduce(args.out, args.specs, figures=args.figures, timing=args.timing)
+        paths = reproduce(args.out, figures=args.figures, timing=args.timing)
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
     for w in caught:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -50,6 +51,8 @@ class Layer:
     type: registry.LayerType
     attrs: Mapping[str, Any]
     inputs: tuple[str, ...]
+    #: runs only in training (an auxiliary classifier): skipped at inference
+    training_only: bool = False
 
     @property
     def type_name(self) -> str:
@@ -59,13 +62,18 @@ class Layer:
 class Model:
     """An architecture: metadata plus the layer DAG in execution (topological) order.
 
-    Build one with :func:`archstat.load`. Attributes: ``name``, ``description``, ``source``,
-    ``notes``, ``accuracy``, ``input_shape`` (per sample, e.g. ``(3, 224, 224)``), ``file``,
-    ``graph`` (networkx.DiGraph), ``order`` (layer names, input first), ``outputs``.
+    Build one with :func:`archstat.load`. Attributes: ``name``, ``family``, ``description``,
+    ``source``, ``notes``, ``accuracy``, ``input_shape`` (per sample, e.g. ``(3, 224, 224)``),
+    ``file``, ``args`` (every argument's value), ``zoo_name`` and ``published`` (when the
+    model is a named model of the zoo: its name and the publisher's own counts), ``graph``
+    (networkx.DiGraph), ``order`` (layer names, input first), ``outputs`` (every output,
+    training-only ones included), ``inference_order`` and ``inference_outputs`` (without the
+    layers that run only in training).
     """
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, zoo_name: str | None = None, published: Mapping[str, Any] | None = None):
         self.name = spec.name
+        self.family = spec.family
         self.description = spec.description
         self.source = spec.source
         self.notes = spec.notes
@@ -73,28 +81,38 @@ class Model:
         self.input_shape: tuple[int, ...] = spec.input_shape
         self.file = spec.file
         self.args = spec.args
+        self.zoo_name = zoo_name
+        self.published = dict(published) if published else None
         self.graph = nx.DiGraph(name=spec.name)
         input_type = registry.get(INPUT_NAME, internal=True)
         self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
         for rec in spec.layers:
-            self.graph.add_node(rec.name, layer=Layer(rec.name, rec.type, rec.attrs, rec.inputs),
-                                type=rec.type.name)
+            self.graph.add_node(rec.name, layer=Layer(rec.name, rec.type, rec.attrs, rec.inputs,
+                                                      rec.training_only), type=rec.type.name)
         for rec in spec.layers:
             for src in rec.inputs:
                 self.graph.add_edge(src, rec.name)
         self.order = self._topological_order(spec)
         nodes = self.graph.nodes
         self._layers: list[Layer] = [nodes[name]["layer"] for name in self.order]
+        self._check_training_only()
+        self.inference_order = [layer.name for layer in self._layers if not layer.training_only]
         self.storage = self._storage_owners()
         self._check_in_place()
         shapes = self.shapes(batch=1)
         for name, shape in shapes.items():
             self.graph.nodes[name]["shape"] = shape[1:]
         self.outputs = [n for n in self.order if self.graph.out_degree(n) == 0]
+        self.inference_outputs = self.outputs
+        if self.has_training_only:  # an output at inference: no layer that runs at inference reads it
+            read = {src for layer in self._layers if not layer.training_only for src in layer.inputs}
+            self.inference_outputs = [n for n in self.inference_order if n not in read]
 
     # -- structure --------------------------------------------------------------
     def _topological_order(self, spec: Spec) -> list[str]:
         position = {INPUT_NAME: -1, **{rec.name: rec.index for rec in spec.layers}}
+        if all(position[src] < rec.index for rec in spec.layers for src in rec.inputs):
+            return [INPUT_NAME] + [rec.name for rec in spec.layers]  # the spec's order is already one
         try:
             # spec order wherever the dependencies allow it, so reports read like the spec
             return list(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
@@ -107,6 +125,23 @@ class Model:
             path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
             raise ArchstatError(f"the layers form a cycle: {path}", file=self.file, layer=cycle[0][1],
                                 field="inputs", hint="a layer's inputs must come from earlier in the graph")
+
+    def _check_training_only(self) -> None:
+        """A layer that runs at inference cannot read one that runs only in training."""
+        for layer in self._layers:
+            if layer.training_only:
+                continue
+            for src in layer.inputs:
+                if self.graph.nodes[src]["layer"].training_only:
+                    raise ArchstatError(f"this layer runs at inference but reads '{src}', which runs only in "
+                                        "training", file=self.file, layer=layer.name, field="inputs",
+                                        hint="mark this layer training_only too, or read a layer that "
+                                             "always runs")
+
+    @property
+    def has_training_only(self) -> bool:
+        """True when some layers run only in training (e.g. an auxiliary head)."""
+        return len(self.inference_order) != len(self.order)
 
     def _storage_owners(self) -> dict[str, str]:
         """For each node, the node whose output owns the memory it writes: itself, or, for
@@ -183,13 +218,16 @@ def _check_input(shape: Any, label: str) -> tuple[int, ...]:
 
 
 def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[str, Any] | None = None) -> Model:
-    """Load a spec (path to YAML/JSON, or a mapping) into a :class:`Model`.
+    """Load a spec (a zoo name, a path to YAML/JSON, or a mapping) into a :class:`Model`.
 
-    ``args`` override the spec's top-level ``args`` defaults (see :mod:`archstat.spec`).
+    A zoo name (``"resnet50"``, ``"efficientnet"``; see :mod:`archstat.zoo`) loads a packaged
+    spec with the arguments that name selects. ``args`` override the spec's top-level
+    ``args`` defaults (see :mod:`archstat.spec`). A model that is exactly a configuration of
+    the zoo, however it was loaded, carries that entry's accuracy and published counts.
 
     Examples
     --------
-    >>> m = load("specs/vgg16.yaml")           # doctest: +SKIP
+    >>> m = load("vgg16")                      # doctest: +SKIP
     >>> m.graph.nodes["conv1_1"]["shape"]      # doctest: +SKIP
     (64, 224, 224)
     """
@@ -201,5 +239,30 @@ def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[st
         if args:
             raise ArchstatError("args apply when a spec is loaded, not to a built Model", field="args")
         return source
+    from . import zoo
+
+    entry = label = None
+    if isinstance(source, str) and zoo.looks_like_name(source):
+        path, zoo_args, entry = zoo.resolve(source)
+        label = f"{source} ({path.name})"
+        source = path
+        args = {**zoo_args, **(args or {})}
     with paused_gc():
-        return Model(load_spec(source, args))
+        try:
+            spec = load_spec(source, args, label)
+        except ArchstatError as exc:
+            if entry is not None and exc.field == "args":
+                exc.hint = exc.hint or f"the zoo model {entry.name!r} is {entry.spec} with {dict(entry.args)}"
+            if (exc.message == "no such spec file" and isinstance(source, (str, os.PathLike))
+                    and Path(source).stem in zoo.names()):
+                exc.hint = (f"{Path(source).stem!r} is a zoo model: name it without a path "
+                            f"(archstat report {Path(source).stem})")
+            raise
+        if entry is not None and entry.input is not None:
+            spec.input_shape = entry.input
+        if not isinstance(source, Mapping):
+            entry = zoo.match(source, spec.args, spec.defaults, spec.input_shape)
+            if entry is not None and entry.accuracy is not None:
+                spec.accuracy = dict(entry.accuracy)
+        return Model(spec, zoo_name=entry.name if entry else None,
+                     published=entry.published if entry else None)

@@ -15,11 +15,13 @@ Quick use::
     out = ex.forward(x, train=True); grads = ex.backward(dout)
 
 Weight initialisation (deterministic, independent of layer order): each layer draws from
-its own generator, seeded by ``(seed, zlib.crc32(layer name))``. Weights of layers that do
-multiply-accumulates are He (Kaiming) normal with gain sqrt(2) and fan-in = MACs per output
-element (C_in/groups * kH * kW for conv2d, in_features for linear; He et al. 2015, Eq. 10;
-torch.nn.init.kaiming_normal_ with mode='fan_in', nonlinearity='relu'); other weights
-(batch norm's scale) are 1; biases 0; running means 0 and running variances 1.
+its own generator, seeded by ``(seed, zlib.crc32(layer name))``, and its type gives each
+value (``LayerType.initial_param`` / ``initial_buffer``). By default weights of layers that
+do multiply-accumulates are He (Kaiming) normal with gain sqrt(2) and fan-in = MACs per
+output element (C_in/groups * kH * kW for conv2d, in_features for linear; He et al. 2015,
+Eq. 10; torch.nn.init.kaiming_normal_ with mode='fan_in', nonlinearity='relu'); other
+weights (batch norm's scale) are 1; biases 0; running means 0 and running variances 1.
+Types override it: layer_scale starts at its ``init``, the layer norms at weight 1, bias 0.
 """
 from __future__ import annotations
 
@@ -95,7 +97,9 @@ class Executor:
             raise ArchstatError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}",
                                 field="memory_limit")
         self.memory_limit = None if memory_limit is None else int(memory_limit)
-        self.plan = liveness(self.model)
+        #: the liveness plans of inference (training-only layers skipped) and of training
+        self.plans = {False: liveness(self.model), True: liveness(self.model, training=True)}
+        self.plan = self.plans[False]
         self._members: dict[str, list[str]] = {}
         for name in self.model.order:
             self._members.setdefault(self.plan.storage[name], []).append(name)
@@ -153,16 +157,13 @@ class Executor:
             if not (pshapes or bshapes):
                 continue
             rng = np.random.default_rng([self.seed, _name_hash(name)])
-            layer_type = self.model.layer(name).type
+            layer = self.model.layer(name)
+            layer_type = layer.type
             mine = given.get(name, {})
             params = {}
             for field, shape in pshapes.items():
-                if field == "bias":
-                    value = np.zeros(shape)
-                elif self._fan_in[name] > 0:  # He et al. 2015: std = gain / sqrt(fan_in), gain sqrt(2)
-                    value = rng.standard_normal(shape) * np.sqrt(2.0 / self._fan_in[name])
-                else:  # a scale without MACs (batch norm's gamma) starts as the identity
-                    value = np.ones(shape)
+                # drawn even when given, so each parameter's values do not depend on the others'
+                value = layer_type.initial_param(field, shape, self._fan_in[name], rng, layer.attrs)
                 params[field] = _own(mine.get(field, value), self.dtype)
             if params:
                 self.params[name] = params
@@ -286,14 +287,18 @@ class Executor:
         live = MappingProxyType(values)
         if hook is not None:
             hook(INPUT_NAME, x, live)
-        self._free(values, INPUT_NAME)
-        for layer in list(self.model.layers())[1:]:
-            name = layer.name
+        plan = self.plans[bool(train)]
+        self._free(values, INPUT_NAME, plan)
+        ran = []
+        for name in plan.order[1:]:
+            layer = self.model.layer(name)
+            ran.append(layer)
             xs = [values[src] for src in layer.inputs]
             if keep and layer.type.writes_in_place(layer.attrs) and any(
                     np.may_share_memory(a, xs[0]) for c in caches.values() for a in _arrays(c)):
                 xs[0] = xs[0].copy()  # an earlier layer's cache still needs the old values
-            ctx = RunContext(train=train, rng=self._rngs[name], buffers=self.buffers.get(name, {}))
+            ctx = RunContext(train=train, rng=self._rngs[name], buffers=self.buffers.get(name, {}),
+                             keep_cache=keep)
             try:
                 y, cache = layer.type.forward(xs, self.params.get(name, {}), layer.attrs, ctx)
             except ArchstatError as exc:
@@ -304,15 +309,17 @@ class Executor:
                 caches[name] = cache
             if hook is not None:
                 hook(name, y, live)
-            self._free(values, name)
-        outputs = {name: values[name] for name in self.model.outputs}
+            self._free(values, name, plan)
+        out_names = self.model.outputs if train else self.model.inference_outputs
+        outputs = {name: values[name] for name in out_names}
         if keep:
             self._caches = caches
-            self._out_shapes = {name: shapes[name] for name in self.model.outputs}
-        return outputs[self.model.outputs[0]] if len(outputs) == 1 else outputs
+            self._ran = ran
+            self._out_shapes = {name: shapes[name] for name in out_names}
+        return outputs[out_names[0]] if len(outputs) == 1 else outputs
 
-    def _free(self, values: dict[str, np.ndarray], name: str) -> None:
-        for owner in self.plan.free_after[name]:
+    def _free(self, values: dict[str, np.ndarray], name: str, plan: Any = None) -> None:
+        for owner in (plan or self.plan).free_after[name]:
             for member in self._members[owner]:
                 values.pop(member, None)
 
@@ -341,27 +348,28 @@ class Executor:
                                 file=self.model.file)
         caches, self._caches = self._caches, None
         pending: dict[str, np.ndarray] = {}
-        given = dy if isinstance(dy, Mapping) else {self.model.outputs[0]: dy}
-        if not isinstance(dy, Mapping) and len(self.model.outputs) > 1:
-            raise ArchstatError(f"the model has {len(self.model.outputs)} outputs: give dy as a dict "
-                                f"{{name: array}} over {', '.join(self.model.outputs)}",
+        out_names = list(self._out_shapes)
+        given = dy if isinstance(dy, Mapping) else {out_names[0]: dy}
+        if not isinstance(dy, Mapping) and len(out_names) > 1:
+            raise ArchstatError(f"the model has {len(out_names)} outputs: give dy as a dict "
+                                f"{{name: array}} over {', '.join(out_names)}",
                                 file=self.model.file)
         for name, g in given.items():
             if name not in self._out_shapes:
                 raise ArchstatError(f"{name!r} is not an output of the model (outputs: "
-                                    f"{', '.join(self.model.outputs)})", file=self.model.file,
-                                    hint=did_you_mean(str(name), self.model.outputs))
+                                    f"{', '.join(out_names)})", file=self.model.file,
+                                    hint=did_you_mean(str(name), out_names))
             g = np.asarray(g)
             if g.shape != self._out_shapes[name]:
                 raise ArchstatError(f"dy has shape {fmt_shape(g.shape)}, the output has "
                                     f"{fmt_shape(self._out_shapes[name])}", file=self.model.file,
                                     layer=name)
             pending[name] = g.astype(self.dtype, copy=False)
-        for name in self.model.outputs:
+        for name in out_names:
             if name not in pending:
                 pending[name] = np.zeros(self._out_shapes[name], self.dtype)
         grads: dict[str, dict[str, np.ndarray]] = {}
-        for layer in reversed(list(self.model.layers())[1:]):
+        for layer in reversed(self._ran):
             g = pending.pop(layer.name)
             dxs, dparams = layer.type.backward(g, caches.pop(layer.name))
             for src, dx in zip(layer.inputs, dxs):

@@ -184,7 +184,7 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
     dy = None
     if backward:
         shapes = {r["name"]: r["output_shape"] for r in analysis.rows()}
-        outs = ex.model.outputs
+        outs = ex.model.outputs  # a training pass runs every layer, training-only ones too
         dy = {o: rng.standard_normal(shapes[o], dtype=np.dtype(dtype).type) for o in outs}
         dy = dy[outs[0]] if len(outs) == 1 else dy
     load = load_average()

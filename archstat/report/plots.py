@@ -128,77 +128,6 @@ def memory_and_params(models: Sequence[dict[str, Any]], path: str | Path) -> Pat
     return save(fig, path)
 
 
-@styled
-def complexity_vs_accuracy(points: Sequence[dict[str, Any]], path: str | Path, *, x_key: str = "gmacs",
-                           x_label: str = "operations (G multiply-accumulates, computed by archstat)",
-                           title: str = "Top-1 accuracy vs operations (bubble area ~ parameters)") -> Path:
-    """Canziani et al. 2016 Fig. 2 style: top-1 vs operations, bubble area ~ parameters.
-
-    ``points``: dicts with ``label``, ``top1``, ``params`` (count), ``approximate`` (bool) and
-    the x value under ``x_key``. Labels are placed without overlap (adjustText if installed,
-    else a greedy nudge).
-    """
-    plt = _figures()
-    fig, ax = plt.subplots(figsize=(10, 6.5))
-    max_params = max(p["params"] for p in points)
-    for p in points:
-        area = 60 + 2400 * p["params"] / max_params
-        ax.scatter(p[x_key], p["top1"], s=area, alpha=0.45,
-                   color="#ef8636" if p.get("approximate") else "#3b75af", edgecolor="k", linewidth=0.6)
-    texts = [ax.text(p[x_key], p["top1"], p["label"] + (" *" if p.get("approximate") else ""), fontsize=10)
-             for p in points]
-    _log_axis(ax.xaxis)
-    ax.set_xlabel(x_label)
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.margins(x=0.12, y=0.1)
-    for size in (5e6, 25e6, 100e6):
-        ax.scatter([], [], s=60 + 2400 * size / max_params, color="#999999", alpha=0.4, edgecolor="k",
-                   label=f"{size / 1e6:.0f}M")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), labelspacing=2.2, borderpad=1.2, frameon=False,
-              title="parameters", handletextpad=1.6)
-    _declutter(ax, texts)
-    _approximate_note(ax, points)
-    return save(fig, path)
-
-
-@styled
-def accuracy_density(points: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Canziani et al. 2016 Fig. 10 style: top-1 accuracy per million parameters, as bars."""
-    plt = _figures()
-    ordered = sorted(points, key=lambda p: p["top1"] / (p["params"] / 1e6), reverse=True)
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(ordered) + 1.5))
-    values = [p["top1"] / (p["params"] / 1e6) for p in ordered]
-    colours = ["#ef8636" if p.get("approximate") else "#3b75af" for p in ordered]
-    y = range(len(ordered))
-    if max(values) / min(values) > 20:
-        # a wide range: a dot plot on a log axis (bars on a log axis would start nowhere)
-        ax.hlines(y, min(values) / 1.5, values, color="#cccccc", lw=1)
-        ax.scatter(values, y, color=colours, s=50, zorder=3)
-        _log_axis(ax.xaxis)
-        scale = "log scale"
-    else:
-        ax.barh(y, values, color=colours)
-        scale = "linear scale"
-    ax.set_yticks(list(y), [p["label"] + (" *" if p.get("approximate") else "") for p in ordered])
-    ax.invert_yaxis()
-    for i, v in enumerate(values):
-        ax.text(v, i, f"  {v:.2f}", va="center", fontsize=9)
-    ax.set_xlabel(f"accuracy density: top-1 % per million parameters ({scale})")
-    ax.set_title("Accuracy per parameter (Canziani et al. 2016, Fig. 10)")
-    ax.grid(axis="x", alpha=0.3, which="both")
-    _approximate_note(ax, ordered)
-    return save(fig, path)
-
-
-def _approximate_note(ax, points: Sequence[dict[str, Any]]) -> None:
-    """The key to the orange points, when there are any."""
-    if any(p.get("approximate") for p in points):
-        ax.annotate("* accuracy approximate (read off a published figure)", (0.01, 0.01),
-                    xycoords="axes fraction", fontsize=9, color="#ef8636")
-
-
 def _log_axis(axis) -> None:
     """Log scale with plain-number ticks (0.5, 1, 2, 5, 10 ...) instead of powers of ten."""
     from matplotlib.ticker import FuncFormatter, LogLocator
@@ -206,21 +135,3 @@ def _log_axis(axis) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-
-
-def _declutter(ax, texts) -> None:
-    try:
-        from adjustText import adjust_text
-    except ImportError:  # greedy fallback: push overlapping labels apart vertically
-        fig = ax.figure
-        fig.canvas.draw()
-        placed = []
-        for t in sorted(texts, key=lambda t: t.get_position()[1]):
-            box = t.get_window_extent()
-            while any(box.overlaps(p) for p in placed):
-                x, y = t.get_position()
-                t.set_position((x, y + 0.35))
-                box = t.get_window_extent()
-            placed.append(box)
-        return
-    adjust_text(texts, ax=ax, expand=(1.3, 1.6), arrowprops={"arrowstyle": "-", "color": "#666", "lw": 0.6})

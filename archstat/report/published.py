@@ -8,15 +8,15 @@ from __future__ import annotations
 VGG_SOURCE = ('K. Simonyan, A. Zisserman, "Very Deep Convolutional Networks for Large-Scale Image '
               'Recognition", arXiv:1409.1556v6 (ICLR 2015), Tables 1 and 2')
 
-#: Table 2: number of parameters (millions) per configuration, and the spec reproducing it
+#: Table 2: number of parameters (millions) per configuration, and the zoo model reproducing it
 VGG_TABLE2 = (
-    # config, spec file, Table 1 weight layers, Table 2 params (M)
-    ("A", "vgg11.yaml", 11, 133),
-    ("A-LRN", "vgg11_lrn.yaml", 11, 133),
-    ("B", "vgg13.yaml", 13, 133),
-    ("C", "vgg16_c.yaml", 16, 134),
-    ("D", "vgg16.yaml", 16, 138),
-    ("E", "vgg19.yaml", 19, 144),
+    # config, zoo name, Table 1 weight layers, Table 2 params (M)
+    ("A", "vgg11", 11, 133),
+    ("A-LRN", "vgg11_lrn", 11, 133),
+    ("B", "vgg13", 13, 133),
+    ("C", "vgg16_c", 16, 134),
+    ("D", "vgg16", 16, 138),
+    ("E", "vgg19", 19, 144),
 )
 
 CS231N_SOURCE = ("CS231n (Li, Johnson, Yeung) 2017 Lecture 9 slide \"VGGNet\" and the course notes "

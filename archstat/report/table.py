@@ -79,12 +79,18 @@ def _inputs_cell(inputs: tuple[str, ...], previous: str | None, width: int = 36)
     return f"{inputs[0]} (+{len(inputs) - 1} more)" if len(inputs) > 1 else inputs[0]
 
 
+#: marks the name of a layer that runs only in training (explained under the table)
+TRAINING_ONLY_MARK = " (train)"
+
+
 def _layer_table(analysis: Analysis) -> tuple[list[str], list[str], list[list[str]], list[str]]:
     cols = [c for c in LAYER_COLUMNS if not (c.key == "inputs" and _is_chain(analysis))]
     body, previous = [], None
     for row in analysis.rows():
-        body.append([_inputs_cell(row["inputs"], previous) if c.key == "inputs" else c.fmt(row[c.key])
-                     for c in cols])
+        cells = [_inputs_cell(row["inputs"], previous) if c.key == "inputs" else c.fmt(row[c.key]) for c in cols]
+        if row["training_only"]:
+            cells[0] += TRAINING_ONLY_MARK
+        body.append(cells)
         previous = row["name"]
     t = analysis.totals
     total_values = {"name": "Total", "params": _count(t["params"]), "macs": _human(t["macs"]),
@@ -108,7 +114,7 @@ def _stored_elements(analysis: Analysis) -> int:
     """Elements that need storage: the input and every output that is not in place or a view
     (the Total of the Activations column, so that it agrees with Forward memory; the rows
     still show every output's elements)."""
-    return sum(r["activations"] for r in analysis.rows() if r["activation_bytes"])
+    return sum(r["activations"] for r in analysis.rows() if r["activation_bytes"] and not r["training_only"])
 
 
 def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
@@ -120,7 +126,10 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
                        f"{human_bytes(t['param_bytes'])} in {analysis.dtype}"),
         ("Buffers", f"{thousands(t['buffers'])} non-trainable (batch-norm running statistics)"
                     + (f", {human_bytes(t['buffer_bytes'])}" if t["buffers"] else "")),
-        ("MACs", f"{thousands(t['macs'])} ({human(t['macs'])}) multiply-accumulates of conv and linear layers"),
+        ("MACs", f"{thousands(t['macs'])} ({human(t['macs'])}) multiply-accumulates of conv and linear layers"
+                 + (f" at inference; layers marked{TRAINING_ONLY_MARK} run only in training (an auxiliary "
+                    f"head): their parameters are counted, their {thousands(t['training_only_macs'])} MACs, "
+                    "FLOPs and memory are not" if analysis.model.has_training_only else "")),
         ("FLOPs", f"{thousands(t['flops'])} ({human(t['flops'])}) = 2 per MAC + elementwise work "
                   "('archstat layers' lists each rule)"),
         ("Forward memory", f"{human_bytes(t['forward_memory_bytes'])} ({thousands(t['forward_memory_bytes'])} B) "

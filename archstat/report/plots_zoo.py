@@ -1,0 +1,120 @@
+"""Complexity vs accuracy over the whole zoo (after Canziani et al. 2016 and the EfficientNet
+paper's scaling curves): one colour per model family, a family's variants joined in order of
+cost, labels placed clear of each other.
+
+Each point is a dict: ``label`` (zoo name), ``family``, ``series`` (the curve it belongs to:
+variants of a family that agree on every on/off design switch, e.g. VGG and VGG with batch
+norm), ``top1``, ``params``, ``gmacs``, ``approximate`` (the accuracy was read off a figure)
+and ``paper`` (the accuracy is a paper's own figure rather than the published weights'):
+paper points are drawn hollow and are never joined into a curve with weights' points.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .plots import _figures, _log_axis, save, styled
+
+#: a qualitative palette of 20 colours that stay apart on a slide (Tableau 10 and its darker half)
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#5f5f5f", "#1f4e79", "#b85c00", "#8c1d2f", "#2f7f7a", "#2d6a2e", "#a68a00",
+           "#6b3f7a", "#d4607a", "#5e4634", "#9a9a9a")
+
+
+def family_colours(points: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """One colour per family, in the order the families first appear."""
+    families: list[str] = []
+    for p in points:
+        if p["family"] not in families:
+            families.append(p["family"])
+    return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(families)}
+
+
+def _series(points: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        groups.setdefault(p["series"], []).append(p)
+    return groups
+
+
+@styled
+def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key: str = "gmacs",
+                   x_label: str = "operations: G multiply-accumulates per image (computed by archstat, log scale)",
+                   title: str = "Top-1 accuracy vs operations") -> Path:
+    """Top-1 against ``x_key`` (log axis): each family's variants joined in order of cost."""
+    plt = _figures()
+    fig, ax = plt.subplots(figsize=(14, 9))
+    colours = family_colours(points)
+    texts = []
+    xy = ([p[x_key] for p in points], [p["top1"] for p in points])
+    for series, members in _series(points).items():
+        members = sorted(members, key=lambda p: p[x_key])
+        colour = colours[members[0]["family"]]
+        paper = members[0]["paper"]
+        xs, ys = [p[x_key] for p in members], [p["top1"] for p in members]
+        if len(members) > 1 and not paper:
+            ax.plot(xs, ys, "-", color=colour, lw=1.8, alpha=0.85, zorder=2)
+        ax.scatter(xs, ys, s=36, zorder=3, linewidths=1.4,
+                   facecolors="white" if paper else colour, edgecolors=colour)
+        if paper:  # single published networks: each labelled by its own name
+            texts += [ax.text(p[x_key], p["top1"], " " + p["label"] + (" *" if p["approximate"] else ""),
+                              fontsize=9, color=colour) for p in members]
+        else:      # a family: labelled once, at its most accurate variant
+            best = max(members, key=lambda p: p["top1"])
+            texts.append(ax.text(best[x_key], best["top1"], " " + series, fontsize=10, color=colour,
+                                 fontweight="bold"))
+    _log_axis(ax.xaxis)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("top-1 accuracy on ImageNet-1K (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.08, y=0.06)
+    _legend_note(ax)
+    _place_labels(ax, texts, *xy)
+    return save(fig, path)
+
+
+@styled
+def accuracy_density(points: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Canziani et al. 2016 Fig. 10 style: top-1 per million parameters, one row per model,
+    most accuracy per parameter first, coloured by family (log axis)."""
+    plt = _figures()
+    from matplotlib.lines import Line2D
+
+    ordered = sorted(points, key=lambda p: p["top1"] / (p["params"] / 1e6), reverse=True)
+    colours = family_colours(points)
+    fig, ax = plt.subplots(figsize=(10, 0.2 * len(ordered) + 1.8))
+    values = [p["top1"] / (p["params"] / 1e6) for p in ordered]
+    y = range(len(ordered))
+    ax.hlines(y, min(values) / 1.5, values, color="#dddddd", lw=1)
+    for i, (p, v) in enumerate(zip(ordered, values)):
+        colour = colours[p["family"]]
+        ax.scatter([v], [i], s=40, zorder=3, linewidths=1.3, facecolors="white" if p["paper"] else colour,
+                   edgecolors=colour)
+        ax.text(v, i, f"  {v:.2f}", va="center", fontsize=8)
+    ax.set_yticks(list(y), [p["label"] + (" *" if p["approximate"] else "") for p in ordered], fontsize=8)
+    ax.set_ylim(len(ordered) - 0.5, -0.5)
+    _log_axis(ax.xaxis)
+    ax.set_xlabel("accuracy density: top-1 % per million parameters (log scale)")
+    ax.set_title("Accuracy per parameter (after Canziani et al. 2016, Fig. 10)")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    handles = [Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in colours.items()]
+    ax.legend(handles=handles, loc="lower right", fontsize=8, title="family", frameon=True, framealpha=0.9)
+    _legend_note(ax)
+    return save(fig, path)
+
+
+def _legend_note(ax) -> None:
+    ax.annotate("filled: accuracy of the published weights (torchvision); hollow: a paper's own figure; "
+                "* approximate (read off a figure)", (0.0, -0.09), xycoords="axes fraction", fontsize=8.5,
+                color="#555555", va="top")
+
+
+def _place_labels(ax, texts, xs, ys) -> None:
+    """Move labels apart and off the points (adjustText), each tied to its point by a thin
+    line when moved."""
+    from adjustText import adjust_text
+
+    adjust_text(texts, x=xs, y=ys, ax=ax, expand=(1.1, 1.3), expand_axes=False, ensure_inside_axes=True,
+                force_text=(0.3, 0.6), force_static=(0.2, 0.4), max_move=(60, 60), iter_lim=2000,
+                arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
