@@ -1,9 +1,11 @@
 """How fast is symbolic analysis? (run by hand: python bench/analysis.py)
 
-1. ResNet-152 (515 layers): archstat.analyze time (median of many calls) and the whole
-   `archstat report specs/resnet152.yaml` process, against what the peer tools need
+1. ResNet-152 (515 layers, the zoo model resnet152): archstat.analyze time (median of many
+   calls) and the whole `archstat report resnet152` process, against what the peer tools need
    (they run the model: 0.1-0.3 s for ResNet-152 on this machine, perf-anchors.md).
-2. Generated residual graphs of 1,000 to 100,000 layers: load and analyze times, and the
+2. Every zoo model (specs/zoo.yaml): archstat.load + archstat.analyze by name, the median of a
+   few calls each, and the slowest against the target of under 10 ms for any zoo model.
+3. Generated residual graphs of 1,000 to 100,000 layers: load and analyze times, and the
    time per layer, which stays flat when the growth is linear.
 """
 from __future__ import annotations
@@ -15,8 +17,11 @@ import time
 from pathlib import Path
 
 import archstat
+import archstat.zoo
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the target for loading and analysing any one zoo model by name
+ZOO_TARGET_MS = 10.0
 
 
 def timed(fn, repeat: int) -> float:
@@ -45,17 +50,38 @@ def residual_spec(blocks: int) -> dict:
                        {"type": "linear", "out_features": 1000}]}
 
 
+def zoo_times(repeat: int = 3) -> list[tuple[float, str, int]]:
+    """(median seconds of archstat.load(name) + archstat.analyze, name, layers) per zoo model."""
+    out = []
+    for name in archstat.zoo.entries():
+        layers = len(archstat.load(name))          # also warms the zoo index cache
+        out.append((timed(lambda: archstat.analyze(archstat.load(name)), repeat), name, layers))
+    return out
+
+
 def main() -> None:
-    model = archstat.load(ROOT / "specs" / "resnet152.yaml")
+    model = archstat.load("resnet152")
     t_an = timed(lambda: archstat.analyze(model), 50)
-    t_load = timed(lambda: archstat.load(ROOT / "specs" / "resnet152.yaml"), 10)
-    cmd = [sys.executable, "-m", "archstat", "report", str(ROOT / "specs" / "resnet152.yaml")]
+    t_load = timed(lambda: archstat.load("resnet152"), 10)
+    cmd = [sys.executable, "-m", "archstat", "report", "resnet152"]
     t_proc = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL), 5)
     print(f"ResNet-152 ({len(model)} layers)")
     print(f"  archstat.analyze            {t_an * 1e3:8.2f} ms   (target < 5 ms)")
     print(f"  archstat.load (parse+build) {t_load * 1e3:8.2f} ms")
     print(f"  `archstat report` process   {t_proc * 1e3:8.0f} ms   (target < 1 s; peers need 100-300 ms "
           f"just to run the model)")
+    print()
+    times = sorted(zoo_times(), reverse=True)
+    slowest, name, layers = times[0]
+    verdict = "meets" if slowest * 1e3 < ZOO_TARGET_MS else "MISSES"
+    print(f"Every zoo model ({len(times)}): archstat.load(name) + archstat.analyze, median of 3")
+    label = lambda model, n: f"{model} ({n:,} layers)"
+    print(f"  slowest: {label(name, layers):<34}{slowest * 1e3:8.2f} ms   ({verdict} the target "
+          f"< {ZOO_TARGET_MS:.0f} ms for any zoo model)")
+    for t, other, n in times[1:5]:
+        print(f"           {label(other, n):<34}{t * 1e3:8.2f} ms")
+    print(f"  median over the zoo: {statistics.median(t for t, _, _ in times) * 1e3:.2f} ms; "
+          f"{sum(t * 1e3 >= ZOO_TARGET_MS for t, _, _ in times)} of {len(times)} models at or over the target")
     print()
     print(f"{'layers':>8}  {'load ms':>9}  {'analyze ms':>10}  {'analyze us/layer':>16}")
     for blocks in (100, 1_000, 10_000):

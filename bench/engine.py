@@ -9,7 +9,7 @@ at batch 1 and 8, float32: the engine's conv2d forward and backward next to
 * PyTorch's conv2d and its ``aten.convolution_backward`` (when torch imports), with as
   many threads as the BLAS;
 
-then a whole VGG-16 forward (conv + pool + fc, ``specs/vgg16.yaml`` through
+then a whole VGG-16 forward (conv + pool + fc, the zoo model ``vgg16`` through
 ``archstat.Executor``) against the same network in torch with the same weights, and the
 memory the column buffers take. Timings are the minimum over rounds in which every
 implementation runs once, in rotating order, so that a slow phase of a shared machine hits
@@ -246,6 +246,8 @@ def torch_vgg16(ex, torch):
             m = nn.ReLU(inplace=True)
         elif t == "max_pool2d":
             m = nn.MaxPool2d(a["kernel_size"], a["stride"])
+        elif t == "adaptive_avg_pool2d":       # torchvision's VGG.avgpool, 7x7
+            m = nn.AdaptiveAvgPool2d(a["output_size"])
         elif t == "flatten":
             m = nn.Flatten()
         elif t == "dropout":
@@ -262,7 +264,7 @@ def torch_vgg16(ex, torch):
 
 def bench_vgg16(batch: int, rounds: int, torch) -> None:
     from archstat.engine.executor import Executor
-    ex = Executor(REPO / "specs" / "vgg16.yaml", seed=0, dtype="float32")
+    ex = Executor("vgg16", seed=0, dtype="float32")
     x = np.random.default_rng(1).standard_normal((batch, 3, 224, 224), dtype=np.float32)
     fns = {"engine": lambda: ex.forward(x)}
     if torch is not None:
@@ -280,7 +282,7 @@ def bench_vgg16(batch: int, rounds: int, torch) -> None:
     ex.forward(x)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"\n## whole VGG-16 forward (conv + pool + fc, specs/vgg16.yaml), batch {batch}")
+    print(f"\n## whole VGG-16 forward (conv + pool + fc, the zoo model vgg16), batch {batch}")
     line = f"engine {t['engine'].min() / batch * 1e3:.0f} ms/image"
     if "torch" in t:
         line += (f", torch {t['torch'].min() / batch * 1e3:.0f} ms/image (fastest rounds), "

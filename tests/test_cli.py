@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import archstat
-from archstat.analysis import ADDITIVE, COLUMNS
+from archstat.analysis import ADDITIVE, COLUMNS, STATE_COLUMNS, WORK_COLUMNS
 from archstat.layers import all_types
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -67,6 +67,15 @@ BRANCHY = {"name": "branchy", "input": [3, 8, 8], "layers": [
     {"name": "bn", "type": "batch_norm2d"},
     {"type": "global_avg_pool2d"}, {"type": "flatten"}, {"type": "dropout"},
     {"type": "linear", "out_features": 3}, {"type": "softmax"}]}
+# an auxiliary classifier that runs only in training (as GoogLeNet's and Inception-v3's heads)
+AUX = {"name": "aux", "input": [3, 8, 8], "layers": [
+    {"name": "stem", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+    {"name": "head.pool", "type": "global_avg_pool2d", "training_only": True},
+    {"name": "head.flatten", "type": "flatten", "training_only": True},
+    {"name": "head.fc", "type": "linear", "out_features": 3, "training_only": True},
+    {"name": "pool", "type": "global_avg_pool2d", "inputs": "stem"},
+    {"name": "flatten", "type": "flatten"},
+    {"name": "fc", "type": "linear", "out_features": 5}]}
 
 
 @pytest.fixture
@@ -317,7 +326,7 @@ def test_golden_report(cli, lenet, fmt, golden):
 
 # ------------------------------------------------- columns sum to totals; batch scaling
 
-SPECS = {"lenet": LENET, "tiny": TINY, "branchy": BRANCHY}
+SPECS = {"lenet": LENET, "tiny": TINY, "branchy": BRANCHY, "aux": AUX}
 
 
 def _load(name, write_spec):
@@ -329,9 +338,17 @@ def _load(name, write_spec):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_every_column_sums_to_its_total(name, batch, write_spec):
     a = archstat.analyze(_load(name, write_spec), batch=batch)
+    # the state (parameters, buffers) sums every row; the work (MACs, FLOPs, activations) the
+    # rows that run at inference, the training-only rows' going to training_only_macs / _flops
+    assert set(ADDITIVE) == set(STATE_COLUMNS) | set(WORK_COLUMNS)
+    inference = ~a.layers["training_only"].astype(bool)
     for column in ADDITIVE:
-        assert int(a.layers[column].sum()) == a.totals[column], column
-        assert sum(row[column] for row in a.rows()) == a.totals[column], column
+        rows = a.layers[column] if column in STATE_COLUMNS else a.layers[column][inference]
+        assert int(rows.sum()) == a.totals[column], column
+        assert sum(row[column] for row in a.rows()
+                   if column in STATE_COLUMNS or not row["training_only"]) == a.totals[column], column
+    for column in ("macs", "flops"):
+        assert int(a.layers[column][~inference].sum()) == a.totals[f"training_only_{column}"], column
     assert a.totals["forward_memory_bytes"] == a.totals["activation_bytes"]
     assert a.totals["peak_activation_bytes"] <= a.totals["forward_memory_bytes"]
 
@@ -345,8 +362,21 @@ def test_branchy_numbers_by_hand():
     assert t["macs"] == 6912 + 1024 + 9216 + 24 == 17176
 
 
+def test_aux_numbers_by_hand():
+    t = archstat.analyze(archstat.load(AUX)).totals
+    # stem 4*27+4 = 112; head.fc 4*3+3 = 15; fc 4*5+5 = 25: a training-only head's parameters
+    # count (they are trained and stored)
+    assert t["params"] == 112 + 15 + 25 == 152
+    # MACs: stem 4*64*27 = 6,912; fc 4*5 = 20 at inference; head.fc 4*3 = 12 only in training
+    assert t["macs"] == 6912 + 20 == 6932
+    assert t["training_only_macs"] == 12
+    # activations at inference: input 3*64 = 192, stem 4*64 = 256, pool 4, flatten (a view) 0,
+    # fc 5; the head's 4 + 3 are not stored at inference
+    assert t["activation_bytes"] == 4 * (192 + 256 + 4 + 5)
+
+
 LINEAR_IN_BATCH = ("macs", "flops", "activations", "activation_bytes", "forward_memory_bytes",
-                   "peak_activation_bytes")
+                   "peak_activation_bytes", "training_only_macs", "training_only_flops")
 CONSTANT_IN_BATCH = ("params", "weight_params", "bias_params", "buffers", "param_bytes", "buffer_bytes")
 
 
@@ -363,13 +393,17 @@ def test_totals_scale_linearly_with_batch(name, write_spec):
 
 
 def test_activation_total_agrees_with_forward_memory(cli):
-    # CS231n VGG-16: 15,237,608 stored activations = 61.0 MB in float32 (shared/reference);
-    # in-place ReLUs and views show their outputs per row but need no storage
-    code, out, _ = cli("report", GOLDEN.parents[1] / "specs" / "vgg16.yaml")
+    # CS231n VGG-16: 15,237,608 stored activations = 60,950,432 B in float32
+    # (tests/data/cs231n_vgg16.csv); torchvision's VGG (the zoo's vgg16) adds avgpool, an
+    # nn.AdaptiveAvgPool2d((7, 7)) that writes a new 7x7x512 tensor after pool5: 15,237,608 +
+    # 25,088 = 15,262,696 elements = 61,050,784 B (61.1 MB). In-place ReLUs and views show
+    # their outputs per row but need no storage
+    code, out, _ = cli("report", "vgg16")
     assert code == 0
     total = next(line for line in out.splitlines() if line.startswith("Total"))
-    assert total.split()[-3:] == ["15.2M", "61.0", "MB"]
-    assert "(60,950,432 B) = 15,237,608 stored elements" in out
+    assert total.split()[-3:] == ["15.3M", "61.1", "MB"]
+    assert "(61,050,784 B) = 15,262,696 stored elements" in out
+    assert 15_237_608 + 7 * 7 * 512 == 15_262_696 and 4 * 15_262_696 == 61_050_784
 
 
 def test_an_output_suffix_that_is_no_report_format_is_refused(cli, lenet, tmp_path):

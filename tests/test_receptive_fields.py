@@ -1,7 +1,8 @@
 """Receptive fields: the analysis' recurrences against brute force and published values.
 
 The analysis walks the recurrences of Araujo, Norris & Sim (Distill 2019). Here they are
-checked against (1) an independent index computation on every shipped spec: the set of
+checked against (1) an independent index computation on every packaged spec file (with its
+default arguments) and the zoo models that replaced the single-model specs: the set of
 input coordinates one output pixel depends on, collected backwards through the DAG one
 window at a time (padding coordinates included, as the theoretical field counts them);
 (2) the engine: the nonzero region of the gradient of one output pixel with respect to
@@ -10,15 +11,20 @@ published VGG-16 figure.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import archstat
+import archstat.zoo
 
-ROOT = Path(__file__).resolve().parents[1]
-SPECS = sorted(p.name for p in (ROOT / "specs").glob("*.yaml"))
+#: the zoo models that were spec files of their own before the family specs (resnet.yaml,
+#: vgg.yaml, ...) replaced them: the brute force keeps covering each of them
+FORMER_SPECS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1", "vgg11",
+                "vgg11_lrn", "vgg13", "vgg16", "vgg16_c", "vgg19", "densenet121", "efficientnet_b0",
+                "squeezenet1_0")
+#: the packaged spec files (specs/*.yaml without the zoo index) at their default arguments,
+#: then the former single-model specs by their zoo names
+MODELS = list(archstat.zoo.spec_files()) + list(FORMER_SPECS)
 
 
 def brute_force_field(model, shapes, target: str, axis: int) -> tuple[int, float]:
@@ -50,9 +56,9 @@ def spatial_targets(model, shapes, limit: int = 12) -> list[str]:
     return names[::step][:limit] + names[-1:]
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", MODELS)
 def test_recurrences_match_brute_force_on_every_spec(spec):
-    model = archstat.load(ROOT / "specs" / spec)
+    model = archstat.load(spec)
     shapes = model.shapes(1)
     rows = {r["name"]: r for r in archstat.analyze(model).rows()}
     for target in spatial_targets(model, shapes):
@@ -66,9 +72,23 @@ def test_recurrences_match_brute_force_on_every_spec(spec):
 def test_vgg16_pool5_matches_distill():
     # Araujo, Norris & Sim, Distill 2019 (receptive_fields.csv, vgg_16/pool5 at 224): size 212,
     # effective stride 32, effective padding 90; effective padding = (size - 1) / 2 - offset
-    row = next(r for r in archstat.analyze(ROOT / "specs" / "vgg16.yaml").rows() if r["name"] == "pool5")
+    # pool5 is torchvision's features.30 (make_layers' numbering of configuration D)
+    row = next(r for r in archstat.analyze("vgg16").rows() if r["name"] == "features.30")
     assert row["rf_size"] == (212, 212) and row["rf_stride"] == (32, 32)
     assert (row["rf_size"][0] - 1) / 2 - row["rf_offset"][0] == 90
+
+
+def test_convnext_receptive_field_is_square():
+    # ConvNeXt-T (torchvision convnext.py): a 4x4/4 stem (field 4, stride 4), then blocks of a
+    # 7x7 depthwise conv (padding 3) and an MLP on each pixel, run channels-last (permute to
+    # (N, H, W, C), layer norm and two linears on C, permute back): the MLP mixes channels, not
+    # pixels. After the first block: 4 + (7 - 1) * 4 = 28 pixels, in height and in width alike.
+    # Stage by stage in height: 4 + 3 * 6 * 4 = 76; + 4 (2x2/2 down-sampling at stride 4) = 80;
+    # + 3 * 6 * 8 = 224; + 8 = 232; + 9 * 6 * 16 = 1,096; + 16 = 1,112; + 3 * 6 * 32 = 1,688
+    rows = {r["name"]: r for r in archstat.analyze("convnext_tiny").rows()}
+    assert rows["features.1.0.add"]["rf_size"] == (28, 28)
+    assert rows["features.7.2.add"]["rf_size"] == (1_688, 1_688)
+    assert rows["features.7.2.add"]["rf_stride"] == (32, 32)
 
 
 def test_engine_gradient_of_one_pixel_covers_exactly_the_field():

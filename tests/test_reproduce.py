@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    paths = reproduce(out, ROOT / "specs", figures=False, timing=False)
+    paths = reproduce(out, figures=False, timing=False)     # the zoo's models, by name
     return out, paths
 
 
@@ -38,7 +38,7 @@ def test_every_indexed_figure_is_committed(regenerated):
 def test_cs231n_reconciliation_numbers(regenerated):
     out, _ = regenerated
     text = (out / "cs231n_vgg16.md").read_text()
-    # shared/reference/cs231n_vgg16.csv: the slide's rows sum to 15,237,608 activations
+    # tests/data/cs231n_vgg16.csv: the slide's rows sum to 15,237,608 activations
     # (60,950,432 bytes); weights 138,344,128 + 13,416 biases = 138,357,544
     for fact in ("15,237,608 activations", "60,950,432 bytes", "138,344,128", "13,416", "138,357,544",
                  "25,690,112 bytes"):
@@ -65,26 +65,34 @@ def test_published_module_agrees_with_the_reference_folder():
         [(c, n, m) for c, _, n, m in published.VGG_TABLE2]
 
 
+def test_the_timed_models_are_zoo_names_and_those_of_the_committed_report():
+    # OPS_TIME_SPECS are zoo names (reproduce has no --specs folder any more); the committed
+    # measured report (reports/ops_vs_time.md, regenerated only with timing) lists the models
+    # they load, in order, with their GMACs; its times vary, its operation counts may not
+    from archstat import analyze, load
+    from archstat.report.reproduce_zoo import OPS_TIME_SPECS
+    table = [line.split("|")[1:3] for line in (ROOT / "reports" / "ops_vs_time.md").read_text().splitlines()
+             if line.startswith("| ") and not line.startswith("| Model")]
+    assert len(table) == len(OPS_TIME_SPECS)
+    for name, (model, gmacs) in zip(OPS_TIME_SPECS, table):
+        assert f"{analyze(load(name)).totals['macs'] / 1e9:.3f}" == gmacs.strip(), (name, model.strip())
+
+
 def test_a_disturbed_timing_run_says_so_in_the_report_and_on_the_command_line(tmp_path, monkeypatch, capsys):
     # two small models stand in for the measured set; "disturbed" forced by a negative threshold
-    import shutil
-
     from archstat.cli import main
     from archstat.profiling import core
     from archstat.report import reproduce as rep
-    specs = tmp_path / "specs"
-    specs.mkdir()
-    for name in rep.OPS_TIME_SPECS[:2]:
-        shutil.copy(ROOT / "specs" / "lenet5.yaml", specs / name)
+    from archstat.report import reproduce_zoo
     monkeypatch.setattr(core, "BUSY", -1.0)
-    def measured_only(out, specs_dir, **kw):
+    def measured_only(out, **kw):
         Path(out).mkdir()
-        reports = [r for r in rep.ops_vs_time(Path(specs_dir)) if r.text is not None]
+        reports = [r for r in reproduce_zoo.ops_vs_time(names=("lenet5", "lenet5")) if r.text is not None]
         for r in reports:
             (Path(out) / r.filename).write_text(r.text)
         return [Path(out) / r.filename for r in reports]
     monkeypatch.setattr(rep, "reproduce", measured_only)
-    assert main(["reproduce", "--out", str(tmp_path / "out"), "--specs", str(specs)]) == 0
+    assert main(["reproduce", "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert "archstat: warning: ops_vs_time: other processes used" in err
     assert "Warning: other processes used up to" in (tmp_path / "out" / "ops_vs_time.md").read_text()

@@ -1,9 +1,9 @@
 """The branching specs (ResNet, GoogLeNet, Inception; issue 4) reproduce published numbers.
 
-Every expected number carries its source in a comment and is written inline, so it is
-asserted even without the shared reference folder; the tests that walk the reference CSVs
-(``shared/reference/*.csv`` beside the repository, see its README) skip cleanly when that
-folder is missing.
+Every expected number carries its source in a comment and is written inline; the tests that
+walk the reference CSVs read the copies in ``tests/data`` (see tests/reference_data.py).
+Models are loaded by their zoo names (specs/zoo.yaml): ``resnet50`` is specs/resnet.yaml with
+``depth: 50``, ``googlenet`` is specs/googlenet.yaml with ``aux: false`` (the pretrained model).
 
 Conventions (DESIGN.md): ``params`` include biases and batch-norm gamma/beta (as PyTorch's
 ``num_params``); a MAC is one multiply-accumulate of a conv or linear layer. torchvision's
@@ -14,7 +14,6 @@ Sim, Distill 2019), compared only where the layout is TF-Slim's (see the RF sect
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -22,27 +21,24 @@ import pytest
 import archstat
 from reference_data import reference  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SPECS = REPO / "specs"
-
 MINE = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1",
         "googlenet", "googlenet_paper", "inception_v3", "inception_v4")
 
-#: resnet50_v1's args for the deeper v1 networks of He et al. Table 1: blocks after the
-#: first in conv3_x / conv4_x (ResNet-101: 4 and 23 blocks; ResNet-152: 8 and 36)
-V1_DEPTH = {50: {}, 101: {"layer3_identity_blocks": 22},
-            152: {"layer2_identity_blocks": 7, "layer3_identity_blocks": 35}}
+#: resnet50_v1's args for the deeper v1 networks of He et al. Table 1 (the zoo's resnet50_v1 is
+#: specs/resnet.yaml with depth 50 and v1 true; depth 101 has 4 and 23 blocks in conv3_x /
+#: conv4_x, depth 152 has 8 and 36)
+V1_DEPTH = {50: {}, 101: {"depth": 101}, 152: {"depth": 152}}
 
 
 # --------------------------------------------------------------------------- helpers
 
 @functools.lru_cache(maxsize=None)
 def _model(spec: str, args: tuple) -> archstat.Model:
-    return archstat.load(SPECS / f"{spec}.yaml", args=dict(args))
+    return archstat.load(spec, args=dict(args))
 
 
 def model(spec: str, **args) -> archstat.Model:
-    """``archstat.load`` of ``specs/<spec>.yaml`` with top-level args (cached)."""
+    """``archstat.load`` of the zoo model ``spec``, ``args`` overriding the zoo's (cached)."""
     return _model(spec, tuple(sorted(args.items())))
 
 
@@ -113,8 +109,8 @@ def test_merge_counts(spec, merge, expected):
     ("resnet50", 53),      # 1 + 48 + 4 projections (layer1.0 has one too)
     ("resnet101", 104),    # 1 + 99 + 4
     ("resnet152", 155),    # 1 + 150 + 4
-    ("googlenet", 57),     # 3 stem + 9 modules x 6 (aux heads dropped)
-    ("inception_v3", 96),  # 94 + AuxLogits.conv0, conv1
+    ("googlenet", 57),     # 3 stem + 9 modules x 6 (the zoo's googlenet: aux false, heads dropped)
+    ("inception_v3", 96),  # 94 + AuxLogits.conv0, conv1 (training_only layers are still layers)
     ("inception_v4", 149),  # stem 11 + 4x7 + 4 + 7x10 + 6 + 3x10
 ])
 def test_conv_layer_counts(spec, convs):
@@ -158,7 +154,7 @@ def test_names_follow_torchvision_module_paths():
 
 TORCHVISION = [
     # spec, args, num_params, "GFLOPS" (GMACs): torchvision 0.29.1 *_Weights.IMAGENET1K_V1 meta,
-    # pytorch/vision@1f1a920d (shared/reference/torchvision_models.csv)
+    # pytorch/vision@1f1a920d (tests/data/torchvision_models.csv)
     ("resnet18", {}, 11_689_512, 1.814),        # torchvision/models/resnet.py:313
     ("resnet34", {}, 21_797_672, 3.664),        # torchvision/models/resnet.py:335
     ("resnet50", {}, 25_557_032, 4.089),        # torchvision/models/resnet.py:357
@@ -173,13 +169,16 @@ TORCHVISION = [
 def test_torchvision_num_params_and_gmacs(spec, args, num_params, gmacs):
     t = totals(spec, **args)
     assert t["params"] == num_params
+    assert round(t["macs"] / 1e9, 3) == gmacs
     if spec == "inception_v3":
         # torchvision's _ops leaves out the auxiliary head (Inception3.forward runs AuxLogits
-        # only in training mode): 5.713 is the count without it, 5.719 with it
+        # only in training mode). The head is training_only: its params count (27,161,264 is
+        # with it), its MACs are not in the inference total (5.713, the same as with aux false)
+        # but in training_only_macs; both together are 5.719 GMACs, the old "with aux" figure
         assert round(totals(spec, aux=False)["macs"] / 1e9, 3) == gmacs
-        assert round(t["macs"] / 1e9, 3) == 5.719
+        assert round((t["macs"] + t["training_only_macs"]) / 1e9, 3) == 5.719
     else:
-        assert round(t["macs"] / 1e9, 3) == gmacs
+        assert t["training_only_macs"] == 0
 
 
 def test_torchvision_values_match_the_reference_csv():
@@ -197,11 +196,18 @@ def test_inception_v3_with_and_without_aux_head():
     assert without["params"] == 23_834_568
     # AuxLogits: conv0 768*128 + BN 2*128, conv1 128*768*25 + BN 2*768, fc 768*1000 + 1000
     assert with_aux["params"] - without["params"] == 98_304 + 256 + 2_457_600 + 1_536 + 769_000
-    # its MACs at 5x5 -> 1x1: conv0 25*768*128, conv1 128*768*25, fc 768*1000
-    assert with_aux["macs"] - without["macs"] == 2_457_600 + 2_457_600 + 768_000
-    assert without["macs"] == 5_713_216_096
-    assert model("inception_v3").outputs == ["fc", "AuxLogits.fc"]
+    # its MACs at 5x5 -> 1x1: conv0 25*768*128, conv1 128*768*25, fc 768*1000; the head runs
+    # only in training, so they are training_only_macs, not inference MACs (torchvision's
+    # _ops 5.713 is the same with and without the head)
+    assert with_aux["training_only_macs"] == 2_457_600 + 2_457_600 + 768_000 == 5_683_200
+    assert without["training_only_macs"] == 0
+    assert with_aux["macs"] == without["macs"] == 5_713_216_096
+    # the head sits right after Mixed_6e, where torchvision runs it, so its output comes first
+    assert model("inception_v3").outputs == ["AuxLogits.fc", "fc"]
+    assert model("inception_v3").inference_outputs == ["fc"]
     assert model("inception_v3", aux=False).outputs == ["fc"]
+    assert all(model("inception_v3").layer(n).training_only == n.startswith("AuxLogits.")
+               for n in model("inception_v3").order)
     out = rows_by_name("inception_v3")
     assert out["Mixed_6e.cat"]["output_shape"] == (1, 768, 17, 17)      # torchvision comment
     assert out["AuxLogits.avg_pool"]["output_shape"] == (1, 768, 5, 5)  # "N x 768 x 5 x 5"
@@ -211,7 +217,7 @@ def test_inception_v3_with_and_without_aux_head():
 # ------------------------------------------------------------------- ResNet Table 1
 
 #: He et al. arXiv:1512.03385 Table 1 "FLOPs" row (multiply-adds, x1e9); exact MACs from
-#: shared/reference/resnet_table1.csv (macs_v1_computed, macs_v15_computed)
+#: tests/data/resnet_table1.csv (macs_v1_computed, macs_v15_computed)
 RESNET_TABLE1 = [
     # depth, blocks per stage, paper, v1 MACs (paper layout), v1.5 MACs (torchvision)
     (18, (2, 2, 2, 2), 1.8, 1_814_073_344, 1_814_073_344),
@@ -272,7 +278,7 @@ def test_resnet_table1_reference_csv():
 
 # ---------------------------------------------------------------- GoogLeNet Table 1
 
-#: Table 1 rows (shared/reference/googlenet_table1.csv, in order) -> the paper spec's layers:
+#: Table 1 rows (tests/data/googlenet_table1.csv, in order) -> the paper spec's layers:
 #: (layers whose weights/MACs make up the row, layer giving the row's output size)
 GOOGLENET_ROWS = [
     (["conv1/7x7_s2"], "conv1/relu_7x7"),
@@ -296,7 +302,7 @@ GOOGLENET_ROWS = [
     ([], "prob"),
 ]
 
-#: Table 1 (Szegedy et al. arXiv:1409.4842, via shared/reference/googlenet_table1.csv): the
+#: Table 1 (Szegedy et al. arXiv:1409.4842, via tests/data/googlenet_table1.csv): the
 #: printed params (K) and ops (M), and the exact weights (no biases: the table counts none)
 #: and MACs that the table's own widths and output sizes give (params_weights_computed,
 #: macs_computed); the layers of googlenet_paper.yaml that make up each row
@@ -406,11 +412,34 @@ def test_googlenet_paper_aux_heads():
     assert with_aux["params"] - without["params"] == (65_664 + 2_098_176 + 1_025_000) + (
         67_712 + 2_098_176 + 1_025_000)
     assert with_aux["params"] == 13_378_280
-    # MACs: 4x4 positions * C*128 + 2048*1024 + 1024*1000 for each head
-    assert with_aux["macs"] - without["macs"] == (16 * 512 * 128 + 3_121_152) + (16 * 528 * 128 + 3_121_152)
+    # MACs: 4x4 positions * C*128 + 2048*1024 + 1024*1000 for each head, in training only (the
+    # paper discards the heads at inference): the inference MACs stay the paper's budget
+    assert with_aux["training_only_macs"] == (16 * 512 * 128 + 3_121_152) + (16 * 528 * 128 + 3_121_152)
+    assert with_aux["macs"] == without["macs"]
     out = rows_by_name("googlenet_paper")
     assert out["loss1/ave_pool"]["output_shape"] == (1, 512, 4, 4)   # "4x4x512 output for the (4a)"
     assert out["loss2/ave_pool"]["output_shape"] == (1, 528, 4, 4)   # "4x4x528 for the (4d) stage"
+
+
+def test_googlenet_aux_heads_are_training_only():
+    # specs/googlenet.yaml builds the heads by default, as torchvision's googlenet(aux_logits=True);
+    # the zoo's googlenet (the pretrained model, torchvision's 6,624,904 params) has aux false
+    with_aux, without = totals("googlenet", aux=True), totals("googlenet")
+    assert without["params"] == 6_624_904       # GoogLeNet_Weights.IMAGENET1K_V1 meta num_params
+    # per head (InceptionAux): 1x1 BasicConv2d C*128 + BN 2*128, fc1 2048*1024 + 1024,
+    # fc2 1024*1000 + 1000; aux1 reads inception4a (C = 512), aux2 inception4d (C = 528)
+    aux1 = 512 * 128 + 256 + 2_098_176 + 1_025_000
+    aux2 = 528 * 128 + 256 + 2_098_176 + 1_025_000
+    assert with_aux["params"] - without["params"] == aux1 + aux2 == 6_379_984
+    assert with_aux["params"] == 13_004_888
+    # the heads run only in training: inference MACs are 1,498,376,192 (torchvision's 1.498)
+    # either way; theirs, at 4x4 after the adaptive pool: 16*C*128 + 2048*1024 + 1024*1000
+    assert with_aux["macs"] == without["macs"] == 1_498_376_192
+    assert with_aux["training_only_macs"] == (16 * 512 * 128 + 3_121_152) + (16 * 528 * 128 + 3_121_152)
+    assert with_aux["training_only_macs"] == 8_372_224
+    assert model("googlenet", aux=True).outputs == ["aux1.fc2", "aux2.fc2", "fc"]
+    assert model("googlenet", aux=True).inference_outputs == ["fc"]
+    assert model("googlenet").outputs == ["fc"]
 
 
 def test_googlenet_torchvision_vs_paper():

@@ -1,45 +1,49 @@
 """The compact and modern classifiers reproduce their published numbers.
 
-Specs: mobilenet_v2, squeezenet1_0, densenet121, efficientnet_b0 (torchvision layouts) and
-the Canziani et al. 2016 networks nin, bn_nin, bn_alexnet.
+Models (zoo names, specs/zoo.yaml): mobilenet_v2, squeezenet1_0 (specs/squeezenet.yaml),
+densenet121 (specs/densenet.yaml), efficientnet_b0 (specs/efficientnet.yaml), all torchvision
+layouts with torchvision's module paths as layer names, and the Canziani et al. 2016 networks
+nin, bn_nin, bn_alexnet.
 
-Every expected number carries its source in a comment and is written inline, so it is
-asserted even without the shared reference folder; the cross-checks against the reference
-CSVs (``shared/reference/*.csv`` beside the repository) skip cleanly when it is missing.
+Every expected number carries its source in a comment and is written inline; the cross-checks
+against the reference CSVs read the copies in ``tests/data``.
 
 torchvision's "GFLOPS" (``meta["_ops"]``) are GMACs: conv + linear multiply-accumulates
-(shared/reference/README.md, "Caveats"). Canziani et al.'s numbers are third-party
+(tests/data/torchvision_models.csv header, "gflops caveat"). Canziani et al.'s numbers are third-party
 readings of their figures (+-1% top-1, +-20% operations and parameters), so they are
 compared within those bounds, never exactly.
 """
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pytest
 
 import archstat
 from reference_data import reference  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SPECS = REPO / "specs"
-
 TORCHVISION = ("mobilenet_v2", "squeezenet1_0", "densenet121", "efficientnet_b0")
 CANZIANI = ("nin", "bn_nin", "bn_alexnet")
 COMPACT = TORCHVISION + CANZIANI
 
-#: torchvision 0.29.1 (pytorch/vision@1f1a920d) *_Weights.IMAGENET1K_V1 meta dicts, as
-#: collected in shared/reference/torchvision_models.csv: num_params, _ops (GMACs), acc@1, acc@5
+#: torchvision 0.29.1 (pytorch/vision@1f1a920d) meta dicts of each model's DEFAULT weights (the
+#: accuracy the zoo gives), as collected in tests/data/torchvision_classification.csv:
+#: num_params, _ops (GMACs), acc@1, acc@5. Only MobileNetV2's DEFAULT is not IMAGENET1K_V1;
+#: params and _ops are the same for every weights of one architecture
 PUBLISHED = {
-    # MobileNet_V2_Weights.IMAGENET1K_V1, torchvision/models/mobilenetv2.py:185
-    "mobilenet_v2": {"params": 3_504_872, "gmacs": 0.301, "top1": 71.878, "top5": 90.286},
+    # MobileNet_V2_Weights.IMAGENET1K_V2 (DEFAULT), torchvision/models/mobilenetv2.py; its
+    # IMAGENET1K_V1 weights (tests/data/torchvision_models.csv) have acc@1 71.878, acc@5 90.286
+    "mobilenet_v2": {"params": 3_504_872, "gmacs": 0.301, "top1": 72.154, "top5": 90.822,
+                     "weights": "IMAGENET1K_V2"},
     # SqueezeNet1_0_Weights.IMAGENET1K_V1, torchvision/models/squeezenet.py:125
-    "squeezenet1_0": {"params": 1_248_424, "gmacs": 0.819, "top1": 58.092, "top5": 80.42},
+    "squeezenet1_0": {"params": 1_248_424, "gmacs": 0.819, "top1": 58.092, "top5": 80.42,
+                      "weights": "IMAGENET1K_V1"},
     # DenseNet121_Weights.IMAGENET1K_V1, torchvision/models/densenet.py:268
-    "densenet121": {"params": 7_978_856, "gmacs": 2.834, "top1": 74.434, "top5": 91.972},
+    "densenet121": {"params": 7_978_856, "gmacs": 2.834, "top1": 74.434, "top5": 91.972,
+                    "weights": "IMAGENET1K_V1"},
     # EfficientNet_B0_Weights.IMAGENET1K_V1, torchvision/models/efficientnet.py:441
-    "efficientnet_b0": {"params": 5_288_548, "gmacs": 0.386, "top1": 77.692, "top5": 93.532},
+    "efficientnet_b0": {"params": 5_288_548, "gmacs": 0.386, "top1": 77.692, "top5": 93.532,
+                        "weights": "IMAGENET1K_V1"},
 }
 
 #: exact counts computed by archstat (pinned so a regression in a spec or in the analysis
@@ -69,7 +73,8 @@ CANZIANI_TOLERANCE = 0.20
 
 @functools.lru_cache(maxsize=None)
 def model(spec: str):
-    return archstat.load(SPECS / f"{spec}.yaml")
+    """The zoo model ``spec`` (cached)."""
+    return archstat.load(spec)
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,21 +139,32 @@ def test_torchvision_gmacs_to_three_decimals(spec):
 
 @pytest.mark.parametrize("spec", TORCHVISION)
 def test_torchvision_accuracy(spec):
+    # the zoo's accuracy is the DEFAULT weights' (specs/zoo.yaml); an accuracy without an
+    # 'approximate' key is exact (the reports read a missing key as false)
     acc = model(spec).accuracy
     assert acc["top1"] == PUBLISHED[spec]["top1"] and acc["top5"] == PUBLISHED[spec]["top5"]
-    assert acc["approximate"] is False and "IMAGENET1K_V1" in acc["source"]
+    assert acc.get("approximate", False) is False and PUBLISHED[spec]["weights"] in acc["source"]
 
 
 @pytest.mark.parametrize("spec", TORCHVISION)
 def test_torchvision_matches_reference_csv(spec):
+    # torchvision_models.csv: the IMAGENET1K_V1 weights' meta (num_params and _ops are the
+    # architecture's, the same for every weights)
     ref = [r for r in reference("torchvision_models.csv")
            if r["model"] == spec and r["weights"].endswith("IMAGENET1K_V1")]
     assert len(ref) == 1
     ref = ref[0]
     assert analysis(spec).totals["params"] == int(ref["num_params"])
     assert round(conv_linear_macs(spec) / 1e9, 3) == float(ref["gflops"])
-    assert model(spec).accuracy["top1"] == float(ref["acc1"])
-    assert model(spec).accuracy["top5"] == float(ref["acc5"])
+    # torchvision_classification.csv: the DEFAULT weights, whose accuracy the zoo gives
+    default = [r for r in reference("torchvision_classification.csv") if r["model"] == spec]
+    assert len(default) == 1
+    default = default[0]
+    assert default["weights"] == PUBLISHED[spec]["weights"]
+    assert analysis(spec).totals["params"] == int(default["num_params"])
+    assert round(conv_linear_macs(spec) / 1e9, 3) == float(default["gmacs"])
+    assert model(spec).accuracy["top1"] == float(default["acc1"])
+    assert model(spec).accuracy["top5"] == float(default["acc5"])
 
 
 # ------------------------------------------------------------------------ merge layers
@@ -157,8 +173,10 @@ def test_torchvision_matches_reference_csv(spec):
     ("mobilenet_v2", "add", 10),      # residual in all but the first block of each stage: 0+1+2+3+2+2+0
     ("efficientnet_b0", "add", 9),    # stride 1 and in == out: 0+1+1+2+2+3+0
     ("efficientnet_b0", "mul", 16),   # one SE gate per MBConv block: 1+2+2+3+3+4+1
-    ("densenet121", "concat", 58),    # one per dense layer: 6+12+24+16
-    ("squeezenet1_0", "concat", 8),   # one per fire module, fire2 .. fire9
+    # one per dense layer but each block's first (it reads the block input: 5+11+23+15) and one
+    # ending each block (4): 58 = 6+12+24+16
+    ("densenet121", "concat", 58),
+    ("squeezenet1_0", "concat", 8),   # one per fire module, fire2 .. fire9 (features.3 .. features.12)
     ("mobilenet_v2", "concat", 0),
     ("squeezenet1_0", "add", 0),      # vanilla SqueezeNet: no bypass connections
 ])
@@ -167,22 +185,40 @@ def test_merge_counts(spec, layer_type, expected):
 
 
 def test_residual_adds_join_block_input_and_projection():
+    # MobileNetV2 stage 4 (64 channels, n = 4) is features.7 .. features.10; torchvision's
+    # InvertedResidual returns "x + self.conv(x)": the block input, then the projection's
+    # batch norm (conv.3)
     m = model("mobilenet_v2")
-    add = m.layer("bottleneck4_2.add")
-    assert add.inputs == ("bottleneck4_1.add", "bottleneck4_2.project.bn")
+    add = m.layer("features.9.add")
+    assert add.inputs == ("features.8.add", "features.9.conv.3")
     # the first block of a stage changes the shape, so it has no add
-    assert "bottleneck4_0.add" not in m.order
+    assert "features.7.add" not in m.order
+    # EfficientNet MBConv: "result = self.stochastic_depth(result); result += input": the
+    # projection (block.3, through stochastic depth), then the block input
     m = model("efficientnet_b0")
-    assert m.layer("features.6.3.add").inputs == ("features.6.2.add", "features.6.3.project.bn")
+    assert m.layer("features.6.3.add").inputs == ("features.6.3.stochastic_depth", "features.6.2.add")
+    assert m.layer("features.6.3.stochastic_depth").inputs == ("features.6.3.block.3.1",)
 
 
 # ------------------------------------------------------------------- depthwise and SE
+
+def depthwise_names(spec: str) -> list[str]:
+    """The depthwise convolutions by torchvision's module paths: MobileNetV2's features.N.conv.1.0
+    (features.1.conv.0.0: t = 1, no expansion before it), EfficientNet's features.N.M.block.1.0
+    (features.1.0.block.0.0: expand ratio 1)."""
+    order = model(spec).order
+    if spec == "mobilenet_v2":
+        return [n for n in order if n == "features.1.conv.0.0" or
+                (n.startswith("features.") and n.endswith(".conv.1.0") and n != "features.1.conv.1.0")]
+    return [n for n in order if n == "features.1.0.block.0.0" or
+            (n.endswith(".block.1.0") and not n.startswith("features.1.0."))]
+
 
 @pytest.mark.parametrize("spec", ["mobilenet_v2", "efficientnet_b0"])
 def test_depthwise_convs_have_groups_equal_to_channels(spec):
     m = model(spec)
     shapes = {r["name"]: r["output_shape"] for r in analysis(spec).rows()}
-    dw = [n for n in m.order if n.endswith(".dw.conv")]
+    dw = depthwise_names(spec)
     assert len(dw) == {"mobilenet_v2": 17, "efficientnet_b0": 16}[spec]
     for name in dw:
         layer = m.layer(name)
@@ -191,15 +227,16 @@ def test_depthwise_convs_have_groups_equal_to_channels(spec):
 
 
 def test_depthwise_conv_params_by_hand():
-    # MobileNetV2 bottleneck3_0 (torchvision features.4): 144 channels, 3x3/2 depthwise:
-    # weight [144, 144/144, 3, 3] = 144 * 9 = 1,296, no bias; output 28x28 -> 1,296 * 784 MACs
-    r = row("mobilenet_v2", "bottleneck3_0.dw.conv")
-    assert model("mobilenet_v2").layer("bottleneck3_0.dw.conv").attrs["groups"] == 144
+    # MobileNetV2 features.4 (stage 3's first block): 144 channels, 3x3/2 depthwise
+    # (features.4.conv.1.0): weight [144, 144/144, 3, 3] = 144 * 9 = 1,296, no bias; output
+    # 28x28 -> 1,296 * 784 MACs
+    r = row("mobilenet_v2", "features.4.conv.1.0")
+    assert model("mobilenet_v2").layer("features.4.conv.1.0").attrs["groups"] == 144
     assert r["params"] == 144 * 3 * 3 == 1_296
     assert r["output_shape"] == (1, 144, 28, 28)
     assert r["macs"] == 1_296 * 28 * 28
-    # EfficientNet-B0 features.6.1: 1152 channels, 5x5 depthwise: 1152 * 25 = 28,800
-    assert row("efficientnet_b0", "features.6.1.dw.conv")["params"] == 1152 * 5 * 5 == 28_800
+    # EfficientNet-B0 features.6.1 (block.1.0): 1152 channels, 5x5 depthwise: 1152 * 25 = 28,800
+    assert row("efficientnet_b0", "features.6.1.block.1.0")["params"] == 1152 * 5 * 5 == 28_800
 
 
 def test_se_gates_multiply_features_by_channel_gates():
@@ -217,33 +254,38 @@ def test_se_gates_multiply_features_by_channel_gates():
 
 def test_se_squeeze_channels_by_hand():
     # torchvision MBConv: squeeze_channels = max(1, input_channels // 4) of the block input,
-    # so features.2.0 (16 -> 24, expanded 96) squeezes to 4 and features.6.1 (192, 1152) to 48
-    assert row("efficientnet_b0", "features.2.0.se.fc1")["output_shape"] == (1, 4, 1, 1)
+    # so features.2.0 (16 -> 24, expanded 96) squeezes to 4 and features.6.1 (192, 1152) to 48;
+    # the SqueezeExcitation is block.2 of an expanding block (block.1 without expansion)
+    assert row("efficientnet_b0", "features.2.0.block.2.fc1")["output_shape"] == (1, 4, 1, 1)
     # fc1: 96 * 4 + 4 bias = 388; fc2: 4 * 96 + 96 bias = 480
-    assert row("efficientnet_b0", "features.2.0.se.fc1")["params"] == 96 * 4 + 4 == 388
-    assert row("efficientnet_b0", "features.2.0.se.fc2")["params"] == 4 * 96 + 96 == 480
-    assert row("efficientnet_b0", "features.6.1.se.fc1")["params"] == 1152 * 48 + 48 == 55_344
+    assert row("efficientnet_b0", "features.2.0.block.2.fc1")["params"] == 96 * 4 + 4 == 388
+    assert row("efficientnet_b0", "features.2.0.block.2.fc2")["params"] == 4 * 96 + 96 == 480
+    assert row("efficientnet_b0", "features.6.1.block.2.fc1")["params"] == 1152 * 48 + 48 == 55_344
 
 
 # ------------------------------------------------------------------- layout and shapes
 
 @pytest.mark.parametrize("spec, name, shape", [
-    # SqueezeNet max pools with ceil_mode: 109 -> 54 -> 27 -> 13 (torchvision squeezenet.py)
-    ("squeezenet1_0", "conv1", (1, 96, 109, 109)),
-    ("squeezenet1_0", "pool1", (1, 96, 54, 54)),
-    ("squeezenet1_0", "pool4", (1, 256, 27, 27)),
-    ("squeezenet1_0", "pool8", (1, 512, 13, 13)),
-    ("squeezenet1_0", "fire9.cat", (1, 512, 13, 13)),
-    # DenseNet-121: blocks end at 256, 512, 1024, 1024 channels (64 + 6*32, 128 + 12*32, ...)
-    ("densenet121", "features.denseblock1.denselayer6.cat", (1, 256, 56, 56)),
+    # SqueezeNet max pools with ceil_mode: 109 -> 54 -> 27 -> 13 (torchvision squeezenet.py:
+    # features.0 conv1, features.2 / .6 / .11 the max pools, features.12 fire9)
+    ("squeezenet1_0", "features.0", (1, 96, 109, 109)),
+    ("squeezenet1_0", "features.2", (1, 96, 54, 54)),
+    ("squeezenet1_0", "features.6", (1, 256, 27, 27)),
+    ("squeezenet1_0", "features.11", (1, 512, 13, 13)),
+    ("squeezenet1_0", "features.12.cat", (1, 512, 13, 13)),
+    # DenseNet-121: blocks end at 256, 512, 1024, 1024 channels (64 + 6*32, 128 + 12*32, ...):
+    # features.denseblockK.cat is _DenseBlock.forward's final torch.cat; denselayerJ.cat is the
+    # concatenation denselayer J reads (its bn_function's torch.cat): 64 + 5*32 = 224 for J = 6
+    ("densenet121", "features.denseblock1.denselayer6.cat", (1, 224, 56, 56)),
+    ("densenet121", "features.denseblock1.cat", (1, 256, 56, 56)),
     ("densenet121", "features.transition1.pool", (1, 128, 28, 28)),
-    ("densenet121", "features.denseblock2.denselayer12.cat", (1, 512, 28, 28)),
-    ("densenet121", "features.denseblock3.denselayer24.cat", (1, 1024, 14, 14)),
+    ("densenet121", "features.denseblock2.cat", (1, 512, 28, 28)),
+    ("densenet121", "features.denseblock3.cat", (1, 1024, 14, 14)),
     ("densenet121", "features.transition3.pool", (1, 512, 7, 7)),
-    ("densenet121", "features.denseblock4.denselayer16.cat", (1, 1024, 7, 7)),
-    # MobileNetV2 and EfficientNet-B0 end at 7x7x1280
-    ("mobilenet_v2", "features.18.relu6", (1, 1280, 7, 7)),
-    ("efficientnet_b0", "features.8.silu", (1, 1280, 7, 7)),
+    ("densenet121", "features.denseblock4.cat", (1, 1024, 7, 7)),
+    # MobileNetV2 and EfficientNet-B0 end at 7x7x1280 (features.18 / features.8: conv, BN, act)
+    ("mobilenet_v2", "features.18.2", (1, 1280, 7, 7)),
+    ("efficientnet_b0", "features.8.2", (1, 1280, 7, 7)),
     # Caffe NIN: Caffe rounds pools up, 54 -> 27 -> 13 -> 6, then the 6x6 average pool
     ("nin", "mlpconv1.cccp2", (1, 96, 54, 54)),
     ("nin", "pool0", (1, 96, 27, 27)),
@@ -264,19 +306,23 @@ def test_shapes(spec, name, shape):
 
 
 @pytest.mark.parametrize("spec, names", [
-    # torchvision module paths (state_dict prefixes)
+    # torchvision module paths (state_dict keys minus ".weight"): densenet.py, efficientnet.py
+    # (MBConv's block.N: expand, depthwise, SE, project; without expansion one fewer),
+    # mobilenetv2.py (InvertedResidual's conv.N), squeezenet.py (features.N, classifier.1)
     ("densenet121", ["features.conv0", "features.denseblock3.denselayer24.conv2",
                      "features.transition2.conv", "features.norm5", "classifier"]),
-    ("efficientnet_b0", ["features.0.conv", "features.1.0.se.fc1", "features.6.3.se.fc2",
-                         "features.7.0.project.conv", "features.8.conv", "classifier.1"]),
-    ("mobilenet_v2", ["features.0.conv", "bottleneck7_0.project.conv", "features.18.conv",
+    ("efficientnet_b0", ["features.0.0", "features.1.0.block.1.fc1", "features.6.3.block.2.fc2",
+                         "features.7.0.block.3.0", "features.8.0", "classifier.1"]),
+    ("mobilenet_v2", ["features.0.0", "features.1.conv.1", "features.17.conv.2", "features.18.0",
                       "classifier.1"]),
-    ("squeezenet1_0", ["conv1", "fire2.squeeze", "fire9.expand3x3", "conv10"]),
+    ("squeezenet1_0", ["features.0", "features.3.squeeze", "features.12.expand3x3", "classifier.1"]),
 ])
-def test_readable_names(spec, names):
+def test_names_follow_torchvision_module_paths(spec, names):
     order = model(spec).order
     for name in names:
         assert name in order, name
+    m = model(spec)
+    assert m.layer(names[-1]).type_name in ("linear", "conv2d")   # the classifier's weights
 
 
 def test_batch_norm_eps():
@@ -349,12 +395,12 @@ def test_bn_nin_params_by_hand():
 
 
 def test_bn_alexnet_params_by_hand():
-    # alexnet.yaml's one-tower 62,378,344 (shared/reference/alexnet.csv) plus BN gamma+beta
+    # alexnet.yaml's one-tower 62,378,344 (tests/data/alexnet.csv) plus BN gamma+beta
     # after the five convolutions: 2 * (96 + 256 + 384 + 384 + 256) = 2,752
     assert analysis("bn_alexnet").totals["params"] == 62_378_344 + 2_752 == 62_381_096
     assert row("bn_alexnet", "conv4_bn")["params"] == 2 * 384 == 768
     assert count("bn_alexnet", "lrn") == 0 and count("bn_alexnet", "batch_norm2d") == 5
-    base = archstat.analyze(archstat.load(SPECS / "alexnet.yaml")).totals
+    base = archstat.analyze(archstat.load("alexnet_lecture")).totals   # specs/alexnet.yaml
     assert analysis("bn_alexnet").totals["params"] - base["params"] == 2_752
     assert analysis("bn_alexnet").totals["macs"] == base["macs"]   # BN adds no MACs
 

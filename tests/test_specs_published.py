@@ -1,9 +1,11 @@
 """The classic specs in specs/ reproduce their published numbers exactly.
 
 Every expected number carries its source in a comment. The key figures are written
-inline, so they are asserted even without the shared reference folder; the tests that
-compare with the reference CSVs (``shared/reference/*.csv`` beside the repository, see its
-README) skip cleanly when that folder is missing.
+inline; the tests that compare with the reference CSVs read the copies in ``tests/data``.
+Models are loaded by their zoo names (specs/zoo.yaml): the lecture's AlexNet
+(specs/alexnet.yaml) is ``alexnet_lecture`` (the zoo's ``alexnet`` is torchvision's), and the
+VGG configurations are specs/vgg.yaml (``vgg16`` = config D), with torchvision's module paths
+as layer names (features.N, avgpool, flatten, classifier.N).
 
 Conventions checked here (DESIGN.md): ``params`` include biases; a MAC is one
 multiply-accumulate of a conv or linear layer (torchvision's "GFLOPS" are GMACs);
@@ -13,15 +15,12 @@ in-place ReLU and view layers (flatten, dropout) adding nothing.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pytest
 
 import archstat
+import archstat.zoo
 from reference_data import reference  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-SPECS = REPO / "specs"
 
 #: the weight layers and pools, the rows of the CS231n and lecture tables
 TABLE_TYPES = ("input", "conv2d", "max_pool2d", "linear")
@@ -37,8 +36,8 @@ BATCH_FREE = ("params", "weight_params", "bias_params", "trainable_params", "buf
 
 @functools.lru_cache(maxsize=None)
 def analysis(spec: str, batch: int = 1):
-    """``archstat.analyze`` of ``specs/<spec>.yaml`` at a batch size, float32 (cached)."""
-    return archstat.analyze(archstat.load(SPECS / f"{spec}.yaml"), batch=batch, dtype="float32")
+    """``archstat.analyze`` of the zoo model ``spec`` at a batch size, float32 (cached)."""
+    return archstat.analyze(archstat.load(spec), batch=batch, dtype="float32")
 
 
 def layer(spec: str, name: str, batch: int = 1) -> dict:
@@ -71,7 +70,8 @@ def as_int(text: str) -> int:
 
 # ------------------------------------------------------------------------ every spec
 
-ALL_SPECS = sorted(p for p in SPECS.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+#: the packaged spec files (specs/*.yaml without the zoo index), each with its default args
+ALL_SPECS = sorted(archstat.zoo.spec_files().values())
 
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=[p.name for p in ALL_SPECS])
@@ -83,12 +83,13 @@ def test_every_spec_loads_and_cites_a_source(path):
     assert totals["params"] > 0 and totals["macs"] > 0
 
 
-MINE = ("lenet5", "alexnet", "alexnet_2012", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19")
+MINE = ("lenet5", "alexnet_lecture", "alexnet_2012", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16",
+        "vgg19")
 
 
 @pytest.mark.parametrize("spec", MINE)
 def test_classic_specs_are_documented(spec):
-    model = archstat.load(SPECS / f"{spec}.yaml")
+    model = archstat.load(spec)
     assert model.description.strip() and model.source.strip() and model.notes.strip()
     if model.accuracy is not None:
         assert model.accuracy.get("source", "").strip(), "an accuracy must name its source"
@@ -114,7 +115,7 @@ def test_lenet5_params():
 
 # --------------------------------------------------------------------------- AlexNet
 
-# (layer, output volume, one-tower params, two-GPU params): shared/reference/alexnet.csv, i.e.
+# (layer, output volume, one-tower params, two-GPU params): tests/data/alexnet.csv, i.e.
 # the seed lecture line 1308 (= CS231n 2017 Lecture 9) layer list; params computed there.
 ALEXNET = [
     ("input", "227x227x3", 0, 0),
@@ -139,19 +140,19 @@ ALEXNET_2012_NORM = {"norm1": "55x55x96", "norm2": "27x27x256"}
 
 def test_alexnet_params():
     # 62,378,344: alexnet.csv TOTAL params_single_tower (lecture / CS231n layer list, one tower)
-    totals = analysis("alexnet").totals
+    totals = analysis("alexnet_lecture").totals
     assert totals["params"] == 62_378_344
     # 62,367,776 weights + 10,568 biases: alexnet.csv comment "weights only"
     assert totals["weight_params"] == 62_367_776
     assert totals["bias_params"] == 10_568
-    assert analysis("alexnet").model.accuracy is None   # no published accuracy of its own
+    assert analysis("alexnet_lecture").model.accuracy is None   # no published accuracy of its own
 
 
 def test_alexnet_layers_match_the_lecture():
-    rows = table_rows("alexnet") + [r for r in analysis("alexnet").rows() if r["type"] == "lrn"]
+    rows = table_rows("alexnet_lecture") + [r for r in analysis("alexnet_lecture").rows() if r["type"] == "lrn"]
     got = {r["name"]: (hwc(r["output_shape"]), r["params"]) for r in rows}
     assert got == {name: (volume, params) for name, volume, params, _ in ALEXNET}
-    order = [n for n in analysis("alexnet").model.order if n in got]
+    order = [n for n in analysis("alexnet_lecture").model.order if n in got]
     assert order == [name for name, *_ in ALEXNET]   # the lecture's order, pool before norm
 
 
@@ -177,7 +178,7 @@ def test_alexnet_2012_accuracy():
     assert acc["approximate"] is False
 
 
-@pytest.mark.parametrize("spec, column", [("alexnet", "params_single_tower"),
+@pytest.mark.parametrize("spec, column", [("alexnet_lecture", "params_single_tower"),
                                           ("alexnet_2012", "params_two_gpu")])
 def test_alexnet_layers_match_reference_csv(spec, column):
     ref = reference("alexnet.csv")
@@ -197,7 +198,7 @@ def test_alexnet_layers_match_reference_csv(spec, column):
 # ------------------------------------------------------------------------------- VGG
 
 # config, spec, params (weights + biases), weights only, MACs at 224x224, Table 2 (M),
-# torchvision builder: shared/reference/vgg_table2.csv (params_exact_computed,
+# torchvision builder: tests/data/vgg_table2.csv (params_exact_computed,
 # weights_only_computed, macs_computed, params_M_paper = Simonyan & Zisserman 2014 Table 2)
 VGG = [
     ("A", "vgg11", 132_863_336, 132_851_392, 7_609_090_048, 133, "vgg11"),
@@ -219,6 +220,34 @@ TORCHVISION = {
 # Simonyan & Zisserman 2014, Table 3, single scale S=Q=256 (top-1, top-5 error %), via the
 # public transcriptions cited in vgg_table2.csv
 TABLE3_S256 = {"vgg11_lrn": (29.7, 10.5), "vgg16_c": (28.1, 9.4)}
+
+#: Table 1's columns in torchvision's make_layers notation (torchvision/models/vgg.py cfgs "A",
+#: "B", "D", "E"; an int is a 3x3 convolution's width, "M" a 2x2/2 max pool); A-LRN adds the
+#: LRN after the first convolution, C's "conv1-N" are its 1x1 convolutions
+VGG_CFGS = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "C": [64, 64, "M", 128, 128, "M", 256, 256, "conv1-256", "M", 512, 512, "conv1-512", "M",
+          512, 512, "conv1-512", "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+          512, 512, 512, 512, "M"],
+}
+
+
+def make_layers_names(config: str) -> dict[str, list[str]]:
+    """torchvision's module paths of make_layers(cfg, batch_norm=False): features.N counts the
+    nn.Sequential's modules (a convolution and its ReLU are two, a pool or an LRN one)."""
+    names: dict[str, list[str]] = {"conv": [], "conv1x1": [], "pool": [], "lrn": []}
+    index = 0
+    for v in VGG_CFGS[config]:
+        kind = {"M": "pool", "LRN": "lrn"}.get(v, "conv")
+        names[kind].append(f"features.{index}")
+        if isinstance(v, str) and v.startswith("conv1-"):
+            names["conv1x1"].append(f"features.{index}")
+        index += 2 if kind == "conv" else 1
+    return names
 
 
 @pytest.mark.parametrize("config, spec, params, weights, macs, table2_m, tv", VGG, ids=VGG_IDS)
@@ -243,25 +272,33 @@ def test_vgg_accuracy(config, spec, params, weights, macs, table2_m, tv):
         top1, top5 = (100 - err for err in TABLE3_S256[spec])
     assert acc["top1"] == pytest.approx(top1)
     assert acc["top5"] == pytest.approx(top5)
-    assert acc["approximate"] is False
+    # exact figures: the zoo's torchvision accuracies carry no 'approximate' key (read as false)
+    assert acc.get("approximate", False) is False
 
 
 @pytest.mark.parametrize("config, spec, params, weights, macs, table2_m, tv", VGG, ids=VGG_IDS)
 def test_vgg_layout(config, spec, params, weights, macs, table2_m, tv):
     # Table 1: every conv is 3x3 pad 1 (1x1 pad 0 in C), stride 1; pools 2x2/2; FC 4096-4096-1000
     model = analysis(spec).model
+    expected = make_layers_names(config)
     convs = [l for l in model.layers() if l.type_name == "conv2d"]
     assert len(convs) + 3 == {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}[config]
+    assert [c.name for c in convs] == expected["conv"]
     for conv in convs:
         k = conv.attrs["kernel_size"]
         assert conv.attrs["stride"] == (1, 1)
         assert conv.attrs["padding"] == ((1, 1) if k == (3, 3) else (0, 0))
-        assert k == (3, 3) or (config == "C" and k == (1, 1) and conv.name.endswith("_3"))
+        # C: the third convolution of stages 3, 4, 5 is Table 1's conv1-256 / conv1-512
+        assert k == ((1, 1) if conv.name in expected["conv1x1"] else (3, 3)), conv.name
+    assert len(expected["conv1x1"]) == (3 if config == "C" else 0)
     pools = [l for l in model.layers() if l.type_name == "max_pool2d"]
-    assert [p.name for p in pools] == [f"pool{i}" for i in range(1, 6)]
+    assert [p.name for p in pools] == expected["pool"] and len(pools) == 5
     assert all(p.attrs["kernel_size"] == (2, 2) and p.attrs["stride"] == (2, 2) for p in pools)
     fcs = [l for l in model.layers() if l.type_name == "linear"]
-    assert [(f.name, f.attrs["out_features"]) for f in fcs] == [("fc6", 4096), ("fc7", 4096), ("fc8", 1000)]
+    assert [(f.name, f.attrs["out_features"]) for f in fcs] == [("classifier.0", 4096), ("classifier.3", 4096),
+                                                                 ("classifier.6", 1000)]
+    # torchvision's nn.AdaptiveAvgPool2d((7, 7)): the identity on pool5's 7x7 at 224x224
+    assert layer(spec, "avgpool")["output_shape"] == layer(spec, expected["pool"][-1])["output_shape"]
     assert layer(spec, "flatten")["output_shape"] == (1, 7 * 7 * 512)
     # torchvision's classifier: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear
     head = [l.type_name for l in model.layers()][-7:]
@@ -270,11 +307,14 @@ def test_vgg_layout(config, spec, params, weights, macs, table2_m, tv):
 
 
 def test_vgg_lrn_placement():
-    # Table 1, A-LRN: LRN right after the first conv3-64; constants of Krizhevsky et al. 2012
+    # Table 1, A-LRN: LRN right after the first conv3-64; constants of Krizhevsky et al. 2012.
+    # In make_layers' numbering: features.0 conv, features.1 its ReLU, features.2 the LRN,
+    # features.3 the first max pool
     model = analysis("vgg11_lrn").model
-    order = [n for n in model.order if not n.endswith("_relu")]
-    assert order[:4] == ["input", "conv1_1", "norm1", "pool1"]
-    attrs = model.layer("norm1").attrs
+    order = [n for n in model.order if model.layer(n).type_name != "relu"]
+    assert order[:4] == ["input", "features.0", "features.2", "features.3"]
+    assert [model.layer(n).type_name for n in order[1:4]] == ["conv2d", "lrn", "max_pool2d"]
+    attrs = model.layer("features.2").attrs
     assert (attrs["size"], attrs["alpha"], attrs["beta"], attrs["k"]) == (5, 1e-4, 0.75, 2.0)
 
 
@@ -330,6 +370,13 @@ CS231N_VGG16 = [
 ]
 
 
+#: torchvision's VGG has an nn.AdaptiveAvgPool2d((7, 7)) between pool5 and the classifier
+#: (vgg.py VGG.avgpool), which CS231n's table does not have: at 224x224 it maps pool5's
+#: 7x7x512 to a new 7x7x512 tensor (PyTorch allocates its output, not a view), so the forward
+#: memory is CS231n's sum plus 7 * 7 * 512 = 25,088 elements
+VGG_AVGPOOL_ELEMENTS = 7 * 7 * 512
+
+
 def test_vgg16_totals():
     totals = analysis("vgg16").totals
     assert totals["params"] == 138_357_544          # torchvision vgg16 num_params; vgg_table2.csv D
@@ -337,8 +384,10 @@ def test_vgg16_totals():
     assert totals["weight_params"] == 138_344_128   # CS231n "TOTAL params: 138M" (weights only)
     assert totals["bias_params"] == 13_416          # cs231n_vgg16.csv: the biases the slide omits
     # CS231n rows summed (input + every conv/pool/fc output) = 15,237,608 elements, float32
-    # (cs231n_vgg16.csv "TOTAL memory"; the slide's "24M" is not the sum of its own rows)
-    assert totals["forward_memory_bytes"] == 15_237_608 * 4
+    # (cs231n_vgg16.csv "TOTAL memory"; the slide's "24M" is not the sum of its own rows), plus
+    # torchvision's avgpool output: 15,237,608 + 25,088 = 15,262,696 elements
+    assert totals["forward_memory_bytes"] == (15_237_608 + VGG_AVGPOOL_ELEMENTS) * 4 == 61_050_784
+    assert layer("vgg16", "avgpool")["activations"] == VGG_AVGPOOL_ELEMENTS
 
 
 def test_vgg16_layers_match_cs231n():
@@ -349,10 +398,14 @@ def test_vgg16_layers_match_cs231n():
         assert got["weight_params"] == weights, (got["name"], label)
     assert sum(r["activations"] for r in rows) == 15_237_608
     assert sum(w for *_, w in CS231N_VGG16) == 138_344_128
+    # torchvision's module paths for CS231n's rows: conv1_1 .. conv5_3 and pool1 .. pool5 are
+    # make_layers' features.N (each conv followed by its ReLU), fc6 .. fc8 classifier.0/3/6
     names = [r["name"] for r in rows]
-    assert names == ["input", "conv1_1", "conv1_2", "pool1", "conv2_1", "conv2_2", "pool2",
-                     "conv3_1", "conv3_2", "conv3_3", "pool3", "conv4_1", "conv4_2", "conv4_3",
-                     "pool4", "conv5_1", "conv5_2", "conv5_3", "pool5", "fc6", "fc7", "fc8"]
+    assert names == ["input", "features.0", "features.2", "features.4", "features.5", "features.7",
+                     "features.9", "features.10", "features.12", "features.14", "features.16",
+                     "features.17", "features.19", "features.21", "features.23", "features.24",
+                     "features.26", "features.28", "features.30", "classifier.0", "classifier.3",
+                     "classifier.6"]
 
 
 def test_vgg16_matches_cs231n_csv():
@@ -369,7 +422,9 @@ def test_vgg16_matches_cs231n_csv():
         assert got["params"] == as_int(row["params_with_bias_exact"]), where
     total = {r["layer"]: r for r in ref}
     totals = analysis("vgg16").totals
-    assert totals["forward_memory_bytes"] == 4 * as_int(total["TOTAL memory"]["memory_elements_exact"])
+    # plus torchvision's avgpool output, which CS231n's table does not have (see above)
+    assert totals["forward_memory_bytes"] == 4 * (as_int(total["TOTAL memory"]["memory_elements_exact"])
+                                                  + VGG_AVGPOOL_ELEMENTS)
     assert totals["weight_params"] == as_int(total["TOTAL params"]["params_weights_exact"])
     assert totals["params"] == as_int(total["TOTAL params"]["params_with_bias_exact"])
 
