@@ -3,7 +3,7 @@
 Quick use::
 
     import archstat
-    m = archstat.load("specs/vgg16.yaml")        # a Model; m.graph is a networkx.DiGraph
+    m = archstat.load("vgg16")                   # a zoo name or a spec path; m.graph is a networkx.DiGraph
     a = archstat.analyze(m, batch=1, dtype="float32")
     a.layers                                     # pandas DataFrame, one row per layer
     a.totals["params"], a.totals["macs"]         # exact ints

@@ -139,7 +139,11 @@ class ReceptiveField:
         r_out = r_in + (k' - 1) j_in      j_out = j_in s      c_out = c_in + ((k' - 1) / 2 - p) j_in
 
     A merge takes the union of its inputs' fields (the largest over its paths) and is
-    ``aligned`` only when every path has the same centre and stride.
+    ``aligned`` only when every path has the same centre and stride. An adaptive pool whose
+    windows differ in size or step (11 -> 4) is described by its largest window and largest
+    step: ``size`` is then an upper bound of every output's field, while ``stride`` and
+    ``offset`` (and everything after it) only approximate where each output's field lies;
+    ``aligned`` is false from there on.
     """
 
     size: tuple[int, int]
@@ -351,7 +355,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             params = sum(prod(s) for s in pshapes.values())
             bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
-            own = 0 if ltype.shares_input_storage(attrs) else n_out * size
+            own = n_out * size if model.owns_storage(name) else 0
             training_extra += ltype.training_extra_bytes(n_out, size, attrs)
             if layer.training_only:  # kept for the backward pass of a training step
                 training_extra += own

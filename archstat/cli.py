@@ -41,7 +41,7 @@ examples:
   archstat report alexnet_lecture --format md -o alexnet.md
   archstat report vgg16 --input 3 448 448                  resolution study
   archstat report efficientnet --arg variant=b4            a family spec's own arguments
-  archstat report specs/lenet5.yaml --format csv > lenet5.csv
+  archstat report lenet5 --format csv > lenet5.csv
 
 The table shows per layer: output shape (with batch), parameters, MACs, FLOPs, output
 elements and the new memory the output needs; then the totals explained: the CS231n
@@ -125,9 +125,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors say which subcommand's --help to read."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        self.print_usage(sys.stderr)
-        self.exit(ExitCode.USER_ERROR, f"{self.prog}: error: {message}\n"
-                                       f"(see '{self.prog} --help')\n")
+        # one line, as every other error: what is wrong, and where the usage is
+        self.exit(ExitCode.USER_ERROR, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,16 +262,12 @@ def _output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
 
 
 def _spec_arg(text: str) -> tuple[str, object]:
-    import yaml
+    from .spec_io import parse_value
 
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
-    return name.strip(), parsed
+    return name.strip(), parse_value(value)
 
 
 def _int_at_least(minimum: int, what: str):

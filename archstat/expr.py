@@ -20,8 +20,10 @@ The language is a small subset of Python's expressions, with Python's semantics:
   argument: ``sum(d for d in depths)``);
 * the functions of :data:`FUNCTIONS`: ``min max abs round int float bool str len sum
   range enumerate zip sorted reversed any all list ceil floor sqrt exp log log2 log10
-  count make_divisible type`` (``type(x)`` is ``'int'``, ``'float'``, ``'str'``, ``'bool'``,
-  ``'list'``, ``'dict'`` or ``'null'``), and the constants ``pi`` and ``e``.
+  count make_divisible type require`` (``type(x)`` is ``'int'``, ``'float'``, ``'str'``,
+  ``'bool'``, ``'list'``, ``'dict'`` or ``'null'``; ``require(cond, message)`` is true or an
+  error saying ``message``: how a spec checks its arguments), and the constants ``pi``
+  and ``e``.
 
 ``round`` is Python's (halves to even), as torchvision's Python code uses it, and
 ``make_divisible(v, divisor, min_value=None)`` is torchvision's ``_make_divisible``
@@ -40,13 +42,15 @@ from typing import Any, Callable, Mapping
 
 from .errors import did_you_mean, short_repr
 from .expr_builtins import (CONSTANTS, FUNCTIONS, MAX_ITEMS, ExprError, _arith, _bad_int, _checked,
-                            _iterable, _number, _sized, make_divisible)
+                            _iterable, _number, _sized, make_divisible, weight)
 
 __all__ = ["CONSTANTS", "FUNCTIONS", "Budget", "ExprError", "compiled", "evaluate", "free_names", "make_divisible",
            "parse"]
 
 #: longest expression text accepted
 MAX_TEXT = 4000
+#: deepest nesting of an expression's syntax tree (1 + 1 + ... nests one level per term)
+MAX_DEPTH = 100
 #: most evaluation steps (AST nodes visited, loop iterations) of one evaluation
 MAX_STEPS = 500_000
 #: most evaluation steps of all the expressions of one spec (a :class:`Budget`)
@@ -106,6 +110,9 @@ def parse(text: str) -> ast.Expression:
         raise ExprError(f"invalid expression{col}: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError):
         raise ExprError("invalid expression (too deeply nested or malformed)") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise ExprError(f"the expression nests deeper than {MAX_DEPTH} levels",
+                        hint="split it into several values under 'let'")
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             what = _DESCRIBE.get(type(node), type(node).__name__)
@@ -133,6 +140,17 @@ def parse(text: str) -> ast.Expression:
 
 
 # ------------------------------------------------------------------ evaluation
+
+def _depth(tree: ast.AST) -> int:
+    """How deeply the nodes of a parsed expression nest (without recursion)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH + 1:
+            stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
 
 def evaluate(text: str, variables: Mapping[str, Any], budget: Budget | None = None) -> Any:
     """Evaluate one expression with the given variables; raises :class:`ExprError`.
@@ -167,6 +185,21 @@ class _Context:
     def __init__(self, variables: Mapping[str, Any], steps: int):
         self.scopes: list[Mapping[str, Any]] = [variables]
         self.limit = self.steps = steps
+
+    def spend(self, steps: int) -> None:
+        """Spend ``steps`` at once (work proportional to a value's size)."""
+        self.steps -= steps
+        if self.steps < 0:
+            raise self.out_of_steps()
+
+    def charge(self, value: Any) -> None:
+        """Spend one step per item a list or mapping holds, nested ones included: the work of
+        a function or a comparison that walks it."""
+        if isinstance(value, (list, dict, str)):
+            try:
+                self.spend(weight(value, max(self.steps, 0) + 1))
+            except ExprError:
+                raise self.out_of_steps() from None
 
     def out_of_steps(self) -> ExprError:
         if self.limit < MAX_STEPS:
@@ -279,6 +312,8 @@ def _compare(node: ast.Compare) -> Compiled:
         a = left(ctx)
         for op, comparator in rest:
             b = comparator(ctx)
+            ctx.charge(a)   # comparing lists walks them
+            ctx.charge(b)
             try:
                 if not op(a, b):
                     return False
@@ -313,6 +348,8 @@ def _subscript(node: ast.Subscript) -> Compiled:
     def get(ctx: _Context) -> Any:
         value, key = target(ctx), index(ctx)
         if isinstance(value, dict):
+            if isinstance(key, (list, dict)):
+                raise ExprError(f"a mapping key is a name or a number, not {short_repr(key)}")
             if key not in value:
                 keys = [str(k) for k in value]
                 raise ExprError(f"no entry {short_repr(key)} (the entries are: {', '.join(keys[:20])}"
@@ -335,16 +372,22 @@ def _call(node: ast.Call) -> Compiled:
     kwargs = [(kw.arg, _compile(kw.value)) for kw in node.keywords]
 
     def call(ctx: _Context) -> Any:
+        values = [a(ctx) for a in args]
+        named = {k: v(ctx) for k, v in kwargs}
+        # a function's work grows with what it reads: charge every item of its arguments
+        for value in (*values, *named.values()):
+            ctx.charge(value)
         try:
-            result = fn(*[a(ctx) for a in args], **{k: v(ctx) for k, v in kwargs})
+            result = fn(*values, **named)
         except ExprError:
             raise
         except TypeError as exc:
             raise ExprError(f"{name}(): {exc}".replace("<lambda>() ", "")) from None
-        except (ValueError, ArithmeticError) as exc:
+        except (ValueError, ArithmeticError, RecursionError) as exc:
             raise ExprError(f"{name}(): {exc}") from None
         if isinstance(result, (list, str)):
             _sized(result)
+            ctx.spend(len(result))
         return _checked(result)
     return call
 

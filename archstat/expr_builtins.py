@@ -19,6 +19,8 @@ from .errors import short_repr
 MAX_INT_BITS = 4096
 #: most elements of a list, tuple, mapping or string an expression may build
 MAX_ITEMS = 100_000
+#: the largest ndigits round() takes (round(5, -10**8) would compute 10**(10**8))
+MAX_ROUND_DIGITS = 100
 
 
 class ExprError(Exception):
@@ -49,6 +51,14 @@ def make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
     return new_v
 
 
+def _require(condition: Any, message: Any = "a requirement of the spec is not met") -> bool:
+    """``require(cond, message)``: true when ``cond`` holds, else an error that says ``message``
+    (a spec checks its arguments with it, e.g. ``require(wm > 1, 'wm must be greater than 1')``)."""
+    if not condition:
+        raise ExprError(str(message), quote=False)
+    return True
+
+
 def _count(items: Any, value: Any) -> int:
     """How many elements of ``items`` equal ``value`` (Python's ``list.count``)."""
     return sum(1 for item in _iterable(items, "count") if item == value)
@@ -60,8 +70,9 @@ def _round(x: Any, ndigits: Any = None) -> Any:
         if isinstance(x, float) and not math.isfinite(x):
             raise ExprError(f"cannot round {x} to an integer")
         return round(x)
-    if _bad_int(ndigits):
-        raise ExprError(f"round's ndigits must be an integer, got {short_repr(ndigits)}")
+    if _bad_int(ndigits) or not -MAX_ROUND_DIGITS <= ndigits <= MAX_ROUND_DIGITS:
+        raise ExprError(f"round's ndigits must be an integer from {-MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}, "
+                        f"got {short_repr(ndigits)}")
     return round(x, ndigits)
 
 
@@ -148,9 +159,10 @@ def _aggregate(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 
 def _sum(items: Any, start: Any = 0) -> Any:
-    total = start
+    """The sum of numbers (lists are joined with ``+``, not summed: that is quadratic)."""
+    total = _number(start, "sum's start")
     for item in _iterable(items, "sum"):
-        total = _arith(operator.add, "+", total, item)
+        total = _arith(operator.add, "+", total, _number(item, "each item of sum"))
     return total
 
 
@@ -191,6 +203,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "log2": _positive_math(math.log2, "log2"),
     "log10": _positive_math(math.log10, "log10"),
     "make_divisible": make_divisible,
+    "require": _require,
     "type": lambda x: _TYPE_NAMES.get(type(x), type(x).__name__),
 }
 
@@ -219,10 +232,33 @@ def _format(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    weight(value)  # a list's text is as long as all it holds: refuse a huge one before writing it
     return str(value)
 
 
+def weight(value: Any, cap: int = MAX_ITEMS) -> int:
+    """How many values a (nested) value holds, counting into lists and mappings; an error past
+    ``cap``. Lists may share their items (``[[0] * 1000] * 1000`` is small in memory), so work
+    that walks every item, such as writing or comparing, is charged by this count."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > cap:
+            raise ExprError(f"the value holds more than {cap:,} items (counting into nested lists)")
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, str):
+            count += len(item) // 64
+    return count
+
+
 def _arith(fn: Callable[[Any, Any], Any], symbol: str, a: Any, b: Any) -> Any:
+    if symbol == "%" and isinstance(a, str):
+        raise ExprError("'%' on text is string formatting, which specs do not have",
+                        hint="write the text around the expression: conv${i}_relu")
     if symbol == "**" and isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
         if b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > MAX_INT_BITS:
             raise ExprError(f"{a} ** {b} is larger than {MAX_INT_BITS} bits")
@@ -241,6 +277,8 @@ def _arith(fn: Callable[[Any, Any], Any], symbol: str, a: Any, b: Any) -> Any:
         raise ExprError(f"cannot compute {short_repr(a)} {symbol} {short_repr(b)}") from None
     if isinstance(result, complex):
         raise ExprError(f"{short_repr(a)} {symbol} {short_repr(b)} is not a real number")
+    if isinstance(result, (list, str)):
+        _sized(result)
     return _checked(result)
 
 

@@ -12,6 +12,7 @@ Edges run from producer to consumer; ``Layer.inputs`` keeps their order (it matt
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import os
 from pathlib import Path
@@ -77,10 +78,11 @@ class Model:
         self.description = spec.description
         self.source = spec.source
         self.notes = spec.notes
-        self.accuracy = spec.accuracy
+        # copies: the loader memoises specs, and a user's change to a Model stays in that Model
+        self.accuracy = copy.deepcopy(spec.accuracy)
         self.input_shape: tuple[int, ...] = spec.input_shape
         self.file = spec.file
-        self.args = spec.args
+        self.args = copy.deepcopy(spec.args)
         self.zoo_name = zoo_name
         self.published = dict(published) if published else None
         self.graph = nx.DiGraph(name=spec.name)
@@ -97,9 +99,13 @@ class Model:
         self._layers: list[Layer] = [nodes[name]["layer"] for name in self.order]
         self._check_training_only()
         self.inference_order = [layer.name for layer in self._layers if not layer.training_only]
-        self.storage = self._storage_owners()
-        self._check_in_place()
+        if len(self.inference_order) == 1 and len(self.order) > 1:
+            raise ArchstatError("every layer is training_only: nothing would run at inference", file=self.file,
+                                field="training_only", hint="mark only the branches that run in training alone")
         shapes = self.shapes(batch=1)
+        # the layouts of views depend on the batch axis too: judge them at batch 2
+        self.storage = self._storage_owners({name: (2, *shape[1:]) for name, shape in shapes.items()})
+        self._check_in_place()
         for name, shape in shapes.items():
             self.graph.nodes[name]["shape"] = shape[1:]
         self.outputs = [n for n in self.order if self.graph.out_degree(n) == 0]
@@ -143,16 +149,29 @@ class Model:
         """True when some layers run only in training (e.g. an auxiliary head)."""
         return len(self.inference_order) != len(self.order)
 
-    def _storage_owners(self) -> dict[str, str]:
+    def _storage_owners(self, shapes: Mapping[str, Shape]) -> dict[str, str]:
         """For each node, the node whose output owns the memory it writes: itself, or, for
-        in-place layers and views, the owner of its first input's storage."""
+        in-place layers and views, the owner of its first input's storage.
+
+        A view follows its input's layout (strides, at batch 2 so that the batch axis counts):
+        where no view of that layout exists, as for a flatten of a permuted tensor, the layer
+        copies, as NumPy's and PyTorch's reshape do, and owns its storage. A layer that
+        computes a new tensor gives a C-contiguous one. ``shapes``: at batch 2."""
         storage: dict[str, str] = {}
+        strides: dict[str, tuple[int, ...]] = {}
         for layer in self._layers:
-            if layer.inputs and layer.type.shares_input_storage(layer.attrs):
-                storage[layer.name] = storage[layer.inputs[0]]
-            else:
-                storage[layer.name] = layer.name
+            ltype, src = layer.type, (layer.inputs[0] if layer.inputs else None)
+            view = None
+            if src is not None and ltype.shares_input_storage(layer.attrs):
+                view = (ltype.view_strides(shapes[src], strides[src], layer.attrs) if ltype.is_view
+                        else strides[src])   # in place: the input's own array
+            storage[layer.name] = layer.name if view is None else storage[src]
+            strides[layer.name] = view if view is not None else _contiguous(shapes[layer.name])
         return storage
+
+    def owns_storage(self, name: str) -> bool:
+        """True when the layer's output needs memory of its own (not in place, not a view)."""
+        return self.storage[name] == name
 
     def _check_in_place(self) -> None:
         """An in-place layer must be the last reader of the values it overwrites: no layer
@@ -210,6 +229,15 @@ class Model:
         return shapes
 
 
+def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """C-contiguous strides, in elements."""
+    out, step = [], 1
+    for size in reversed(shape):
+        out.append(step)
+        step *= size
+    return tuple(reversed(out))
+
+
 def _check_input(shape: Any, label: str) -> tuple[int, ...]:
     from .spec import parse_input_shape
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
@@ -234,7 +262,7 @@ def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[st
     if not isinstance(source, (str, os.PathLike, Mapping, Model)):
         raise ArchstatError(f"expected a spec path, a mapping or a Model, got {type(source).__name__}")
     if isinstance(source, str) and not source.strip():
-        raise ArchstatError("no spec file given", hint="pass a path such as specs/vgg16.yaml")
+        raise ArchstatError("no spec file given", hint="name a zoo model (archstat zoo lists them) or give a spec path such as my_model.yaml")
     if isinstance(source, Model):
         if args:
             raise ArchstatError("args apply when a spec is loaded, not to a built Model", field="args")

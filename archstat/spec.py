@@ -58,6 +58,7 @@ Rules
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -137,7 +138,7 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any], args: Mapping[str, 
     data, label = read_spec_data(source, label)
     if data is None:
         raise ArchstatError("the spec is empty", file=label,
-                            hint="a spec is a mapping with 'input' and a 'layers' list (see specs/lenet5.yaml)")
+                            hint="a spec is a mapping with 'input' and a 'layers' list (the README's 'Spec format' shows one)")
     if not isinstance(data, Mapping):
         raise ArchstatError(f"a spec must be a mapping with a 'layers' list, got {type(data).__name__}",
                             file=label)
@@ -241,12 +242,25 @@ def _override_args(declared: Mapping[str, Any], given: Mapping[str, Any] | None,
                 + (f" (its arguments: {', '.join(declared)})" if declared else " (it takes none)"),
                 file=label, field="args", hint=None if derived else did_you_mean(str(name), declared))
         default = declared[name]
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, default))
-        if type(value) is not type(default) and not numbers:
-            raise ArchstatError(f"argument {name!r} expects a value of type {type(default).__name__}, like its "
-                                f"default {default!r}, got {value!r}", file=label, field=f"args.{name}")
+        if not _same_kind(value, default):
+            kind = {bool: "true or false", int: "an integer", float: "a number", str: "text",
+                    list: "a list", dict: "a mapping"}.get(type(default), type(default).__name__)
+            raise ArchstatError(f"argument {name!r} expects {kind}, like its default {default!r}, got "
+                                f"{short_repr(value)}", file=label, field=f"args.{name}")
         values[name] = value
     return values
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """An argument keeps its default's kind: an integer stays an integer (50.0 is not a depth),
+    a number may be any finite number (a width of 2 is 2.0), the rest keep their type."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(value) is type(default)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return type(value) is type(default)
 
 
 def derive(let: Any, values: Mapping[str, Any], label: str, where: str = "let",
@@ -270,7 +284,7 @@ def derive(let: Any, values: Mapping[str, Any], label: str, where: str = "let",
 def substitute_value(value: Any, variables: Mapping[str, Any], label: str, layer: str | None,
                      field: str, steps: expr.Budget | None = None) -> Any:
     """Substitute every ``${...}`` and ``$var`` in a (nested) value; ArchstatError on failure."""
-    from .spec_expand import substitute
+    from .spec_values import substitute
     return substitute(value, variables, label, layer, field, steps=steps)
 
 

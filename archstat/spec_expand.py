@@ -6,17 +6,15 @@ resolved input names.
 """
 from __future__ import annotations
 
-import functools
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import expr, expr_template
+from . import expr
 from .errors import ArchstatError, did_you_mean, short_repr
 from .layers import registry
 from .spec import INPUT_NAME, LayerRecord, RESERVED_NAMES, derive
-from .spec_io import MAX_VALUE_DEPTH, MAX_VALUE_ITEMS
+from .spec_values import normalised, substitute, variables_in
 
 ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless", "training_only")
 BLOCK_KEYS = ("args", "let", "layers", "description")
@@ -241,7 +239,7 @@ class _Expander:
         if not isinstance(template, str):
             raise self.error(f"a name must be text, got {short_repr(template)}", where, "name")
         local = str(self.sub(template, variables, where, "name"))
-        uses_i = "i" in _variables_in(template)
+        uses_i = "i" in variables_in(template)
         if repeat > 1 and not uses_i:
             local = f"{local}_{copy}"
         if not _NAME_RE.match(local):
@@ -249,7 +247,7 @@ class _Expander:
                              where, "name")
         if local == INPUT_NAME:
             raise self.error("'input' is reserved for the model's (or block's) input", where, "name")
-        if "name" in _variables_in(template) and scope.parent is not None:
+        if "name" in variables_in(template) and scope.parent is not None:
             # a name built from ${name} lives beside the block instance, not inside it
             return local, scope.sibling_prefix + local
         return local, scope.prefix + local
@@ -273,7 +271,7 @@ class _Expander:
         fields = {k: self.sub(v, variables, full, str(k)) for k, v in raw.items()
                   if k not in ENTRY_KEYS and k != "type"}
         try:
-            attrs = _normalised(ltype, fields)
+            attrs = normalised(ltype, fields)
         except ArchstatError as exc:
             if scope.block is not None:  # the typo is in the block's definition: say which
                 exc.message += f" (in block {scope.block!r}, defined under 'blocks')"
@@ -370,79 +368,3 @@ class _Expander:
             raise self.error(f"no layer named {ref!r} (a block's input must be defined before it)",
                              where, "inputs", did_you_mean(ref, scope.visible(self.by_name, self.aliases)))
         return full
-
-
-def _normalised(ltype: registry.LayerType, fields: dict[str, Any]) -> dict[str, Any]:
-    """``ltype.normalise(fields)``, shared between layers with the same fields (a network repeats
-    a few dozen field sets hundreds of times). The attrs are read-only for every user."""
-    try:
-        # the type is part of the key: 8.0 == 8 and True == 1, but only 8 is a channel count
-        key = (ltype.name, tuple((k, type(v), tuple((type(x), x) for x in v) if type(v) is list else v)
-                                 for k, v in fields.items()))
-        cached = _NORMALISED.get(key)
-    except TypeError:  # an unhashable value (a nested list): normalise will say what is wrong
-        return ltype.normalise(fields)
-    if cached is None:
-        cached = ltype.normalise(fields)
-        if len(_NORMALISED) >= 4096:
-            _NORMALISED.clear()
-        _NORMALISED[key] = cached
-    return cached
-
-
-#: normalised attrs by (type, fields): a cache of a pure function of its key
-_NORMALISED: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
-
-
-@functools.lru_cache(maxsize=4096)
-def _variables_in(text: str) -> frozenset[str]:
-    """Variables a template reads (``$x``, ``${x}``, ``${f(x) + y}``); empty on a bad template
-    (the substitution itself reports that)."""
-    try:
-        names: set[str] = set()
-        for kind, source in expr_template.split_template(text) or ():
-            if kind == "var":
-                names.add(source)
-            elif kind == "expr":
-                names |= expr.free_names(source)
-        return frozenset(names)
-    except expr.ExprError:
-        return frozenset()
-
-
-def substitute(value: Any, variables: Mapping[str, Any], label: str, layer: str | None, field: str,
-               _depth: int = 0, _budget: list[int] | None = None, *, steps: expr.Budget | None = None) -> Any:
-    """Replace ``${expression}`` and ``$var`` in a value, recursively through lists and mappings
-    (:func:`archstat.expr_template.render`; a whole-value expression keeps its type).
-
-    Refuses values nested deeper than :data:`MAX_VALUE_DEPTH` or with more than
-    :data:`MAX_VALUE_ITEMS` elements (a YAML alias bomb expands exponentially otherwise).
-    """
-    budget = [MAX_VALUE_ITEMS] if _budget is None else _budget
-    budget[0] -= 1
-    if budget[0] < 0 or _depth > MAX_VALUE_DEPTH:
-        raise ArchstatError(f"the value is too large or too deeply nested (more than {MAX_VALUE_ITEMS:,} "
-                            f"elements or {MAX_VALUE_DEPTH} levels)", file=label, layer=layer, field=field,
-                            hint="field values are numbers, names, or short lists of them")
-    kind = type(value)
-    if kind is int or kind is bool:
-        return value
-    if kind is str or isinstance(value, str):
-        if "$" not in value:
-            return value
-        try:
-            result = expr_template.render(value, variables, steps)
-        except expr.ExprError as exc:
-            raise expr_template.to_archstat_error(exc, value, file=label, layer=layer, field=field) from None
-        if isinstance(result, float) and not math.isfinite(result):
-            raise ArchstatError(f"{short_repr(value)} gives {result}, not a finite number", file=label,
-                                layer=layer, field=field)
-        return result
-    if kind is list or isinstance(value, list):
-        return [substitute(v, variables, label, layer, field, _depth + 1, budget, steps=steps) for v in value]
-    if kind is dict or isinstance(value, Mapping):
-        return {k: substitute(v, variables, label, layer, field, _depth + 1, budget, steps=steps)
-                for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ArchstatError(f"expected a finite number, got {value!r}", file=label, layer=layer, field=field)
-    return value

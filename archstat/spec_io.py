@@ -57,12 +57,39 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
         return super().construct_mapping(node, deep)
 
 
-# YAML 1.1 (PyYAML) reads 1e-5 as a string: it wants a dot (1.0e-5). Specs follow YAML
-# 1.2 and JSON here, where 1e-5 is a number.
+# Numbers follow YAML 1.2 (and JSON), not PyYAML's YAML 1.1: 1e-5 is a number (1.1 wants
+# 1.0e-5), 010 is ten (1.1: octal 8), 1:30 is text (1.1: 90, base 60), 1_000 is text; 0o17
+# and 0x1f are octal and hex, .inf and .nan floats.
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in _SpecLoader.yaml_implicit_resolvers.items()}
+_SpecLoader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                  list("-+0123456789"))
 _SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$""", re.X),
-    list("-+0123456789"))
+    _FLOAT, re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def _yaml12_int(loader: Any, node: Any) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_SpecLoader.add_constructor(_INT, _yaml12_int)
+
+
+def parse_value(text: str) -> Any:
+    """One value written as in a spec (``--arg width=1.5``, ``--arg variant=b4``): YAML 1.2
+    scalars and flow collections, safely; text that does not parse stays text."""
+    if not text.strip():
+        return ""
+    try:
+        return yaml.load(text, Loader=_SpecLoader)
+    except yaml.YAMLError:
+        return text
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

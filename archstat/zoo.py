@@ -19,8 +19,10 @@ spec, which loads that spec with its default arguments (``efficientnet``, ``vgg`
 """
 from __future__ import annotations
 
+import copy
 import functools
 import os
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -59,13 +61,13 @@ def specs_dir() -> Path:
 
 
 def entries() -> dict[str, Entry]:
-    """Every named model of the index, in index order."""
+    """Every named model of the index, in index order (a new dict; the entries are read-only)."""
     index = specs_dir() / INDEX
     try:
         stamp = index.stat().st_mtime_ns
     except OSError:
         return {}
-    return _read_index(str(index), stamp)
+    return dict(_read_index(str(index), stamp))
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,11 +97,12 @@ def _read_index(path: str, _stamp: int) -> dict[str, Entry]:
             raise ArchstatError(f"expected a mapping with {', '.join(PUBLISHED_KEYS)}", file=label,
                                 field=f"{where}.published")
         shape = raw.get("input")
-        out[str(name)] = Entry(
-            name=str(name), spec=raw["spec"], args=dict(args),
+        accuracy = parse_accuracy(raw.get("accuracy"), label, f"{where}.accuracy")
+        out[str(name)] = Entry(   # read-only views: the index is read once per process and shared
+            name=str(name), spec=raw["spec"], args=MappingProxyType(copy.deepcopy(dict(args))),
             input=None if shape is None else parse_input_shape(shape, label),
-            accuracy=parse_accuracy(raw.get("accuracy"), label, f"{where}.accuracy"),
-            published=None if published is None else dict(published))
+            accuracy=None if accuracy is None else MappingProxyType(accuracy),
+            published=None if published is None else MappingProxyType(dict(published)))
     return out
 
 
@@ -119,9 +122,10 @@ def names() -> list[str]:
 
 
 def looks_like_name(source: str) -> bool:
-    """A bare word (no folder, no spec suffix) that is not an existing file: a zoo name."""
+    """A bare word (no folder, no spec suffix) that is not an existing file: a zoo name (a
+    folder of that name in the current directory does not hide the model)."""
     return (bool(source) and os.sep not in source and "/" not in source
-            and Path(source).suffix.lower() not in SPEC_SUFFIXES and not os.path.exists(source))
+            and Path(source).suffix.lower() not in SPEC_SUFFIXES and not os.path.isfile(source))
 
 
 def resolve(name: str) -> tuple[Path, dict[str, Any], Entry | None]:
@@ -166,3 +170,19 @@ def match(path: str | os.PathLike, args: Mapping[str, Any], defaults: Mapping[st
             continue
         return entry
     return None
+
+
+def reproduces(params: int, macs: int, published: dict[str, Any] | None) -> bool | None:
+    """True when the counts equal the published ones: parameters exactly, and the GMACs
+    rounded to as many decimals as the publisher printed (torchvision: 4.089, 0.04); None
+    when nothing is published."""
+    if not published:
+        return None
+    ok = True
+    if published.get("params") is not None:
+        ok &= params == int(published["params"])
+    if published.get("gmacs") is not None:
+        text = repr(float(published["gmacs"]))
+        digits = len(text.split(".")[1]) if "." in text and "e" not in text else 3
+        ok &= round(macs / 1e9, digits) == round(float(published["gmacs"]), digits)
+    return ok

@@ -419,5 +419,6 @@ def test_extra_arguments_get_the_subcommand_usage(capsys, lenet):
     with pytest.raises(SystemExit) as exc:
         main(["report", str(lenet), str(lenet)])
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.startswith("usage: archstat report")
+    assert exc.value.code == 2 and err.startswith("archstat report: error: unrecognized arguments")
+    assert err.count("\n") == 1   # one line, as every error
     assert "'archstat compare'" in err and "see 'archstat report --help'" in err

@@ -1,6 +1,7 @@
 """The committed reports/ are exactly what `archstat reproduce` produces now."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
+    # the figures and the measured report as committed: the index lists the files that are there
+    for kept in [*ROOT.joinpath("reports").glob("*.png"), ROOT / "reports" / "ops_vs_time.md"]:
+        shutil.copy(kept, out / kept.name)
     paths = reproduce(out, figures=False, timing=False)     # the zoo's models, by name
     return out, paths
 
@@ -26,6 +30,16 @@ def test_committed_reports_match_the_code(regenerated):
         assert committed.exists(), f"reports/{path.name} is not committed; run archstat reproduce"
         assert committed.read_text() == path.read_text(), \
             f"reports/{path.name} differs from what the code produces; run archstat reproduce"
+
+
+def test_the_index_lists_only_the_files_that_are_there(tmp_path):
+    # --no-figures and --no-timing into an empty folder: no link to a figure or a measured
+    # report that was not written
+    reproduce(tmp_path, figures=False, timing=False)
+    index = (tmp_path / "README.md").read_text()
+    links = [l.split("](")[1].split(")")[0] for l in index.splitlines() if "](" in l]
+    assert links and all((tmp_path / name).is_file() for name in links)
+    assert "ops_vs_time" not in index and ".png" not in index
 
 
 def test_every_indexed_figure_is_committed(regenerated):

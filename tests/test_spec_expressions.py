@@ -272,8 +272,11 @@ def test_zoo_arguments_are_checked_with_a_did_you_mean():
     with pytest.raises(ArchstatError, match="no argument 'depht'.*did you mean 'depth'") as info:
         archstat.load("resnet", {"depht": 18})
     assert info.value.file == "resnet (resnet.yaml)"
-    with pytest.raises(ArchstatError, match="no entry 19 .*18, 34, 50, 101, 152"):
+    with pytest.raises(ArchstatError, match="depth must be 18, 34, 50, 101 or 152") as info:
         archstat.load("resnet", {"depth": 19})
+    assert info.value.field == "let.valid"   # the spec's own check: require(...)
+    with pytest.raises(ArchstatError, match="argument 'depth' expects an integer, like its default 50, got 50.0"):
+        archstat.load("resnet", {"depth": 50.0})
 
 
 # ------------------------------------------------------------------ training-only branches
@@ -346,3 +349,56 @@ def test_field_values_of_equal_value_but_other_type_are_not_confused():
         archstat.load(spec([{"type": "conv2d", "out_channels": 8.0, "kernel_size": 3, "bias": True}]))
     with pytest.raises(ArchstatError, match="expected true or false, got 1"):
         archstat.load(spec([{"type": "conv2d", "out_channels": 8, "kernel_size": 3, "bias": 1}]))
+
+
+def test_labels_train_the_main_output_of_a_model_with_an_aux_head():
+    import numpy as np
+
+    model = archstat.load(aux_spec(True))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
+    res = archstat.backward(model, x, labels=np.array([1, 2]))
+    assert set(res.output) == {"aux.fc", "fc"} and res.loss > 0
+    assert np.all(res.grads["aux.fc"]["weight"] == 0) and np.any(res.grads["fc"]["weight"] != 0)
+
+
+def test_a_spec_of_training_only_layers_alone_is_refused():
+    s = spec([{"type": "relu", "name": "r", "training_only": True}])
+    with pytest.raises(ArchstatError, match="every layer is training_only"):
+        archstat.load(s)
+
+
+@pytest.mark.parametrize("text, value", [
+    # YAML 1.2 numbers, as JSON: 1e-5 and 2e1 are floats, 010 is ten, 0o17 and 0x1f octal and hex;
+    # PyYAML's YAML 1.1 would read 010 as 8, 1:30 as 90 and 2e1 as text
+    ("2e1", 20.0), ("1e-5", 1e-05), ("010", 10), ("0o17", 15), ("0x1f", 31), ("1:30", "1:30"),
+    ("1_000", "1_000"), (".5", 0.5), ("b4", "b4"), ("true", True), ("[1, 2]", [1, 2]), ("", "")])
+def test_values_follow_yaml_1_2(text, value, write_spec):
+    from archstat.spec_io import parse_value
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+    if text and not text.startswith("["):
+        path = write_spec(f"input: [3, 8, 8]\nargs: {{v: {text}}}\nlayers:\n  - {{type: relu}}\n")
+        assert archstat.load(path).args["v"] == value
+
+
+@pytest.mark.parametrize("text, says", [
+    ("+".join(["1"] * 500), "nests deeper than 100 levels"),
+    ("'%0099999999d' % 1", "'%' on text is string formatting"),
+    ("{1: 2}[[1]]", "a mapping key is a name or a number"),
+    ("'x' * 90000 + 'y' * 90000", "more than 100,000"),
+    ("[0] * 90000 + [1] * 90000", "more than 100,000"),
+    ("sum([[0] * 10] * 10, [])", "sum's start must be a number"),
+    ("sum([[0] * 1000] * 4000, [])", "steps"),
+    ("round(5, -100000000)", "ndigits must be an integer from -100 to 100"),
+    ("str([[0] * 100000] * 100000)", "steps"),
+    ("len(str([[0] * 1000] * 200))", "more than 100,000 items"),
+    ("sum([len(sorted(r)) for r in [[[0] * 90000] * 30][0:30]])", "steps"),
+    ("[[0] * 100000] * 100000 == [[0] * 100000] * 100000", "steps"),
+])
+def test_builtins_pay_for_the_work_they_do(text, says):
+    # functions and comparisons that walk lists spend a step per item they walk, nested items
+    # included, so neither time nor memory can run away
+    start = time.perf_counter()
+    with pytest.raises(expr.ExprError) as info:
+        ev(text)
+    assert says in info.value.message
+    assert time.perf_counter() - start < 30  # a guard against a hang, not a speed target

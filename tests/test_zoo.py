@@ -202,3 +202,50 @@ def test_layer_by_layer_against_torchvision(name):
     assert [n for n, _, _ in ours] == [n for n, _, _ in theirs], "the same conv/linear layers, in order"
     for (n, p, shape), (_, tp, tshape) in zip(ours, theirs):
         assert (p, shape) == (tp, tshape), n
+
+
+def test_zoo_checks_per_image_at_any_batch_and_takes_a_spec_name_as_family(cli):
+    # torchvision's _ops are per image: at batch 8 every check still holds
+    code, out, _ = cli("zoo", "--family", "regnet", "--batch", "8", "--format", "json")
+    models = json.loads(out)["models"]
+    assert {m["family"] for m in models} == {"regnet_x", "regnet_y"} and len(models) == 15
+    assert all(m["reproduces_published"] for m in models)
+
+
+def test_a_report_shows_the_published_accuracy_and_counts(cli):
+    code, out, _ = cli("report", "efficientnet_b4")
+    assert "Accuracy          top-1 83.384%, top-5 96.594%: torchvision 0.29.1 EfficientNet_B4_Weights" in out
+    assert "19,341,616 params and 4.394 GMACs per image" in out and "archstat's counts reproduce them" in out
+    code, out, _ = cli("report", "efficientnet_b4", "--input", "3", "224", "224")
+    assert "archstat's counts differ" in out
+
+
+@pytest.mark.parametrize("args, says", [
+    ({"width_mult": 0.0}, "width_mult > 0"), ({"variant": "medium"}, "variant must be large or small")])
+def test_family_specs_check_their_arguments(args, says):
+    with pytest.raises(ArchstatError, match=says):
+        archstat.load("mobilenet_v3", args)
+
+
+def test_regnet_refuses_what_torchvision_refuses():
+    # torchvision: "Invalid RegNet settings" for wa < 0, w0 <= 0, wm <= 1 or w0 % 8 != 0
+    for bad in ({"wm": 1.0}, {"w0": 20}, {"wa": -1.0}, {"depth": 0}):
+        with pytest.raises(ArchstatError, match="RegNet needs"):
+            archstat.load("regnet", bad)
+
+
+def test_changing_a_loaded_model_leaves_the_next_load_alone():
+    # the loader memoises specs and shares attrs between layers with the same fields: a user's
+    # change must stay in that Model (or be refused), never reach the next load
+    vgg16 = archstat.load("vgg16")
+    with pytest.raises(TypeError, match="read-only"):
+        vgg16.layer("features.2").attrs["padding"] = (0, 0)
+    assert archstat.analyze("vgg13").totals["macs"] == 11_308_466_176
+    resnet50 = archstat.load("resnet50")
+    resnet50.args["depth"] = 18
+    resnet50.accuracy["top1"] = 1.0
+    again = archstat.load("resnet50")
+    assert (again.args["depth"], again.zoo_name, again.accuracy["top1"]) == (50, "resnet50", 80.858)
+    with pytest.raises(TypeError):
+        zoo.entries()["resnet101"].args["depth"] = 18
+    assert archstat.load("resnet101").name == "ResNet-101"

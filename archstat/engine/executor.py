@@ -9,7 +9,7 @@ views (flatten, dropout at inference) allocate nothing.
 Quick use::
 
     import archstat
-    y = archstat.run("specs/lenet5.yaml", x)                    # inference, He-initialised
+    y = archstat.run("lenet5", x)                               # inference, He-initialised
     res = archstat.backward(model, x, labels=labels)            # loss and every gradient
     ex = archstat.Executor(model, seed=0, dtype="float64")      # keeps weights between calls
     out = ex.forward(x, train=True); grads = ex.backward(dout)
@@ -425,7 +425,8 @@ def backward(model: Model | Any, x: Any, dy: Any = None, labels: Any = None, *, 
 
     Give exactly one of ``dy`` (the gradient with respect to the output: an array, or a dict
     for several outputs) or ``labels`` ((N,) class indices: the loss is then the mean softmax
-    cross-entropy of the output taken as logits, so the model should end before any softmax).
+    cross-entropy of the output taken as logits, so the model should end before any softmax;
+    training-only outputs such as auxiliary classifiers get no gradient from it).
     ``train=False`` differentiates the inference function (running statistics, no dropout).
     The other arguments are :class:`Executor`'s.
 
@@ -449,10 +450,16 @@ def backward(model: Model | Any, x: Any, dy: Any = None, labels: Any = None, *, 
     out = ex.forward(x, train=train, keep_cache=True)
     loss = None
     if labels is not None:
+        main = ex.model.inference_outputs
+        if len(main) != 1:
+            raise ArchstatError(f"labels need a single output, the model has {len(main)}: "
+                                f"{', '.join(main)}", field="labels", hint="give dy as a dict instead")
+        # the loss of the model's output; training-only heads (auxiliary classifiers) get no
+        # gradient from it: give dy as a dict to weight their losses in
+        logits = out[main[0]] if isinstance(out, dict) else out
+        loss, dy = softmax_cross_entropy(logits, labels)
         if isinstance(out, dict):
-            raise ArchstatError(f"labels need a single output, the model has {len(out)}: "
-                                f"{', '.join(out)}", field="labels", hint="give dy as a dict instead")
-        loss, dy = softmax_cross_entropy(out, labels)
+            dy = {main[0]: dy}
     grads = ex.backward(dy)
     return BackwardResult(out, grads, ex.input_grad, loss)
 

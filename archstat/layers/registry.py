@@ -2,7 +2,8 @@
 
 Each layer type owns, side by side, every fact archstat knows about it:
 
-* ``fields``: the spec fields (PyTorch names), their kinds, defaults, which are required;
+* ``fields``: the spec fields (PyTorch names), their kinds, defaults, which are required
+  (:mod:`.fields`);
 * ``output_shape(in_shapes, attrs)``: the shape rule;
 * ``param_shapes`` / ``buffer_shapes``: trainable parameters and non-trainable buffers,
   so that every count is derived from a shape and never written twice;
@@ -24,17 +25,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from ..errors import ArchstatError, did_you_mean, one_of, short_repr
+from ..errors import ArchstatError, did_you_mean, short_repr
+from .fields import INFERRED, MAX_INT, REQUIRED, Attrs, Field  # noqa: F401 (the registry's vocabulary)
 
 Shape = tuple[int, ...]
-
-#: the largest size or count a spec may give (PyTorch's int32 index range for dimensions)
-MAX_INT = 2**31 - 1
-
-#: marks a field that the spec must give
-REQUIRED = object()
-#: marks a field whose value archstat infers from the graph when the spec omits it
-INFERRED = object()
 
 
 @dataclass(frozen=True)
@@ -56,150 +50,6 @@ class Window:
     padding: tuple[int, int]
     dilation: tuple[int, int] = (1, 1)
     uniform: bool = True
-
-
-# ---------------------------------------------------------------------------- fields
-
-@dataclass(frozen=True)
-class Field:
-    """One spec field of a layer type.
-
-    ``kind`` is one of ``int``, ``pair`` (int or two ints, normalised to ``(h, w)``),
-    ``padding`` (int, pair, ``'same'`` or ``'valid'``), ``bool``, ``float``, ``choice``,
-    ``ints`` (a non-empty list of ints, normalised to a tuple: permute's ``dims``),
-    ``size`` (an int or a pair whose entries may be null, normalised to ``(h, w)`` with None
-    for "the input's size": adaptive pooling's ``output_size``) or ``shape`` (an int or a
-    non-empty list of ints, normalised to a tuple: layer norm's ``normalized_shape``).
-    ``minimum`` bounds ints, pairs and the entries of ``ints``, ``size`` and ``shape``; ``choices``
-    lists the values of a ``choice``;
-    ``none_ok`` admits ``null`` (e.g. pooling ``stride``, which then defaults to the kernel).
-    """
-
-    name: str
-    kind: str
-    default: Any = REQUIRED
-    doc: str = ""
-    minimum: int | float | None = None
-    maximum: int | float | None = None
-    choices: tuple[str, ...] = ()
-    none_ok: bool = False
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
-    def describe(self) -> str:
-        """Human description of what the field accepts (for messages and `archstat layers`)."""
-        if self.kind == "int":
-            what = "an integer"
-            if self.minimum is not None:
-                what += f" >= {self.minimum}"
-        elif self.kind == "pair":
-            what = "an integer or a pair [h, w]"
-            if self.minimum is not None:
-                what += f" of integers >= {self.minimum}"
-        elif self.kind == "padding":
-            what = "an integer >= 0, a pair [h, w], 'same' or 'valid'"
-        elif self.kind == "bool":
-            what = "true or false"
-        elif self.kind == "float":
-            what = "a number"
-            if self.minimum is not None and self.maximum is not None:
-                what += f" in [{self.minimum}, {self.maximum}]"
-            elif self.minimum is not None:
-                what += f" >= {self.minimum}"
-        elif self.kind == "choice":
-            what = "one of " + one_of(self.choices)
-        elif self.kind == "ints":
-            what = "a list of integers"
-            if self.minimum is not None:
-                what += f" >= {self.minimum}"
-        elif self.kind == "size":
-            what = "an integer or a pair [h, w]"
-            if self.minimum is not None:
-                what += f" of integers >= {self.minimum}"
-            what += " or null"  # each entry; the field's doc says what null means
-        elif self.kind == "shape":
-            what = "an integer or a list of integers"
-            if self.minimum is not None:
-                what += f" >= {self.minimum}"
-        else:  # pragma: no cover - a registry bug, caught by the registry test
-            raise AssertionError(self.kind)
-        if self.none_ok:
-            what += " (or null)"
-        return what
-
-    def normalise(self, value: Any) -> Any:
-        """Return the value in canonical form, or raise ArchstatError (no location yet)."""
-        if value is None and (self.none_ok or self.default is None):
-            return None
-        kind = self.kind
-        if kind == "int":
-            if (_is_int(value) and (self.minimum is None or value >= self.minimum)
-                    and -MAX_INT <= value <= MAX_INT):
-                return int(value)
-        elif kind == "pair":
-            pair = _pair(value)
-            if (pair is not None and (self.minimum is None or min(pair) >= self.minimum)
-                    and max(pair) <= MAX_INT):
-                return pair
-        elif kind == "padding":
-            if isinstance(value, str):
-                if value in ("same", "valid"):
-                    return value
-                raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
-                                    hint=did_you_mean(value, ("same", "valid")))
-            pair = _pair(value)
-            if pair is not None and min(pair) >= 0 and max(pair) <= MAX_INT:
-                return pair
-        elif kind == "bool":
-            if isinstance(value, bool):
-                return value
-        elif kind == "float":
-            if (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-                    and (self.minimum is None or value >= self.minimum)
-                    and (self.maximum is None or value <= self.maximum)):
-                return float(value)
-        elif kind == "choice":
-            if isinstance(value, str) and value in self.choices:
-                return value
-            raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
-                                hint=did_you_mean(str(value)[:100], self.choices))
-        elif kind == "ints":
-            if (isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value)
-                    and all(self._int_ok(v) for v in value)):
-                return tuple(int(v) for v in value)
-        elif kind == "size":
-            entries = [value, value] if _is_int(value) else value
-            if (isinstance(entries, (list, tuple)) and len(entries) == 2
-                    and all(v is None or (_is_int(v) and self._int_ok(v)) for v in entries)):
-                return tuple(None if v is None else int(v) for v in entries)
-        elif kind == "shape":
-            entries = [value] if _is_int(value) else value
-            if (isinstance(entries, (list, tuple)) and entries
-                    and all(_is_int(v) and self._int_ok(v) for v in entries)):
-                return tuple(int(v) for v in entries)
-        else:  # pragma: no cover - a registry bug, caught by the registry test
-            raise AssertionError(kind)
-        raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name)
-
-    def _int_ok(self, value: int) -> bool:
-        """An int entry within the field's minimum and archstat's size range."""
-        return (self.minimum is None or value >= self.minimum) and -MAX_INT <= value <= MAX_INT
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _pair(value: Any) -> tuple[int, int] | None:
-    """An int or two ints as an ``(h, w)`` pair; None if the value is neither."""
-    if _is_int(value):
-        return (int(value), int(value))
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):
-        return (int(value[0]), int(value[1]))
-    return None
-
 
 # ------------------------------------------------------------------------ layer types
 
@@ -274,7 +124,7 @@ class LayerType:
             else:
                 attrs[f.name] = f.normalise(f.default)
         self.check_attrs(attrs)
-        return attrs
+        return Attrs(attrs)
 
     def check_attrs(self, attrs: dict[str, Any]) -> None:
         """Checks between fields that need no shapes (override where needed)."""
@@ -339,6 +189,11 @@ class LayerType:
 
     #: the output is a view of the input (flatten; dropout at inference): no new storage
     is_view: ClassVar[bool] = False
+    def view_strides(self, in_shape: Shape, in_strides: Shape, attrs: Mapping[str, Any]) -> Shape | None:
+        """For a view type: the strides (in elements) of the output, given the input's shape and
+        strides, or None when no view of this input exists and the layer copies (a flatten of a
+        permuted tensor). The default keeps the input's layout (dropout at inference)."""
+        return tuple(in_strides)
 
     def writes_in_place(self, attrs: Mapping[str, Any]) -> bool:
         """True when the layer overwrites its input (PyTorch ``inplace=True``)."""

@@ -48,7 +48,7 @@ class Flatten(LayerType):
     Counts: MACs = 0. FLOPs = 0 (a reshape).
     """
 
-    is_view = True
+    is_view = True  # a reshape: a view where the merged axes lie evenly in memory, else a copy
 
     name = "flatten"
     alias = "flatten"
@@ -77,6 +77,17 @@ class Flatten(LayerType):
         (x,) = in_shapes
         start, end = self._dims(x, attrs)
         return tuple(x[:start]) + (numel(x[start:end + 1]),) + tuple(x[end + 1:])
+
+    def view_strides(self, in_shape, in_strides, attrs):
+        # NumPy's (and PyTorch's) reshape: the merged axes form one axis of evenly spaced
+        # elements when each axis' stride is the next one's stride times its length (axes of
+        # length 1 aside); otherwise the result is a copy
+        start, end = self._dims(in_shape, attrs)
+        axes = [a for a in range(start, end + 1) if in_shape[a] != 1]
+        if any(in_strides[a] != in_strides[b] * in_shape[b] for a, b in zip(axes, axes[1:])):
+            return None
+        merged = in_strides[axes[-1]] if axes else 1
+        return tuple(in_strides[:start]) + (merged,) + tuple(in_strides[end + 1:])
 
     def flops(self, in_shapes, out_shape, attrs):
         return 0
@@ -204,6 +215,9 @@ class Permute(LayerType):
 
     def permutation(self, in_shapes, attrs):
         return self._dims(in_shapes[0], attrs)
+
+    def view_strides(self, in_shape, in_strides, attrs):
+        return tuple(in_strides[d] for d in self._dims(in_shape, attrs))
 
     def flops(self, in_shapes, out_shape, attrs):
         return 0

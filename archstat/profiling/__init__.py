@@ -4,13 +4,13 @@ the roofline per layer, batch sweeps and operations-vs-time across models.
 Quick use::
 
     import archstat
-    p = archstat.profile("specs/alexnet.yaml", batch=8, repeat=5, backward=True)
+    p = archstat.profile("alexnet_lecture", batch=8, repeat=5, backward=True)
     p.layers[["name", "forward_ms", "backward_ms", "gflops", "intensity", "bound", "share"]]
     p.totals["images_per_s"], p.totals["measured_peak_bytes"], p.totals["predicted_peak_bytes"]
 
     from archstat.profiling import sweep, ops_vs_time, calibrate
     s = sweep("specs/resnet18.yaml", batches=[1, 2, 4, 8])       # s.batches: DataFrame
-    o = ops_vs_time(["specs/alexnet.yaml", "specs/vgg16.yaml"])   # o.fits["layers"].r2
+    o = ops_vs_time(["alexnet_lecture", "vgg16"])   # o.fits["layers"].r2
 
 Modules: :mod:`.calibration` (machine description, GEMM and memory roofs, cache),
 :mod:`.timing` (the measurement loop, tracemalloc pass, Ctrl-C), :mod:`.roofline`

@@ -206,8 +206,9 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
     traffic = traffic_bytes(rows, analysis.dtype)
     for r, nbytes in zip(rows, traffic):
         name, is_input = r["name"], not r["inputs"]
-        fwd = _stats([] if is_input else m.forward[name], zero=is_input)
-        bwd = _stats([] if is_input else m.backward[name], zero=is_input) if train else (math.nan,) * 3
+        # a training-only layer (an auxiliary head) does not run at inference: no times (NaN)
+        fwd = _stats([] if is_input else m.forward.get(name, []), zero=is_input)
+        bwd = _stats([] if is_input else m.backward.get(name, []), zero=is_input) if train else (math.nan,) * 3
         new["forward_ms"].append(fwd[0]); new["forward_min_ms"].append(fwd[1]); new["forward_max_ms"].append(fwd[2])
         new["backward_ms"].append(bwd[0]); new["backward_min_ms"].append(bwd[1]); new["backward_max_ms"].append(bwd[2])
         new["time_ms"].append(fwd[0] + (bwd[0] if train else 0.0))

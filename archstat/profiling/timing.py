@@ -101,7 +101,7 @@ def measure(ex, x: np.ndarray, *, train: bool, repeat: int, warmup: int, dy: Any
     ``progress(done, total, label)`` is called after every layer, ``done`` counted in
     passes from ``offset`` (so callers running several measurements can share one bar).
     """
-    names = [n for n in ex.model.order if n != INPUT_NAME]
+    names = [n for n in ex.plans[bool(train)].order if n != INPUT_NAME]  # at inference: no training-only layers
     m = Measurement(forward={n: [] for n in names}, backward={n: [] for n in names})
     passes = [("memory", None)] if memory else []
     passes += [(f"warm-up {i + 1}/{warmup}", None) for i in range(warmup)]

@@ -35,11 +35,14 @@ class GraphNode:
     inputs: tuple[str, ...]
     members: tuple[str, ...]
     merged: tuple[str, ...] = ()     # type aliases of the absorbed layers, in order
+    training_only: bool = False      # runs only in training (an auxiliary head)
 
     @property
     def title(self) -> str:
-        """``"conv1 +bn+relu"``: the name, and what was merged into it."""
-        return self.name + (" +" + "+".join(self.merged) if self.merged else "")
+        """``"conv1 +bn+relu"``: the name, and what was merged into it; ``(train)`` marks a
+        layer that runs only in training."""
+        return (self.name + (" +" + "+".join(self.merged) if self.merged else "")
+                + (" (train)" if self.training_only else ""))
 
 
 def graph_nodes(model: Any, collapse: bool = True) -> dict[str, GraphNode]:
@@ -53,7 +56,7 @@ def graph_nodes(model: Any, collapse: bool = True) -> dict[str, GraphNode]:
 
     Examples
     --------
-    >>> nodes = graph_nodes(load("specs/vgg16.yaml"))      # doctest: +SKIP
+    >>> nodes = graph_nodes(load("vgg16"))                 # doctest: +SKIP
     >>> nodes["conv1_1"].title                             # doctest: +SKIP
     'conv1_1 +relu'
     """
@@ -76,7 +79,7 @@ def graph_nodes(model: Any, collapse: bool = True) -> dict[str, GraphNode]:
         inputs = list(dict.fromkeys(head[src] for src in layer.inputs))
         nodes[name] = GraphNode(name, layer.type_name, tuple(graph.nodes[group[-1]]["shape"]),
                                 tuple(inputs), tuple(group),
-                                tuple(model.layer(m).type.alias for m in group[1:]))
+                                tuple(model.layer(m).type.alias for m in group[1:]), layer.training_only)
     return nodes
 
 

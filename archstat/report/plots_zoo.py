@@ -21,13 +21,26 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
            "#6b3f7a", "#d4607a", "#5e4634", "#9a9a9a")
 
 
+#: marker shapes, cycled with the colours so that families of similar colour still differ
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
 def family_colours(points: Sequence[dict[str, Any]]) -> dict[str, str]:
     """One colour per family, in the order the families first appear."""
+    return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(_families(points))}
+
+
+def family_markers(points: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """One marker per family (colour and marker together tell 20 families apart)."""
+    return {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(_families(points))}
+
+
+def _families(points: Sequence[dict[str, Any]]) -> list[str]:
     families: list[str] = []
     for p in points:
         if p["family"] not in families:
             families.append(p["family"])
-    return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(families)}
+    return families
 
 
 def _series(points: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -44,17 +57,19 @@ def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key:
     """Top-1 against ``x_key`` (log axis): each family's variants joined in order of cost."""
     plt = _figures()
     fig, ax = plt.subplots(figsize=(14, 9))
-    colours = family_colours(points)
+    colours, markers = family_colours(points), family_markers(points)
     texts = []
     xy = ([p[x_key] for p in points], [p["top1"] for p in points])
     for series, members in _series(points).items():
         members = sorted(members, key=lambda p: p[x_key])
-        colour = colours[members[0]["family"]]
+        colour, marker = colours[members[0]["family"]], markers[members[0]["family"]]
         paper = members[0]["paper"]
         xs, ys = [p[x_key] for p in members], [p["top1"] for p in members]
-        if len(members) > 1 and not paper:
-            ax.plot(xs, ys, "-", color=colour, lw=1.8, alpha=0.85, zorder=2)
-        ax.scatter(xs, ys, s=36, zorder=3, linewidths=1.4,
+        if not paper:  # a segment between two training recipes (V1 and V2 weights) is dashed
+            for a, b in zip(members, members[1:]):
+                ax.plot([a[x_key], b[x_key]], [a["top1"], b["top1"]], "-" if a["recipe"] == b["recipe"] else "--",
+                        color=colour, lw=1.8, alpha=0.85, zorder=2)
+        ax.scatter(xs, ys, s=40, zorder=3, linewidths=1.4, marker=marker,
                    facecolors="white" if paper else colour, edgecolors=colour)
         if paper:  # single published networks: each labelled by its own name
             texts += [ax.text(p[x_key], p["top1"], " " + p["label"] + (" *" if p["approximate"] else ""),
@@ -76,38 +91,49 @@ def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key:
 
 @styled
 def accuracy_density(points: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Canziani et al. 2016 Fig. 10 style: top-1 per million parameters, one row per model,
-    most accuracy per parameter first, coloured by family (log axis)."""
+    """Canziani et al. 2016 Fig. 10 style: top-1 per million parameters, one row per model, most
+    accuracy per parameter first, in two columns (landscape, for a slide), coloured and shaped by
+    family (log axis)."""
     plt = _figures()
     from matplotlib.lines import Line2D
 
     ordered = sorted(points, key=lambda p: p["top1"] / (p["params"] / 1e6), reverse=True)
-    colours = family_colours(points)
-    fig, ax = plt.subplots(figsize=(10, 0.2 * len(ordered) + 1.8))
+    colours, markers = family_colours(points), family_markers(points)
     values = [p["top1"] / (p["params"] / 1e6) for p in ordered]
-    y = range(len(ordered))
-    ax.hlines(y, min(values) / 1.5, values, color="#dddddd", lw=1)
-    for i, (p, v) in enumerate(zip(ordered, values)):
-        colour = colours[p["family"]]
-        ax.scatter([v], [i], s=40, zorder=3, linewidths=1.3, facecolors="white" if p["paper"] else colour,
-                   edgecolors=colour)
-        ax.text(v, i, f"  {v:.2f}", va="center", fontsize=8)
-    ax.set_yticks(list(y), [p["label"] + (" *" if p["approximate"] else "") for p in ordered], fontsize=8)
-    ax.set_ylim(len(ordered) - 0.5, -0.5)
-    _log_axis(ax.xaxis)
-    ax.set_xlabel("accuracy density: top-1 % per million parameters (log scale)")
-    ax.set_title("Accuracy per parameter (after Canziani et al. 2016, Fig. 10)")
-    ax.grid(axis="x", alpha=0.3, which="both")
-    handles = [Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in colours.items()]
-    ax.legend(handles=handles, loc="lower right", fontsize=8, title="family", frameon=True, framealpha=0.9)
-    _legend_note(ax)
+    half = (len(ordered) + 1) // 2
+    height = 0.21 * half + 2.2
+    fig, axes = plt.subplots(1, 2, figsize=(15, height), sharex=True, squeeze=False)
+    for ax, lo in zip(axes[0], (0, half)):
+        part, vals = ordered[lo:lo + half], values[lo:lo + half]
+        y = range(len(part))
+        ax.hlines(y, min(values) / 1.5, vals, color="#dddddd", lw=1)
+        for i, (p, v) in enumerate(zip(part, vals)):
+            colour = colours[p["family"]]
+            ax.scatter([v], [i], s=40, zorder=3, linewidths=1.3, marker=markers[p["family"]],
+                       facecolors="white" if p["paper"] else colour, edgecolors=colour)
+            ax.text(v, i, f"  {v:.2f}", va="center", fontsize=8)
+        ax.set_yticks(list(y), [p["label"] + (" *" if p["approximate"] else "") for p in part], fontsize=8)
+        ax.set_ylim(half - 0.5, -0.5)
+        _log_axis(ax.xaxis)
+        ax.set_xlim(min(values) / 1.5, max(values) * 2.5)
+        ax.set_xlabel("top-1 % per million parameters (log scale)")
+        ax.grid(axis="x", alpha=0.3, which="both")
+    fig.suptitle("Accuracy per parameter (after Canziani et al. 2016, Fig. 10)")
+    handles = [Line2D([], [], marker=markers[f], ls="", color=c, label=f) for f, c in colours.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 10), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.text(0.5, 0.95 / height, "filled: accuracy of torchvision's published weights; hollow: a paper's own "
+             "figure; * approximate (read off a figure)", ha="center", fontsize=8.5, color="#555555")
+    fig.tight_layout(rect=(0, 1.15 / height, 1, 1))
     return save(fig, path)
 
 
-def _legend_note(ax) -> None:
-    ax.annotate("filled: accuracy of the published weights (torchvision); hollow: a paper's own figure; "
-                "* approximate (read off a figure)", (0.0, -0.09), xycoords="axes fraction", fontsize=8.5,
-                color="#555555", va="top")
+def _legend_note(ax, y: float = -0.09, curves: bool = True) -> None:
+    ax.annotate("filled: accuracy of torchvision's published weights; hollow: a paper's own figure; "
+                "* approximate (read off a figure)"
+                + ("\ndashed: the two ends were trained with different recipes (torchvision's V1 and V2 "
+                   "weights, SWAG): the step is not the family's scaling alone" if curves else ""),
+                (0.0, y), xycoords="axes fraction", fontsize=8.5, color="#555555", va="top")
 
 
 def _place_labels(ax, texts, xs, ys) -> None:

@@ -36,6 +36,8 @@ def zoo_points() -> list[dict[str, Any]]:
                        "gmacs": t["macs"] / 1e9, "mparams": t["params"] / 1e6,
                        "approximate": bool(acc.get("approximate", False)),
                        "paper": not source.startswith("torchvision"), "source": source,
+                       # the weights' training recipe: torchvision's tag (IMAGENET1K_V1, _V2, _SWAG_E2E_V1)
+                       "recipe": source.split(".")[-1].split()[0] if source.startswith("torchvision") else "paper",
                        "switches": {k: v for k, v in model.args.items() if isinstance(v, bool)}})
     for p in points:
         mates = [q for q in points if q["family"] == p["family"] and q["paper"] == p["paper"]]

@@ -139,7 +139,31 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
                              "tensor is freed after its last reader"),
         ("Training memory", f"~{human_bytes(t['training_memory_bytes'])} with {t['optimizer']}: kept activations "
                             "+ weights + gradients + optimizer state + the largest activation gradient"),
+        *_provenance(analysis),
     ]
+
+
+def _provenance(analysis: Analysis) -> list[tuple[str, str]]:
+    """The published accuracy and, for a zoo model, the publisher's own counts beside archstat's."""
+    from ..zoo import reproduces
+
+    m, t, out = analysis.model, analysis.totals, []
+    acc = m.accuracy or {}
+    if acc.get("top1") is not None:
+        top5 = f", top-5 {acc['top5']:g}%" if acc.get("top5") is not None else ""
+        approx = " (approximate)" if acc.get("approximate") else ""
+        source = " ".join(str(acc.get("source", "")).split())
+        other = (f" (measured at {shape_str(m.input_shape)}; this analysis is at {shape_str(analysis.input_shape)})"
+                 if tuple(analysis.input_shape) != tuple(m.input_shape) else "")
+        out.append(("Accuracy", f"top-1 {acc['top1']:g}%{top5}{approx}{other}" + (f": {source}" if source else "")))
+    if m.published:
+        p = m.published
+        same = reproduces(t["params"], t["macs"] // analysis.batch, p)
+        verdict = ("archstat's counts reproduce them" if same else
+                   "archstat's counts differ (other arguments or input size than the published model?)")
+        out.append(("Published", f"{int(p['params']):,} params and {p['gmacs']} GMACs per image "
+                                 f"({p.get('source', 'the publisher')}): {verdict}"))
+    return out
 
 
 # ---------------------------------------------------------------------- renderers
@@ -276,7 +300,7 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
 # ------------------------------------------------------------------------ compare
 
 COMPARE_KEYS = ("model", "file", "input", "layers", "params", "macs", "flops", "forward_memory_bytes",
-                "peak_activation_bytes", "param_bytes", "top1", "top1_source")
+                "peak_activation_bytes", "param_bytes", "training_memory_bytes", "optimizer", "top1", "top1_source")
 
 
 def compare_rows(analyses: Sequence[Analysis]) -> list[dict[str, Any]]:
@@ -288,6 +312,7 @@ def compare_rows(analyses: Sequence[Analysis]) -> list[dict[str, Any]]:
                      "layers": t["layers"], "params": t["params"], "macs": t["macs"], "flops": t["flops"],
                      "forward_memory_bytes": t["forward_memory_bytes"],
                      "peak_activation_bytes": t["peak_activation_bytes"], "param_bytes": t["param_bytes"],
+                     "training_memory_bytes": t["training_memory_bytes"], "optimizer": t["optimizer"],
                      "top1": acc.get("top1"),
                      "top1_source": " ".join(str(acc["source"]).split()) if acc.get("source") else None})
     return rows
@@ -333,18 +358,20 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
     if fmt == "csv":
         return _csv(rows, COMPARE_KEYS)
     headers = ["Model", "Input", "Layers", "Params", "MACs", "FLOPs", "Fwd memory", "Peak act.", "Weights",
-               "Top-1 %"]
+               "Train mem.", "Top-1 %"]
     aligns = ["<"] + [">"] * (len(headers) - 1)
     marks, footnotes = _source_marks(rows)
     # units per cell (K/M/G, kB/MB/GB): LeNet's 417K MACs and VGG's 15.5G read alike
     body = [[r["model"], r["input"], str(r["layers"]), human(r["params"]), human(r["macs"]),
              human(r["flops"]), human_bytes(r["forward_memory_bytes"]),
              human_bytes(r["peak_activation_bytes"]), human_bytes(r["param_bytes"]),
+             human_bytes(r["training_memory_bytes"]),
              "" if r["top1"] is None else f"{r['top1']:.1f}{mark}"] for r, mark in zip(rows, marks)]
     note = "\n".join([f"batch {analyses[0].batch}, {analyses[0].dtype}; K/M/G = 10^3/10^6/10^9, "
                       "kB/MB/GB = 10^3/10^6/10^9 bytes; "
                       "MACs count conv, locally connected and linear multiply-accumulates; FLOPs = 2 per MAC "
-                      "+ elementwise work", *footnotes])
+                      f"+ elementwise work; Train mem.: one training step with {analyses[0].totals['optimizer']}",
+                      *footnotes])
     if fmt == "table":
         return text_table(headers, aligns, body, None) + "\n\n" + note + "\n"
     if fmt == "md":

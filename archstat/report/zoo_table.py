@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from ..analysis import analyze
 from ..errors import ArchstatError, did_you_mean
 from ..graph import load
+from ..zoo import reproduces
 from .table import _HTML_PAGE, _csv, _html_table, md_table, text_table
 from .units import human, human_bytes, shape_str
 
@@ -24,30 +25,15 @@ ZOO_KEYS = ("model", "family", "title", "spec", "args", "input", "layers", "para
             "reproduces_published")
 
 
-def reproduces(params: int, macs: int, published: dict[str, Any] | None) -> bool | None:
-    """True when the counts equal the published ones: parameters exactly, and the GMACs
-    rounded to as many decimals as the publisher printed (torchvision: 4.089, 0.04); None
-    when nothing is published."""
-    if not published:
-        return None
-    ok = True
-    if published.get("params") is not None:
-        ok &= params == int(published["params"])
-    if published.get("gmacs") is not None:
-        text = repr(float(published["gmacs"]))
-        digits = len(text.split(".")[1]) if "." in text and "e" not in text else 3
-        ok &= round(macs / 1e9, digits) == round(float(published["gmacs"]), digits)
-    return ok
-
-
 def zoo_rows(family: str | None = None, batch: int = 1, dtype: str = "float32") -> list[dict[str, Any]]:
-    """One analysed row per named model of the zoo (index order), optionally of one family."""
+    """One analysed row per named model of the zoo (index order), optionally of one family
+    (a family name, ``regnet_y``, or a family spec's file name, ``regnet``, for all its models)."""
     from .. import zoo
 
     rows = []
     for name, entry in zoo.entries().items():
         model = load(name)
-        if family is not None and model.family != family:
+        if family is not None and family not in (model.family, entry.spec.rsplit(".", 1)[0]):
             continue
         t = analyze(model, batch=batch, dtype=dtype).totals
         acc = model.accuracy or {}
@@ -60,12 +46,19 @@ def zoo_rows(family: str | None = None, batch: int = 1, dtype: str = "float32") 
             "top1": acc.get("top1"), "top5": acc.get("top5"),
             "accuracy_source": " ".join(str(acc["source"]).split()) if acc.get("source") else None,
             "published_params": published.get("params"), "published_gmacs": published.get("gmacs"),
-            "reproduces_published": reproduces(t["params"], t["macs"], published)})
+            # the publisher's counts are per image: compare the MACs of one image
+            "reproduces_published": reproduces(t["params"], t["macs"] // batch, published)})
     if family is not None and not rows:
         families = sorted({load(n).family for n in zoo.entries()})
         raise ArchstatError(f"no zoo model of family {family!r} (families: {', '.join(families)})",
                             field="--family", hint=did_you_mean(family, families))
     return rows
+
+
+def _gmacs(macs: int) -> str:
+    """G multiply-accumulates at three decimals, or two significant digits below 0.01."""
+    g = macs / 1e9
+    return f"{g:.3f}" if g >= 0.01 or g == 0 else f"{g:.2g}"
 
 
 _TORCHVISION = "torchvision 0.29.1 "
@@ -91,21 +84,24 @@ def render_zoo(rows: Sequence[dict[str, Any]], fmt: str = "table", batch: int = 
     headers = ["Model", "Family", "Input", "Params", "GMACs", "GFLOPs", "Peak act.", "Top-1 %", "Check",
                "Top-1 source"]
     aligns = ["<", "<", ">", ">", ">", ">", ">", ">", "^", "<"]
-    body = [[r["model"], r["family"], r["input"].replace(" ", ""), human(r["params"]), f"{r['macs'] / 1e9:.3f}",
-             f"{r['flops'] / 1e9:.3f}", human_bytes(r["peak_activation_bytes"]),
+    body = [[r["model"], r["family"], r["input"].replace(" ", ""), human(r["params"]), _gmacs(r["macs"]),
+             _gmacs(r["flops"]), human_bytes(r["peak_activation_bytes"]),
              "" if r["top1"] is None else f"{r['top1']:.2f}",
              {True: "ok", False: "DIFF", None: ""}[r["reproduces_published"]], _source_cell(r["accuracy_source"])]
             for r in rows]
     checked = [r for r in rows if r["reproduces_published"] is not None]
     ok = sum(1 for r in checked if r["reproduces_published"])
-    note = "\n".join([
-        f"{len(rows)} models; batch {batch}, {dtype}, each at its own input size. GMACs: conv and linear "
+    lines = [
+        f"{len(rows)} model{'s' if len(rows) != 1 else ''}; batch {batch}, {dtype}, each at its own input size. GMACs: conv and linear "
         "multiply-accumulates (torchvision's docs call them GFLOPS); GFLOPs = 2 per MAC + elementwise work; "
-        "Peak act.: the largest live set of activations at inference.",
-        f"Check: archstat's params equal the publisher's exactly and its GMACs round to the published "
-        f"figure: {ok} of {len(checked)} models.",
-        "Top-1 source: a weights tag is torchvision 0.29.1's <Model>_Weights.<tag> (ImageNet-1K acc@1 "
-        "of the DEFAULT weights); 'archstat report NAME' shows each model's full source."])
+        "Peak act.: the largest live set of activations at inference."]
+    if checked:
+        lines.append(f"Check: archstat's params equal the publisher's exactly and its GMACs per image round to "
+                     f"the published figure: {ok} of {len(checked)} models.")
+    if any(r["accuracy_source"] for r in rows):
+        lines.append("Top-1 source: a weights tag is torchvision 0.29.1's <Model>_Weights.<tag> (ImageNet-1K "
+                     "acc@1 of the DEFAULT weights); 'archstat report NAME' shows each model's full source.")
+    note = "\n".join(lines)
     if fmt == "table":
         wrapped = "\n".join(textwrap.fill(line, 100) for line in note.split("\n"))
         return text_table(headers, aligns, body, None) + "\n\n" + wrapped + "\n"
