@@ -7,6 +7,9 @@ Quick use::
     a = archstat.analyze(m, batch=1, dtype="float32")
     a.layers                                     # pandas DataFrame, one row per layer
     a.totals["params"], a.totals["macs"]         # exact ints
+    m = archstat.load("model.onnx")              # an ONNX file (pip install 'archstat[onnx]')
+    m = archstat.from_torch(module, input_shape=(3, 224, 224))   # a PyTorch module
+    archstat.save(m, "model.yaml")               # a readable spec of any model
 
 Conventions: NCHW; a MAC is one multiply-accumulate; FLOPs are 2 per MAC plus elementwise
 work, by each layer type's documented rule (``archstat layers``).
@@ -17,8 +20,25 @@ from .graph import Layer, Model, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "load", "profile", "run",
-           "__version__"]
+__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "from_torch", "load", "profile",
+           "run", "save", "__version__"]
+
+
+def save(model, path):
+    """Write a model's spec, readably (YAML, or JSON for a .json path); weights are left out.
+    See :mod:`archstat.spec_writer`."""
+    from .spec_writer import save as write
+    return write(model, path)
+
+
+def from_torch(module, input_shape, batch: int = 1, allow_unknown: bool = False) -> Model:
+    """The Model of a PyTorch module (``torch`` is needed, imported here): traced, its modules
+    and operations mapped onto archstat's layer types, named by their module paths, carrying
+    the module's weights. ``input_shape`` is (C, H, W) of one sample."""
+    from .graph import from_imported
+    from .importers.torch_import import read_torch
+    imported = read_torch(module, input_shape=tuple(input_shape), batch=batch, allow_unknown=allow_unknown)
+    return from_imported(imported, label=type(module).__name__)
 
 
 def __getattr__(name: str):

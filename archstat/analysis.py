@@ -378,6 +378,8 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     totals: dict[str, Any] = {key: sum(cols[key]) for key in STATE_COLUMNS}
     for key in WORK_COLUMNS:
         totals[key] = sum(v for v, skip in zip(cols[key], training_only) if not skip)
+    # imported nodes archstat has no type for: passed through, their work and parameters unknown
+    totals["not_counted"] = [layer.name for layer in model.layers() if not layer.type.counted]
     totals["training_only_macs"] = sum(v for v, only in zip(cols["macs"], training_only) if only)
     totals["training_only_flops"] = sum(v for v, only in zip(cols["flops"], training_only) if only)
     totals["trainable_params"] = totals["params"]

@@ -110,6 +110,14 @@ examples:
   archstat sweep vgg16 --batch 1 2 4 --format csv -o vgg16_sweep.csv
 
 Every batch size is checked against --memory-limit before anything runs.""",
+    "import": """\
+examples:
+  archstat import model.onnx -o model.yaml       a readable spec of an ONNX file, names from its graph
+  archstat import model.onnx --input 3 224 224   a file with open (dynamic) sizes
+  archstat import model.onnx --allow-unknown     keep nodes archstat has no type for, uncounted
+  archstat import resnet50 -o resnet50.yaml      a zoo model written out flat, one line per layer
+
+Any command that takes a model takes an .onnx file as well (archstat report model.onnx).""",
     "layers": """\
 examples:
   archstat layers                    fields and counting rule of every layer type
@@ -179,7 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="figure title (default: model name and totals)")
     p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
                    help="override one of the spec's top-level args; repeatable")
+    p.add_argument("--input", type=_positive_int, nargs="+", metavar="DIM",
+                   help="for a foreign file (.onnx) whose sizes are open: C H W")
+    _unknown_option(p)
     p.set_defaults(func=_cmd_graph)
+
+    p = sub.add_parser("import", help="write a model (an ONNX file, a zoo name) as a readable archstat spec",
+                       description="Import a model and write it as an archstat spec: one line per layer, "
+                                   "names from the file, weights left out. The spec loads back into the "
+                                   "same model.",
+                       epilog=_EXAMPLES["import"], formatter_class=_formatter)
+    p.add_argument("spec", metavar="MODEL", help="an ONNX file (pip install 'archstat[onnx]'), a zoo name or a spec")
+    p.add_argument("--output", "-o", metavar="FILE", help="FILE.yaml or FILE.json (default: YAML on standard output)")
+    p.add_argument("--input", type=_positive_int, nargs="+", metavar="DIM",
+                   help="for a file whose sizes are open (a dynamic height and width): C H W")
+    p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
+                   help="override one of a spec's top-level args; repeatable")
+    _unknown_option(p)
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("reproduce", help="regenerate the classic tables and figures into reports/",
                        description="Regenerate the lecture's and the papers' tables and plots from the specs.",
@@ -242,6 +267,32 @@ def build_parser() -> argparse.ArgumentParser:
 _MODEL_HELP = "a zoo name (see 'archstat zoo') or a spec file (YAML or JSON)"
 
 
+def _load_model(args: argparse.Namespace, source: str):
+    """The model a command names: a zoo name, a spec file, or a foreign file (.onnx), the last
+    with the command's --input (sizes the file leaves open) and --allow-unknown."""
+    from .graph import load
+
+    shape = tuple(args.input) if getattr(args, "input", None) else None
+    return load(source, dict(getattr(args, "arg", ())) or None, input_shape=shape,
+                allow_unknown=getattr(args, "allow_unknown", False))
+
+
+def _unknown_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-unknown", action="store_true",
+                   help="import the nodes of a foreign file (.onnx) that archstat has no layer type for as "
+                        "layers that are not counted (listed in the report), instead of refusing the file")
+
+
+def _cmd_import(args: argparse.Namespace) -> None:
+    import json
+
+    from .spec_writer import spec_data, spec_text
+
+    model = _load_model(args, args.spec)
+    json_out = (args.output or "").lower().endswith(".json")
+    _emit(args, json.dumps(spec_data(model), indent=2) + "\n" if json_out else spec_text(model))
+
+
 def _analysis_options(p: argparse.ArgumentParser, with_input: bool = True) -> None:
     p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
                    help="override one of the spec's top-level args (e.g. --arg aux=false); repeatable")
@@ -253,6 +304,7 @@ def _analysis_options(p: argparse.ArgumentParser, with_input: bool = True) -> No
                        help="override the spec's input size: C H W (e.g. 3 448 448)")
     p.add_argument("--optimizer", default="sgd", choices=("sgd", "momentum", "adam"),
                    help="optimizer state counted in the training-memory estimate (default sgd)")
+    _unknown_option(p)
 
 
 def _output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
@@ -353,7 +405,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from .graph import load
     from .report.table import render_report
 
-    model = load(args.spec, dict(args.arg))
+    model = _load_model(args, args.spec)
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
                        input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
     _emit(args, render_report(analysis, _format(args, "table")))
@@ -364,7 +416,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     from .graph import load
     from .report.table import render_compare
 
-    analyses = [analyze(load(path, dict(args.arg) or None), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
+    analyses = [analyze(_load_model(args, path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
                 for path in args.specs]
     _emit(args, render_compare(analyses, _format(args, "table")))
 
@@ -382,7 +434,7 @@ def _cmd_graph(args: argparse.Namespace) -> None:
     from .report.graph_dot import to_dot
     from .report.graph_draw import draw_graph
 
-    model = load(args.spec, dict(args.arg))
+    model = _load_model(args, args.spec)
     analysis = analyze(model)
     if not args.output:
         sys.stdout.write(to_dot(model, analysis, color_by=args.color_by, collapse=args.collapse))
@@ -430,6 +482,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="refuse, before allocating, a run predicted to need more (e.g. 4GB, 512MB; "
                         "'none'; default 'auto': 80%% of physical memory)")
     p.add_argument("--plot", metavar="FILE", help="also draw the figures (FILE.png or FILE.svg)")
+    _unknown_option(p)
     _threads_option(p)
     _quiet_option(p)
 
@@ -560,7 +613,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     fmt = _format(args, "table")
     if args.plot:
         plots.check_plot_path(args.plot)
-    models = [load(path, dict(args.arg) or None) for path in args.specs]
+    models = [_load_model(args, path) for path in args.specs]
     input_shape = tuple(args.input) if args.input else None
     limit = _memory_limit(args.memory_limit)
     bar = _ProgressBar(args.quiet)
@@ -608,7 +661,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
     if args.plot:
         plots.check_plot_path(args.plot)
-    model = load(args.spec, dict(args.arg) or None)
+    model = _load_model(args, args.spec)
     bar = _ProgressBar(args.quiet, f"{model.name}: ")
     try:
         result = sweep(model, batches=args.batch, repeat=args.repeat, warmup=args.warmup, backward=args.backward,

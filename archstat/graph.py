@@ -85,6 +85,10 @@ class Model:
         self.args = copy.deepcopy(spec.args)
         self.zoo_name = zoo_name
         self.published = dict(published) if published else None
+        #: weights the model came with ({layer: {name: array}}, an imported file's), or None
+        self.weights: dict[str, dict[str, Any]] | None = None
+        #: foreign nodes passed through without counts (an import with allow_unknown)
+        self.uncounted: list[dict[str, Any]] = []
         self.graph = nx.DiGraph(name=spec.name)
         input_type = registry.get(INPUT_NAME, internal=True)
         self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
@@ -245,13 +249,19 @@ def _check_input(shape: Any, label: str) -> tuple[int, ...]:
     return parse_input_shape(list(shape), label)
 
 
-def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[str, Any] | None = None) -> Model:
-    """Load a spec (a zoo name, a path to YAML/JSON, or a mapping) into a :class:`Model`.
+def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[str, Any] | None = None, *,
+         input_shape: tuple[int, ...] | None = None, allow_unknown: bool = False) -> Model:
+    """Load a model: a zoo name, a spec (a path to YAML/JSON, or a mapping), or a foreign model
+    file (``.onnx``, through :mod:`archstat.importers`), into a :class:`Model`.
 
     A zoo name (``"resnet50"``, ``"efficientnet"``; see :mod:`archstat.zoo`) loads a packaged
     spec with the arguments that name selects. ``args`` override the spec's top-level
     ``args`` defaults (see :mod:`archstat.spec`). A model that is exactly a configuration of
     the zoo, however it was loaded, carries that entry's accuracy and published counts.
+
+    For a foreign file, ``input_shape`` (C, H, W) fixes the sizes the file leaves open, and
+    ``allow_unknown`` passes the nodes archstat has no layer type for through, uncounted; the
+    model then carries the file's weights (``Model.weights``).
 
     Examples
     --------
@@ -267,7 +277,13 @@ def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[st
         if args:
             raise ArchstatError("args apply when a spec is loaded, not to a built Model", field="args")
         return source
-    from . import zoo
+    from . import importers, zoo
+
+    if isinstance(source, (str, os.PathLike)) and importers.importer_for(str(source)):
+        if args:
+            raise ArchstatError("args apply to specs; an imported model has none", file=str(source), field="args")
+        return from_imported(importers.read_file(source, input_shape=input_shape, allow_unknown=allow_unknown),
+                             label=str(source))
 
     entry = label = None
     if isinstance(source, str) and zoo.looks_like_name(source):
@@ -294,3 +310,14 @@ def load(source: str | os.PathLike | Mapping[str, Any] | Model, args: Mapping[st
                 spec.accuracy = dict(entry.accuracy)
         return Model(spec, zoo_name=entry.name if entry else None,
                      published=entry.published if entry else None)
+
+
+def from_imported(imported: Any, label: str | None = None) -> Model:
+    """The Model of an importer's result (:class:`archstat.importers.Imported`), carrying the
+    weights it read; errors name ``label`` (the foreign file) as the file."""
+    with paused_gc():
+        spec = load_spec(imported.spec, None, label)
+        model = Model(spec)
+    model.weights = imported.weights
+    model.uncounted = list(imported.uncounted)
+    return model

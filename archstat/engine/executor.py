@@ -131,7 +131,8 @@ class Executor:
                                 field="memory_limit",
                                 hint=("raise the memory limit, or use a smaller model" if self.dtype.itemsize <= 4
                                       else "use float32, raise the memory limit, or use a smaller model"))
-        self._init_state(weights or {})
+        # the caller's weights, else those the model came with (an imported file's), else initialised
+        self._init_state(weights if weights is not None else (self.model.weights or {}))
         # dropout masks: one generator per layer, independent of the weights' streams
         self._rngs = {name: np.random.default_rng([self.seed, _name_hash(name), 1])
                       for name in self.model.order}

@@ -16,6 +16,8 @@ from ..errors import ArchstatError, did_you_mean, one_of, short_repr
 #: the largest size or count a spec may give (PyTorch's int32 index range for dimensions)
 MAX_INT = 2**31 - 1
 
+#: the longest text a ``text`` field takes
+MAX_TEXT = 200
 #: marks a field that the spec must give
 REQUIRED = object()
 #: marks a field whose value archstat infers from the graph when the spec omits it
@@ -31,7 +33,8 @@ class Field:
     ``ints`` (a non-empty list of ints, normalised to a tuple: permute's ``dims``),
     ``size`` (an int or a pair whose entries may be null, normalised to ``(h, w)`` with None
     for "the input's size": adaptive pooling's ``output_size``) or ``shape`` (an int or a
-    non-empty list of ints, normalised to a tuple: layer norm's ``normalized_shape``).
+    non-empty list of ints, normalised to a tuple: layer norm's ``normalized_shape``) or
+    ``text`` (a short string: the foreign op of an ``opaque`` layer).
     ``minimum`` bounds ints, pairs and the entries of ``ints``, ``size`` and ``shape``; ``choices``
     lists the values of a ``choice``;
     ``none_ok`` admits ``null`` (e.g. pooling ``stride``, which then defaults to the kernel).
@@ -85,6 +88,8 @@ class Field:
             what = "an integer or a list of integers"
             if self.minimum is not None:
                 what += f" >= {self.minimum}"
+        elif self.kind == "text":
+            what = f"text of at most {MAX_TEXT} characters"
         else:  # pragma: no cover - a registry bug, caught by the registry test
             raise AssertionError(self.kind)
         if self.none_ok:
@@ -141,6 +146,9 @@ class Field:
             if (isinstance(entries, (list, tuple)) and entries
                     and all(_is_int(v) and self._int_ok(v) for v in entries)):
                 return tuple(int(v) for v in entries)
+        elif kind == "text":
+            if isinstance(value, str) and len(value) <= MAX_TEXT:
+                return value
         else:  # pragma: no cover - a registry bug, caught by the registry test
             raise AssertionError(kind)
         raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name)

@@ -189,6 +189,9 @@ class LayerType:
 
     #: the output is a view of the input (flatten; dropout at inference): no new storage
     is_view: ClassVar[bool] = False
+    #: False for a layer archstat passes through without counting (an imported node it has no
+    #: type for): reports list such layers as not counted
+    counted: ClassVar[bool] = True
     def view_strides(self, in_shape: Shape, in_strides: Shape, attrs: Mapping[str, Any]) -> Shape | None:
         """For a view type: the strides (in elements) of the output, given the input's shape and
         strides, or None when no view of this input exists and the layer copies (a flatten of a

@@ -369,3 +369,36 @@ class StochasticDepth(LayerType):
 
     def backward(self, dy, cache):
         return [stochastic_depth_backward(dy, cache)], {}
+
+
+@register
+class Opaque(LayerType):
+    """A node of an imported model that archstat has no layer type for, passed through with the
+    output shape the foreign file states (``--allow-unknown``). Not counted, not runnable.
+
+    Counts: MACs = 0. FLOPs = 0: not counted (reports list these layers as not counted).
+    """
+
+    name = "opaque"
+    alias = "opaque"
+    family = "shape"
+    counted = False
+    min_inputs = 1
+    max_inputs = None
+    fields = (Field("op", "text", REQUIRED, "the foreign operator (an ONNX op type, a PyTorch module class)"),
+              Field("output_shape", "shape", REQUIRED, "the output's shape for one sample, as the foreign "
+                    "file states it (without the batch axis)", minimum=0))
+
+    def output_shape(self, in_shapes, attrs):
+        return (in_shapes[0][0], *attrs["output_shape"])
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return 0
+
+    def forward(self, xs, params, attrs, ctx):
+        raise ArchstatError(f"archstat has no kernel for the foreign operator {attrs['op']!r} (imported "
+                            "with --allow-unknown): the model can be analysed but not run",
+                            hint="replace the node, or run the model where it comes from")
+
+    def backward(self, dy, cache):  # pragma: no cover - forward refuses to run
+        raise AssertionError("an opaque layer never runs")

@@ -140,7 +140,19 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
         ("Training memory", f"~{human_bytes(t['training_memory_bytes'])} with {t['optimizer']}: kept activations "
                             "+ weights + gradients + optimizer state + the largest activation gradient"),
         *_provenance(analysis),
+        *_not_counted(analysis),
     ]
+
+
+def _not_counted(analysis: Analysis) -> list[tuple[str, str]]:
+    """The layers an import passed through without counts (--allow-unknown), by name and op."""
+    names = analysis.totals["not_counted"]
+    if not names:
+        return []
+    ops = {n: analysis.model.layer(n).attrs.get("op", "?") for n in names}
+    shown = ", ".join(f"{n} ({ops[n]})" for n in names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    return [("NOT COUNTED", f"{len(names)} layer{'s' if len(names) != 1 else ''} archstat has no type for: {shown}; "
+                            "their parameters and operations are missing from every total above")]
 
 
 def _provenance(analysis: Analysis) -> list[tuple[str, str]]:

@@ -1,0 +1,66 @@
+"""What foreign models share, whatever the importer: the opaque layer for nodes archstat has no
+type for, the weights a model carries, the import command and load's dispatch by suffix."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import archstat
+from archstat.errors import ArchstatError
+from archstat.graph import from_imported
+from archstat.importers import Imported
+
+
+def opaque_spec():
+    # conv 3->4, 3x3 (112 params, 4*6*6*27 = 3,888 MACs), then a RoiAlign archstat cannot count
+    return {"input": [3, 8, 8], "layers": [
+        {"name": "conv", "type": "conv2d", "out_channels": 4, "kernel_size": 3},
+        {"name": "roi", "type": "opaque", "op": "RoiAlign", "output_shape": [4, 2, 2]},
+        {"name": "flat", "type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 3}]}
+
+
+def test_an_opaque_layer_passes_its_shape_through_uncounted():
+    a = archstat.analyze(opaque_spec())
+    rows = {r["name"]: r for r in a.rows()}
+    assert rows["roi"]["output_shape"] == (1, 4, 2, 2) and (rows["roi"]["macs"], rows["roi"]["flops"]) == (0, 0)
+    assert a.totals["not_counted"] == ["roi"]
+    assert a.totals["macs"] == 3_888 + 16 * 3 and a.totals["params"] == 112 + 51
+
+
+def test_reports_say_what_was_not_counted(cli, write_spec):
+    code, out, _ = cli("report", write_spec(opaque_spec()))
+    assert code == 0 and "NOT COUNTED       1 layer archstat has no type for: roi (RoiAlign)" in out
+
+
+def test_an_opaque_layer_cannot_run():
+    with pytest.raises(ArchstatError, match="no kernel for the foreign operator 'RoiAlign'") as info:
+        archstat.run(opaque_spec(), np.zeros((1, 3, 8, 8), np.float32))
+    assert info.value.layer == "roi"
+
+
+def test_a_model_carries_the_weights_it_was_imported_with():
+    spec = {"input": [2], "layers": [{"name": "fc", "type": "linear", "out_features": 2}]}
+    w = {"fc": {"weight": np.array([[1.0, 2.0], [3.0, 4.0]]), "bias": np.array([0.5, -0.5])}}
+    model = from_imported(Imported(spec=spec, weights=w), label="tiny.onnx")
+    y = archstat.run(model, np.array([[1.0, 1.0]]))
+    assert np.allclose(y, [[3.5, 6.5]])
+    # weights given to the executor win over the model's own
+    y0 = archstat.run(model, np.array([[1.0, 1.0]]), weights={"fc": {"weight": np.zeros((2, 2)),
+                                                                      "bias": np.zeros(2)}})
+    assert np.allclose(y0, 0)
+
+
+def test_foreign_files_are_refused_clearly(cli, tmp_path):
+    code, _, err = cli("report", tmp_path / "missing.onnx")
+    assert code == 2 and err.strip().endswith("missing.onnx: no such file")
+    with pytest.raises(ArchstatError, match="args apply to specs"):
+        archstat.load(tmp_path / "x.onnx", {"depth": 3})
+
+
+def test_import_writes_a_spec_that_loads_back(cli, tmp_path):
+    out = tmp_path / "r18.yaml"
+    code, _, err = cli("import", "resnet18", "-o", out)
+    assert code == 0 and f"wrote {out}" in err
+    assert archstat.analyze(out).totals["params"] == 11_689_512
+    code, text, _ = cli("import", "lenet5")
+    assert code == 0 and text.startswith("name: LeNet-5") and "  - {name: " in text
