@@ -56,6 +56,7 @@ COLUMNS: dict[str, str] = {
                   "training-only layer)",
     "training_only": "true for a layer that runs only in training (an auxiliary head): its parameters count, "
                      "its MACs, FLOPs and memory are left out of the inference totals",
+    "shares": "the layer whose parameters this one uses (a module called twice; they count there), or None",
     "rf_size": "receptive field (h, w) in input pixels",
     "rf_stride": "effective stride (jump) (h, w): input pixels between neighbouring outputs",
     "rf_offset": "centre (h, w) of the first output's receptive field, in input pixel coordinates",
@@ -354,6 +355,8 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
                 raise exc.with_context(file=model.file, layer=name)
             params = sum(prod(s) for s in pshapes.values())
             bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
+            if layer.shares is not None:  # the parameters are the owner's: counted once, there
+                params = bias = buffers = 0
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
             own = n_out * size if model.owns_storage(name) else 0
             training_extra += ltype.training_extra_bytes(n_out, size, attrs)
@@ -370,6 +373,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     peak, during = liveness(model).peak(own_bytes)
     cols["live_bytes"] = [during.get(n, 0) for n in cols["name"]]
     cols["training_only"] = training_only
+    cols["shares"] = [layer.shares for layer in model.layers()]
     rfs = receptive_fields(model, shapes)
     cols["rf_size"] = [rfs[n].size for n in cols["name"]]
     cols["rf_stride"] = [rfs[n].stride for n in cols["name"]]

@@ -54,6 +54,8 @@ class Layer:
     inputs: tuple[str, ...]
     #: runs only in training (an auxiliary classifier): skipped at inference
     training_only: bool = False
+    #: the layer whose parameters and buffers this one uses (a module called twice), or None
+    shares: str | None = None
 
     @property
     def type_name(self) -> str:
@@ -94,7 +96,7 @@ class Model:
         self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
         for rec in spec.layers:
             self.graph.add_node(rec.name, layer=Layer(rec.name, rec.type, rec.attrs, rec.inputs,
-                                                      rec.training_only), type=rec.type.name)
+                                                      rec.training_only, rec.shares), type=rec.type.name)
         for rec in spec.layers:
             for src in rec.inputs:
                 self.graph.add_edge(src, rec.name)
@@ -112,6 +114,7 @@ class Model:
         self._check_in_place()
         for name, shape in shapes.items():
             self.graph.nodes[name]["shape"] = shape[1:]
+        self._check_shares(shapes)
         self.outputs = [n for n in self.order if self.graph.out_degree(n) == 0]
         self.inference_outputs = self.outputs
         if self.has_training_only:  # an output at inference: no layer that runs at inference reads it
@@ -147,6 +150,25 @@ class Model:
                                         "training", file=self.file, layer=layer.name, field="inputs",
                                         hint="mark this layer training_only too, or read a layer that "
                                              "always runs")
+
+    def _check_shares(self, shapes: Mapping[str, Shape]) -> None:
+        """A layer that shares another's parameters is of its type, with the same parameter
+        and buffer shapes (the same module, called on another tensor)."""
+        for layer in self._layers:
+            if layer.shares is None:
+                continue
+            owner = self.layer(layer.shares)
+            if owner.type is not layer.type:
+                raise ArchstatError(f"shares the parameters of '{owner.name}', a {owner.type.name} layer, but is a "
+                                    f"{layer.type.name} layer", file=self.file, layer=layer.name, field="shares")
+            facts = []
+            for one in (layer, owner):
+                ins = [shapes[src] for src in one.inputs]
+                facts.append((one.type.param_shapes(ins, one.attrs), one.type.buffer_shapes(ins, one.attrs)))
+            if facts[0] != facts[1]:
+                raise ArchstatError(f"shares the parameters of '{owner.name}', whose shapes differ: "
+                                    f"{facts[1][0]} there, {facts[0][0]} here", file=self.file, layer=layer.name,
+                                    field="shares", hint="a shared module sees inputs of the same channels")
 
     @property
     def has_training_only(self) -> bool:

@@ -51,6 +51,9 @@ Rules
 * ``training_only: true`` marks an entry (for a block, all its layers) as a branch that runs
   only in training, such as an auxiliary classifier: its parameters count, but inference
   MACs, FLOPs and memory leave it out, and no layer that runs at inference may read it.
+* ``shares: <layer>`` makes a layer use another layer's parameters and buffers, as a module
+  that a network calls twice: one set of parameters (counted once, at the layer named), two
+  layers' work. Both must be of the same type with the same parameter shapes.
 * ``input``, ``name`` and ``family`` may use the variables too (``family`` defaults to the
   file's name: it groups models in ``archstat zoo`` and colours them in plots). Top-level keys starting with
   ``x-`` are ignored: a place for YAML anchors (``x-conv: &conv {...}``, then ``<<: *conv``).
@@ -91,6 +94,8 @@ class LayerRecord:
     inputs: tuple[str, ...]
     index: int
     training_only: bool = False
+    #: the layer whose parameters and buffers this one uses (a module called twice), or None
+    shares: str | None = None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from .layers import registry
 from .spec import INPUT_NAME, LayerRecord, RESERVED_NAMES, derive
 from .spec_values import normalised, substitute, variables_in
 
-ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless", "training_only")
+ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless", "training_only", "shares")
 BLOCK_KEYS = ("args", "let", "layers", "description")
 #: refuse specs that would expand beyond this many layers (a typo such as repeat: 10000000)
 MAX_LAYERS = 1_000_000
@@ -112,6 +112,7 @@ class _Expander:
         # (record, references as written, their scope); None as the scope marks the default
         # input, which is already a full name and must not be looked up among local names
         self.pending: list[tuple[LayerRecord, list[str], _Scope | None]] = []
+        self.sharing: list[tuple[LayerRecord, str, _Scope]] = []   # (record, its shares: as written)
 
     def error(self, message: str, layer: str | None = None, field: str | None = None,
               hint: str | None = None) -> ArchstatError:
@@ -148,6 +149,19 @@ class _Expander:
                     raise self.error("a layer cannot be its own input", record.name, "inputs")
                 resolved.append(full)
             record.inputs = tuple(resolved)
+        for record, ref, scope in self.sharing:
+            owner = scope.resolve(ref, self.by_name, self.aliases)
+            if owner is None or owner == record.name:
+                raise self.error(f"no other layer named {short_repr(ref)} to share parameters with",
+                                 record.name, "shares", did_you_mean(ref, [n for n in self.by_name if n != record.name]))
+            record.shares = owner
+        for record, _, _ in self.sharing:   # a share of a share uses the first owner's parameters
+            seen = {record.name}
+            while self.by_name[record.shares].shares is not None:
+                if record.shares in seen:
+                    raise self.error("the layers share parameters in a circle", record.name, "shares")
+                seen.add(record.shares)
+                record.shares = self.by_name[record.shares].shares
         return self.records
 
     # -- one list of entries in one scope; returns the last layer's full name
@@ -285,6 +299,12 @@ class _Expander:
         self.records.append(record)
         self.by_name[full] = record
         self.pending.append((record, refs, ref_scope))
+        if "shares" in raw:
+            owner = self.sub(raw["shares"], variables, full, "shares")
+            if not isinstance(owner, (str, int)) or isinstance(owner, bool):
+                raise self.error(f"expected the name of the layer whose parameters this one uses, got "
+                                 f"{short_repr(owner)}", full, "shares")
+            self.sharing.append((record, str(owner), scope))
         return full
 
     def input_refs(self, inputs, previous, variables, full, ltype) -> list[str]:

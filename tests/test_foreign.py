@@ -64,3 +64,58 @@ def test_import_writes_a_spec_that_loads_back(cli, tmp_path):
     assert archstat.analyze(out).totals["params"] == 11_689_512
     code, text, _ = cli("import", "lenet5")
     assert code == 0 and text.startswith("name: LeNet-5") and "  - {name: " in text
+
+
+# ------------------------------------------------------------------ a module used twice
+
+def shared_spec():
+    # one conv (4 -> 4, 3x3, padding 1: 4*4*9 + 4 = 148 params) applied twice, as a module a
+    # network calls twice: 148 parameters, two convs' work (2 * 4*8*8*36 = 18,432 MACs)
+    return {"input": [4, 8, 8], "layers": [
+        {"name": "conv", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"name": "relu", "type": "relu"},
+        {"name": "conv_1", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "shares": "conv"}]}
+
+
+def test_a_shared_module_is_one_set_of_parameters_and_two_layers(tmp_path):
+    a = archstat.analyze(shared_spec())
+    rows = {r["name"]: r for r in a.rows()}
+    assert a.totals["params"] == 148 and a.totals["macs"] == 2 * 4 * 8 * 8 * 36
+    assert (rows["conv_1"]["params"], rows["conv_1"]["macs"], rows["conv_1"]["shares"]) == (0, 9_216, "conv")
+    # the written spec keeps it
+    again = archstat.load(archstat.save(archstat.load(shared_spec()), tmp_path / "s.yaml"))
+    assert again.layer("conv_1").shares == "conv" and archstat.analyze(again).totals["params"] == 148
+
+
+def test_the_engine_runs_a_shared_module_on_one_set_of_weights():
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((4, 4, 3, 3)), rng.standard_normal(4)
+    x = rng.standard_normal((2, 4, 8, 8))
+    res = archstat.backward(shared_spec(), x, dy=np.ones((2, 4, 8, 8)), weights={"conv": {"weight": w, "bias": b}})
+    from archstat.engine import conv2d, conv2d_backward, relu
+    h = relu(conv2d(x, w, b, padding=1))
+    assert np.allclose(res.output, conv2d(h, w, b, padding=1))
+    # the gradient of the shared weights is the sum over both uses
+    dh_x, dw2, db2 = conv2d_backward(np.ones((2, 4, 8, 8)), h, w, padding=1)
+    _, dw1, db1 = conv2d_backward(dh_x * (h > 0), x, w, padding=1)
+    assert set(res.grads) == {"conv"}
+    assert np.allclose(res.grads["conv"]["weight"], dw1 + dw2) and np.allclose(res.grads["conv"]["bias"], db1 + db2)
+    with pytest.raises(ArchstatError, match="uses the parameters of 'conv'"):
+        archstat.run(shared_spec(), x, weights={"conv_1": {"weight": w}})
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"type": "linear", "out_features": 4}, "a conv2d layer, but is a linear layer"),
+    ({"out_channels": 8}, "whose shapes differ"),
+    ({"shares": "nothing"}, "no other layer named 'nothing'"),
+    ({"shares": "conv_1"}, "no other layer named 'conv_1'"),
+])
+def test_sharing_is_checked(change, says):
+    spec = shared_spec()
+    spec["layers"][2].update(change)
+    if change.get("type") == "linear":
+        spec["layers"][2] = {"name": "conv_1", "type": "linear", "out_features": 4, "shares": "conv"}
+        spec["layers"].insert(2, {"name": "flat", "type": "flatten"})
+    with pytest.raises(ArchstatError, match=says) as info:
+        archstat.load(spec)
+    assert info.value.field == "shares"

@@ -173,9 +173,9 @@ def test_torchvision_matches_reference_csv(spec):
     ("mobilenet_v2", "add", 10),      # residual in all but the first block of each stage: 0+1+2+3+2+2+0
     ("efficientnet_b0", "add", 9),    # stride 1 and in == out: 0+1+1+2+2+3+0
     ("efficientnet_b0", "mul", 16),   # one SE gate per MBConv block: 1+2+2+3+3+4+1
-    # one per dense layer but each block's first (it reads the block input: 5+11+23+15) and one
-    # ending each block (4): 58 = 6+12+24+16
-    ("densenet121", "concat", 58),
+    # one per dense layer (6+12+24+16 = 58; the first of a block concatenates the block's input
+    # alone, torchvision's torch.cat([x], 1), a copy) and one ending each block (4): 62
+    ("densenet121", "concat", 62),
     ("squeezenet1_0", "concat", 8),   # one per fire module, fire2 .. fire9 (features.3 .. features.12)
     ("mobilenet_v2", "concat", 0),
     ("squeezenet1_0", "add", 0),      # vanilla SqueezeNet: no bypass connections

@@ -117,6 +117,8 @@ class Executor:
                 macs = layer.type.macs(ins, shapes[layer.name], layer.attrs)
             except ArchstatError as exc:
                 raise exc.with_context(file=self.model.file, layer=layer.name)
+            if layer.shares is not None:
+                continue  # it uses the owner's parameters and buffers: one set, the owner's
             if pshapes:
                 self._param_shapes[layer.name] = dict(pshapes)
             if bshapes:
@@ -235,7 +237,7 @@ class Executor:
             shapes = self.model.shapes(1, in_shape)
             for layer, ins in self._layers_with_inputs(shapes):
                 for field, shape in layer.type.param_shapes(ins, layer.attrs).items():
-                    have = self._param_shapes[layer.name][field]
+                    have = self._param_shapes[layer.shares or layer.name][field]
                     if tuple(shape) != have:
                         raise ArchstatError(
                             f"at input size {fmt_shape(in_shape)} this layer needs a {field} of shape "
@@ -298,10 +300,11 @@ class Executor:
             if keep and layer.type.writes_in_place(layer.attrs) and any(
                     np.may_share_memory(a, xs[0]) for c in caches.values() for a in _arrays(c)):
                 xs[0] = xs[0].copy()  # an earlier layer's cache still needs the old values
-            ctx = RunContext(train=train, rng=self._rngs[name], buffers=self.buffers.get(name, {}),
+            state = layer.shares or name   # a layer that shares another's runs on its arrays
+            ctx = RunContext(train=train, rng=self._rngs[name], buffers=self.buffers.get(state, {}),
                              keep_cache=keep)
             try:
-                y, cache = layer.type.forward(xs, self.params.get(name, {}), layer.attrs, ctx)
+                y, cache = layer.type.forward(xs, self.params.get(state, {}), layer.attrs, ctx)
             except ArchstatError as exc:
                 raise exc.with_context(file=self.model.file, layer=name)
             assert y.shape == shapes[name] and y.dtype == self.dtype, (name, y.shape, y.dtype)
@@ -376,9 +379,12 @@ class Executor:
             for src, dx in zip(layer.inputs, dxs):
                 # never in place: kernels may hand back dy itself or views of it
                 pending[src] = dx if src not in pending else pending[src] + dx
-            if layer.name in self.params:
-                grads[layer.name] = {k: dparams[k].astype(self.dtype, copy=False)
-                                     for k in self.params[layer.name]}
+            state = layer.shares or layer.name
+            if state in self.params:   # a shared module's gradients add up in its owner's
+                for k in self.params[state]:
+                    g_k = dparams[k].astype(self.dtype, copy=False)
+                    mine = grads.setdefault(state, {})
+                    mine[k] = g_k if k not in mine else mine[k] + g_k
             if hook is not None:
                 hook(layer.name, g, MappingProxyType(pending))
         self.input_grad = pending.pop(INPUT_NAME)
@@ -516,6 +522,10 @@ def _check_weights(weights: Any, param_shapes: Mapping[str, Mapping[str, Shape]]
             raise ArchstatError("no such layer in the model", file=model.file, layer=str(lname),
                                 field="weights", hint=did_you_mean(str(lname), with_state))
         known = {**param_shapes.get(lname, {}), **buffer_shapes.get(lname, {})}
+        owner = model.layer(lname).shares
+        if owner is not None:
+            raise ArchstatError(f"this layer uses the parameters of '{owner}' (shares): give them there",
+                                file=model.file, layer=lname, field="weights")
         if not known:
             raise ArchstatError("this layer has no parameters or buffers", file=model.file,
                                 layer=lname, field="weights", hint=did_you_mean(lname, with_state))
