@@ -48,6 +48,16 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # ----------------------------------------------------------------------- arguments
 
+def _per_side(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (tuple, list)) for v in value)
+
+
+def sides(value: Any, name: str = "padding") -> tuple[tuple[int, int], tuple[int, int]]:
+    """Per-side padding ``((top, bottom), (left, right))`` of non-negative ints; ArchstatError otherwise."""
+    top_bottom, left_right = (pair(v, name, 0) for v in value)
+    return top_bottom, left_right
+
+
 def pair(value: Any, name: str, minimum: int = 0) -> tuple[int, int]:
     """An int or a pair of ints as ``(h, w)``; ArchstatError otherwise (public API boundary)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -138,7 +148,7 @@ def geometry(in_hw: tuple[int, int], kernel: Any, stride: Any = 1, padding: Any 
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
     if not isinstance(padding, str):
-        padding = pair(padding, "padding", 0)
+        padding = sides(padding) if _per_side(padding) else pair(padding, "padding", 0)
     pads = resolve_padding(padding, kernel, dilation, stride)
     out = output_hw(tuple(in_hw), kernel, stride, pads, dilation, ceil_mode)
     return Geometry(tuple(in_hw), kernel, stride, dilation, pads, out)

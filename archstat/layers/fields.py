@@ -29,7 +29,8 @@ class Field:
     """One spec field of a layer type.
 
     ``kind`` is one of ``int``, ``pair`` (int or two ints, normalised to ``(h, w)``),
-    ``padding`` (int, pair, ``'same'`` or ``'valid'``), ``bool``, ``float``, ``choice``,
+    ``padding`` (int, pair, per side ``[[top, bottom], [left, right]]``, ``'same'`` or
+    ``'valid'``), ``pads`` (the same without the words: pooling), ``bool``, ``float``, ``choice``,
     ``ints`` (a non-empty list of ints, normalised to a tuple: permute's ``dims``),
     ``size`` (an int or a pair whose entries may be null, normalised to ``(h, w)`` with None
     for "the input's size": adaptive pooling's ``output_size``) or ``shape`` (an int or a
@@ -64,7 +65,9 @@ class Field:
             if self.minimum is not None:
                 what += f" of integers >= {self.minimum}"
         elif self.kind == "padding":
-            what = "an integer >= 0, a pair [h, w], 'same' or 'valid'"
+            what = "an integer >= 0, a pair [h, w], per side [[top, bottom], [left, right]], 'same' or 'valid'"
+        elif self.kind == "pads":
+            what = "an integer >= 0, a pair [h, w] or per side [[top, bottom], [left, right]]"
         elif self.kind == "bool":
             what = "true or false"
         elif self.kind == "float":
@@ -110,8 +113,8 @@ class Field:
             if (pair is not None and (self.minimum is None or min(pair) >= self.minimum)
                     and max(pair) <= MAX_INT):
                 return pair
-        elif kind == "padding":
-            if isinstance(value, str):
+        elif kind in ("padding", "pads"):
+            if isinstance(value, str) and kind == "padding":
                 if value in ("same", "valid"):
                     return value
                 raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
@@ -119,6 +122,9 @@ class Field:
             pair = _pair(value)
             if pair is not None and min(pair) >= 0 and max(pair) <= MAX_INT:
                 return pair
+            sides = _sides(value)
+            if sides is not None:
+                return sides
         elif kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -156,6 +162,18 @@ class Field:
     def _int_ok(self, value: int) -> bool:
         """An int entry within the field's minimum and archstat's size range."""
         return (self.minimum is None or value >= self.minimum) and -MAX_INT <= value <= MAX_INT
+
+
+def _sides(value: Any) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Per-side padding ``[[top, bottom], [left, right]]`` as ``((top, bottom), (left, right))``
+    (a pair of equal sides stays a pair: ``[[1, 1], [2, 2]]`` is ``(1, 2)``); None otherwise."""
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        return None
+    sides = [_pair(v) if isinstance(v, (list, tuple)) else None for v in value]
+    if any(s is None or min(s) < 0 or max(s) > MAX_INT for s in sides):
+        return None
+    (t, b), (l, r) = sides
+    return (t, l) if (t == b and l == r) else ((t, b), (l, r))
 
 
 def _is_int(value: Any) -> bool:

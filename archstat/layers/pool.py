@@ -26,8 +26,7 @@ _POOL_FIELDS = (
     Field("kernel_size", "pair", REQUIRED, "window size kH, kW", minimum=1),
     Field("stride", "pair", None, "step between windows (default: kernel_size)", minimum=1,
           none_ok=True),
-    Field("padding", "pair", 0, "implicit padding on each side (at most kernel_size // 2)",
-          minimum=0),
+    Field("padding", "pads", 0, "implicit padding on each side, or per side (at most kernel_size // 2)"),
     Field("ceil_mode", "bool", False, "round the output size up instead of down"),
 )
 

@@ -28,7 +28,8 @@ def effective_kernel(kernel: int, dilation: int) -> int:
 
 def resolve_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int],
                     stride: tuple[int, int]) -> Pads:
-    """Turn a spec padding (pair, ``'same'`` or ``'valid'``) into per-side pads.
+    """Turn a spec padding (pair, per-side ``((top, bottom), (left, right))``, ``'same'`` or
+    ``'valid'``) into per-side pads.
 
     ``'same'`` follows PyTorch: only for stride 1; the total ``d*(k-1)`` is split with the
     extra pixel (even kernels) on the bottom/right.
@@ -45,6 +46,8 @@ def resolve_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, 
             pads.append((total // 2, total - total // 2))
         return pads[0], pads[1]
     ph, pw = padding
+    if isinstance(ph, tuple):   # per side already (an ONNX file's asymmetric pads)
+        return tuple(ph), tuple(pw)
     return (ph, ph), (pw, pw)
 
 
@@ -79,10 +82,11 @@ def output_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, i
 
 def check_pool_padding(pads: Pads, kernel: tuple[int, int], dilation: tuple[int, int]) -> None:
     """PyTorch refuses pool padding larger than half the kernel size (not the dilated extent)."""
-    for (lo, _), k in zip(pads, kernel):
-        if lo > k // 2:
-            raise ArchstatError(f"pool padding {lo} is more than half the kernel size {k}",
-                                field="padding", hint="PyTorch allows at most kernel_size // 2")
+    for side, k in zip(pads, kernel):
+        for p in side:
+            if p > k // 2:
+                raise ArchstatError(f"pool padding {p} is more than half the kernel size {k}",
+                                    field="padding", hint="PyTorch allows at most kernel_size // 2")
 
 
 # ------------------------------------------------------------------ adaptive pooling

@@ -430,7 +430,8 @@ def render_layer_types(fmt: str = "table") -> str:
             out.append(textwrap.fill(f"counts: {t.counting_rule()}", 100, initial_indent="    ",
                                      subsequent_indent="            "))
             for f in t.fields:
-                out.append(f"    {f.name:<20} {_default(f):<10} {f.describe()}")
+                out.append(textwrap.fill(f"    {f.name:<20} {_default(f):<10} {f.describe()}", 100,
+                                         subsequent_indent=" " * 36))
             out.append("")
         return "\n".join(out)
     raise ValueError(fmt)
