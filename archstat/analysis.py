@@ -56,7 +56,8 @@ COLUMNS: dict[str, str] = {
                   "training-only layer)",
     "training_only": "true for a layer that runs only in training (an auxiliary head): its parameters count, "
                      "its MACs, FLOPs and memory are left out of the inference totals",
-    "shares": "the layer whose parameters this one uses (a module called twice; they count there), or None",
+    "shares": "the tensors this layer uses from other layers, {tensor: layer} (a module called twice: all of "
+              "them; they count there), or None",
     "rf_size": "receptive field (h, w) in input pixels",
     "rf_stride": "effective stride (jump) (h, w): input pixels between neighbouring outputs",
     "rf_offset": "centre (h, w) of the first output's receptive field, in input pixel coordinates",
@@ -353,10 +354,11 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
                 flops = ltype.flops(ins, out, attrs)
             except ArchstatError as exc:
                 raise exc.with_context(file=model.file, layer=name)
-            params = sum(prod(s) for s in pshapes.values())
-            bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
-            if layer.shares is not None:  # the parameters are the owner's: counted once, there
-                params = bias = buffers = 0
+            tied = model.ties.get(name, {})   # tensors another layer holds: counted once, there
+            params = sum(prod(s) for k, s in pshapes.items() if k not in tied)
+            bias = prod(pshapes["bias"]) if "bias" in pshapes and "bias" not in tied else 0
+            if tied:
+                buffers = sum(prod(s) for k, s in ltype.buffer_shapes(ins, attrs).items() if k not in tied)
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
             own = n_out * size if model.owns_storage(name) else 0
             training_extra += ltype.training_extra_bytes(n_out, size, attrs)
@@ -373,7 +375,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     peak, during = liveness(model).peak(own_bytes)
     cols["live_bytes"] = [during.get(n, 0) for n in cols["name"]]
     cols["training_only"] = training_only
-    cols["shares"] = [layer.shares for layer in model.layers()]
+    cols["shares"] = [model.ties.get(layer.name) for layer in model.layers()]
     rfs = receptive_fields(model, shapes)
     cols["rf_size"] = [rfs[n].size for n in cols["name"]]
     cols["rf_stride"] = [rfs[n].stride for n in cols["name"]]

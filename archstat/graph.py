@@ -54,8 +54,9 @@ class Layer:
     inputs: tuple[str, ...]
     #: runs only in training (an auxiliary classifier): skipped at inference
     training_only: bool = False
-    #: the layer whose parameters and buffers this one uses (a module called twice), or None
-    shares: str | None = None
+    #: tensors this layer uses from other layers, as the spec wrote them: ``{tensor: layer}``,
+    #: ``{"*": layer}`` for all of them (a module called twice); see ``Model.ties``
+    shares: Mapping[str, str] | None = None
 
     @property
     def type_name(self) -> str:
@@ -152,23 +153,48 @@ class Model:
                                              "always runs")
 
     def _check_shares(self, shapes: Mapping[str, Shape]) -> None:
-        """A layer that shares another's parameters is of its type, with the same parameter
-        and buffer shapes (the same module, called on another tensor)."""
+        """Resolve ``shares`` into :attr:`ties`: ``{layer: {tensor: owner layer}}``, each tensor
+        named by the layer that holds it (a share of a share followed to its owner). A layer
+        that shares all (a module called twice) is of the owner's type; every shared tensor has
+        the owner's tensor's shape."""
+        tensors: dict[str, dict[str, Shape]] = {}
+        for layer in self._layers[1:]:
+            ins = [shapes[src] for src in layer.inputs]
+            tensors[layer.name] = {**layer.type.param_shapes(ins, layer.attrs),
+                                   **layer.type.buffer_shapes(ins, layer.attrs)}
+        self.ties: dict[str, dict[str, str]] = {}
         for layer in self._layers:
-            if layer.shares is None:
+            if not layer.shares:
                 continue
-            owner = self.layer(layer.shares)
-            if owner.type is not layer.type:
-                raise ArchstatError(f"shares the parameters of '{owner.name}', a {owner.type.name} layer, but is a "
-                                    f"{layer.type.name} layer", file=self.file, layer=layer.name, field="shares")
-            facts = []
-            for one in (layer, owner):
-                ins = [shapes[src] for src in one.inputs]
-                facts.append((one.type.param_shapes(ins, one.attrs), one.type.buffer_shapes(ins, one.attrs)))
-            if facts[0] != facts[1]:
-                raise ArchstatError(f"shares the parameters of '{owner.name}', whose shapes differ: "
-                                    f"{facts[1][0]} there, {facts[0][0]} here", file=self.file, layer=layer.name,
-                                    field="shares", hint="a shared module sees inputs of the same channels")
+            mine = tensors[layer.name]
+            ties: dict[str, str] = {}
+            for tensor, owner in layer.shares.items():
+                other = self.layer(owner)
+                if tensor == "*" and other.type is not layer.type:
+                    raise ArchstatError(f"shares the parameters of '{owner}', a {other.type.name} layer, but is a "
+                                        f"{layer.type.name} layer", file=self.file, layer=layer.name, field="shares")
+                for name in (mine if tensor == "*" else [tensor]):
+                    if name not in mine:
+                        raise ArchstatError(f"has no tensor {name!r} to share (it has: {', '.join(mine) or 'none'})",
+                                            file=self.file, layer=layer.name, field="shares",
+                                            hint=did_you_mean(name, mine))
+                    if tensors[owner].get(name) != mine[name]:
+                        raise ArchstatError(f"shares {name!r} with '{owner}', whose {name!r} is "
+                                            f"{tensors[owner].get(name)}, not {mine[name]}", file=self.file,
+                                            layer=layer.name, field="shares",
+                                            hint="a shared module sees inputs of the same channels")
+                    ties[name] = owner
+            self.ties[layer.name] = ties
+        for name, ties in self.ties.items():   # a share of a share: the tensor's first holder
+            for tensor, owner in ties.items():
+                seen = {name}
+                while tensor in self.ties.get(owner, {}):
+                    if owner in seen:
+                        raise ArchstatError("the layers share a tensor in a circle", file=self.file, layer=name,
+                                            field="shares")
+                    seen.add(owner)
+                    owner = self.ties[owner][tensor]
+                ties[tensor] = owner
 
     @property
     def has_training_only(self) -> bool:

@@ -53,7 +53,9 @@ Rules
   MACs, FLOPs and memory leave it out, and no layer that runs at inference may read it.
 * ``shares: <layer>`` makes a layer use another layer's parameters and buffers, as a module
   that a network calls twice: one set of parameters (counted once, at the layer named), two
-  layers' work. Both must be of the same type with the same parameter shapes.
+  layers' work. Both must be of the same type with the same parameter shapes. ``shares:
+  {bias: <layer>}`` shares named tensors only (a tensor that a file stores once and two layers
+  read: tied weights), each of the same shape as the other layer's tensor of that name.
 * ``input``, ``name`` and ``family`` may use the variables too (``family`` defaults to the
   file's name: it groups models in ``archstat zoo`` and colours them in plots). Top-level keys starting with
   ``x-`` are ignored: a place for YAML anchors (``x-conv: &conv {...}``, then ``<<: *conv``).
@@ -94,8 +96,9 @@ class LayerRecord:
     inputs: tuple[str, ...]
     index: int
     training_only: bool = False
-    #: the layer whose parameters and buffers this one uses (a module called twice), or None
-    shares: str | None = None
+    #: tensors this layer uses from other layers: ``{tensor: owner layer}`` (``"*"`` for all of
+    #: them: a module called twice), or None
+    shares: dict[str, str] | None = None
 
 
 @dataclass

@@ -112,7 +112,7 @@ class _Expander:
         # (record, references as written, their scope); None as the scope marks the default
         # input, which is already a full name and must not be looked up among local names
         self.pending: list[tuple[LayerRecord, list[str], _Scope | None]] = []
-        self.sharing: list[tuple[LayerRecord, str, _Scope]] = []   # (record, its shares: as written)
+        self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
 
     def error(self, message: str, layer: str | None = None, field: str | None = None,
               hint: str | None = None) -> ArchstatError:
@@ -149,19 +149,14 @@ class _Expander:
                     raise self.error("a layer cannot be its own input", record.name, "inputs")
                 resolved.append(full)
             record.inputs = tuple(resolved)
-        for record, ref, scope in self.sharing:
-            owner = scope.resolve(ref, self.by_name, self.aliases)
-            if owner is None or owner == record.name:
-                raise self.error(f"no other layer named {short_repr(ref)} to share parameters with",
-                                 record.name, "shares", did_you_mean(ref, [n for n in self.by_name if n != record.name]))
-            record.shares = owner
-        for record, _, _ in self.sharing:   # a share of a share uses the first owner's parameters
-            seen = {record.name}
-            while self.by_name[record.shares].shares is not None:
-                if record.shares in seen:
-                    raise self.error("the layers share parameters in a circle", record.name, "shares")
-                seen.add(record.shares)
-                record.shares = self.by_name[record.shares].shares
+        for record, ties, scope in self.sharing:
+            record.shares = {}
+            for tensor, ref in ties.items():
+                owner = scope.resolve(ref, self.by_name, self.aliases)
+                if owner is None or owner == record.name:
+                    raise self.error(f"no other layer named {short_repr(ref)} to share parameters with", record.name,
+                                     "shares", did_you_mean(ref, [n for n in self.by_name if n != record.name]))
+                record.shares[tensor] = owner
         return self.records
 
     # -- one list of entries in one scope; returns the last layer's full name
@@ -300,11 +295,13 @@ class _Expander:
         self.by_name[full] = record
         self.pending.append((record, refs, ref_scope))
         if "shares" in raw:
-            owner = self.sub(raw["shares"], variables, full, "shares")
-            if not isinstance(owner, (str, int)) or isinstance(owner, bool):
-                raise self.error(f"expected the name of the layer whose parameters this one uses, got "
-                                 f"{short_repr(owner)}", full, "shares")
-            self.sharing.append((record, str(owner), scope))
+            value = self.sub(raw["shares"], variables, full, "shares")
+            ties = {"*": value} if not isinstance(value, Mapping) else dict(value)
+            if not ties or not all(isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool)
+                                   for k, v in ties.items()):
+                raise self.error("expected the layer whose parameters this one uses, or a mapping of tensor name "
+                                 f"to layer ({{bias: conv1}}), got {short_repr(value)}", full, "shares")
+            self.sharing.append((record, {k: str(v) for k, v in ties.items()}, scope))
         return full
 
     def input_refs(self, inputs, previous, variables, full, ltype) -> list[str]:

@@ -81,10 +81,12 @@ def test_a_shared_module_is_one_set_of_parameters_and_two_layers(tmp_path):
     a = archstat.analyze(shared_spec())
     rows = {r["name"]: r for r in a.rows()}
     assert a.totals["params"] == 148 and a.totals["macs"] == 2 * 4 * 8 * 8 * 36
-    assert (rows["conv_1"]["params"], rows["conv_1"]["macs"], rows["conv_1"]["shares"]) == (0, 9_216, "conv")
+    assert (rows["conv_1"]["params"], rows["conv_1"]["macs"]) == (0, 9_216)
+    assert rows["conv_1"]["shares"] == {"weight": "conv", "bias": "conv"} and rows["conv"]["shares"] is None
     # the written spec keeps it
     again = archstat.load(archstat.save(archstat.load(shared_spec()), tmp_path / "s.yaml"))
-    assert again.layer("conv_1").shares == "conv" and archstat.analyze(again).totals["params"] == 148
+    assert again.layer("conv_1").shares == {"*": "conv"} and archstat.analyze(again).totals["params"] == 148
+    assert "shares: conv}" in (tmp_path / "s.yaml").read_text()
 
 
 def test_the_engine_runs_a_shared_module_on_one_set_of_weights():
@@ -100,13 +102,14 @@ def test_the_engine_runs_a_shared_module_on_one_set_of_weights():
     _, dw1, db1 = conv2d_backward(dh_x * (h > 0), x, w, padding=1)
     assert set(res.grads) == {"conv"}
     assert np.allclose(res.grads["conv"]["weight"], dw1 + dw2) and np.allclose(res.grads["conv"]["bias"], db1 + db2)
-    with pytest.raises(ArchstatError, match="uses the parameters of 'conv'"):
+    with pytest.raises(ArchstatError, match="uses the weight of 'conv'"):
         archstat.run(shared_spec(), x, weights={"conv_1": {"weight": w}})
 
 
 @pytest.mark.parametrize("change, says", [
     ({"type": "linear", "out_features": 4}, "a conv2d layer, but is a linear layer"),
-    ({"out_channels": 8}, "whose shapes differ"),
+    ({"out_channels": 8}, r"shares 'weight' with 'conv', whose 'weight' is \(4, 4, 3, 3\), not \(8, 4, 3, 3\)"),
+    ({"shares": {"scale": "conv"}}, "has no tensor 'scale' to share"),
     ({"shares": "nothing"}, "no other layer named 'nothing'"),
     ({"shares": "conv_1"}, "no other layer named 'conv_1'"),
 ])
@@ -119,3 +122,52 @@ def test_sharing_is_checked(change, says):
     with pytest.raises(ArchstatError, match=says) as info:
         archstat.load(spec)
     assert info.value.field == "shares"
+
+
+def tied_spec():
+    # two convs of different kernels tie their biases (one vector of 4 stored once) and a third
+    # ties its bias to the second: a share of a share is the first holder's
+    return {"input": [4, 8, 8], "layers": [
+        {"name": "a", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"name": "b", "type": "conv2d", "out_channels": 4, "kernel_size": 1, "shares": {"bias": "a"}},
+        {"name": "c", "type": "conv2d", "out_channels": 4, "kernel_size": 1, "shares": {"bias": "b"}}]}
+
+
+def test_a_tied_tensor_counts_once_and_trains_as_one():
+    a = archstat.analyze(tied_spec())
+    rows = {r["name"]: r for r in a.rows()}
+    # a: 4*4*9 + 4 = 148; b and c: 4*4 weights each, the bias is a's
+    assert (rows["a"]["params"], rows["b"]["params"], rows["c"]["params"]) == (148, 16, 16)
+    assert a.totals["params"] == 180 and rows["c"]["shares"] == {"bias": "a"}
+    rng = np.random.default_rng(1)
+    w1, w2, w3, bias = (rng.standard_normal(s) for s in ((4, 4, 3, 3), (4, 4, 1, 1), (4, 4, 1, 1), (4,)))
+    x = rng.standard_normal((2, 4, 8, 8))
+    weights = {"a": {"weight": w1, "bias": bias}, "b": {"weight": w2}, "c": {"weight": w3}}
+    res = archstat.backward(tied_spec(), x, dy=np.ones((2, 4, 8, 8)), weights=weights)
+    from archstat.engine import conv2d
+    h1 = conv2d(x, w1, bias, padding=1)
+    h2 = conv2d(h1, w2, bias)
+    assert np.allclose(res.output, conv2d(h2, w3, bias))
+    # d(out)/d(bias) through all three uses: 2*8*8 from c, then through c's and b's weights
+    ones = np.ones((2, 4, 8, 8))
+    g2 = np.einsum("oi,nohw->nihw", w3[:, :, 0, 0], ones)
+    g1 = np.einsum("oi,nohw->nihw", w2[:, :, 0, 0], g2)
+    assert set(res.grads) == {"a", "b", "c"} and set(res.grads["b"]) == {"weight"}
+    assert np.allclose(res.grads["a"]["bias"], (ones + g2 + g1).sum(axis=(0, 2, 3)))
+    with pytest.raises(ArchstatError, match="uses the bias of 'a'") as info:
+        archstat.run(tied_spec(), x, weights={"c": {"bias": bias}})
+    assert info.value.layer == "c"
+
+
+def test_tied_tensors_are_written_back_and_checked(tmp_path):
+    again = archstat.load(archstat.save(archstat.load(tied_spec()), tmp_path / "t.yaml"))
+    assert again.ties == {"b": {"bias": "a"}, "c": {"bias": "a"}}
+    assert "shares: {bias: b}" in (tmp_path / "t.yaml").read_text()
+    spec = tied_spec()
+    spec["layers"][0]["shares"] = {"bias": "c"}
+    with pytest.raises(ArchstatError, match="in a circle"):
+        archstat.load(spec)
+    spec = tied_spec()
+    spec["layers"][1]["out_channels"] = 8
+    with pytest.raises(ArchstatError, match=r"whose 'bias' is \(4,\), not \(8,\)"):
+        archstat.load(spec)

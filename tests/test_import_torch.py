@@ -359,6 +359,29 @@ def test_a_module_called_twice_is_two_layers_holding_one_set_of_weights():
     assert not any("relu" in n for n in shared)      # a parameter-free module shares nothing
 
 
+class TiedBias(nn.Module):
+    """Two convs of different kernels with one bias tensor (a parameter tied between modules)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 3, 3, padding=1)
+        self.b = nn.Conv2d(3, 3, 1)
+        self.b.bias = self.a.bias
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_a_parameter_tied_between_modules_counts_once():
+    imp = same_output(TiedBias(), (3, 5, 5))
+    b = next(e for e in imp.spec["layers"] if e["name"] == "b")
+    assert b["shares"] == {"bias": "a"} and set(imp.weights["b"]) == {"weight"}
+    # a: 3*3*9 + 3 = 84; b: 3*3 weights, its bias is a's
+    assert archstat.analyze(archstat.load(imp.spec)).totals["params"] == 84 + 9
+    assert any("b.bias -> a" in n and "count once" in n for n in imp.notes)
+    assert not any("too many" in n for n in imp.notes)
+
+
 class WithAux(nn.Module):
     """An auxiliary head that runs only in training, as GoogLeNet's and Inception-v3's."""
 

@@ -117,12 +117,13 @@ class Executor:
                 macs = layer.type.macs(ins, shapes[layer.name], layer.attrs)
             except ArchstatError as exc:
                 raise exc.with_context(file=self.model.file, layer=layer.name)
-            if layer.shares is not None:
-                continue  # it uses the owner's parameters and buffers: one set, the owner's
+            tied = self.model.ties.get(layer.name, {})   # tensors another layer holds: one set, there
+            pshapes = {k: s for k, s in pshapes.items() if k not in tied}
+            bshapes = {k: s for k, s in bshapes.items() if k not in tied}
             if pshapes:
-                self._param_shapes[layer.name] = dict(pshapes)
+                self._param_shapes[layer.name] = pshapes
             if bshapes:
-                self._buffer_shapes[layer.name] = dict(bshapes)
+                self._buffer_shapes[layer.name] = bshapes
             self._fan_in[layer.name] = macs // numel(shapes[layer.name])
         state_bytes = self.dtype.itemsize * sum(
             numel(s) for group in (self._param_shapes, self._buffer_shapes)
@@ -174,6 +175,21 @@ class Executor:
                 self.buffers[name] = {
                     field: _own(mine.get(field, layer_type.initial_buffer(field, shape)), self.dtype)
                     for field, shape in bshapes.items()}
+
+    def _state_of(self, name: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The parameters and buffers a layer runs on: its own and those it shares (the
+        holder's arrays, so updates made through either layer are seen by both)."""
+        params, buffers = self.params.get(name, {}), self.buffers.get(name, {})
+        ties = self.model.ties.get(name)
+        if not ties:
+            return params, buffers
+        params, buffers = dict(params), dict(buffers)
+        for tensor, owner in ties.items():
+            if tensor in self.params.get(owner, {}):
+                params[tensor] = self.params[owner][tensor]
+            else:
+                buffers[tensor] = self.buffers[owner][tensor]
+        return params, buffers
 
     def state(self) -> dict[str, dict[str, np.ndarray]]:
         """Copies of every parameter and buffer, ``{layer: {name: array}}``: what ``weights=``
@@ -237,7 +253,7 @@ class Executor:
             shapes = self.model.shapes(1, in_shape)
             for layer, ins in self._layers_with_inputs(shapes):
                 for field, shape in layer.type.param_shapes(ins, layer.attrs).items():
-                    have = self._param_shapes[layer.shares or layer.name][field]
+                    have = self._param_shapes[self.model.ties.get(layer.name, {}).get(field, layer.name)][field]
                     if tuple(shape) != have:
                         raise ArchstatError(
                             f"at input size {fmt_shape(in_shape)} this layer needs a {field} of shape "
@@ -300,11 +316,10 @@ class Executor:
             if keep and layer.type.writes_in_place(layer.attrs) and any(
                     np.may_share_memory(a, xs[0]) for c in caches.values() for a in _arrays(c)):
                 xs[0] = xs[0].copy()  # an earlier layer's cache still needs the old values
-            state = layer.shares or name   # a layer that shares another's runs on its arrays
-            ctx = RunContext(train=train, rng=self._rngs[name], buffers=self.buffers.get(state, {}),
-                             keep_cache=keep)
+            params, buffers = self._state_of(name)
+            ctx = RunContext(train=train, rng=self._rngs[name], buffers=buffers, keep_cache=keep)
             try:
-                y, cache = layer.type.forward(xs, self.params.get(state, {}), layer.attrs, ctx)
+                y, cache = layer.type.forward(xs, params, layer.attrs, ctx)
             except ArchstatError as exc:
                 raise exc.with_context(file=self.model.file, layer=name)
             assert y.shape == shapes[name] and y.dtype == self.dtype, (name, y.shape, y.dtype)
@@ -379,12 +394,11 @@ class Executor:
             for src, dx in zip(layer.inputs, dxs):
                 # never in place: kernels may hand back dy itself or views of it
                 pending[src] = dx if src not in pending else pending[src] + dx
-            state = layer.shares or layer.name
-            if state in self.params:   # a shared module's gradients add up in its owner's
-                for k in self.params[state]:
-                    g_k = dparams[k].astype(self.dtype, copy=False)
-                    mine = grads.setdefault(state, {})
-                    mine[k] = g_k if k not in mine else mine[k] + g_k
+            ties = self.model.ties.get(layer.name, {})
+            for k in self._state_of(layer.name)[0]:   # a shared tensor's gradients add up at its holder
+                g_k = dparams[k].astype(self.dtype, copy=False)
+                mine = grads.setdefault(ties.get(k, layer.name), {})
+                mine[k] = g_k if k not in mine else mine[k] + g_k
             if hook is not None:
                 hook(layer.name, g, MappingProxyType(pending))
         self.input_grad = pending.pop(INPUT_NAME)
@@ -522,10 +536,11 @@ def _check_weights(weights: Any, param_shapes: Mapping[str, Mapping[str, Shape]]
             raise ArchstatError("no such layer in the model", file=model.file, layer=str(lname),
                                 field="weights", hint=did_you_mean(str(lname), with_state))
         known = {**param_shapes.get(lname, {}), **buffer_shapes.get(lname, {})}
-        owner = model.layer(lname).shares
-        if owner is not None:
-            raise ArchstatError(f"this layer uses the parameters of '{owner}' (shares): give them there",
-                                file=model.file, layer=lname, field="weights")
+        ties = model.ties.get(lname, {})
+        for field in fields if isinstance(fields, Mapping) else ():
+            if field in ties:
+                raise ArchstatError(f"this layer uses the {field} of '{ties[field]}' (shares): give it there",
+                                    file=model.file, layer=lname, field="weights")
         if not known:
             raise ArchstatError("this layer has no parameters or buffers", file=model.file,
                                 layer=lname, field="weights", hint=did_you_mean(lname, with_state))

@@ -33,12 +33,15 @@ class Imported:
     each; they end up in the spec's ``notes``.
     ``uncounted``: the foreign nodes passed through without counts (``allow_unknown``), as
     ``{"name", "op", "inputs", "output_shape"}`` dicts.
+    ``names``: ``{layer name: the foreign graph's name}`` where the two differ (an ONNX node
+    name with characters a layer name cannot hold; a module path renamed).
     """
 
     spec: dict[str, Any]
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     uncounted: list[dict[str, Any]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def importer_for(path: str) -> tuple[str, str] | None:

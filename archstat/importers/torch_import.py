@@ -65,7 +65,8 @@ def read_torch(module: Any, *, input_shape: Any, batch: int = 1, allow_unknown: 
     spec = {"name": label, "source": f"the PyTorch module {type(module).__module__}.{type(module).__qualname__}, "
                                      f"imported by archstat with torch.fx (torch {torch.__version__})",
             "notes": " ".join(notes), "input": list(shape), "layers": tr.ordered_layers()}
-    return Imported(spec=spec, weights=weights, notes=notes, uncounted=tr.uncounted)
+    names = {name: path for path, name in tr.namer.renamed.items()}
+    return Imported(spec=spec, weights=weights, notes=notes, uncounted=tr.uncounted, names=names)
 
 
 def supported() -> dict[str, list[str]]:
@@ -240,33 +241,50 @@ def _uncounted_notes(tr, module) -> list[str]:
 
 
 def _mark_shared(tr) -> None:
-    """A module called twice: its later layers get ``shares: <first layer>`` and hold no tensors
-    of their own, so that its parameters count once (the spec key ``shares``). Layers that share
-    only some tensors (one parameter tied between two modules) stay as they are (a note says so)."""
-    held = {layer: frozenset(id(t) for t in tensors.values()) for layer, tensors in tr.tensors.items() if tensors}
-    owners: dict[frozenset[int], str] = {}
+    """Tensors held by several layers count once, at the first (the spec key ``shares``): a
+    module called twice gets ``shares: <first layer>``; a tensor tied between two modules gets
+    ``shares: {weight: <first layer>}`` where both hold it under the same name (and are of one
+    type, or it is a vector). The later layers keep no copy of what they share."""
     entries = {e["name"]: e for e in tr.layers}
+    whole: dict[frozenset[int], str] = {}
     for entry in tr.layers:
-        key = held.get(entry["name"])
-        if not key:
+        name = entry["name"]
+        tensors = tr.tensors.get(name)
+        if not tensors:
             continue
-        if key in owners and entries[owners[key]]["type"] == entry["type"]:
-            entry["shares"] = owners[key]
-            del tr.tensors[entry["name"]]
-            for tensor_id in key:
-                tr.uses[tensor_id].remove(entry["name"])
+        key = frozenset(id(t) for t in tensors.values())
+        owner = whole.get(key)
+        if owner is not None and entries[owner]["type"] == entry["type"]:
+            entry["shares"] = owner
+            tied = dict(tensors)
         else:
-            owners.setdefault(key, entry["name"])
+            whole.setdefault(key, name)
+            tied = {}
+            for field, tensor in tensors.items():
+                holder = tr.uses[id(tensor)][0]
+                if holder != name and tr.tensors[holder].get(field) is tensor and (
+                        entries[holder]["type"] == entry["type"] or tensor.dim() == 1):
+                    entry.setdefault("shares", {})[field] = holder
+                    tied[field] = tensor
+        for field, tensor in tied.items():
+            del tensors[field]
+            tr.uses[id(tensor)].remove(name)
+        if not tensors:
+            del tr.tensors[name]
 
 
 def _shared_notes(tr) -> list[str]:
-    """What sharing says: the layers that share a whole module's parameters (``shares``), and any
-    tensor still held by several layers (a parameter tied between modules), counted twice."""
+    """What sharing says: the layers that run a module an earlier layer runs, those that tie some
+    tensors to an earlier layer's, and any tensor still held by several layers (counted twice)."""
     notes = []
-    sharing = [e for e in tr.layers if e.get("shares")]
-    if sharing:
-        notes.append(f"{len(sharing)} layers run a module that an earlier layer runs too, on its parameters "
-                     f"(shares: {_some([e['name'] + ' -> ' + e['shares'] for e in sharing])}): they count once.")
+    whole = [f"{e['name']} -> {e['shares']}" for e in tr.layers if isinstance(e.get("shares"), str)]
+    if whole:
+        notes.append(f"{len(whole)} layers run a module that an earlier layer runs too, on its parameters "
+                     f"(shares: {_some(whole)}): they count once.")
+    some = [f"{e['name']}.{field} -> {owner}" for e in tr.layers if isinstance(e.get("shares"), dict)
+            for field, owner in e["shares"].items()]
+    if some:
+        notes.append(f"{len(some)} tensors are tied to an earlier layer's (shares: {_some(some)}): they count once.")
     groups: dict[tuple[str, ...], int] = {}
     sizes = {id(t): t.numel() for tensors in tr.tensors.values() for t in tensors.values()}
     for key, layers in tr.uses.items():
@@ -274,8 +292,8 @@ def _shared_notes(tr) -> list[str]:
             groups[tuple(layers)] = groups.get(tuple(layers), 0) + sizes[key]
     for layers, count in groups.items():
         notes.append(f"Layers {', '.join(layers)} hold some of the same tensors ({count:,} values, a parameter tied "
-                     f"between modules): the totals count them once per layer ({count * (len(layers) - 1):,} too "
-                     "many), as archstat shares only whole layers' parameters.")
+                     f"between modules under different names or layouts): the totals count them once per layer "
+                     f"({count * (len(layers) - 1):,} too many).")
     return notes
 
 
