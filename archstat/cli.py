@@ -402,7 +402,6 @@ def _make_parent(path: Path) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from .analysis import analyze
-    from .graph import load
     from .report.table import render_report
 
     model = _load_model(args, args.spec)
@@ -413,7 +412,6 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 def _cmd_compare(args: argparse.Namespace) -> None:
     from .analysis import analyze
-    from .graph import load
     from .report.table import render_compare
 
     analyses = [analyze(_load_model(args, path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
@@ -430,7 +428,6 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
 
 def _cmd_graph(args: argparse.Namespace) -> None:
     from .analysis import analyze
-    from .graph import load
     from .report.graph_dot import to_dot
     from .report.graph_draw import draw_graph
 
@@ -605,7 +602,6 @@ def _keep_memory() -> None:
 
 def _cmd_profile(args: argparse.Namespace) -> None:
     _keep_memory()
-    from .graph import load
     from .profiling import get_calibration, ops_vs_time, profile
     from .report import plots, profile_plots
     from .report.profile_table import render_ops_time, render_profile
@@ -654,7 +650,6 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
     _keep_memory()
-    from .graph import load
     from .profiling import sweep
     from .report import plots, profile_plots
     from .report.profile_table import render_sweep
