@@ -348,17 +348,14 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
         if layer.inputs:
             ins = [shapes[src] for src in layer.inputs]
             try:
-                pshapes = ltype.param_shapes(ins, attrs)
-                buffers = sum(prod(s) for s in ltype.buffer_shapes(ins, attrs).values())
+                pshapes = model.own_tensors(name, ltype.param_shapes(ins, attrs))
+                buffers = sum(prod(s) for s in model.own_tensors(name, ltype.buffer_shapes(ins, attrs)).values())
                 macs = ltype.macs(ins, out, attrs)
                 flops = ltype.flops(ins, out, attrs)
             except ArchstatError as exc:
                 raise exc.with_context(file=model.file, layer=name)
-            tied = model.ties.get(name, {})   # tensors another layer holds: counted once, there
-            params = sum(prod(s) for k, s in pshapes.items() if k not in tied)
-            bias = prod(pshapes["bias"]) if "bias" in pshapes and "bias" not in tied else 0
-            if tied:
-                buffers = sum(prod(s) for k, s in ltype.buffer_shapes(ins, attrs).items() if k not in tied)
+            params = sum(prod(s) for s in pshapes.values())
+            bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
             own = n_out * size if model.owns_storage(name) else 0
             training_extra += ltype.training_extra_bytes(n_out, size, attrs)

@@ -24,6 +24,8 @@ examples:
   archstat report mobilenet_v3_large -o mnv3.md         Markdown report (format from the suffix)
   archstat report efficientnet --arg variant=b4         a family spec with its arguments
   archstat report my_model.yaml --batch 8 --format json a spec file of your own
+  archstat report model.onnx                            an ONNX file (pip install 'archstat[onnx]')
+  archstat import model.onnx -o model.yaml              an ONNX file as a readable spec
   archstat compare resnet50 resnext50_32x4d wide_resnet50_2 regnet_y_8gf convnext_tiny
   archstat layers                                       every layer type and how it is counted
   archstat graph resnet50 -o resnet50.png               draw the DAG (or export DOT)
@@ -31,7 +33,8 @@ examples:
   archstat profile alexnet --backward                   measured time per layer, roofline, memory
   archstat sweep resnet18 --batch 1 2 4 8               time per image and memory vs batch size
 
-A MODEL is a zoo name (archstat zoo lists them) or a spec file (.yaml or .json).
+A MODEL is a zoo name (archstat zoo lists them), a spec file (.yaml or .json) or an ONNX
+file (.onnx); PyTorch modules come in from Python: archstat.from_torch(module, input_shape).
 Conventions: tensors are NCHW; a MAC is one multiply-accumulate of conv or linear layers;
 FLOPs are 2 per MAC plus each layer's elementwise work (see 'archstat layers').""",
     "report": """\
@@ -142,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, formatter_class=_formatter,
                      description="Exact, explained analysis of CNN architectures: the model zoo by name, "
-                                 "or your own YAML specs.",
+                                 "ONNX files, or your own YAML specs.",
                      epilog=_EXAMPLES["main"])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -71,8 +71,8 @@ class ArchstatError(Exception):
         if where:
             prefix += ", ".join(where) + ": "
         text = prefix + printable(self.message)
-        if self.hint:
-            text += f"; {printable(self.hint)}"
+        if self.hint:   # hints may list what archstat supports: longer than a quoted value
+            text += f"; {printable(self.hint, 500)}"
         return text
 
 

@@ -178,11 +178,17 @@ class Model:
                         raise ArchstatError(f"has no tensor {name!r} to share (it has: {', '.join(mine) or 'none'})",
                                             file=self.file, layer=layer.name, field="shares",
                                             hint=did_you_mean(name, mine))
-                    if tensors[owner].get(name) != mine[name]:
-                        raise ArchstatError(f"shares {name!r} with '{owner}', whose {name!r} is "
-                                            f"{tensors[owner].get(name)}, not {mine[name]}", file=self.file,
-                                            layer=layer.name, field="shares",
-                                            hint="a shared module sees inputs of the same channels")
+                    theirs = tensors[owner].get(name)
+                    if theirs is None:
+                        raise ArchstatError(f"shares {name!r} with '{owner}', a {other.type.name} layer that has no "
+                                            f"{name!r} (it has: {', '.join(tensors[owner]) or 'none'})",
+                                            file=self.file, layer=layer.name, field="shares",
+                                            hint="name a layer that holds this tensor")
+                    if theirs != mine[name]:
+                        raise ArchstatError(f"shares {name!r} with '{owner}', whose {name!r} is {fmt_shape(theirs)}, "
+                                            f"not {fmt_shape(mine[name])}", file=self.file, layer=layer.name,
+                                            field="shares", hint="a shared module sees inputs of the same channels"
+                                            if tensor == "*" else "tied tensors have one shape")
                     ties[name] = owner
             self.ties[layer.name] = ties
         for name, ties in self.ties.items():   # a share of a share: the tensor's first holder
@@ -195,6 +201,12 @@ class Model:
                     seen.add(owner)
                     owner = self.ties[owner][tensor]
                 ties[tensor] = owner
+
+    def own_tensors(self, name: str, shapes: Mapping[str, Shape]) -> dict[str, Shape]:
+        """Of a layer's parameter or buffer ``shapes``, those it holds itself: not tied to
+        another layer's (``shares``), which count and live there."""
+        tied = self.ties.get(name, ())
+        return {k: s for k, s in shapes.items() if k not in tied}
 
     @property
     def has_training_only(self) -> bool:

@@ -297,8 +297,9 @@ class _Expander:
         if "shares" in raw:
             value = self.sub(raw["shares"], variables, full, "shares")
             ties = {"*": value} if not isinstance(value, Mapping) else dict(value)
-            if not ties or not all(isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool)
-                                   for k, v in ties.items()):
+            if not ties or (isinstance(value, Mapping) and "*" in value) or not all(
+                    isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool)
+                    for k, v in ties.items()):
                 raise self.error("expected the layer whose parameters this one uses, or a mapping of tensor name "
                                  f"to layer ({{bias: conv1}}), got {short_repr(value)}", full, "shares")
             self.sharing.append((record, {k: str(v) for k, v in ties.items()}, scope))

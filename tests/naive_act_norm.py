@@ -78,6 +78,15 @@ def layer_norm2d_naive(x, weight=None, bias=None, eps=1e-5):
     return y
 
 
+def channel_bias_naive(x, bias):
+    """y[n, c, ...] = x[n, c, ...] + b_c."""
+    b = np.asarray(bias).reshape(-1)
+    y = np.zeros(x.shape, dtype=np.float64)
+    for idx in np.ndindex(x.shape):
+        y[idx] = float(x[idx]) + float(b[idx[1]])
+    return y
+
+
 def layer_scale_naive(x, weight):
     """y[n, c, ...] = gamma_c * x[n, c, ...] (weight: C values in any shape)."""
     gamma = np.asarray(weight).reshape(-1)

@@ -110,6 +110,7 @@ def test_the_engine_runs_a_shared_module_on_one_set_of_weights():
     ({"type": "linear", "out_features": 4}, "a conv2d layer, but is a linear layer"),
     ({"out_channels": 8}, r"shares 'weight' with 'conv', whose 'weight' is \(4, 4, 3, 3\), not \(8, 4, 3, 3\)"),
     ({"shares": {"scale": "conv"}}, "has no tensor 'scale' to share"),
+    ({"shares": {"*": "conv"}}, "expected the layer whose parameters this one uses, or a mapping of tensor"),
     ({"shares": "nothing"}, "no other layer named 'nothing'"),
     ({"shares": "conv_1"}, "no other layer named 'conv_1'"),
 ])
@@ -169,5 +170,11 @@ def test_tied_tensors_are_written_back_and_checked(tmp_path):
         archstat.load(spec)
     spec = tied_spec()
     spec["layers"][1]["out_channels"] = 8
-    with pytest.raises(ArchstatError, match=r"whose 'bias' is \(4,\), not \(8,\)"):
+    with pytest.raises(ArchstatError, match=r"whose 'bias' is \(4\), not \(8\)"):
         archstat.load(spec)
+    spec = tied_spec()
+    spec["layers"].insert(1, {"name": "relu", "type": "relu"})
+    spec["layers"][2]["shares"] = {"bias": "relu"}
+    with pytest.raises(ArchstatError, match="shares 'bias' with 'relu', a relu layer that has no 'bias'") as info:
+        archstat.load(spec)
+    assert (info.value.layer, info.value.field) == ("b", "shares")

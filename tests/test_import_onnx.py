@@ -155,6 +155,18 @@ def test_end_pads_beyond_half_the_kernel_are_ceil_mode():
         read_onnx(m)
 
 
+def test_auto_pad_after_a_folded_pad_works_on_the_padded_size():
+    # Pad the bottom of 9x9 by 1 -> 10x9, then a 3x3 stride-2 SAME_UPPER conv: ceil(10 / 2) = 5
+    # rows need (5-1)*2 + 3 - 10 = 1 more pad (at the bottom), ceil(9 / 2) = 5 columns 1 each side
+    m = make([node("Pad", ["x", "pads"], ["p"]), node("Conv", ["p", "w"], ["y"], name="conv", auto_pad="SAME_UPPER",
+                                                       strides=[2, 2])],
+             {"w": rand(4, 3, 3, 3), "pads": np.array([0, 0, 0, 0, 0, 0, 1, 0], np.int64)}, x_shape=("N", 3, 9, 9))
+    imp, model, totals = load(m)
+    assert imp.spec["layers"][0]["padding"] == [[0, 2], [1, 1]] and model.graph.nodes["conv"]["shape"] == (4, 5, 5)
+    assert totals["macs"] == 4 * 5 * 5 * 27
+    assert_runs_like_onnxruntime(m, imp)
+
+
 def test_a_zero_pad_folds_into_the_conv_and_pool_after_it():
     m = make([
         node("Pad", ["x", "pads"], ["xp"], mode="constant"),
@@ -239,6 +251,28 @@ def test_a_per_channel_scale_alone_is_layer_scale_and_a_conv_bias_add_folds():
     imp, model, totals = load(m)
     assert types(imp) == ["conv2d", "layer_scale"] and model.layer("conv_c").attrs["bias"] is True
     assert totals["params"] == 4 * 27 + 4 + 4
+    assert_runs_like_onnxruntime(m, imp)
+
+
+def test_a_per_channel_shift_alone_is_channel_bias_and_holds_only_its_values():
+    # an Add of a (3, 1, 1) constant after a ReLU: 3 values in the file, 3 params, no buffers;
+    # c - x is a scale of -1 and a shift: not a shift alone
+    m = make([node("Relu", ["x"], ["r"]), node("Add", ["r", "b"], ["y"])], {"b": rand(3, 1, 1)})
+    imp, model, totals = load(m)
+    assert types(imp) == ["relu", "channel_bias"] and (totals["params"], totals["buffers"]) == (3, 0)
+    assert_runs_like_onnxruntime(m, imp)
+    m = make([node("Relu", ["x"], ["r"]), node("Sub", ["b", "r"], ["y"])], {"b": rand(3, 1, 1)})
+    imp, _, _ = load(m)
+    assert types(imp) == ["relu", "batch_norm2d"]
+    assert_runs_like_onnxruntime(m, imp)
+
+
+def test_a_scale_and_shift_of_flat_features_is_layer_scale_then_channel_bias():
+    m = make([node("Flatten", ["x"], ["f"]), node("Mul", ["f", "g"], ["s"]), node("Add", ["s", "b"], ["y"])],
+             {"g": rand(12), "b": rand(12)}, x_shape=("N", 3, 2, 2))
+    imp, model, totals = load(m)
+    assert types(imp) == ["flatten", "layer_scale", "channel_bias"] and totals["params"] == 24
+    assert imp.spec["layers"][2]["name"] == "mul_s.shift"
     assert_runs_like_onnxruntime(m, imp)
 
 
@@ -358,9 +392,19 @@ def test_reduce_mean_over_h_and_w_is_global_average_pooling(keepdims, opset, exp
 
 
 def test_reshape_to_batch_and_minus_one_is_flatten_also_through_shape_arithmetic():
-    direct = make([node("Reshape", ["x", "shape"], ["y"])], {"shape": np.array([1, -1], np.int64)})
+    # a literal 1: a flatten where the file fixes the batch at 1; with an open batch it merges
+    # the batch into the features at any other size (onnxruntime: (2, 3, 8, 8) -> (1, 384))
+    direct = make([node("Reshape", ["x", "shape"], ["y"])], {"shape": np.array([1, -1], np.int64)},
+                  x_shape=(1, 3, 8, 8))
     imp, model, _ = load(direct)
     assert types(imp) == ["flatten"]
+    direct = make([node("Reshape", ["x", "shape"], ["y"])], {"shape": np.array([1, -1], np.int64)})
+    with pytest.raises(ArchstatError, match=r"it reshapes \(7, 3, 8, 8\) to \(1, 1344\).* \(shapes at batch 7: the "
+                                            r"file leaves the batch open\) \(inputs: \(N, 3, 8, 8\), a constant\)"):
+        read_onnx(direct)
+    flat0 = make([node("Flatten", ["x"], ["y"], axis=0)])
+    with pytest.raises(ArchstatError, match="this Flatten node is not supported"):
+        read_onnx(flat0)
     # x.view(x.size(0), -1) with a symbolic batch: Shape -> Gather -> Unsqueeze -> Concat -> Reshape
     arithmetic = make([
         node("Shape", ["x"], ["s"]), node("Gather", ["s", "zero"], ["n"], axis=0),
@@ -546,18 +590,40 @@ def test_layer_names_are_the_nodes_sanitised_unique_and_unnamed_nodes_are_counte
     assert read_onnx(make([node("Relu", ["x"], ["y"])], name="main_graph")).spec["name"] == "model"
 
 
+def test_dynamo_exports_are_named_by_their_module_paths():
+    # torch's dynamo exporter names nodes node_Conv_82 and writes the module path that ran each
+    # into its metadata; the weight a fused conv alone reads names it (batch norm folded into
+    # layer1.0.conv1 carries layer1.0.bn1's scope)
+    def scoped(n, *scopes):
+        helper.set_metadata_props(n, {"pkg.torch.onnx.name_scopes": repr(["", *scopes])})
+        return n
+
+    m = make([scoped(node("Conv", ["x", "layer1.0.conv1.weight"], ["c"], name="node_Conv_82", pads=[1, 1, 1, 1]),
+                     "layer1", "layer1.0", "layer1.0.bn1", "_native_batch_norm_legit_no_training_3"),
+              scoped(node("Relu", ["c"], ["r"], name="node_relu_1"), "layer1", "layer1.0", "layer1.0.relu", "relu_1"),
+              scoped(node("Add", ["r", "x"], ["a"], name="node_add"), "layer1", "layer1.0", "add"),
+              scoped(node("Relu", ["a"], ["y"], name="node_relu_2"), "layer1", "layer1.0", "layer1.0.relu", "relu_2")],
+             {"layer1.0.conv1.weight": rand(3, 3, 3, 3)})
+    imp, _, _ = load(m)
+    assert [layer["name"] for layer in imp.spec["layers"]] == [
+        "layer1.0.conv1", "layer1.0.relu", "layer1.0.add", "layer1.0.relu_2"]
+    assert imp.names["layer1.0.add"] == "node_add" and imp.names["layer1.0.relu_2"] == "node_relu_2"
+
+
 def test_a_symbolic_batch_is_fine_and_symbolic_sizes_need_input_shape():
     dyn = make([node("Relu", ["x"], ["y"])], x_shape=("N", 3, "H", "W"))
-    with pytest.raises(ArchstatError, match=r"input 'x' has symbolic dimensions \(\?, 3, \?, \?\).*--input C H W"):
+    # the hint spells out what to give: the file's channels, and the sizes it leaves open
+    with pytest.raises(ArchstatError, match=r"input 'x' has symbolic dimensions \(\?, 3, \?, \?\).*--input 3 H W"):
         read_onnx(dyn)
     imp, model, _ = load(dyn, input_shape=(3, 32, 16))
     assert imp.spec["input"] == [3, 32, 16]
-    with pytest.raises(ArchstatError, match=r"input_shape \(4, 32, 16\) disagrees with the input 'x'"):
+    with pytest.raises(ArchstatError, match=r"input_shape \(4, 32, 16\) disagrees with the input 'x'.*--input 3 H W$"):
         read_onnx(dyn, input_shape=(4, 32, 16))
     static = make([node("Relu", ["x"], ["y"])])
     assert read_onnx(static, input_shape=(3, 8, 8)).spec["input"] == [3, 8, 8]
-    with pytest.raises(ArchstatError, match="disagrees"):
-        read_onnx(static, input_shape=(3, 8))
+    for wrong in ((3, 8), (3, 16, 16)):
+        with pytest.raises(ArchstatError, match=r"fixes the input 'x' at \(\?, 3, 8, 8\).*leave out --input"):
+            read_onnx(static, input_shape=wrong)
 
 
 def test_stored_shapes_are_checked_against_archstats():
@@ -592,7 +658,7 @@ def test_an_unknown_node_is_an_error_naming_it_its_op_its_inputs_and_what_is_sup
         read_onnx(m)
     text = str(info.value)
     assert text == ("<onnx.ModelProto>: layer '/head/leaky': this LeakyRelu node has no archstat layer type "
-                    "(inputs: (1, 3, 8, 8)); import it uncounted with --allow-unknown (allow_unknown=True); "
+                    "(inputs: (N, 3, 8, 8)); import it uncounted with --allow-unknown (allow_unknown=True); "
                     "archstat maps: " + SUPPORTED)
     assert "\n" not in text and not text.endswith("...")   # one line, nothing cut
 
@@ -608,7 +674,7 @@ def test_allow_unknown_passes_nodes_through_uncounted_with_onnx_shapes():
     assert imp.uncounted == [{"name": "upsample", "op": "Resize", "inputs": ["conv_c"], "output_shape": [4, 12, 12]}]
     assert model.graph.nodes["relu_y"]["shape"] == (4, 12, 12)
     assert totals["macs"] == 4 * 6 * 6 * 27 and totals["not_counted"]
-    assert any("1 layers are not counted" in n and "upsample (Resize)" in n for n in imp.notes)
+    assert any("1 layer is not counted" in n and "upsample (Resize)" in n for n in imp.notes)
 
 
 @pytest.mark.parametrize("content, says", [
@@ -711,16 +777,18 @@ def test_squeeze_global_max_pool_reduce_max_and_a_fixed_batch():
 
 
 @pytest.mark.parametrize("nodes, consts, opset, says", [
-    ([node("Softmax", ["x"], ["y"], axis=1)], {}, 11, r"opset 11 Softmax over axes 1.. of shape \(1, 3, 8, 8\)"),
+    ([node("Softmax", ["x"], ["y"], axis=1)], {}, 11, r"opset 11 Softmax over axes 1.. of shape \(7, 3, 8, 8\)"),
     ([node("Slice", ["x", "s", "e", "a", "st"], ["y"])],
      {"s": np.array([0]), "e": np.array([4]), "a": np.array([2]), "st": np.array([2])}, 13, "step 2 along axis 2"),
     ([node("Concat", ["x", "c"], ["y"], axis=1)], {"c": rand(1, 1, 8, 8)}, 13, "it concatenates a constant"),
     ([node("MatMul", ["x", "x"], ["y"])], {}, 13, "a product of two computed tensors"),
-    ([node("ReduceMean", ["x"], ["y"], axes=[1])], {}, 13, r"it reduces axes \[1\] of shape \(1, 3, 8, 8\)"),
+    ([node("ReduceMean", ["x"], ["y"], axes=[1])], {}, 13, r"it reduces axes \[1\] of shape \(7, 3, 8, 8\)"),
     ([node("Transpose", ["x"], ["y"], perm=[1, 0, 2, 3])], {}, 13, r"perm \[1, 0, 2, 3\] moves the batch axis"),
-    ([node("Reshape", ["x", "s"], ["y"])], {"s": np.array([0, 3, 64, 1])}, 13, r"reshapes \(1, 3, 8, 8\) to"),
+    ([node("Reshape", ["x", "s"], ["y"])], {"s": np.array([0, 3, 64, 1])}, 13, r"reshapes \(7, 3, 8, 8\) to"),
     ([node("Add", ["x", "c"], ["y"])], {"c": np.float32(1)}, 13, "it adds a constant"),
     ([node("Conv", ["x", "w"], ["y"])], {"w": rand(4, 3, 3)}, 13, "only 2-D convolutions"),
+    ([node("MaxPool", ["x"], ["y"])], {}, 13, "it has no kernel_shape"),
+    ([node("LRN", ["x"], ["y"])], {}, 13, "it has no size"),
 ])
 def test_ops_archstat_maps_in_forms_it_cannot_say_why(nodes, consts, opset, says):
     with pytest.raises(ArchstatError, match=says):

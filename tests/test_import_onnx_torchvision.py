@@ -153,6 +153,10 @@ def test_a_dynamo_export_gives_the_zoo_macs_and_runs_like_onnxruntime(exported, 
     path = exported(name, "dynamo")
     imp = read_onnx(path)
     assert archstat.analyze(archstat.load(imp.spec)).totals["macs"] == _zoo(name)[2]
+    # named by module paths from the exporter's metadata, as the zoo spec names its layers
+    zoo_names = set(archstat.load(name).graph)
+    convs = [layer["name"] for layer in imp.spec["layers"] if layer["type"] == "conv2d"]
+    assert convs and all(c in zoo_names for c in convs), [c for c in convs if c not in zoo_names][:5]
     if name != "convnext_tiny":  # its engine run at 224 takes seconds; the opset-9 test runs it
         _runs_like_onnxruntime(path, imp)
 

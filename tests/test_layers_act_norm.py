@@ -18,7 +18,7 @@ from archstat.layers import RunContext, get
 from archstat.layers.registry import Field
 from archstat.layers.special import erf, erfc
 from naive_act_norm import (gelu_naive, hardsigmoid_naive, hardswish_naive, layer_norm2d_naive,
-                            layer_norm_naive, layer_scale_naive)
+                            layer_norm_naive, layer_scale_naive, channel_bias_naive)
 from naive_ops import numerical_gradient, numerical_gradient_at, rel_error
 
 SEEDS = range(4)
@@ -258,6 +258,28 @@ def test_layer_scale_matches_naive_and_gradients(seed, rank):
     assert dw.shape == w.shape
     _check_grad(lambda: engine.layer_scale(x, w), x, dx, dy)
     _check_grad(lambda: engine.layer_scale(x, w), w, dw, dy)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("rank", [2, 4])
+def test_channel_bias_matches_naive_and_gradients(seed, rank):
+    rng = _rng(seed, 10)
+    x = rng.standard_normal(_shape(rng, rank))
+    b = rng.standard_normal(x.shape[1])
+    np.testing.assert_allclose(engine.channel_bias(x, b), channel_bias_naive(x, b), rtol=1e-15)
+    dy = rng.standard_normal(x.shape)
+    dx, db = engine.channel_bias_backward(dy)
+    assert db.shape == b.shape
+    _check_grad(lambda: engine.channel_bias(x, b), x, dx, dy)
+    _check_grad(lambda: engine.channel_bias(x, b), b, db, dy)
+
+
+def test_channel_bias_counts_c_parameters_and_one_flop_per_element():
+    a = archstat.analyze({"input": [3, 4, 5], "layers": [{"name": "shift", "type": "channel_bias"}]})
+    row = a.rows()[1]
+    assert (row["params"], row["bias_params"], row["macs"], row["flops"]) == (3, 3, 0, 60)
+    assert archstat.run({"input": [3, 4, 5], "layers": [{"name": "shift", "type": "channel_bias"}]},
+                        np.ones((1, 3, 4, 5))).sum() == 60   # initialised to zero: the identity
 
 
 # ------------------------------------------------------------------ dtypes and purity

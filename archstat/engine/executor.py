@@ -117,9 +117,8 @@ class Executor:
                 macs = layer.type.macs(ins, shapes[layer.name], layer.attrs)
             except ArchstatError as exc:
                 raise exc.with_context(file=self.model.file, layer=layer.name)
-            tied = self.model.ties.get(layer.name, {})   # tensors another layer holds: one set, there
-            pshapes = {k: s for k, s in pshapes.items() if k not in tied}
-            bshapes = {k: s for k, s in bshapes.items() if k not in tied}
+            pshapes = self.model.own_tensors(layer.name, pshapes)   # a tied tensor is its holder's
+            bshapes = self.model.own_tensors(layer.name, bshapes)
             if pshapes:
                 self._param_shapes[layer.name] = pshapes
             if bshapes:

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ArchstatError
-from ..layers.window import Pads, effective_kernel, output_hw, resolve_padding
+from ..layers.window import Pads, effective_kernel, is_per_side, output_hw, resolve_padding
 
 #: hard bound on one column buffer (bytes); a larger im2col is cut into blocks of the batch
 COL_BUDGET_BYTES = 256 * 2**20
@@ -47,10 +47,6 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # ----------------------------------------------------------------------- arguments
-
-def _per_side(value: Any) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (tuple, list)) for v in value)
-
 
 def sides(value: Any, name: str = "padding") -> tuple[tuple[int, int], tuple[int, int]]:
     """Per-side padding ``((top, bottom), (left, right))`` of non-negative ints; ArchstatError otherwise."""
@@ -148,7 +144,7 @@ def geometry(in_hw: tuple[int, int], kernel: Any, stride: Any = 1, padding: Any 
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
     if not isinstance(padding, str):
-        padding = sides(padding) if _per_side(padding) else pair(padding, "padding", 0)
+        padding = sides(padding) if is_per_side(padding) else pair(padding, "padding", 0)
     pads = resolve_padding(padding, kernel, dilation, stride)
     out = output_hw(tuple(in_hw), kernel, stride, pads, dilation, ceil_mode)
     return Geometry(tuple(in_hw), kernel, stride, dilation, pads, out)

@@ -55,14 +55,21 @@ def read_file(path: Any, *, input_shape: tuple[int, ...] | None = None, allow_un
     import importlib
     from pathlib import Path
 
-    from ..errors import ArchstatError
+    from ..errors import ArchstatError, did_you_mean
 
     found = importer_for(str(path))
     if found is None:  # pragma: no cover - callers ask importer_for first
         raise ArchstatError("not a model file archstat imports", file=str(path),
                             hint=f"archstat imports {', '.join(SUFFIXES)} files")
-    if not Path(path).is_file():
-        raise ArchstatError("no such file" if not Path(path).exists() else "not a regular file", file=str(path))
+    path = Path(path)
+    if not path.is_file():
+        if path.exists():
+            raise ArchstatError("not a regular file", file=str(path))
+        try:
+            nearby = [p.name for p in path.parent.iterdir() if p.suffix.lower() == path.suffix.lower()]
+        except OSError:
+            nearby = []
+        raise ArchstatError("no such file", file=str(path), hint=did_you_mean(path.name, nearby))
     module, function = found
     reader = getattr(importlib.import_module(f"{__name__}.{module}"), function)
     return reader(path, input_shape=input_shape, allow_unknown=allow_unknown)

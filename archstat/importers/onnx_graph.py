@@ -283,17 +283,31 @@ class Names:
     character outside ``[A-Za-z0-9_.-/]`` becomes ``_``; a name that starts with ``.`` or
     ``-``, or is ``input`` (the model's input), or is taken, gets a suffix (``_2``, ...).
     Unnamed nodes are ``<op type>_<n>``, counted per op type from 0.
+
+    Nodes of torch's dynamo exporter are named ``node_Conv_82``, but carry the module path
+    that ran them (metadata ``pkg.torch.onnx.name_scopes``): they are named by it, as the
+    PyTorch importer names layers: the module's path for a module without submodules
+    (``features.0.0``, ``features.0.1`` for torchvision's LayerNorm2d), ``<module
+    path>.<function>`` for an operation in the forward of a module with submodules
+    (``layer1.0.add``), and the path of the weight a node alone reads where the exporter
+    fused it into another module's node (batch norm into the conv before it:
+    ``layer1.0.conv1``, not ``layer1.0.bn1``).
     """
 
-    def __init__(self):
+    def __init__(self, graph: "OnnxGraph | None" = None):
+        self.graph = graph
         self.original: dict[str, str] = {}
         self._unnamed: Counter = Counter()
         self._bases: dict[int, str] = {}
+        self._parent_paths: set[str] | None = None
 
     def _base(self, node: Node) -> str:
         """The node's sanitised name (one per node, however many layers it gives)."""
         if node.index not in self._bases:
-            if node.name:
+            scoped = self._module_path(node)
+            if scoped:
+                base = _NAME_CHARS.sub("_", scoped)
+            elif node.name:
                 base = _NAME_CHARS.sub("_", node.name.lstrip("/")) or "_"
             else:
                 op = _NAME_CHARS.sub("_", node.op)
@@ -301,6 +315,33 @@ class Names:
                 self._unnamed[op] += 1
             self._bases[node.index] = "_" + base[1:] if base[0] in ".-" else base
         return self._bases[node.index]
+
+    def _module_path(self, node: Node) -> str | None:
+        """The name torch's dynamo exporter's metadata gives the node, or None."""
+        meta = {p.key: p.value for p in getattr(node.proto, "metadata_props", ())}
+        scopes = _listed(meta.get("pkg.torch.onnx.name_scopes"))
+        if len(scopes) < 2:
+            return None
+        if self.graph is not None and len(node.inputs) > 1:
+            weight = node.inputs[1]
+            path, _, kind = weight.rpartition(".")
+            if (kind == "weight" and path and weight in self.graph.initializers
+                    and len(self.graph.readers(weight)) == 1):
+                return path
+        module, function = scopes[-2], re.sub(r"_\d+$", "", scopes[-1])
+        if module and module not in self._parents():
+            return module   # a module without submodules (Conv2d, torchvision's LayerNorm2d): its path
+        return f"{module}.{function}" if module else function
+
+    def _parents(self) -> set[str]:
+        """The module paths of the dynamo metadata that have submodules in the graph."""
+        if self._parent_paths is None:
+            self._parent_paths = set()
+            for node in self.graph.nodes if self.graph is not None else ():
+                meta = {p.key: p.value for p in getattr(node.proto, "metadata_props", ())}
+                scopes = _listed(meta.get("pkg.torch.onnx.name_scopes"))
+                self._parent_paths.update(scopes[:-2])
+        return self._parent_paths
 
     def make(self, node: Node, suffix: str = "") -> str:
         """A new unique layer name for ``node`` (``suffix`` for its second layer and on)."""
@@ -310,6 +351,13 @@ class Names:
             name, k = f"{base}_{k}", k + 1
         self.original[name] = node.label
         return name
+
+
+def _listed(text: str | None) -> list[str]:
+    """A list the dynamo exporter writes as Python text: ``['', 'layer1', 'relu']``."""
+    if not text or not text.startswith("[") or not text.endswith("]"):
+        return []
+    return [item.strip().strip("'\"") for item in text[1:-1].split(",")] if text[1:-1].strip() else []
 
 
 def as_int_list(values: Any) -> list[int]:

@@ -39,6 +39,10 @@ Converter = Callable[[Walk, Node], bool]
 _ACTIVATION = (convert_activation,)
 _ARITHMETIC = (convert_affine, convert_activation)
 
+#: ops that map only as a piece of a pattern (Erf in GELU, Pow and Sqrt in a layer norm)
+_PIECES = ("Erf", "Pow", "Sqrt", "Exp", "Neg", "Reciprocal", "Max", "Min")
+#: ops that change nothing archstat counts (a float-to-float Cast)
+_NO_OPS = ("Identity", "Cast")
 #: the converters tried for each ONNX op, in order (the first that returns True wins)
 HANDLERS: dict[str, tuple[Converter, ...]] = {
     "Conv": (convert_conv,), "MaxPool": (convert_pool,), "AveragePool": (convert_pool,),
@@ -49,22 +53,24 @@ HANDLERS: dict[str, tuple[Converter, ...]] = {
     "LRN": (convert_lrn,), "Concat": (convert_concat,),
     "Add": _ARITHMETIC + (convert_add,), "Sum": (convert_add,), "Mul": _ARITHMETIC + (convert_mul,),
     "Sub": _ARITHMETIC, "Div": _ARITHMETIC,
-    **{op: _ACTIVATION for op in ("Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Gelu",
-                                   "Erf", "Pow", "Sqrt", "Exp", "Neg", "Reciprocal", "Max", "Min")},
+    **{op: _ACTIVATION for op in ("Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Gelu")},
     "Softmax": (convert_softmax,), "Dropout": (convert_dropout,),
-    "Identity": (convert_identity,), "Cast": (convert_identity,),
     "Flatten": (convert_flatten,), "Reshape": (convert_reshape,), "Squeeze": (convert_squeeze,),
     "Unsqueeze": (convert_squeeze,), "Transpose": (convert_layer_norm2d, convert_transpose),
     "Split": (convert_split,), "Slice": (convert_slice,), "Pad": (convert_pad,),
+    **{op: _ACTIVATION for op in _PIECES}, **{op: (convert_identity,) for op in _NO_OPS},
 }
+#: the ops that map onto layers of their own (what an error about an unknown node lists)
+LAYER_OPS = tuple(sorted(set(HANDLERS) - set(_PIECES) - set(_NO_OPS)))
 
-#: what an error about an unknown node lists (a hint is one line of at most 300 characters)
-SUPPORTED = ("Conv, Gemm, MatMul, BatchNorm, LayerNorm, LRN, Max/AveragePool, GlobalAveragePool, ReduceMean, "
-             "Relu, Clip, Sigmoid, Tanh, Hard*, Gelu, Add, Sum, Mul, Concat, Split, Slice, Reshape, "
-             "Flatten, Transpose, Pad, Softmax, Dropout")
+SUPPORTED = ", ".join(LAYER_OPS).replace("Normalization", "Norm").replace("Average", "Avg")
 #: graph names exporters write that say nothing about the model
 _GENERIC_NAMES = ("", "main_graph", "torch_jit", "torch-jit-export", "graph", "model", "tf2onnx")
 _TWO_GB = 2**31
+#: the batch size a file's shape arithmetic runs at where the file leaves the batch symbolic:
+#: not 1, so that a reshape to a literal 1 (or a Flatten from axis 0), which merges the batch
+#: into the features at any other size, is not taken for one that keeps the batch
+PROBE_BATCH = 7
 #: initializers up to this many elements go into the model given to ONNX's shape inference
 #: (their values may be shapes); larger ones become typed inputs
 SMALL_TENSOR = 1024
@@ -115,8 +121,9 @@ def read_onnx(source: str | os.PathLike | Any, *, input_shape: tuple[int, ...] |
     graph = OnnxGraph(model, label, base_dir)
     data_input = _data_input(graph)
     batch, sample = _input_dims(graph, data_input, input_shape)
-    walk = Walk(graph, data_input, (batch, *sample), allow_unknown)
-    if batch > 1:
+    walk = Walk(graph, data_input, (batch or PROBE_BATCH, *sample), allow_unknown)
+    walk.symbolic_batch = batch is None
+    if batch and batch > 1:
         walk.note(f"The file fixes the batch size at {batch}; archstat's counts are per batch of the size you "
                   "analyse (one sample by default).")
     walk.run(_convert)
@@ -164,7 +171,9 @@ def _load(onnx: Any, source: Any) -> tuple[Any, str, str, str | None]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: not ONNX, or cut short
         raise ArchstatError(f"not an ONNX model, or a truncated one: protobuf cannot parse it "
-                            f"({type(exc).__name__})", file=label) from None
+                            f"({type(exc).__name__})", file=label,
+                            hint="check that it is an .onnx file, and copy or export it again if it was cut "
+                                 "short") from None
     _check_model(model, label)
     return model, label, path.stem, str(path.parent)
 
@@ -186,8 +195,8 @@ def _data_input(graph: OnnxGraph) -> str:
     return data[0]
 
 
-def _input_dims(graph: OnnxGraph, name: str, given: Any) -> tuple[int, tuple[int, ...]]:
-    """(batch size used for the file's shape arithmetic, per-sample input size)."""
+def _input_dims(graph: OnnxGraph, name: str, given: Any) -> tuple[int | None, tuple[int, ...]]:
+    """(the file's batch size, None when symbolic; the per-sample input size)."""
     info = next(v for v in graph.model.graph.input if v.name == name)
     elem = info.type.tensor_type.elem_type if info.type.HasField("tensor_type") else 0
     if elem not in (0, 1, 10, 11, 16):
@@ -206,18 +215,25 @@ def _input_dims(graph: OnnxGraph, name: str, given: Any) -> tuple[int, tuple[int
         raise ArchstatError(f"the input {name!r} has shape {_fmt(dims)}: archstat reads an image (N, C, H, W) or "
                             "flat features (N, F)", file=graph.label)
     sample = dims[1:]
+    # what --input may say: the file's fixed sizes, letters for its symbolic ones
+    template = " ".join(str(d) if d is not None else letter
+                        for d, letter in zip(sample, ("C", "H", "W") if len(sample) == 3 else ("F",)))
     if given is not None:
         if len(given) != len(sample) or any(d is not None and d != g for d, g in zip(sample, given)):
+            if all(d is not None for d in sample):
+                raise ArchstatError(f"the file fixes the input {name!r} at {_fmt(dims)}; input_shape "
+                                    f"{tuple(given)} cannot change it", file=graph.label, field="input_shape",
+                                    hint="leave out --input (input_shape), or export the model with dynamic "
+                                         "height and width")
             raise ArchstatError(f"input_shape {tuple(given)} disagrees with the input {name!r} of shape "
                                 f"{_fmt(dims)} in the file", file=graph.label, field="input_shape",
-                                hint=f"give the file's size, or one of {len(sample)} numbers for its symbolic "
-                                     "dimensions")
+                                hint=f"give the sizes the file leaves open: --input {template}")
         sample = tuple(given)
     if any(d is None for d in sample):
         raise ArchstatError(f"the input {name!r} has symbolic dimensions {_fmt(dims)}: archstat needs its size",
                             file=graph.label, field="input_shape",
-                            hint="give it: --input C H W (input_shape=(C, H, W))")
-    return dims[0] or 1, tuple(int(d) for d in sample)
+                            hint=f"give it: --input {template} (input_shape=({template.replace(' ', ', ')}))")
+    return dims[0], tuple(int(d) for d in sample)
 
 
 def _given_shape(given: Any, label: str) -> tuple[int, ...]:
@@ -255,12 +271,16 @@ def _convert(walk: Walk, node: Node) -> None:
 
 def _unknown(walk: Walk, node: Node, reason: str | None) -> None:
     """An error naming the node, or (allow_unknown) an opaque layer per used output."""
-    shapes = ", ".join(fmt_shape(walk.shape(v)) if walk.is_tensor(v) else "a constant" for v in node.inputs if v)
+    batch = "N" if walk.symbolic_batch else None
+    shapes = ", ".join(_fmt((batch or walk.shape(v)[0], *walk.shape(v)[1:])) if walk.is_tensor(v) else "a constant"
+                       for v in node.inputs if v)
     if not walk.allow_unknown:
         if node.op not in HANDLERS:
             what = f"this {node.op} node has no archstat layer type"
         else:
             what = f"this {node.op} node is not supported" + (f": {reason}" if reason else " in this form")
+            if batch and f"({PROBE_BATCH}, " in what:   # the reason quotes the probe's shapes
+                what += f" (shapes at batch {PROBE_BATCH}: the file leaves the batch open)"
         raise ArchstatError(f"{what} (inputs: {shapes or 'none'})", file=walk.label, layer=node.label,
                             hint=f"import it uncounted with --allow-unknown (allow_unknown=True); archstat maps: "
                                  f"{SUPPORTED}")
@@ -338,10 +358,12 @@ def _check_stored_shapes(walk: Walk) -> None:
         if value not in walk.tensors or walk.layer(value) == INPUT:
             continue
         ours = walk.shape(value)
+        if walk.symbolic_batch and stored and ours:   # the probe's batch is not the file's
+            ours = (stored[0], *ours[1:])
         if len(stored) != len(ours) or any(s is not None and s != o for s, o in zip(stored, ours)):
             node = walk.g.producer.get(value)
             raise ArchstatError(f"the file states shape {_fmt(stored)} for {value!r}, but archstat's shape rules give "
-                                f"{fmt_shape(ours)}", file=walk.label, layer=node.label if node else None,
+                                f"{_fmt(ours)}", file=walk.label, layer=node.label if node else None,
                                 hint="the file's shapes are stale, or archstat maps this node wrongly")
 
 

@@ -50,11 +50,12 @@ def _shared(walk: Walk) -> str:
     if walk.tied:
         uses = [user for users in walk.tied.values() for user in users]
         root, users = max(walk.tied.items(), key=lambda kv: len(kv[1]))
+        saved = sum(int(np.size(walk.consts.get(r, ()))) * len(users) for r, users in walk.tied.items())
         notes.append(f"{len(walk.tied)} tensors of the file are read by more than one layer and count once, at "
                      f"their first reader; {len(uses)} later reads share them (e.g. '{root}' by "
-                     f"{', '.join(users[:2])}{', ...' if len(users) > 2 else ''}). Exporters store equal constants "
-                     "once this way (the zero biases of fresh weights, say), and a module called twice reads its "
-                     "weights twice.")
+                     f"{', '.join(users[:2])}{', ...' if len(users) > 2 else ''}), {saved:,} values that a count "
+                     "per layer would add. Exporters store equal tensors once (the zero biases of untrained "
+                     "weights, say), and a module called twice reads its weights twice.")
     shared = {root: users for root, users in walk.uses.items() if len(users) > 1}
     if shared:
         extra = sum((len(users) - 1) * int(np.size(walk.consts.get(root, ()))) for root, users in shared.items())
@@ -101,5 +102,5 @@ def _uncounted(walk: Walk) -> str:
         return ""
     listed = ", ".join(f"{u['name']} ({u['op']})" for u in walk.uncounted[:5])
     more = ", ..." if len(walk.uncounted) > 5 else ""
-    return (f"{len(walk.uncounted)} layers are not counted: archstat has no type for their ONNX ops and "
+    return (f"{len(walk.uncounted)} {'layer is' if len(walk.uncounted) == 1 else 'layers are'} not counted: archstat has no type for their ONNX ops and "
             f"passes them through as opaque layers with ONNX's inferred shapes: {listed}{more}.")

@@ -197,6 +197,8 @@ def convert_lrn(walk: Walk, node: Node) -> bool:
     same formula as torch.nn.LocalResponseNorm (ONNX's bias is PyTorch's k)."""
     x = node.inputs[0]
     require_image(walk, x, "input")
+    if node.attr("size") is None:
+        raise Unsupported("it has no size (a required attribute)")
     fields = {"size": int(node.attr("size")), "alpha": _float32(node.attr("alpha", 1e-4)),
               "beta": _float32(node.attr("beta", 0.75)), "k": _float32(node.attr("bias", 1.0))}
     walk.emit(node, "lrn", fields, [walk.layer(x)], node.outputs)

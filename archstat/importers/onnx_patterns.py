@@ -193,8 +193,10 @@ def _affine_step(walk: Walk, node: Node, x: str, scale: np.ndarray, shift: np.nd
 
 
 def convert_affine(walk: Walk, node: Node) -> bool:
-    """A chain of Mul/Add/Sub/Div by per-channel constants -> batch_norm2d (scale and shift)
-    or layer_scale (scale only); at least one constant must have C > 1 values."""
+    """A chain of Mul/Add/Sub/Div by per-channel constants -> batch_norm2d (scale and shift of
+    an image: batch norm folded to two constants), layer_scale (scale only), channel_bias
+    (shift only), or layer_scale then channel_bias (scale and shift of flat features); at
+    least one constant must have C > 1 values."""
     xs = walk.tensor_inputs(node)
     if len(xs) != 1:
         return False
@@ -217,13 +219,18 @@ def convert_affine(walk: Walk, node: Node) -> bool:
         current = walk.sole_reader(value)
     if not chain or not channelwise:
         return False
-    if not shifts:
-        weight = scale.reshape(-1, 1, 1) if len(shape) == 4 else scale
-        walk.emit(node, "layer_scale", {}, [walk.layer(x)], [value], {"weight": weight},
-                  {"weight": names.get("weight")}, nodes=chain)
+    if np.all(scale == 1):   # a shift alone: the file holds C values, no scale
+        walk.emit(node, "channel_bias", {}, [walk.layer(x)], [value], {"bias": shift},
+                  {"bias": names.get("bias")}, nodes=chain)
         return True
-    if len(shape) != 4:
-        raise Unsupported("a per-feature scale and shift of flat features (batch_norm2d needs an image)")
+    if not shifts or len(shape) == 2:   # a scale alone; or a scale and shift of flat features
+        weight = scale.reshape(-1, 1, 1) if len(shape) == 4 else scale
+        scaled = walk.emit(node, "layer_scale", {}, [walk.layer(x)], [] if shifts else [value], {"weight": weight},
+                           {"weight": names.get("weight")}, nodes=chain)
+        if shifts:
+            walk.emit(node, "channel_bias", {}, [scaled], [value], {"bias": shift}, {"bias": names.get("bias")},
+                      suffix=".shift")
+        return True
     weights = {"weight": scale, "bias": shift, "running_mean": np.zeros_like(scale),
                "running_var": np.ones_like(scale)}
     walk.emit(node, "batch_norm2d", {"eps": 0.0}, [walk.layer(x)], [value], weights,

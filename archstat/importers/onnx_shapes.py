@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from ..layers import registry
 from .onnx_graph import Node, as_int_list
 from .onnx_ops import Unsupported
 from .onnx_window import convert_conv, convert_pool
 from .onnx_walk import Walk
 
-#: layer types whose outputs are never negative: a zero Pad before a max pool changes nothing
-NON_NEGATIVE = ("relu", "relu6", "sigmoid", "hardsigmoid")
 _PAD_MODES = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
 
 
@@ -109,7 +108,7 @@ def convert_squeeze(walk: Walk, node: Node) -> bool:
             raise Unsupported("its axes are computed at run time")
     if node.op == "Squeeze":
         drop = ({a % len(in_shape) for a in as_int_list(axes)} if axes is not None
-                else {i for i, s in enumerate(in_shape) if s == 1 and i > 0})
+                else {i for i, s in enumerate(in_shape) if s == 1})   # the batch too, when it is 1
         target = tuple(s for i, s in enumerate(in_shape) if i not in drop)
     else:
         rank = len(in_shape) + len(as_int_list(axes))
@@ -297,7 +296,8 @@ def convert_pad(walk: Walk, node: Node) -> bool:
         raise Unsupported(f"{mode} padding before a convolution that zero-pads too")
     if reader.op != "Conv" and padding_mode != "zeros":
         raise Unsupported(f"{mode} padding before a pool")
-    if reader.op == "MaxPool" and walk.types.get(walk.layer(x)) not in NON_NEGATIVE:
+    source = walk.types.get(walk.layer(x))
+    if reader.op == "MaxPool" and not (source and registry.get(source).non_negative):
         raise Unsupported("zero padding before a max pool whose input may be negative (the pool pads "
                           "with -inf)")
     walk.tensors[node.outputs[0]] = walk.layer(x)  # the reader reads x, with the pads added to its own

@@ -4,9 +4,9 @@ weights, and what the notes will say.
 
 Converters (:mod:`.onnx_ops`, :mod:`.onnx_patterns`) read values through :meth:`Walk.const`
 and :meth:`Walk.shape` and write layers with :meth:`Walk.emit`. Shapes carry the batch axis:
-the file's static batch size, or 1 where the file leaves it symbolic, so that the shape
-arithmetic in the file (``Shape`` of a tensor, then ``Reshape`` to it) folds to the same
-numbers as at run time.
+the file's static batch size, or a probe size (``onnx_import.PROBE_BATCH``) where the file
+leaves it symbolic, so that the shape arithmetic in the file (``Shape`` of a tensor, then
+``Reshape`` to it) folds to the same numbers as at run time.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Walk:
         self.label = graph.label
         self.opset = graph.opset
         self.allow_unknown = allow_unknown
-        self.names = Names()
+        self.names = Names(graph)
         self.consts: dict[str, np.ndarray] = {}
         self.origin: dict[str, str] = {}          # constant value -> the file tensor it is (aliases)
         self.tensors: dict[str, str] = {data_input: INPUT}
@@ -58,6 +58,8 @@ class Walk:
         self.onnx_shapes: dict[str, tuple[int | None, ...]] | None = None
         self._last = INPUT
         self.static = self._static_values()
+        self.symbolic_batch = False   # set by the reader: the file leaves the batch open
+        self.tied: dict[str, list[str]] = {}   # file tensor -> the later "layer.param" that share it
 
     # -- constants ----------------------------------------------------------------
     def _static_values(self) -> set[str]:
@@ -87,9 +89,6 @@ class Walk:
         if node is None or node.index in self.done or not self.fold(node):
             return None
         return self.consts.get(value)
-
-    def is_const(self, value: str) -> bool:
-        return self.const(value) is not None
 
     def fold(self, node: Node) -> bool:
         """Fold ``node`` into constants when all its inputs are known; True when it did."""
@@ -223,7 +222,6 @@ class Walk:
         and keeps no copy. Uses in another layout (a transposed Gemm weight) stay counted per
         use; :attr:`tied` and :attr:`uses` tell the notes which."""
         entries = {entry["name"]: entry for entry in self.layers}
-        self.tied: dict[str, list[str]] = {}   # file tensor -> the later "layer.param" that share it
         for root, users in self.uses.items():
             first, key = users[0].rsplit(".", 1)
             for user in list(users[1:]):

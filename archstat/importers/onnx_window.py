@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ArchstatError
-from ..layers.window import output_size
+from ..layers.window import ceil_div, effective_kernel, max_pool_padding, output_size, resolve_padding
 from .onnx_graph import Node, as_int_list
 from .onnx_ops import Unsupported, bias_reader, compact, require_image
 from .onnx_walk import Walk
@@ -38,10 +38,15 @@ def node_pads(node: Node, in_hw: tuple[int, int], kernel: tuple[int, int], strid
         raise Unsupported(f"auto_pad {auto!r} is not an ONNX padding")
     sides = []
     for size, k, s, d in zip(in_hw, kernel, stride, dilation):
-        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+        total = max((ceil_div(size, s) - 1) * s + effective_kernel(k, d) - size, 0)
         small = total // 2
         sides.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
     return sides[0], sides[1]
+
+
+def _padded(hw: tuple[int, int], extra: Pads) -> tuple[int, int]:
+    """The size a node sees behind a folded ``Pad`` (its own ``auto_pad`` works on that size)."""
+    return hw[0] + sum(extra[0]), hw[1] + sum(extra[1])
 
 
 def add_pads(a: Pads, b: Pads) -> Pads:
@@ -59,9 +64,7 @@ def padding_field(pads: Pads, kernel: tuple[int, int], stride: tuple[int, int], 
                           f"kernel {kernel}: archstat's pools, as PyTorch's, pad at most kernel_size // 2")
     if all(lo == hi for lo, hi in pads):
         return compact((pads[0][0], pads[1][0]))
-    if same_ok and stride == (1, 1) and all(
-            (lo, hi) == (d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
-            for (lo, hi), k, d in zip(pads, kernel, dilation)):
+    if same_ok and stride == (1, 1) and pads == resolve_padding("same", kernel, dilation, stride):
         return "same"
     return [list(pads[0]), list(pads[1])]
 
@@ -100,7 +103,10 @@ def _one_window(pads: Pads, in_hw: tuple[int, int], kernel: tuple[int, int], str
                for (lo, hi), size, k, s, d in zip(pads, in_hw, kernel, stride, dilation))
 
 
-def _pair_attr(node: Node, key: str, default: int = 1) -> tuple[int, int]:
+def _pair_attr(node: Node, key: str, default: int | None = 1) -> tuple[int, int]:
+    """A 2-D window attribute; ``default`` None: required."""
+    if default is None and node.attr(key) is None:
+        raise Unsupported(f"it has no {key} (a required attribute)")
     values = as_int_list(node.attr(key, [default, default]))
     if len(values) != 2:
         raise Unsupported(f"{key} {values} is not a pair: archstat's windowed layers are 2-D")
@@ -122,7 +128,7 @@ def convert_conv(walk: Walk, node: Node, extra: Pads = ((0, 0), (0, 0)), padding
         raise Unsupported(f"its weights have shape {weight.shape}: only 2-D convolutions map to conv2d")
     kernel = weight.shape[2], weight.shape[3]
     stride, dilation = _pair_attr(node, "strides"), _pair_attr(node, "dilations")
-    pads = add_pads(node_pads(node, (h, w), kernel, stride, dilation), extra)
+    pads = add_pads(node_pads(node, _padded((h, w), extra), kernel, stride, dilation), extra)
     bias_name = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
     bias = walk.const(bias_name) if bias_name else None
     if bias_name and bias is None:
@@ -152,10 +158,10 @@ def convert_pool(walk: Walk, node: Node, extra: Pads = ((0, 0), (0, 0)), pad_nod
     n, c, h, w = require_image(walk, x, "input")
     if walk.g.extra_outputs_used(node):
         raise Unsupported("its indices output is used")
-    kernel = _pair_attr(node, "kernel_shape")
+    kernel = _pair_attr(node, "kernel_shape", None)
     stride, dilation = _pair_attr(node, "strides"), _pair_attr(node, "dilations")
     ceil_mode = bool(node.attr("ceil_mode", 0))
-    own = node_pads(node, (h, w), kernel, stride, dilation)
+    own = node_pads(node, _padded((h, w), extra), kernel, stride, dilation)
     include_pad = bool(node.attr("count_include_pad", 0))
     if node.op == "AveragePool" and any(extra[0] + extra[1]):
         if any(own[0] + own[1]) and not include_pad:
@@ -168,7 +174,7 @@ def convert_pool(walk: Walk, node: Node, extra: Pads = ((0, 0), (0, 0)), pad_nod
         pool = ("adaptive_max_pool2d", {"output_size": 1}) if node.op == "MaxPool" else ("global_avg_pool2d", {})
         walk.emit(node, *pool, [walk.layer(x)], node.outputs[:1], nodes=[pad_node] if pad_node else [])
         return True
-    limit = (kernel[0] // 2, kernel[1] // 2)
+    limit = max_pool_padding(kernel)
     if not ceil_mode and (node.op == "MaxPool" or not include_pad):
         pads, ceil_mode = _end_pads_as_ceil_mode(pads, (h, w), kernel, stride, dilation, limit)
     padding = padding_field(pads, kernel, stride, dilation, same_ok=False, limit=limit)

@@ -12,8 +12,8 @@ depend on it.
 What the spec holds, beside the layers: ``training_only: true`` on layers that only the
 training graph runs (GoogLeNet's and Inception-v3's auxiliary heads), ``opaque`` layers for
 what archstat has no type for (with ``allow_unknown``), and notes on anything a reader of the
-numbers should know: a module called twice (archstat counts parameters per layer, so shared
-weights count once per call), parameters no traced call reads, the tracing itself.
+numbers should know: a module called twice (its later layers share the first's parameters:
+``shares``, so they count once), parameters no traced call reads, the tracing itself.
 """
 from __future__ import annotations
 

@@ -63,6 +63,7 @@ class ReLU(_Clamp):
     """
 
     name = "relu"
+    non_negative = True
     alias = "relu"
     flops_per_element = 1
     fn = staticmethod(relu)
@@ -77,6 +78,7 @@ class ReLU6(_Clamp):
     """
 
     name = "relu6"
+    non_negative = True
     alias = "relu"
     flops_per_element = 2
     fn = staticmethod(relu6)
@@ -112,6 +114,7 @@ class Sigmoid(_Elementwise):
     """
 
     name = "sigmoid"
+    non_negative = True
     alias = "sigmoid"
     flops_per_element = 4
     fn = staticmethod(sigmoid)
@@ -177,6 +180,7 @@ class Hardsigmoid(_Elementwise):
     """
 
     name = "hardsigmoid"
+    non_negative = True
     alias = "hsigmoid"
     fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory at "
                     "inference; training keeps a one-byte mask per element)"),)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArchstatError, did_you_mean, one_of, short_repr
+from .window import is_per_side
 
 #: the largest size or count a spec may give (PyTorch's int32 index range for dimensions)
 MAX_INT = 2**31 - 1
@@ -167,9 +168,9 @@ class Field:
 def _sides(value: Any) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Per-side padding ``[[top, bottom], [left, right]]`` as ``((top, bottom), (left, right))``
     (a pair of equal sides stays a pair: ``[[1, 1], [2, 2]]`` is ``(1, 2)``); None otherwise."""
-    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+    if not is_per_side(value):
         return None
-    sides = [_pair(v) if isinstance(v, (list, tuple)) else None for v in value]
+    sides = [_pair(v) for v in value]
     if any(s is None or min(s) < 0 or max(s) > MAX_INT for s in sides):
         return None
     (t, b), (l, r) = sides

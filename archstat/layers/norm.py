@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import ArchstatError
 from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_forward, _lrn_scale,
-                           _per_channel, _trailing_axes, layer_scale, layer_scale_backward,
-                           lrn_backward)
+                           _per_channel, _trailing_axes, channel_bias, channel_bias_backward, layer_scale,
+                           layer_scale_backward, lrn_backward)
 from .norm_kernels import (batch_norm2d, batch_norm2d_backward, layer_norm,  # noqa: F401 (kernels)
                            layer_norm2d, layer_norm2d_backward, layer_norm_backward, lrn)
 from .registry import (INFERRED, REQUIRED, Field, LayerType, check_declared, fmt_shape, numel,
@@ -22,7 +22,7 @@ from .registry import (INFERRED, REQUIRED, Field, LayerType, check_declared, fmt
 
 __kernels__ = ("batch_norm2d", "batch_norm2d_backward", "lrn", "lrn_backward", "layer_norm",
                "layer_norm_backward", "layer_norm2d", "layer_norm2d_backward", "layer_scale",
-               "layer_scale_backward")
+               "layer_scale_backward", "channel_bias", "channel_bias_backward")
 
 
 @register
@@ -277,3 +277,45 @@ class LayerScale(LayerType):
     def backward(self, dy, cache):
         dx, dweight = layer_scale_backward(dy, *cache)
         return [dx], {"weight": dweight}
+
+
+@register
+class ChannelBias(LayerType):
+    """A learned shift per channel, y = x + b: the per-channel ``Add`` of an imported graph
+    that no conv or linear layer takes in as its bias.
+
+    Counts: MACs = 0. FLOPs = 1 add per element.
+    Parameters: bias, C values.
+    """
+
+    name = "channel_bias"
+    alias = "shift"
+    family = "norm"
+    fields = (
+        Field("num_features", "int", INFERRED, "channels; inferred from the graph", minimum=1),
+    )
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        if len(x) not in (2, 4):
+            raise ArchstatError(f"a channel_bias layer expects an image tensor (N, C, H, W) or flat "
+                                f"features (N, C), got shape {fmt_shape(x)}")
+        check_declared(attrs, "num_features", x[1], "channels")
+        return tuple(x)
+
+    def param_shapes(self, in_shapes, attrs):
+        return {"bias": (in_shapes[0][1],)}
+
+    def initial_param(self, name, shape, fan_in, rng, attrs=None):
+        return np.zeros(shape)
+
+    def flops(self, in_shapes, out_shape, attrs):
+        return numel(out_shape)
+
+    def forward(self, xs, params, attrs, ctx):
+        return channel_bias(xs[0], params["bias"]), None
+
+    def backward(self, dy, cache):
+        dx, dbias = channel_bias_backward(dy)
+        return [dx], {"bias": dbias}
+

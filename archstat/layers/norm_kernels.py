@@ -319,3 +319,17 @@ def layer_scale_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray
     axes = list(range(x.ndim))
     dweight = np.einsum(dy, axes, x, axes, [1]).reshape(w.shape)
     return dx, dweight
+
+
+def channel_bias(x: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x plus a per-channel constant, ``x + b[c]``: a shift an exported graph writes as an
+    ``Add`` alone (a bias no conv or linear layer took in). x: (N, C, H, W) or (N, C); bias: C
+    values. Returns x's dtype."""
+    return x + _per_channel(np.asarray(bias).reshape(-1), x)
+
+
+def channel_bias_backward(dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dx, dbias)``: dx = dy; dbias = the sum of dy over all but the channel axis."""
+    axes = tuple(a for a in range(dy.ndim) if a != 1)
+    return dy, dy.sum(axis=axes)
+

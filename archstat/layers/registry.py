@@ -192,6 +192,10 @@ class LayerType:
     #: False for a layer archstat passes through without counting (an imported node it has no
     #: type for): reports list such layers as not counted
     counted: ClassVar[bool] = True
+    #: the output is never negative (ReLU, sigmoid): zero padding before a max pool of it
+    #: changes nothing (importers fold such a Pad into the pool)
+    non_negative: ClassVar[bool] = False
+
     def view_strides(self, in_shape: Shape, in_strides: Shape, attrs: Mapping[str, Any]) -> Shape | None:
         """For a view type: the strides (in elements) of the output, given the input's shape and
         strides, or None when no view of this input exists and the layer copies (a flatten of a

@@ -26,6 +26,12 @@ def effective_kernel(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) + 1
 
 
+def is_per_side(value: Any) -> bool:
+    """True for padding written per side, ``[[top, bottom], [left, right]]`` (two pairs)."""
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value))
+
+
 def resolve_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int],
                     stride: tuple[int, int]) -> Pads:
     """Turn a spec padding (pair, per-side ``((top, bottom), (left, right))``, ``'same'`` or
@@ -80,11 +86,17 @@ def output_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, i
             output_size(hw[1], kernel[1], stride[1], *pads[1], dilation[1], ceil_mode, axis="width"))
 
 
+def max_pool_padding(kernel: tuple[int, int]) -> tuple[int, int]:
+    """The most padding a pool takes on a side: half the kernel size (PyTorch's rule; not the
+    dilated extent)."""
+    return kernel[0] // 2, kernel[1] // 2
+
+
 def check_pool_padding(pads: Pads, kernel: tuple[int, int], dilation: tuple[int, int]) -> None:
     """PyTorch refuses pool padding larger than half the kernel size (not the dilated extent)."""
-    for side, k in zip(pads, kernel):
+    for side, k, most in zip(pads, kernel, max_pool_padding(kernel)):
         for p in side:
-            if p > k // 2:
+            if p > most:
                 raise ArchstatError(f"pool padding {p} is more than half the kernel size {k}",
                                     field="padding", hint="PyTorch allows at most kernel_size // 2")
 
