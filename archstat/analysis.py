@@ -20,6 +20,7 @@ Conventions (see also ``archstat layers``):
 from __future__ import annotations
 
 import math
+from itertools import compress
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -166,41 +167,47 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
     """
     rfs: dict[str, ReceptiveField] = {INPUT_NAME: ReceptiveField((1, 1), (1, 1), (0.0, 0.0))}
     axes: dict[str, tuple[int, int] | None] = {INPUT_NAME: (2, 3) if len(shapes[INPUT_NAME]) == 4 else None}
-    for layer in list(model.layers())[1:]:
-        ins = [rfs[src] for src in layer.inputs]
-        rf = ins[0] if len(ins) == 1 else _union(ins)
-        in_shapes = [shapes[src] for src in layer.inputs]
-        where = axes[layer.inputs[0]]
-        window = layer.type.window(in_shapes, layer.attrs)
+    for layer in model.layers():
+        if not layer.inputs:
+            continue
+        ltype, attrs = layer.type, layer.attrs
+        srcs = layer.inputs
+        rf = rfs[srcs[0]] if len(srcs) == 1 else _union([rfs[src] for src in srcs])
+        in_shapes = [shapes[src] for src in srcs]
+        where = axes[srcs[0]]
+        window = ltype.window(in_shapes, attrs)
         if window is not None and where != (2, 3):
             rf = ReceptiveField(rf.size, rf.stride, rf.offset, False)
         elif window is not None:
             # unequal windows (adaptive pooling): the field is the largest of any output
             rf = _widen(rf, window, rf.aligned and window.uniform)
-        mixed = layer.type.mixing_axes(in_shapes, layer.attrs) if where is not None else ()
-        if any(a in mixed for a in where or ()):
-            # every output reads the whole axis: the window that covers it from any position
-            # is 2 * extent - 1 wide, centred on the output
-            ext = [in_shapes[0][a] if a in mixed else 1 for a in where]
-            rf = _widen(rf, Window((2 * ext[0] - 1, 2 * ext[1] - 1), (1, 1), (ext[0] - 1, ext[1] - 1)),
-                        rf.aligned)
-        perm = layer.type.permutation(in_shapes, layer.attrs)
-        if where is not None and perm is not None:
-            where = (perm.index(where[0]), perm.index(where[1]))
-        axes[layer.name] = where if where is not None and len(shapes[layer.name]) > max(where) else None
+        if where is not None:
+            mixed = ltype.mixing_axes(in_shapes, attrs)
+            if where[0] in mixed or where[1] in mixed:
+                # every output reads the whole axis: the window that covers it from any
+                # position is 2 * extent - 1 wide, centred on the output
+                ext = [in_shapes[0][a] if a in mixed else 1 for a in where]
+                rf = _widen(rf, Window((2 * ext[0] - 1, 2 * ext[1] - 1), (1, 1), (ext[0] - 1, ext[1] - 1)),
+                            rf.aligned)
+            perm = ltype.permutation(in_shapes, attrs)
+            if perm is not None:
+                where = (perm.index(where[0]), perm.index(where[1]))
+            if len(shapes[layer.name]) <= max(where):
+                where = None
+        axes[layer.name] = where
         rfs[layer.name] = rf
     return rfs
 
 
 def _widen(rf: ReceptiveField, window: Window, aligned: bool) -> ReceptiveField:
     """The field after one window (Araujo et al.'s recurrences, per axis)."""
-    size, stride, offset = [], [], []
-    for axis in (0, 1):
-        extent = effective_kernel(window.kernel[axis], window.dilation[axis])
-        j = rf.stride[axis]
-        size.append(rf.size[axis] + (extent - 1) * j)
-        stride.append(j * window.stride[axis])
-        offset.append(rf.offset[axis] + ((extent - 1) / 2 - window.padding[axis]) * j)
+    (sh, sw), (jh, jw), (oh, ow) = rf.size, rf.stride, rf.offset
+    (kh, kw), (dh, dw) = window.kernel, window.dilation
+    eh, ew = effective_kernel(kh, dh), effective_kernel(kw, dw)
+    return ReceptiveField((sh + (eh - 1) * jh, sw + (ew - 1) * jw),
+                          (jh * window.stride[0], jw * window.stride[1]),
+                          (oh + ((eh - 1) / 2 - window.padding[0]) * jh,
+                           ow + ((ew - 1) / 2 - window.padding[1]) * jw), aligned)
     return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
 
 
@@ -379,12 +386,13 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     cols["rf_offset"] = [rfs[n].offset for n in cols["name"]]
     cols["rf_aligned"] = [rfs[n].aligned for n in cols["name"]]
     totals: dict[str, Any] = {key: sum(cols[key]) for key in STATE_COLUMNS}
+    at_inference = [not only for only in training_only]
     for key in WORK_COLUMNS:
-        totals[key] = sum(v for v, skip in zip(cols[key], training_only) if not skip)
+        totals[key] = sum(compress(cols[key], at_inference))
     # imported nodes archstat has no type for: passed through, their work and parameters unknown
     totals["not_counted"] = [layer.name for layer in model.layers() if not layer.type.counted]
-    totals["training_only_macs"] = sum(v for v, only in zip(cols["macs"], training_only) if only)
-    totals["training_only_flops"] = sum(v for v, only in zip(cols["flops"], training_only) if only)
+    totals["training_only_macs"] = sum(compress(cols["macs"], training_only))
+    totals["training_only_flops"] = sum(compress(cols["flops"], training_only))
     totals["trainable_params"] = totals["params"]
     totals["forward_memory_bytes"] = totals["activation_bytes"]
     totals["peak_activation_bytes"] = peak

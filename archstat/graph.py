@@ -205,7 +205,9 @@ class Model:
     def own_tensors(self, name: str, shapes: Mapping[str, Shape]) -> dict[str, Shape]:
         """Of a layer's parameter or buffer ``shapes``, those it holds itself: not tied to
         another layer's (``shares``), which count and live there."""
-        tied = self.ties.get(name, ())
+        tied = self.ties.get(name)
+        if not tied:
+            return shapes
         return {k: s for k, s in shapes.items() if k not in tied}
 
     @property

@@ -50,7 +50,7 @@ def residual_spec(blocks: int) -> dict:
                        {"type": "linear", "out_features": 1000}]}
 
 
-def zoo_times(repeat: int = 5) -> list[tuple[float, float, float, str, int]]:
+def zoo_times(repeat: int = 9) -> list[tuple[float, float, float, str, int]]:
     """Per zoo model: (cold load, warm load, analyze) in seconds, name, layers. Cold: the first
     load in a process (its spec file parsed and expanded); warm: loading it again (the expanded
     spec is memoised per file, modification time and arguments, so only the graph is built)."""
@@ -82,7 +82,7 @@ def main() -> None:
           f"just to run the model)")
     print()
     times = zoo_times()
-    print(f"Every zoo model ({len(times)}): median of 5 calls (cold: the first load in the process); "
+    print(f"Every zoo model ({len(times)}): median of 9 calls (cold: the first load in the process); "
           f"target < {ZOO_TARGET_MS:.0f} ms")
     for k, what in ((1, "archstat.load (warm)"), (2, "archstat.analyze"), (0, "archstat.load (cold)")):
         ranked = sorted(times, key=lambda r: r[k], reverse=True)

@@ -61,7 +61,7 @@ class _ConvLike(LayerType):
         return x
 
     def window(self, in_shapes, attrs):
-        pads, _ = conv_geometry(in_shapes[0], attrs)
+        pads = resolve_padding(attrs["padding"], attrs["kernel_size"], attrs["dilation"], attrs["stride"])
         return Window(attrs["kernel_size"], attrs["stride"], (pads[0][0], pads[1][0]), attrs["dilation"])
 
     # -- engine: the functional kernels below, with the layer's attrs as arguments
