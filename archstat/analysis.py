@@ -33,8 +33,20 @@ from .spec import INPUT_NAME
 #: bytes per element of the dtypes archstat reports in
 DTYPES: dict[str, int] = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
-#: optimizer state kept per trainable parameter, in parameter-sized copies
-OPTIMIZER_STATE: dict[str, int] = {"sgd": 0, "momentum": 1, "adam": 2}
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """What an optimizer costs per trainable parameter: ``state`` parameter-sized copies kept
+    between steps, and ``update_flops`` FLOPs per update (PyTorch's updates, scalars folded)."""
+
+    state: int
+    update_flops: int
+
+
+#: sgd: w -= lr*g; momentum (PyTorch's, no dampening): b = m*b + g, w -= lr*b; adam:
+#: m = b1*m + (1-b1)*g (3 FLOPs), v = b2*v + (1-b2)*g*g (4), w -= lr * m / (sqrt(v) + eps) (5)
+OPTIMIZERS: dict[str, Optimizer] = {"sgd": Optimizer(0, 2), "momentum": Optimizer(1, 4), "adam": Optimizer(2, 12)}
 
 #: every per-layer column, in order, with what it holds (one home for column names)
 COLUMNS: dict[str, str] = {
@@ -59,6 +71,10 @@ COLUMNS: dict[str, str] = {
                      "its MACs, FLOPs and memory are left out of the inference totals",
     "shares": "the tensors this layer uses from other layers, {tensor: layer} (a module called twice: all of "
               "them; they count there), or None",
+    "backward_flops": "FLOPs of the layer's backward pass in a training step (its type's rule: conv and "
+                      "linear 2x their forward MAC FLOPs, less the input gradient the image does not need)",
+    "needs_grad": "true where the output needs a gradient in a training step: the layer has parameters or "
+                  "reads a layer that needs one (the input does not)",
     "rf_size": "receptive field (h, w) in input pixels",
     "rf_stride": "effective stride (jump) (h, w): input pixels between neighbouring outputs",
     "rf_offset": "centre (h, w) of the first output's receptive field, in input pixel coordinates",
@@ -224,6 +240,12 @@ def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
     return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
 
 
+def training_step_flops(forward_flops: int, backward_flops: int, params: int, optimizer: str) -> int:
+    """FLOPs of one training step: the forward of every layer (training-only ones included),
+    the backward, and the optimizer's update of every trainable parameter."""
+    return forward_flops + backward_flops + OPTIMIZERS[optimizer].update_flops * params
+
+
 def training_memory(totals: Mapping[str, int], transient_grad_bytes: int, optimizer: str,
                     training_extra: int = 0) -> int:
     """Estimated bytes to train one step at this batch size.
@@ -236,7 +258,7 @@ def training_memory(totals: Mapping[str, int], transient_grad_bytes: int, optimi
     gradients alive together). Engine workspace such as im2col buffers is not included.
     """
     params = totals["param_bytes"]
-    return (totals["forward_memory_bytes"] + training_extra + params * (2 + OPTIMIZER_STATE[optimizer])
+    return (totals["forward_memory_bytes"] + training_extra + params * (2 + OPTIMIZERS[optimizer].state)
             + totals["buffer_bytes"] + transient_grad_bytes)
 
 
@@ -267,6 +289,14 @@ class Analysis:
                     frame[key] = pd.Series(self._columns[key], dtype=object)
             self._layers = frame
         return self._layers
+
+    def add_column(self, key: str, values: list[Any]) -> None:
+        """Add a per-layer column (one value per row, the input first), e.g. another tool's
+        counts (:func:`archstat.conventions.apply`)."""
+        if len(values) != len(self._columns["name"]):
+            raise ValueError(f"column {key!r} has {len(values)} values for {len(self._columns['name'])} rows")
+        self._columns[key] = list(values)
+        self._layers = None
 
     def rows(self) -> list[dict[str, Any]]:
         """Per-layer records as plain Python values (no pandas needed)."""
@@ -335,9 +365,9 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
 def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] | None,
              optimizer: str) -> Analysis:
     size = itemsize(dtype)
-    if optimizer not in OPTIMIZER_STATE:
-        raise ArchstatError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZER_STATE)})",
-                            field="optimizer", hint=did_you_mean(str(optimizer), OPTIMIZER_STATE))
+    if optimizer not in OPTIMIZERS:
+        raise ArchstatError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})",
+                            field="optimizer", hint=did_you_mean(str(optimizer), OPTIMIZERS))
     shapes = model.shapes(batch, input_shape)
     prod = math.prod
     elements = {name: prod(shape) for name, shape in shapes.items()}
@@ -346,6 +376,8 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     transient_grad = 0
     training_extra = 0
     training_only = []
+    backward = []
+    needs_grad: dict[str, bool] = {}   # does the layer's output need a gradient in training?
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
@@ -354,11 +386,14 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
         n_out = elements[name]
         if layer.inputs:
             ins = [shapes[src] for src in layer.inputs]
+            grads_in = [needs_grad[src] for src in layer.inputs]
             try:
-                pshapes = model.own_tensors(name, ltype.param_shapes(ins, attrs))
+                all_params = ltype.param_shapes(ins, attrs)
+                pshapes = model.own_tensors(name, all_params)
                 buffers = sum(prod(s) for s in model.own_tensors(name, ltype.buffer_shapes(ins, attrs)).values())
                 macs = ltype.macs(ins, out, attrs)
                 flops = ltype.flops(ins, out, attrs)
+                backward.append(ltype.backward_flops(ins, out, attrs, grads_in))
             except ArchstatError as exc:
                 raise exc.with_context(file=model.file, layer=name)
             params = sum(prod(s) for s in pshapes.values())
@@ -368,9 +403,12 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             training_extra += ltype.training_extra_bytes(n_out, size, attrs)
             if layer.training_only:  # kept for the backward pass of a training step
                 training_extra += own
+            needs_grad[name] = bool(all_params) or any(grads_in)
         else:
             params = bias = buffers = macs = flops = 0
             own = n_out * size
+            needs_grad[name] = False
+            backward.append(0)
         own_bytes[name] = own
         training_only.append(layer.training_only)
         rows.append((name, ltype.name, ltype.family, layer.inputs, out, params, params - bias, bias, buffers,
@@ -380,6 +418,8 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     cols["live_bytes"] = [during.get(n, 0) for n in cols["name"]]
     cols["training_only"] = training_only
     cols["shares"] = [model.ties.get(layer.name) for layer in model.layers()]
+    cols["backward_flops"] = backward
+    cols["needs_grad"] = [needs_grad[n] for n in cols["name"]]
     rfs = receptive_fields(model, shapes)
     cols["rf_size"] = [rfs[n].size for n in cols["name"]]
     cols["rf_stride"] = [rfs[n].stride for n in cols["name"]]
@@ -394,6 +434,10 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     totals["training_only_macs"] = sum(compress(cols["macs"], training_only))
     totals["training_only_flops"] = sum(compress(cols["flops"], training_only))
     totals["trainable_params"] = totals["params"]
+    # a training step runs every layer, training-only ones included
+    totals["backward_flops"] = sum(backward)
+    totals["training_step_flops"] = training_step_flops(sum(cols["flops"]), sum(backward), totals["params"],
+                                                        optimizer)
     totals["forward_memory_bytes"] = totals["activation_bytes"]
     totals["peak_activation_bytes"] = peak
     totals["optimizer"] = optimizer

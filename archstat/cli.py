@@ -27,6 +27,7 @@ examples:
   archstat report model.onnx                            an ONNX file (pip install 'archstat[onnx]')
   archstat import model.onnx -o model.yaml              an ONNX file as a readable spec
   archstat compare resnet50 resnext50_32x4d wide_resnet50_2 regnet_y_8gf convnext_tiny
+  archstat conventions resnet50                         every other tool's number, and why it differs
   archstat layers                                       every layer type and how it is counted
   archstat graph resnet50 -o resnet50.png               draw the DAG (or export DOT)
   archstat reproduce                                    regenerate the classic tables into reports/
@@ -45,10 +46,21 @@ examples:
   archstat report vgg16 --input 3 448 448                  resolution study
   archstat report efficientnet --arg variant=b4            a family spec's own arguments
   archstat report lenet5 --format csv > lenet5.csv
+  archstat report resnet50 --convention fvcore            fvcore's count per layer and in total
 
 The table shows per layer: output shape (with batch), parameters, MACs, FLOPs, output
 elements and the new memory the output needs; then the totals explained: the CS231n
 forward-memory sum and the peak live activations.""",
+    "conventions": """\
+examples:
+  archstat conventions resnet50                        every tool's total, ratio and why
+  archstat conventions resnet50 --explain ptflops      where ptflops' number comes from, by layer type
+  archstat report resnet50 --convention fvcore         fvcore's count per layer
+
+Each tool's rules (torchinfo, fvcore, ptflops, thop, calflops, torchscan, FlopCounterMode,
+onnx-tool, Keras) are written per layer type in archstat/conventions/, with the tool's
+version and source lines; they reproduce the tools' own totals exactly on torchvision's
+models run as the tools run them (batch 1, eval mode, auxiliary heads off).""",
     "compare": """\
 examples:
   archstat compare vgg11 vgg11_lrn vgg13 vgg16_c vgg16 vgg19
@@ -156,7 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
     _analysis_options(p)
     _output_options(p, ("table", "md", "csv", "json", "html"))
+    p.add_argument("--convention", metavar="NAME",
+                   help="add another tool's count per layer and in total (archstat conventions lists them)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("conventions", help="every other tool's MACs/FLOPs for a model, and why each differs",
+                       description="Compute each peer tool's number by that tool's own rules, beside archstat's.",
+                       epilog=_EXAMPLES["conventions"], formatter_class=_formatter)
+    p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
+    p.add_argument("--explain", metavar="NAME", help="one tool's count against archstat's, by layer type")
+    _analysis_options(p)
+    _output_options(p, ("table", "md", "csv", "json"))
+    p.set_defaults(func=_cmd_conventions)
 
     p = sub.add_parser("compare", help="one row per model: parameters, MACs, FLOPs, memory",
                        description="Analyse several specs and compare them side by side.",
@@ -410,7 +433,24 @@ def _cmd_report(args: argparse.Namespace) -> None:
     model = _load_model(args, args.spec)
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
                        input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
+    if args.convention:
+        from .conventions import apply
+        apply(analysis, args.convention)
     _emit(args, render_report(analysis, _format(args, "table")))
+
+
+def _cmd_conventions(args: argparse.Namespace) -> None:
+    from .analysis import analyze
+    from .conventions import get
+    from .report.conventions_table import render_conventions, render_explain
+
+    if args.explain:
+        get(args.explain)   # an unknown name fails before any work
+    model = _load_model(args, args.spec)
+    analysis = analyze(model, batch=args.batch, dtype=args.dtype,
+                       input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
+    fmt = _format(args, "table")
+    _emit(args, render_explain(analysis, args.explain, fmt) if args.explain else render_conventions(analysis, fmt))
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:

@@ -57,10 +57,18 @@ class Layer:
     #: tensors this layer uses from other layers, as the spec wrote them: ``{tensor: layer}``,
     #: ``{"*": layer}`` for all of them (a module called twice); see ``Model.ties``
     shares: Mapping[str, str] | None = None
+    #: how the source PyTorch code runs it where that differs from the type's usual way
+    call: str | None = None
 
     @property
     def type_name(self) -> str:
         return self.type.name
+
+    @property
+    def torch_call(self) -> str:
+        """How the PyTorch source runs this layer: ``module``, ``function``, ``method`` or
+        ``operator`` (the spec's ``call``, else the type's usual way)."""
+        return self.call or self.type.torch_call
 
 
 class Model:
@@ -97,7 +105,8 @@ class Model:
         self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
         for rec in spec.layers:
             self.graph.add_node(rec.name, layer=Layer(rec.name, rec.type, rec.attrs, rec.inputs,
-                                                      rec.training_only, rec.shares), type=rec.type.name)
+                                                      rec.training_only, rec.shares, rec.call),
+                                type=rec.type.name)
         for rec in spec.layers:
             for src in rec.inputs:
                 self.graph.add_edge(src, rec.name)
@@ -233,6 +242,8 @@ class Model:
                         else strides[src])   # in place: the input's own array
             storage[layer.name] = layer.name if view is None else storage[src]
             strides[layer.name] = view if view is not None else _contiguous(shapes[layer.name])
+        #: whether each node's output is C-contiguous (a permute's view is not)
+        self.contiguous = {name: strides[name] == _contiguous(shapes[name]) for name in strides}
         return storage
 
     def owns_storage(self, name: str) -> bool:

@@ -56,6 +56,10 @@ Rules
   layers' work. Both must be of the same type with the same parameter shapes. ``shares:
   {bias: <layer>}`` shares named tensors only (a tensor that a file stores once and two layers
   read: tied weights), each of the same shape as the other layer's tensor of that name.
+* ``call: function`` (or ``module``, ``method``, ``operator``) records how the PyTorch source
+  runs a layer where that differs from its type's usual way (``F.relu(x)`` instead of an
+  ``nn.ReLU`` module; ``add`` is usually ``x + y``). It changes no count of archstat's own;
+  peer tools' conventions read it (tools that hook modules do not see function calls).
 * ``input``, ``name`` and ``family`` may use the variables too (``family`` defaults to the
   file's name: it groups models in ``archstat zoo`` and colours them in plots). Top-level keys starting with
   ``x-`` are ignored: a place for YAML anchors (``x-conv: &conv {...}``, then ``<<: *conv``).
@@ -99,6 +103,9 @@ class LayerRecord:
     #: tensors this layer uses from other layers: ``{tensor: owner layer}`` (``"*"`` for all of
     #: them: a module called twice), or None
     shares: dict[str, str] | None = None
+    #: how the source PyTorch code runs it, where that differs from its type's usual way
+    #: (``registry.TORCH_CALLS``), or None
+    call: str | None = None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from .layers import registry
 from .spec import INPUT_NAME, LayerRecord, RESERVED_NAMES, derive
 from .spec_values import normalised, substitute, variables_in
 
-ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless", "training_only", "shares")
+ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless", "training_only", "shares", "call")
 BLOCK_KEYS = ("args", "let", "layers", "description")
 #: refuse specs that would expand beyond this many layers (a typo such as repeat: 10000000)
 MAX_LAYERS = 1_000_000
@@ -294,6 +294,14 @@ class _Expander:
         self.records.append(record)
         self.by_name[full] = record
         self.pending.append((record, refs, ref_scope))
+        if "call" in raw:
+            call = self.sub(raw["call"], variables, full, "call")
+            if call not in registry.TORCH_CALLS:
+                raise self.error(f"expected one of {', '.join(registry.TORCH_CALLS)}, got {short_repr(call)}",
+                                 full, "call", did_you_mean(str(call), registry.TORCH_CALLS)
+                                 or "module: an nn.Module; function: F.relu or torch.cat; method: x.mean(); "
+                                    "operator: x + y")
+            record.call = call
         if "shares" in raw:
             value = self.sub(raw["shares"], variables, full, "shares")
             ties = {"*": value} if not isinstance(value, Mapping) else dict(value)

@@ -46,6 +46,8 @@ def spec_data(model: Model) -> dict[str, Any]:
             entry["inputs"] = layer.inputs[0] if len(layer.inputs) == 1 else list(layer.inputs)
         if layer.training_only:
             entry["training_only"] = True
+        if layer.call and layer.call != layer.type.torch_call:
+            entry["call"] = layer.call
         if layer.shares:
             entry["shares"] = layer.shares["*"] if set(layer.shares) == {"*"} else dict(layer.shares)
         layers.append(entry)

@@ -8,6 +8,7 @@ import pytest
 
 import archstat
 from archstat.layers import all_types
+from archstat.layers.registry import TORCH_CALLS
 from archstat.layers.registry import LayerType, register
 from archstat.report.table import render_layer_types
 
@@ -33,6 +34,21 @@ def test_type_has_every_fact(name):
         assert f.doc, f"{name}.{f.name} needs a doc string"
     for method in ("output_shape", "flops", "forward", "backward"):
         assert getattr(type(t), method) is not getattr(LayerType, method), f"{name} lacks {method}"
+    assert t.torch_call in TORCH_CALLS
+
+
+def test_backward_flops_of_the_zoo_by_rule():
+    # every layer of every family's flagship: a non-negative int; conv and linear 2x their
+    # forward MAC FLOPs (the layer reading the image: the weight gradient only)
+    for model in ("resnet50", "densenet121", "mobilenet_v3_large", "convnext_tiny", "shufflenet_v2_x1_0",
+                  "inception_v3", "efficientnet_b0", "regnet_y_400mf", "squeezenet1_0", "vgg16_bn"):
+        a = archstat.analyze(model)
+        for row in a.rows():
+            assert isinstance(row["backward_flops"], int) and row["backward_flops"] >= 0, (model, row["name"])
+            if row["macs"]:
+                first = row["inputs"] == ("input",)
+                bias = row["activations"] if row["bias_params"] else 0
+                assert row["backward_flops"] == 2 * row["macs"] * (1 if first else 2) + bias, (model, row["name"])
 
 
 @pytest.mark.parametrize("name", sorted(TYPES))

@@ -250,3 +250,25 @@ def test_load_is_idempotent_on_a_model():
 def test_reserved_names_are_refused():
     with pytest.raises(ArchstatError, match="'input' is reserved"):
         archstat.load({"input": [3, 8, 8], "layers": [{"name": "input", "type": "relu"}]})
+
+
+def test_call_says_how_pytorch_runs_a_layer():
+    model = archstat.load({"input": [3, 8, 8], "layers": [
+        {"name": "r1", "type": "relu"},
+        {"name": "r2", "type": "relu", "call": "function"},
+        {"name": "sum", "type": "add", "inputs": ["r1", "r2"]},
+        {"name": "cat", "type": "concat", "inputs": ["r1", "sum"], "call": "${'method'}"}]})
+    assert [model.layer(n).torch_call for n in ("r1", "r2", "sum", "cat")] == \
+        ["module", "function", "operator", "method"]
+    # it changes no count of archstat's own
+    plain = archstat.load({"input": [3, 8, 8], "layers": [
+        {"name": "r1", "type": "relu"}, {"name": "r2", "type": "relu"},
+        {"name": "sum", "type": "add", "inputs": ["r1", "r2"]},
+        {"name": "cat", "type": "concat", "inputs": ["r1", "sum"]}]})
+    assert archstat.analyze(model).totals["flops"] == archstat.analyze(plain).totals["flops"]
+
+
+def test_call_must_be_a_known_way():
+    with pytest.raises(ArchstatError, match=r"layer 'r', field 'call': expected one of module, function, "
+                                            r"method, operator, got 'funtion'.*did you mean 'function'"):
+        archstat.load({"input": [3, 8, 8], "layers": [{"name": "r", "type": "relu", "call": "funtion"}]})

@@ -15,8 +15,8 @@ def same_model(a, b) -> None:
     assert a.order == b.order and a.input_shape == b.input_shape
     for name in a.order[1:]:
         la, lb = a.layer(name), b.layer(name)
-        assert (la.type_name, dict(la.attrs), la.inputs, la.training_only) == \
-            (lb.type_name, dict(lb.attrs), lb.inputs, lb.training_only), name
+        assert (la.type_name, dict(la.attrs), la.inputs, la.training_only, la.torch_call) == \
+            (lb.type_name, dict(lb.attrs), lb.inputs, lb.training_only, lb.torch_call), name
     ta, tb = archstat.analyze(a).totals, archstat.analyze(b).totals
     for key in ("params", "buffers", "macs", "flops", "forward_memory_bytes", "peak_activation_bytes",
                 "training_only_macs"):
@@ -66,3 +66,15 @@ def test_the_wheel_lists_every_package():
                             .split("]")[0]))
     found = {"archstat"} | {"archstat." + p.parent.name for p in (root / "archstat").glob("*/__init__.py")}
     assert found | {"archstat.specs"} == listed
+
+
+def test_how_pytorch_calls_a_layer_survives_the_round_trip(tmp_path):
+    # densenet121 ends in F.relu and F.adaptive_avg_pool2d: peer tools that hook modules do
+    # not see them, so the spec keeps it (the key `call`), and a saved spec too
+    model = archstat.load("densenet121")
+    assert [model.layer(n).torch_call for n in ("relu", "avgpool", "features.relu0")] == \
+        ["function", "function", "module"]
+    text = spec_text(model)
+    assert "call: function" in text and "call: module" not in text   # only where it differs
+    again = archstat.load(archstat.save(model, tmp_path / "d.yaml"))
+    assert [layer.torch_call for layer in again.layers()] == [layer.torch_call for layer in model.layers()]

@@ -25,6 +25,7 @@ import torch
 import torch.fx
 
 from ..errors import ArchstatError, short_repr
+from ..layers import registry
 from .torch_modules import MODULES, SAME, Unmappable
 from .torch_names import INPUT, Namer, describe_target, op_base, scope_of
 from .torch_trace import TensorInfo, attribute, is_container, qualname
@@ -232,6 +233,9 @@ class Translator:
         if name is None:
             name = self.namer.functional(scope_of(node), base or "op")
         entry: dict[str, Any] = {"name": name, "type": type_name, **tidy(type_name, fields), "inputs": list(inputs)}
+        call = torch_call(node)
+        if call != registry.get(type_name).torch_call:
+            entry["call"] = call
         if self.training_only:
             entry["training_only"] = True
             anchor = max(self._anchor[i] for i in inputs)
@@ -315,3 +319,17 @@ class Translator:
         self.emit(node, "opaque", {"op": op[:200], "output_shape": out}, sources, name=name)
         self.uncounted.append({"name": name, "op": op, "inputs": sources, "output_shape": out})
         return name
+
+
+def torch_call(node: torch.fx.Node) -> str:
+    """How the traced code ran ``node`` (``registry.TORCH_CALLS``): a module, a Tensor
+    method, an operator (``x + y``, ``out += y``) or a function (F.relu, torch.cat)."""
+    if node.op == "call_module":
+        return "module"
+    if node.op == "call_method":
+        return "method"
+    if node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node):
+        return torch_call(node.args[0])   # one output of a call with several (x.chunk(2))
+    if getattr(node.target, "__module__", None) in ("operator", "_operator"):
+        return "operator"
+    return "function"

@@ -78,6 +78,7 @@ class Concat(_Merge):
     """
 
     name = "concat"
+    torch_call = "function"
     alias = "concat"
     min_inputs = 1
     fields = (Field("dim", "int", 1, "dimension to join along (1: channels)"),)
@@ -118,10 +119,12 @@ class Concat(_Merge):
 class Add(_Merge):
     """Elementwise sum of inputs of identical shape (a residual connection).
 
-    Counts: MACs = 0. FLOPs = (number of inputs - 1) adds per output element.
+    Counts: MACs = 0. FLOPs = (number of inputs - 1) adds per output element. Backward: 0 (each
+    input's gradient is the output's).
     """
 
     name = "add"
+    torch_call = "operator"
     alias = "add"
 
     def output_shape(self, in_shapes, attrs):
@@ -135,6 +138,10 @@ class Add(_Merge):
     def flops(self, in_shapes, out_shape, attrs):
         return (len(in_shapes) - 1) * numel(out_shape)
 
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        # each input's gradient is the output's (summed over any broadcast axes)
+        return sum(numel(out_shape) - numel(s) for s, needed in zip(in_shapes, input_grads) if needed)
+
     def forward(self, xs, params, attrs, ctx):
         return add(xs), len(xs)
 
@@ -147,10 +154,13 @@ class Mul(_Merge):
     """Elementwise product of inputs with broadcasting, e.g. a squeeze-and-excitation gate
     (N, C, 1, 1) scaling features (N, C, H, W); the first input fixes the output shape.
 
-    Counts: MACs = 0. FLOPs = (number of inputs - 1) multiplies per output element.
+    Counts: MACs = 0. FLOPs = (number of inputs - 1) multiplies per output element. Backward: per
+    input that needs a gradient, (number of inputs - 1) multiplies per output element plus the adds
+    that sum it over the axes it was broadcast along.
     """
 
     name = "mul"
+    torch_call = "operator"
     alias = "mul"
 
     def output_shape(self, in_shapes, attrs):
@@ -165,6 +175,13 @@ class Mul(_Merge):
 
     def flops(self, in_shapes, out_shape, attrs):
         return (len(in_shapes) - 1) * numel(out_shape)
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        # an input's gradient: the output's times the other inputs' product ((n - 1) multiplies
+        # per output element), summed over the axes it was broadcast along
+        n = numel(out_shape)
+        return sum((len(in_shapes) - 1) * n + n - numel(s)
+                   for s, needed in zip(in_shapes, input_grads) if needed)
 
     def forward(self, xs, params, attrs, ctx):
         return mul(xs), list(xs)

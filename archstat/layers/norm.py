@@ -244,6 +244,7 @@ class LayerScale(LayerType):
     """
 
     name = "layer_scale"
+    torch_call = "operator"
     alias = "scale"
     family = "norm"
     fields = (
@@ -289,6 +290,7 @@ class ChannelBias(LayerType):
     """
 
     name = "channel_bias"
+    torch_call = "operator"
     alias = "shift"
     family = "norm"
     fields = (

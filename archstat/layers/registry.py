@@ -171,6 +171,30 @@ class LayerType:
     def flops(self, in_shapes: Sequence[Shape], out_shape: Shape, attrs: Mapping[str, Any]) -> int:
         raise NotImplementedError
 
+    def backward_flops(self, in_shapes: Sequence[Shape], out_shape: Shape, attrs: Mapping[str, Any],
+                       input_grads: Sequence[bool]) -> int:
+        """FLOPs of the layer's backward pass in a training step; ``input_grads[i]`` says whether
+        input i needs a gradient (the image does not, nor anything computed from it alone).
+
+        Default, for a layer with MACs (conv, linear): each input gradient costs 2 FLOPs per
+        forward MAC (the transposed product), the weight gradient 2 per MAC again, and a bias
+        gradient one add per output element: backward = 2x the forward's MAC FLOPs, as torch's
+        FlopCounterMode counts conv and matmul gradients. For any other layer: its forward
+        FLOPs again when an input needs a gradient or it has parameters (the chain rule through
+        elementwise work costs about the work itself); types whose gradient is cheaper or dearer
+        override this.
+        """
+        macs = self.macs(in_shapes, out_shape, attrs)
+        params = self.param_shapes(in_shapes, attrs)
+        if macs:
+            grads = 2 * macs * sum(1 for needed in input_grads if needed)
+            if params:
+                grads += 2 * macs + (numel(out_shape) if "bias" in params else 0)
+            return grads
+        if params or any(input_grads):
+            return self.flops(in_shapes, out_shape, attrs)
+        return 0
+
     def window(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> Window | None:
         """Receptive-field geometry over the (H, W) axes of an NCHW input; ``None`` for a
         pointwise layer."""
@@ -195,6 +219,12 @@ class LayerType:
     #: the output is never negative (ReLU, sigmoid): zero padding before a max pool of it
     #: changes nothing (importers fold such a Pad into the pool)
     non_negative: ClassVar[bool] = False
+    #: how PyTorch code usually runs this layer: ``module`` (an nn.Module), ``function``
+    #: (torch.nn.functional.* or torch.*: torch.cat), ``method`` (a Tensor method: x.chunk)
+    #: or ``operator`` (x + y, x * y). A spec layer's ``call`` says where its source differs
+    #: (F.relu in Inception). Only peer tools' conventions read it: tools that hook modules do
+    #: not see a function call.
+    torch_call: ClassVar[str] = "module"
 
     def view_strides(self, in_shape: Shape, in_strides: Shape, attrs: Mapping[str, Any]) -> Shape | None:
         """For a view type: the strides (in elements) of the output, given the input's shape and
@@ -246,6 +276,9 @@ class RunContext:
 # ------------------------------------------------------------------------- the registry
 
 _REGISTRY: dict[str, LayerType] = {}
+
+#: the ways PyTorch code runs a layer (``LayerType.torch_call``, a spec layer's ``call``)
+TORCH_CALLS = ("module", "function", "method", "operator")
 
 
 def register(cls: type[LayerType]) -> type[LayerType]:

@@ -51,6 +51,7 @@ class Flatten(LayerType):
     is_view = True  # a reshape: a view where the merged axes lie evenly in memory, else a copy
 
     name = "flatten"
+    torch_call = "function"
     alias = "flatten"
     family = "shape"
     fields = (
@@ -192,6 +193,7 @@ class Permute(LayerType):
     is_view = True
 
     name = "permute"
+    torch_call = "method"
     alias = "permute"
     family = "shape"
     fields = (Field("dims", "ints", REQUIRED,
@@ -242,6 +244,7 @@ class Split(LayerType):
     is_view = True
 
     name = "split"
+    torch_call = "method"
     alias = "split"
     family = "shape"
     fields = (
@@ -308,6 +311,7 @@ class ChannelShuffle(LayerType):
     """
 
     name = "channel_shuffle"
+    torch_call = "function"
     alias = "shuffle"
     family = "shape"
     fields = (Field("groups", "int", REQUIRED, "number of channel groups (must divide C)", minimum=1),)

@@ -35,9 +35,7 @@ PROFILE_COLUMNS: dict[str, str] = {
     "roofline_gflops": "attainable rate at this intensity: min(GEMM peak, intensity x bandwidth) (GFLOP/s)",
     "roofline_pct": "gflops as a percentage of roofline_gflops",
     "bound": "'compute' if intensity x bandwidth >= GEMM peak, else 'memory' ('' for the input)",
-    "backward_flops": "GEMM FLOPs of the backward pass: 4 per MAC (input and weight gradients), "
-                      "elementwise work not counted",
-    "backward_gflops": "backward_flops / backward time (GFLOP/s)",
+    "backward_gflops": "the analysis' backward_flops / backward time (GFLOP/s)",
     "measured_live_bytes": "bytes allocated while the layer ran in the forward pass (tracemalloc) "
                            "+ the input: compare with live_bytes",
 }
@@ -222,9 +220,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         new["roofline_gflops"].append(attainable)
         new["roofline_pct"].append(100 * rate / attainable if attainable > 0 else math.nan)
         new["bound"].append("" if is_input else roof.bound(ai))
-        bflops = 4 * r["macs"]
-        new["backward_flops"].append(bflops)
-        new["backward_gflops"].append(_rate(bflops, bwd[0]) if train else math.nan)
+        new["backward_gflops"].append(_rate(r["backward_flops"], bwd[0]) if train else math.nan)
         if m.memory is None or not (is_input or name in m.memory.layers):
             new["measured_live_bytes"].append(None)
         else:  # the input (and dy) are allocated before the pass and held through it
