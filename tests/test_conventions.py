@@ -317,3 +317,12 @@ def test_the_tools_themselves_agree(name, tmp_path):
         measured["onnx-tool"] = onnx_total
     assert {k: C.total(a, k) for k in measured} == measured
     assert {k: MEASURED[name][k] for k in measured} == measured   # and the pinned table is the tools' own
+
+
+def test_ptflops_divides_what_its_hooks_count_by_the_batch_but_not_its_patched_functions():
+    # batch 4: the conv's hook (7,168 x 4) and the batch norm's (512 x 4) come out per sample;
+    # the ReLU and pool modules add their hook per sample (256) and the patched F.* whole (1,024)
+    a = archstat.analyze(_tiny(), batch=4)
+    got = dict(zip(a._columns["name"], C.counts(a, "ptflops")))
+    assert got == {"input": 0, "conv": 6912 + 256, "bn": 512, "relu": 256 + 1024, "pool": 256 + 1024,
+                   "flat": 0, "fc": 650}

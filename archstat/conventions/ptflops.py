@@ -8,7 +8,9 @@ subclass such as torchvision's LayerNorm2d is not seen; and patched functions:
 hook, then by the patched function its forward calls (ptflops/pytorch_ops.py:30-48,
 347-348). ReLU6 calls ``F.hardtanh`` (not patched) and SiLU has no hook, so each counts once.
 Operators (``x + y``, ``out += y``, ``scale * x``) and Tensor methods (``x.mean``) are not
-seen. ptflops runs one sample (batch 1).
+seen. ptflops builds a batch of one; given a larger one (``input_constructor``), it divides
+what its hooks counted by the batch size but not what its patched functions counted
+(pytorch_engine.py:69-71): the rules below do the same, so at batch 1 nothing changes.
 
 Backend ``aten``: a dispatch mode that counts only convolutions and matrix products
 (ptflops/aten_ops.py:109-116), biases included: ``aten.addmm`` carries a linear layer's bias
@@ -26,29 +28,31 @@ _ENGINE = "ptflops/pytorch_engine.py"
 @rule(f"{_OPS}:35-43, 60-92")
 @modules_only
 def macs_and_bias(v: LayerView) -> int:
-    """MACs plus one per output element for a bias"""
-    return v.macs + (v.out_numel if "bias" in v.params else 0)
+    """MACs plus one per output element for a bias (per sample)"""
+    return (v.macs + (v.out_numel if "bias" in v.params else 0)) // v.batch
 
 
 @rule(f"{_OPS}:51-57")
 @modules_only
 def batch_norm(v: LayerView) -> int:
-    """2 per input element (1 without affine)"""
-    return v.per_norm_element(2, 1)
+    """2 per input element (1 without affine), per sample"""
+    return v.per_norm_element(2, 1) // v.batch
 
 
 @rule(f"{_OPS}:51-57")
 @modules_only
 def layer_norm(v: LayerView) -> int:
-    """1 per input element (the hook looks for `affine`, which LayerNorm does not have)"""
-    return v.in_numel
+    """1 per input element, per sample (the hook looks for `affine`, which LayerNorm does not have)"""
+    return v.in_numel // v.batch
 
 
 @rule(f"{_OPS}:30-32, {_ENGINE}:348-390")
 def hooked_and_patched(v: LayerView) -> int:
-    """a module: 2 per element (its hook, then the patched F.* its forward calls); F.* called
-    directly: 1 per input element; a Tensor method: 0"""
-    return {"module": 2, "function": 1}.get(v.call, 0) * v.in_numel
+    """a module: 1 per input element of a sample (its hook) + 1 per input element (the
+    patched F.* its forward calls); F.* called directly: 1 per input element; a method: 0"""
+    if v.call == "module":
+        return v.in_numel // v.batch + v.in_numel
+    return v.in_numel if v.call == "function" else 0
 
 
 @rule(f"{_ENGINE}:348-390")
@@ -57,11 +61,13 @@ def patched_only(v: LayerView) -> int:
     return v.in_numel if v.call in ("module", "function") else 0
 
 
-@rule(f"{_OPS}:30-32")
-@modules_only
-def hooked_only(v: LayerView) -> int:
-    """a module: 1 per element (its hook; the F.hardtanh it calls is not patched)"""
-    return v.in_numel
+@rule(f"{_OPS}:30-32, {_ENGINE}:348-390")
+def relu6(v: LayerView) -> int:
+    """a module: its hook only, 1 per element of a sample (the F.hardtanh its forward calls is
+    not patched); F.relu6 called directly: 1 per element (patched)"""
+    if v.call == "module":
+        return v.in_numel // v.batch
+    return v.in_numel if v.call == "function" else 0
 
 
 @rule("ptflops/aten_ops.py:71-106")
@@ -87,7 +93,7 @@ CONVENTIONS = (
         reason="+ biases, 2/element batch norm; ReLU, GELU and pools counted twice",
         rules={"conv": macs_and_bias, "linear": macs_and_bias, "batch_norm2d": batch_norm,
                "layer_norm": layer_norm, "relu": hooked_and_patched, "gelu": hooked_and_patched,
-               "silu": patched_only, "relu6": hooked_only, **{p: hooked_and_patched for p in _POOLS}}),
+               "silu": patched_only, "relu6": relu6, **{p: hooked_and_patched for p in _POOLS}}),
     Convention(
         name="ptflops-aten", tool="ptflops (aten backend)", version="0.7.5",
         entry="get_model_complexity_info(model, (C, H, W), backend='aten')", unit="MACs",

@@ -8,6 +8,7 @@ the total partial. Function calls (F.relu, x.mean, torch.cat, x + y) and the wor
 container modules (a block's layer scale or residual add) are not seen. Pools take the
 kernel size as given: torchvision passes ints, so MaxPool2d(3) counts 3 - 1 = 2 comparisons
 per output, not 8 (macs.py:101-116): archstat's square kernels are read that way here.
+``crawl_module`` always runs one sample; at a larger batch these rules count the batch.
 """
 from __future__ import annotations
 

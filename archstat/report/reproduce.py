@@ -348,10 +348,11 @@ def why_convolution() -> list[Report]:
 
 def all_reports() -> list[Report]:
     """Every report, in index order."""
+    from .reproduce_conventions import peer_tools
     from .reproduce_zoo import complexity_accuracy
 
     return (vgg_table2() + cs231n_vgg16() + alexnet() + memory_vs_params() + why_convolution()
-            + complexity_accuracy())
+            + complexity_accuracy() + peer_tools())
 
 
 def index(reports: list[Report]) -> str:
