@@ -71,8 +71,9 @@ COLUMNS: dict[str, str] = {
                      "its MACs, FLOPs and memory are left out of the inference totals",
     "shares": "the tensors this layer uses from other layers, {tensor: layer} (a module called twice: all of "
               "them; they count there), or None",
-    "backward_flops": "FLOPs of the layer's backward pass in a training step (its type's rule: conv and "
-                      "linear 2x their forward MAC FLOPs, less the input gradient the image does not need)",
+    "backward_flops": "FLOPs of the layer's backward pass in a training step: its type's rule (conv and "
+                      "linear 2x their forward MAC FLOPs, less the input gradient the image does not need), "
+                      "plus the adds that sum its output's gradient over several readers",
     "needs_grad": "true where the output needs a gradient in a training step: the layer has parameters or "
                   "reads a layer that needs one (the input does not)",
     "rf_size": "receptive field (h, w) in input pixels",
@@ -378,6 +379,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     training_only = []
     backward = []
     needs_grad: dict[str, bool] = {}   # does the layer's output need a gradient in training?
+    out_degree = model.graph.out_degree
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
@@ -404,6 +406,9 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             if layer.training_only:  # kept for the backward pass of a training step
                 training_extra += own
             needs_grad[name] = bool(all_params) or any(grads_in)
+            readers = out_degree(name)
+            if readers > 1 and needs_grad[name]:   # the readers' gradients are summed here
+                backward[-1] += (readers - 1) * n_out
         else:
             params = bias = buffers = macs = flops = 0
             own = n_out * size

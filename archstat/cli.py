@@ -337,6 +337,7 @@ def _output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
     p.add_argument("--format", "-f", choices=formats, default=None,
                    help=f"output format (default: from the -o suffix, else {formats[0]})")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(formats=tuple(formats))
 
 
 def _spec_arg(text: str) -> tuple[str, object]:
@@ -374,8 +375,13 @@ def _format(args: argparse.Namespace, default: str) -> str:
         return args.format
     if args.output:
         suffix = Path(args.output).suffix.lower()
-        if suffix in _SUFFIX_FORMATS:
+        formats = getattr(args, "formats", tuple(_SUFFIX_FORMATS.values()))
+        if _SUFFIX_FORMATS.get(suffix) in formats:
             return _SUFFIX_FORMATS[suffix]
+        if suffix in _SUFFIX_FORMATS:
+            raise ArchstatError(f"this command does not write {_SUFFIX_FORMATS[suffix]} (the suffix {suffix!r})",
+                                field="--output", file=str(args.output),
+                                hint=f"write {', '.join(formats)}: name the file accordingly or give --format")
         if suffix:  # x.pdf, x.png: text under a name that promises something else
             raise ArchstatError(f"cannot tell a report format from the suffix {suffix!r}", field="--output",
                                 file=str(args.output),
@@ -433,7 +439,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     model = _load_model(args, args.spec)
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
                        input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
-    if args.convention:
+    if args.convention is not None:
         from .conventions import apply
         apply(analysis, args.convention)
     _emit(args, render_report(analysis, _format(args, "table")))
@@ -444,13 +450,14 @@ def _cmd_conventions(args: argparse.Namespace) -> None:
     from .conventions import get
     from .report.conventions_table import render_conventions, render_explain
 
-    if args.explain:
+    if args.explain is not None:
         get(args.explain)   # an unknown name fails before any work
     model = _load_model(args, args.spec)
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
                        input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
     fmt = _format(args, "table")
-    _emit(args, render_explain(analysis, args.explain, fmt) if args.explain else render_conventions(analysis, fmt))
+    _emit(args, render_explain(analysis, args.explain, fmt) if args.explain is not None
+          else render_conventions(analysis, fmt))
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:

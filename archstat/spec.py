@@ -56,9 +56,9 @@ Rules
   layers' work. Both must be of the same type with the same parameter shapes. ``shares:
   {bias: <layer>}`` shares named tensors only (a tensor that a file stores once and two layers
   read: tied weights), each of the same shape as the other layer's tensor of that name.
-* ``call: function`` (or ``module``, ``method``, ``operator``) records how the PyTorch source
-  runs a layer where that differs from its type's usual way (``F.relu(x)`` instead of an
-  ``nn.ReLU`` module; ``add`` is usually ``x + y``). It changes no count of archstat's own;
+* ``call: function`` (or ``module``, ``torch``, ``method``, ``operator``) records how the
+  PyTorch source runs a layer where that differs from its type's usual way (``F.relu(x)``
+  instead of an ``nn.ReLU`` module, ``torch.relu(x)``; ``add`` is usually ``x + y``). It changes no count of archstat's own;
   peer tools' conventions read it (tools that hook modules do not see function calls).
 * ``input``, ``name`` and ``family`` may use the variables too (``family`` defaults to the
   file's name: it groups models in ``archstat zoo`` and colours them in plots). Top-level keys starting with

@@ -342,6 +342,9 @@ class _Expander:
             raise self.error(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels (does block "
                              f"{bname!r} use itself?)", where, "block")
         block = self.blocks[bname]
+        if "call" in raw:   # how PyTorch runs a layer; a block's layers each say it themselves
+            raise self.error("'call' applies to a layer, not a block instance", where, "call",
+                             f"set call on the layers inside block {bname!r}")
         local, full = self.name_for(raw, scope, variables, bname, copy, repeat, where)
         self.claim(full, local, scope, where)
         declared = block.get("args", {}) or {}

@@ -318,9 +318,9 @@ def test_shape_operations_split_shuffle_permute_flatten():
     imp = same_output(Shapes(), (8, 4, 4))
     by_name = {e["name"]: e for e in imp.spec["layers"]}
     assert by_name["chunk.0"] == {"name": "chunk.0", "type": "split", "chunks": 2, "index": 0, "inputs": ["input"]}
-    # torch.split is a function where a split is usually a method (x.chunk): the spec says so
+    # torch.split is a torch.* function where a split is usually a method (x.chunk): the spec says so
     assert by_name["split.2"] == {"name": "split.2", "type": "split", "sizes": [2, 2, 4], "index": 2,
-                                  "inputs": ["input"], "call": "function"}
+                                  "inputs": ["input"], "call": "torch"}
     assert by_name["cat"]["inputs"] == ["chunk.1", "chunk.0", "split.0", "split.1", "split.2"]
     # view / transpose / contiguous / view is one channel shuffle; nn.ChannelShuffle another
     assert by_name["channel_shuffle"] == {"name": "channel_shuffle", "type": "channel_shuffle", "groups": 4,
@@ -330,7 +330,7 @@ def test_shape_operations_split_shuffle_permute_flatten():
     assert by_name["dropout"]["p"] == 0.2 and by_name["drop"]["inplace"] is True
     assert by_name["dropout"]["call"] == "function" and "call" not in by_name["drop"]   # F.dropout; nn.Dropout
     assert by_name["transpose"] == {"name": "transpose", "type": "permute", "dims": [0, 1, 3, 2], "inputs": ["drop"],
-                                    "call": "function"}
+                                    "call": "torch"}
     assert by_name["flatten"]["type"] == by_name["flatten_1"]["type"] == "flatten"   # reshape(N, -1), flatten
     assert by_name["softmax"]["type"] == "softmax"
     assert "view" not in by_name       # .view(n, -1) of a flat tensor: nothing to do

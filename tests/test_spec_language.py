@@ -270,5 +270,11 @@ def test_call_says_how_pytorch_runs_a_layer():
 
 def test_call_must_be_a_known_way():
     with pytest.raises(ArchstatError, match=r"layer 'r', field 'call': expected one of module, function, "
-                                            r"method, operator, got 'funtion'.*did you mean 'function'"):
+                                            r"torch, method, operator, got 'funtion'.*did you mean 'function'"):
         archstat.load({"input": [3, 8, 8], "layers": [{"name": "r", "type": "relu", "call": "funtion"}]})
+
+
+def test_call_belongs_to_layers_not_block_instances():
+    with pytest.raises(ArchstatError, match="'call' applies to a layer, not a block instance"):
+        archstat.load({"input": [3, 8, 8], "blocks": {"b": {"layers": [{"type": "relu"}]}},
+                       "layers": [{"name": "x", "block": "b", "call": "function"}]})

@@ -78,11 +78,13 @@ def total(analysis: "Analysis", name: str | Convention) -> int:
 
 def apply(analysis: "Analysis", name: str) -> "Analysis":
     """Add the convention's per-layer counts to ``analysis`` as the column ``convention``,
-    and ``totals["convention"] = {"name", "tool", "version", "unit", "total", "reason"}``;
+    and ``totals["convention"] = {"name", "tool", "version", "unit", "total", "reason", "kind"}``
+    (kind: ``work`` or ``params``);
     return the analysis."""
     conv = get(name)
     per_layer = counts(analysis, conv)
     analysis.add_column("convention", per_layer)
     analysis.totals["convention"] = {"name": conv.name, "tool": conv.tool, "version": conv.version,
-                                     "unit": conv.unit, "total": sum(per_layer), "reason": conv.reason}
+                                     "unit": conv.unit, "total": sum(per_layer), "reason": conv.reason,
+                                     "kind": conv.kind}
     return analysis

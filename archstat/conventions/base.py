@@ -80,9 +80,24 @@ class LayerView:
         """A norm's count: ``with_affine`` (or ``without``) per input element."""
         return self.in_numel * (with_affine if self.affine else without)
 
+    def macs_plus_bias(self) -> int:
+        """archstat's MACs plus one per output element when the layer has a bias."""
+        return self.macs + (self.out_numel if "bias" in self.params else 0)
+
+    def lrn_patched_calls(self) -> int:
+        """What a tool that patches F.* and Tensor.mul/add counts of F.local_response_norm: it
+        runs x.mul(x), F.avg_pool3d over the channel-padded squares (C + size - 1 channels),
+        .mul(alpha) and .add(k): 3 per element + the padded squares."""
+        n, c, h, w = self.x
+        return 3 * self.in_numel + n * (c + self.attrs["size"] - 1) * h * w
+
     def param_count(self, *names: str) -> int:
         """Elements of the named parameters the layer uses (all of them when none are named)."""
         return sum(numel(s) for k, s in self.params.items() if not names or k in names)
+
+    def own_params(self) -> int:
+        """Elements of the parameters the layer holds itself (not tied ones)."""
+        return sum(numel(s) for k, s in self.params.items() if k not in self.tied)
 
     def own_state(self) -> int:
         """Elements of the parameters and buffers the layer holds itself (not tied ones)."""

@@ -8,7 +8,7 @@ module is hooked. So what counts is the function a layer reaches: ReLU6's module
 F.hardtanh, which is not replaced (0); hardswish, hardsigmoid, sigmoid and dropout are not
 replaced; Python operators (``x + y``, ``out += y``, ``scale * x``) go through
 ``Tensor.__add__``/``__iadd__``/``__mul__``, not the replaced ``Tensor.add``/``mul``, so they
-count 0, as do Tensor methods such as ``x.mean``. MACs come from conv and linear only.
+count 0, as do ``x.mean`` and ``torch.relu`` (only F.relu is replaced). MACs come from conv and linear only.
 """
 from __future__ import annotations
 
@@ -67,8 +67,22 @@ def relu6(v: LayerView) -> int:
 
 @rule(f"{_OPS}:320-350")
 def elementwise_method(v: LayerView) -> int:
-    """torch.add / x.add(y), torch.mul / x.mul(y): one per output element; as an operator (x + y) 0"""
-    return v.out_numel if v.call in ("function", "method") else 0
+    """torch.add / x.add(y), torch.mul / x.mul(y): one per output element for each input after
+    the first; as an operator (x + y) 0"""
+    return (len(v.in_shapes) - 1) * v.out_numel if v.call in ("torch", "method") else 0
+
+
+@rule(f"{_OPS}:254-255")
+def softmax(v: LayerView) -> int:
+    """F.softmax (nn.Softmax calls it): one per input element"""
+    return v.in_numel if _reached(v) else 0
+
+
+@rule(f"{_OPS}:71-80, 320-350")
+def lrn(v: LayerView) -> int:
+    """F.local_response_norm's replaced calls: x.mul(x), F.avg_pool3d over the channel-padded
+    squares, .mul(alpha), .add(k): 3 per element + the padded squares (C + size - 1 channels)"""
+    return v.lrn_patched_calls() if _reached(v) else 0
 
 
 _COUNTED = {"relu": per_input_element, "silu": per_input_element, "gelu": per_input_element,
@@ -76,16 +90,16 @@ _COUNTED = {"relu": per_input_element, "silu": per_input_element, "gelu": per_in
             "adaptive_avg_pool2d": per_input_element, "adaptive_max_pool2d": per_input_element,
             "global_avg_pool2d": per_input_element, "relu6": relu6, "batch_norm2d": batch_norm,
             "layer_norm": layer_norm, "layer_norm2d": layer_norm, "add": elementwise_method,
-            "mul": elementwise_method}
+            "mul": elementwise_method, "softmax": softmax, "lrn": lrn}
 
 CONVENTIONS = (
     Convention(
         name="calflops-flops", tool="calflops", version="0.3.2", entry="calculate_flops(model, input_shape)[0]",
         unit="FLOPs",
         reason="2 per MAC + conv biases, norms, ReLU/SiLU/GELU, pools; no adds",
-        rules={"conv": conv_flops, "linear": linear_flops, **_COUNTED}),
+        rules={"conv2d": conv_flops, "linear": linear_flops, **_COUNTED}),
     Convention(
         name="calflops-macs", tool="calflops", version="0.3.2", entry="calculate_flops(model, input_shape)[1]",
         unit="MACs", reason="conv and linear MACs, biases left out: the same",
-        rules={"conv": macs, "linear": macs}),
+        rules={"conv2d": macs, "linear": macs}),
 )

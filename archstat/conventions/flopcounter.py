@@ -45,7 +45,7 @@ CONVENTIONS = (
         name="flopcountermode", tool="torch.utils.flop_counter.FlopCounterMode", version="torch 2.14.1",
         entry="with FlopCounterMode() as f: model(x); f.get_total_flops()", unit="FLOPs",
         reason="2 per MAC of conv and linear; nothing else",
-        rules={"conv": forward, "linear": forward}),
+        rules={"conv2d": forward, "linear": forward}),
     Convention(
         name="flopcountermode-train", tool="torch.utils.flop_counter.FlopCounterMode", version="torch 2.14.1",
         entry="with FlopCounterMode() as f: model(x).sum().backward(); f.get_total_flops()", unit="FLOPs",

@@ -46,7 +46,7 @@ CONVENTIONS = (
         name="fvcore", tool="fvcore", version="0.1.5.post20221221", entry="FlopCountAnalysis(model, x).total()",
         unit="flops",
         reason="1 per MAC; + 2/element batch norm, 5/element layer norm, adaptive pools",
-        rules={"conv": macs, "linear": macs, "batch_norm2d": batch_norm, "layer_norm": layer_norm,
+        rules={"conv2d": macs, "linear": macs, "batch_norm2d": batch_norm, "layer_norm": layer_norm,
                "layer_norm2d": layer_norm, "adaptive_avg_pool2d": adaptive_avg_pool,
                "global_avg_pool2d": adaptive_avg_pool}),
 )

@@ -19,6 +19,6 @@ def weights(v: LayerView) -> int:
 CONVENTIONS = (
     Convention(
         name="keras", tool="Keras", version="3", entry="model.count_params()", unit="params",
-        reason="counts batch norm's running mean and variance as parameters (2 x C per norm)",
+        reason="+ batch norm's running mean and variance (2 x C per norm)",
         rules={}, default=weights, kind="params"),
 )

@@ -20,21 +20,20 @@ _NODE = "onnx_tool/node.py"
 def _folds_into_conv(v: LayerView) -> bool:
     """A batch norm the exporter folds: it reads a conv that nothing else reads."""
     src = v.model.layer(v.name).inputs[0]
-    return (v.model.layer(src).type.family == "conv"
+    return (v.model.layer(src).type.name == "conv2d"
             and v.model.graph.out_degree(src) == 1)
 
 
 @rule(f"{_NODE}:2060-2071")
 def conv(v: LayerView) -> int:
     """Conv: MACs + one per output element for a bias (its own, or a folded batch norm's)"""
-    folded = v.consumers() == ["batch_norm2d"]
-    return v.macs + (v.out_numel if "bias" in v.params or folded else 0)
+    return v.macs + v.out_numel if v.consumers() == ["batch_norm2d"] else v.macs_plus_bias()
 
 
 @rule(f"{_NODE}:863-880")
 def linear(v: LayerView) -> int:
     """Gemm (or MatMul + Add on 3-D and 4-D inputs): MACs + one per output element for a bias"""
-    return v.macs + (v.out_numel if "bias" in v.params else 0)
+    return v.macs_plus_bias()
 
 
 @rule(f"{_NODE}:1487-1490")
@@ -91,7 +90,7 @@ CONVENTIONS = (
         name="onnx-tool", tool="onnx-tool", version="1.0.1",
         entry="Model(path).graph.profile() on torch.onnx.export(opset 17) of the eval model", unit="MACs",
         reason="+ biases (folded BN), activations, adds, pools; a sigmoid = 32",
-        rules={"conv": conv, "linear": linear, "batch_norm2d": batch_norm, "layer_norm": layer_norm,
+        rules={"conv2d": conv, "linear": linear, "batch_norm2d": batch_norm, "layer_norm": layer_norm,
                "layer_norm2d": layer_norm, "max_pool2d": pool, "avg_pool2d": pool,
                "adaptive_avg_pool2d": adaptive_avg_pool, "global_avg_pool2d": adaptive_avg_pool,
                "relu": per_element(1, f"{_NODE}:578", "Relu: one per element", of="output"),

@@ -43,11 +43,20 @@ def adaptive_avg_pool(v: LayerView) -> int:
     return int((kernel + 1) * v.out_numel)
 
 
+@rule(f"{_HOOKS}:98-103, thop/vision/calc_func.py:57-62")
+@modules_only
+def softmax(v: LayerView) -> int:
+    """per row of the softmax axis (n features): n exps, n - 1 adds and n divides"""
+    n = v.x[v.attrs["dim"]]
+    return v.in_numel // n * (3 * n - 1)
+
+
 CONVENTIONS = (
     Convention(
         name="thop", tool="thop", version="0.1.1.post2209072238", entry="profile(model, inputs=(x,))",
         unit="MACs",
         reason="+ 4/element batch norm, average pools; no activations, max pools",
-        rules={"conv": macs, "linear": macs, "batch_norm2d": norm, "layer_norm": norm, "avg_pool2d": avg_pool,
-               "adaptive_avg_pool2d": adaptive_avg_pool, "global_avg_pool2d": adaptive_avg_pool}),
+        rules={"conv2d": macs, "linear": macs, "batch_norm2d": norm, "layer_norm": norm, "avg_pool2d": avg_pool,
+               "adaptive_avg_pool2d": adaptive_avg_pool, "global_avg_pool2d": adaptive_avg_pool,
+               "softmax": softmax}),
 )

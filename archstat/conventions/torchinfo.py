@@ -36,11 +36,18 @@ def container_parameter(v: LayerView) -> int:
     return 0
 
 
+@rule(SOURCE)
+def no_module(v: LayerView) -> int:
+    """0: PyTorch has no module for it, so torchinfo has nothing to hook"""
+    return 0
+
+
 CONVENTIONS = (
     Convention(
         name="torchinfo", tool="torchinfo", version="1.8.0", entry="summary(model).total_mult_adds",
         unit="Mult-Adds",
         reason="+ biases; N x params for norms and linears; a channels-last linear loses H x W",
-        rules={"conv": conv, "layer_scale": container_parameter, "channel_bias": container_parameter},
+        rules={"conv2d": conv, "layer_scale": container_parameter, "channel_bias": container_parameter,
+               "locally_connected2d": no_module},
         default=parameters_times_batch),
 )

@@ -69,20 +69,11 @@ def adaptive_avg_pool(v: LayerView) -> int:
     return v.out_numel * (_adaptive_kernel(v) + 1)
 
 
-@rule(f"{_F}:135-139")
+@rule(f"{_F}:135-139, 74-81")
 @modules_only
-def conv_flops(v: LayerView) -> int:
-    """per output element: 2 x (C_in / groups) x kH x kW - 1, + 1 with a bias"""
-    terms = v.macs // v.out_numel
-    return v.out_numel * (2 * terms - 1 + ("bias" in v.params))
-
-
-@rule(f"{_F}:74-81")
-@modules_only
-def linear_flops(v: LayerView) -> int:
-    """per output element: 2 x in_features - 1, + 1 with a bias"""
-    terms = v.macs // v.out_numel
-    return v.out_numel * (2 * terms - 1 + ("bias" in v.params))
+def affine_flops(v: LayerView) -> int:
+    """conv and linear: per output element 2 x (MACs per output) - 1, + 1 with a bias"""
+    return v.out_numel * (2 * (v.macs // v.out_numel) - 1 + ("bias" in v.params))
 
 
 @rule(f"{_F}:142-166")
@@ -110,7 +101,14 @@ def dropout_flops(v: LayerView) -> int:
     return v.in_numel if v.attrs["p"] > 0 else 0
 
 
-_POOLS = {"max_pool2d": max_pool, "avg_pool2d": avg_pool, "adaptive_avg_pool2d": adaptive_avg_pool,
+@rule(f"{_M}:119-125, {_F}:187-193")
+@modules_only
+def adaptive_max_pool(v: LayerView) -> int:
+    """(kH x kW - 1) per output element, the kernel guessed from the sizes"""
+    return v.out_numel * (_adaptive_kernel(v) - 1)
+
+
+_POOLS = {"adaptive_max_pool2d": adaptive_max_pool, "max_pool2d": max_pool, "avg_pool2d": avg_pool, "adaptive_avg_pool2d": adaptive_avg_pool,
           "global_avg_pool2d": adaptive_avg_pool}
 
 CONVENTIONS = (
@@ -118,15 +116,16 @@ CONVENTIONS = (
         name="torchscan-macs", tool="torchscan", version="0.2.0", entry='crawl_module(model, shape)["totals"]["macs"]',
         unit="MACs",
         reason="+ 2/element batch norm, pools (an int kernel not squared)",
-        rules={"conv": macs, "linear": macs, "batch_norm2d": bn_macs, **_POOLS}),
+        rules={"conv2d": macs, "linear": macs, "batch_norm2d": bn_macs, **_POOLS}),
     Convention(
         name="torchscan-flops", tool="torchscan", version="0.2.0",
         entry='crawl_module(model, shape)["totals"]["module_flops"]', unit="FLOPs",
         reason="2 per MAC - 1 per output; + norms, activations, pools, dropout",
-        rules={"conv": conv_flops, "linear": linear_flops, "batch_norm2d": bn_flops,
+        rules={"conv2d": affine_flops, "linear": affine_flops, "batch_norm2d": bn_flops,
                "layer_norm": layer_norm_flops, "layer_norm2d": layer_norm_flops,
                "relu": per_element(1, f"{_F}:90-93", "one per element", modules=True),
                "relu6": per_element(2, f"{_F}:108-111", "two per element", modules=True),
                "sigmoid": per_element(4, f"{_F}:84-87", "four per element", modules=True),
+               "tanh": per_element(6, f"{_F}:114-117", "six per element", modules=True),
                "dropout": dropout_flops, **_POOLS}),
 )

@@ -323,13 +323,15 @@ class Translator:
 
 def torch_call(node: torch.fx.Node) -> str:
     """How the traced code ran ``node`` (``registry.TORCH_CALLS``): a module, a Tensor
-    method, an operator (``x + y``, ``out += y``) or a function (F.relu, torch.cat)."""
+    method, an operator (``x + y``, ``out += y``), a torch.* function (torch.cat,
+    torch.relu) or another function (F.relu)."""
     if node.op == "call_module":
         return "module"
     if node.op == "call_method":
         return "method"
     if node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node):
         return torch_call(node.args[0])   # one output of a call with several (x.chunk(2))
-    if getattr(node.target, "__module__", None) in ("operator", "_operator"):
+    home = getattr(node.target, "__module__", None)
+    if home in ("operator", "_operator"):
         return "operator"
-    return "function"
+    return "torch" if home in ("torch", "torch.functional") else "function"

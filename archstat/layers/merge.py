@@ -78,7 +78,7 @@ class Concat(_Merge):
     """
 
     name = "concat"
-    torch_call = "function"
+    torch_call = "torch"
     alias = "concat"
     min_inputs = 1
     fields = (Field("dim", "int", 1, "dimension to join along (1: channels)"),)

@@ -30,7 +30,10 @@ class BatchNorm2d(LayerType):
     """Batch normalisation over (N, H, W) per channel, as torch.nn.BatchNorm2d.
 
     Counts: MACs = 0. FLOPs = 2 per element at inference (the running statistics and the
-    affine weight fold into one multiply and one add per element).
+    affine weight fold into one multiply and one add per element). Backward (training, batch
+    statistics): 3 per element for the reductions sum(dy) and sum(dy * x_hat) that give the
+    shift's and scale's gradients, and 7 more for the input's gradient when it needs one
+    (recompute x_hat: 2; gamma / std * (dy - mean(dy) - x_hat * mean(dy * x_hat)): 5).
     Parameters: weight (gamma) and bias (beta), C each, when affine. Buffers: running_mean and
     running_var, C each, when track_running_stats (PyTorch's scalar num_batches_tracked is not counted).
     """
@@ -38,6 +41,12 @@ class BatchNorm2d(LayerType):
     name = "batch_norm2d"
     alias = "bn"
     family = "norm"
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        n = numel(out_shape)
+        if input_grads[0]:
+            return 10 * n
+        return 3 * n if attrs["affine"] else 0
     fields = (
         Field("num_features", "int", INFERRED, "channels; inferred from the graph", minimum=1),
         Field("eps", "float", 1e-5, "added to the variance", minimum=0.0),
@@ -239,9 +248,13 @@ class LayerScale(LayerType):
     """A learned scale per channel, y = gamma * x, as ConvNeXt's layer scale (torchvision
     CNBlock: `nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)`, used as `layer_scale * x`).
 
-    Counts: MACs = 0. FLOPs = 1 multiply per element.
+    Counts: MACs = 0. FLOPs = 1 multiply per element. Backward: the scale's gradient
+    sum(dy * x), 2 per element, and the input's gamma * dy, 1 per element when it needs one.
     Parameters: weight, C values: shape (C, 1, 1) for (N, C, H, W), (C,) for (N, C).
     """
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        return numel(out_shape) * (2 + (1 if input_grads[0] else 0))
 
     name = "layer_scale"
     torch_call = "operator"
@@ -285,9 +298,13 @@ class ChannelBias(LayerType):
     """A learned shift per channel, y = x + b: the per-channel ``Add`` of an imported graph
     that no conv or linear layer takes in as its bias.
 
-    Counts: MACs = 0. FLOPs = 1 add per element.
+    Counts: MACs = 0. FLOPs = 1 add per element. Backward: the shift's gradient sum(dy), 1
+    per element (the input's gradient is dy itself).
     Parameters: bias, C values.
     """
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        return numel(out_shape)
 
     name = "channel_bias"
     torch_call = "operator"

@@ -60,8 +60,12 @@ class _Pool(LayerType):
 class MaxPool2d(_Pool):
     """Max pooling over kH x kW windows, as torch.nn.MaxPool2d.
 
-    Counts: MACs = 0. FLOPs = (kH * kW - 1) comparisons per output element.
+    Counts: MACs = 0. FLOPs = (kH * kW - 1) comparisons per output element. Backward: each
+    output's gradient added to its window's maximum, 1 per output element.
     """
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        return numel(out_shape) if input_grads[0] else 0
 
     name = "max_pool2d"
     alias = "pool"
@@ -217,10 +221,14 @@ class AdaptiveMaxPool2d(_AdaptivePool):
 
     Counts: MACs = 0. FLOPs = window size - 1 comparisons per output element, summed:
     N * C * (T_h * T_w - H_out * W_out), with T = H + H_out - gcd(H, H_out) the sum of the
-    window lengths along an axis.
+    window lengths along an axis. Backward: each output's gradient added to its window's
+    maximum, 1 per output element.
 
     Receptive field and dtypes as adaptive_avg_pool2d.
     """
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        return numel(out_shape) if input_grads[0] else 0
 
     name = "adaptive_max_pool2d"
     alias = "adaptive_maxpool"

@@ -220,10 +220,11 @@ class LayerType:
     #: changes nothing (importers fold such a Pad into the pool)
     non_negative: ClassVar[bool] = False
     #: how PyTorch code usually runs this layer: ``module`` (an nn.Module), ``function``
-    #: (torch.nn.functional.* or torch.*: torch.cat), ``method`` (a Tensor method: x.chunk)
-    #: or ``operator`` (x + y, x * y). A spec layer's ``call`` says where its source differs
-    #: (F.relu in Inception). Only peer tools' conventions read it: tools that hook modules do
-    #: not see a function call.
+    #: (torch.nn.functional.*, or a Python function), ``torch`` (a torch.* function:
+    #: torch.cat, torch.flatten), ``method`` (a Tensor method: x.chunk) or ``operator``
+    #: (x + y, x * y). A spec layer's ``call`` says where its source differs (F.relu in
+    #: Inception). Only peer tools' conventions read it: tools that hook modules do not see a
+    #: function call, and tools that patch F.* do not see torch.*.
     torch_call: ClassVar[str] = "module"
 
     def view_strides(self, in_shape: Shape, in_strides: Shape, attrs: Mapping[str, Any]) -> Shape | None:
@@ -278,7 +279,7 @@ class RunContext:
 _REGISTRY: dict[str, LayerType] = {}
 
 #: the ways PyTorch code runs a layer (``LayerType.torch_call``, a spec layer's ``call``)
-TORCH_CALLS = ("module", "function", "method", "operator")
+TORCH_CALLS = ("module", "function", "torch", "method", "operator")
 
 
 def register(cls: type[LayerType]) -> type[LayerType]:

@@ -51,7 +51,7 @@ class Flatten(LayerType):
     is_view = True  # a reshape: a view where the merged axes lie evenly in memory, else a copy
 
     name = "flatten"
-    torch_call = "function"
+    torch_call = "torch"
     alias = "flatten"
     family = "shape"
     fields = (
@@ -111,10 +111,14 @@ class Flatten(LayerType):
 class Dropout(LayerType):
     """Dropout with probability p, as torch.nn.Dropout (identity at inference).
 
-    Counts: MACs = 0. FLOPs = 0 at inference (identity).
+    Counts: MACs = 0. FLOPs = 0 at inference (identity). Backward (training): dy times the
+    scaled mask, 1 per element.
     """
 
     is_view = True  # at inference PyTorch returns the input tensor itself
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        return numel(out_shape) if input_grads[0] and attrs["p"] > 0 else 0
 
     def training_extra_bytes(self, out_elements, itemsize, attrs=None):
         # training draws a new output and keeps a one-byte mask per element for backward
@@ -340,7 +344,8 @@ class StochasticDepth(LayerType):
     each sample ('row') or the whole batch ('batch') is zeroed with probability p and the
     survivors scaled by 1 / (1 - p); the identity at inference (a view, like dropout).
 
-    Counts: MACs = 0. FLOPs = 0 at inference (identity).
+    Counts: MACs = 0. FLOPs = 0 at inference (identity). Backward (training): dy times the
+    scaled noise, 1 per element.
 
     Training memory: a new output (``training_extra_bytes``; none when p = 0, where
     torchvision returns the input); the noise, N values in 'row' mode or one in 'batch'
@@ -348,6 +353,9 @@ class StochasticDepth(LayerType):
     """
 
     is_view = True  # at inference torchvision returns the input tensor itself
+
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+        return numel(out_shape) if input_grads[0] and attrs["p"] > 0 else 0
 
     def training_extra_bytes(self, out_elements, itemsize, attrs=None):
         return 0 if attrs is not None and attrs["p"] == 0 else out_elements * itemsize

@@ -35,7 +35,9 @@ PROFILE_COLUMNS: dict[str, str] = {
     "roofline_gflops": "attainable rate at this intensity: min(GEMM peak, intensity x bandwidth) (GFLOP/s)",
     "roofline_pct": "gflops as a percentage of roofline_gflops",
     "bound": "'compute' if intensity x bandwidth >= GEMM peak, else 'memory' ('' for the input)",
-    "backward_gflops": "the analysis' backward_flops / backward time (GFLOP/s)",
+    "backward_gflops": "the backward FLOPs the engine does / backward time (GFLOP/s): the analysis' "
+                       "backward_flops, plus the input gradients the engine computes though training needs "
+                       "none (the image's)",
     "measured_live_bytes": "bytes allocated while the layer ran in the forward pass (tracemalloc) "
                            "+ the input: compare with live_bytes",
 }
@@ -195,6 +197,24 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
                      held=held, state=state, predicted=predicted, load=load)
 
 
+def _engine_backward_flops(analysis: Analysis) -> dict[str, int]:
+    """Backward FLOPs per layer as the engine runs them: it computes every input's gradient,
+    the image's too, where the analysis counts only the gradients training needs."""
+    model = analysis.model
+    shapes = model.shapes(analysis.batch, analysis.input_shape)
+    needs = dict(zip(analysis.layers["name"], analysis.layers["needs_grad"]))
+    out = {}
+    for layer, counted in zip(model.layers(), analysis.layers["backward_flops"]):
+        if not layer.inputs:
+            out[layer.name] = 0
+            continue
+        ins, y = [shapes[s] for s in layer.inputs], shapes[layer.name]
+        bf = layer.type.backward_flops
+        out[layer.name] = (int(counted) + bf(ins, y, layer.attrs, [True] * len(ins))
+                           - bf(ins, y, layer.attrs, [needs[s] for s in layer.inputs]))
+    return out
+
+
 def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: int, warmup: int, seed: int,
               train: bool, held: int, state: int, predicted: int, load: float | None = None) -> Profile:
     rows = analysis.rows()
@@ -202,6 +222,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
     new: dict[str, list[Any]] = {k: [] for k in PROFILE_COLUMNS}
     traffic = traffic_bytes(rows, analysis.dtype)
+    engine_backward = _engine_backward_flops(analysis) if train else {}
     for r, nbytes in zip(rows, traffic):
         name, is_input = r["name"], not r["inputs"]
         # a training-only layer (an auxiliary head) does not run at inference: no times (NaN)
@@ -220,7 +241,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         new["roofline_gflops"].append(attainable)
         new["roofline_pct"].append(100 * rate / attainable if attainable > 0 else math.nan)
         new["bound"].append("" if is_input else roof.bound(ai))
-        new["backward_gflops"].append(_rate(r["backward_flops"], bwd[0]) if train else math.nan)
+        new["backward_gflops"].append(_rate(engine_backward[name], bwd[0]) if train else math.nan)
         if m.memory is None or not (is_input or name in m.memory.layers):
             new["measured_live_bytes"].append(None)
         else:  # the input (and dy) are allocated before the pass and held through it

@@ -42,6 +42,15 @@ def _ratio(row: dict[str, Any]) -> str:
     return f"{row['ratio']:.3f}" + (" P" if row["ratio_to"] == "params" else "")
 
 
+def _caveat(analysis: Analysis) -> str:
+    """What a foreign file cannot tell the conventions."""
+    if str(analysis.model.file or "").lower().endswith(".onnx"):
+        return ("This model comes from an ONNX file, which does not say how the PyTorch source ran each "
+                "layer: each is taken as its type's usual call (a ReLU as an nn.ReLU module), and the tools "
+                "would see any batch norm the exporter folded into a conv as that conv's bias.")
+    return ""
+
+
 def _header(analysis: Analysis) -> str:
     t = analysis.totals
     return (f"{analysis.model.name}: input {'x'.join(map(str, analysis.input_shape))}, batch {analysis.batch}; "
@@ -52,7 +61,8 @@ def render_conventions(analysis: Analysis, fmt: str = "table", width: int = 100)
     """One row per tool: its unit, total, ratio to archstat's MACs and the reason."""
     rows = convention_rows(analysis)
     if fmt == "json":
-        return json.dumps({"model": analysis.model_info(), "conventions": rows}, indent=2) + "\n"
+        return json.dumps({"model": analysis.model_info(), "conventions": rows,
+                           "caveat": _caveat(analysis) or None}, indent=2) + "\n"
     if fmt == "csv":
         keys = ("name", "tool", "version", "unit", "total", "ratio", "ratio_to", "reason")
         lines = [",".join(keys)] + [",".join(_csv_cell(r[k]) for k in keys) for r in rows]
@@ -63,12 +73,12 @@ def render_conventions(analysis: Analysis, fmt: str = "table", width: int = 100)
     versions = ", ".join(dict.fromkeys(f"{r['tool']} {r['version']}" for r in rows if r["version"]))
     notes = ("Ratio: the total over archstat's MACs (P: over its parameters). Each tool's rules are written "
              f"per layer type in archstat/conventions/; 'archstat conventions MODEL --explain NAME' shows "
-             f"where one differs. Versions: {versions}.")
+             f"where one differs. Versions: {versions}. {_caveat(analysis)}").strip()
     if fmt == "md":
         return "\n".join([f"# {analysis.model.name}: every tool's number", "", _header(analysis), "",
                           md_table(headers, aligns, body, None), "", notes]) + "\n"
-    return "\n".join([_header(analysis), "", _wrapped_table(headers, aligns, body, width), "",
-                      *textwrap.wrap(notes, width)]) + "\n"
+    return "\n".join([*textwrap.wrap(_header(analysis), width), "", _wrapped_table(headers, aligns, body, width),
+                      "", *textwrap.wrap(notes, width)]) + "\n"
 
 
 def _wrapped_table(headers: Sequence[str], aligns: Sequence[str], body: Sequence[Sequence[str]],
@@ -107,7 +117,7 @@ def explain_rows(analysis: Analysis, name: str) -> list[dict[str, Any]]:
                                     "rule": " ".join((rule.__doc__ or "not counted").split()),
                                     "source": getattr(rule, "source", "")})
         g["layers"] += 1
-        g["archstat"] += 0 if skip else (view.own_state() if conv.kind == "params" else view.macs)
+        g["archstat"] += 0 if skip else (view.own_params() if conv.kind == "params" else view.macs)
         g["tool"] += count
     for g in groups.values():
         g["difference"] = g["tool"] - g["archstat"]
@@ -117,7 +127,7 @@ def explain_rows(analysis: Analysis, name: str) -> list[dict[str, Any]]:
 def render_explain(analysis: Analysis, name: str, fmt: str = "table", width: int = 100) -> str:
     conv = conv_mod.get(name)
     rows = explain_rows(analysis, name)
-    what = "parameters and buffers" if conv.kind == "params" else "MACs"
+    what = "parameters" if conv.kind == "params" else "MACs"
     base = analysis.totals["params"] if conv.kind == "params" else analysis.totals["macs"]
     total = sum(r["tool"] for r in rows)
     if fmt == "json":
@@ -125,30 +135,30 @@ def render_explain(analysis: Analysis, name: str, fmt: str = "table", width: int
                            "convention": {"name": conv.name, "tool": conv.tool, "version": conv.version,
                                           "entry": conv.entry, "unit": conv.unit, "total": total,
                                           "reason": conv.reason},
-                           "archstat": {"unit": what, "total": base}, "groups": rows}, indent=2) + "\n"
+                           "archstat": {"unit": what, "total": base}, "groups": rows,
+                           "caveat": _caveat(analysis) or None}, indent=2) + "\n"
     keys = ("type", "call", "layers", "archstat", "tool", "difference", "rule", "source")
     if fmt == "csv":
         return "\n".join([",".join(keys)] + [",".join(_csv_cell(r[k]) for k in keys) for r in rows]) + "\n"
     counted = [r for r in rows if r["tool"] or r["archstat"]]
     silent = [r for r in rows if not (r["tool"] or r["archstat"])]
-    headers = ["Layer type", "Called as", "Layers", f"archstat {what}", f"{conv.name} {conv.unit}", "Difference",
-               "The tool's rule"]
-    aligns = ["<", "<", ">", ">", ">", ">", "<"]
+    headers = ["Layer type", "Called as", "Layers", f"archstat {what}", f"{conv.name} {conv.unit}", "Difference"]
+    aligns = ["<", "<", ">", ">", ">", ">"]
     body = [[r["type"], r["call"], str(r["layers"]), thousands(r["archstat"]), thousands(r["tool"]),
-             f"{r['difference']:+,}", r["rule"]] for r in counted]
+             f"{r['difference']:+,}"] for r in counted]
     head = (f"{analysis.model.name}: {conv.tool} {conv.version} says {thousands(total)} {conv.unit}, "
             f"archstat {thousands(base)} {what} ({total - base:+,}): {conv.reason}. Measured as "
-            f"{conv.entry}.")
+            f"{conv.entry}. {_caveat(analysis)}").strip()
+    rules = [f"{r['type']} ({r['call']}): {r['rule']}" + (f" [{r['source']}]" if r["source"] else "")
+             for r in counted]
     zero = ("Counted by neither: " + ", ".join(f"{r['type']} ({r['call']}) x{r['layers']}" for r in silent) + "."
             if silent else "")
-    by_source: dict[str, list[str]] = {}
-    for r in counted:
-        if r["source"]:
-            by_source.setdefault(r["source"], []).append(r["type"])
-    sources = f"Sources in {conv.tool} {conv.version}: " + "; ".join(
-        f"{src} ({', '.join(dict.fromkeys(types))})" for src, types in by_source.items()) + "."
     if fmt == "md":
         return "\n".join([f"# {analysis.model.name}: {conv.name} explained", "", head, "",
-                          md_table(headers, aligns, body, None), "", zero, "", sources]) + "\n"
-    return "\n".join([*textwrap.wrap(head, width), "", _wrapped_table(headers, aligns, body, width), "",
-                      *textwrap.wrap(zero, width), *textwrap.wrap(sources, width)]) + "\n"
+                          md_table(headers, aligns, body, None), "", f"The rules, as {conv.tool} applies them:", "",
+                          *[f"- {line}" for line in rules], "", zero]) + "\n"
+    out = [*textwrap.wrap(head, width), "", text_table(headers, aligns, body, None), "",
+           f"The rules, as {conv.tool} {conv.version} applies them:"]
+    for line in rules:
+        out += textwrap.wrap(line, width, initial_indent="- ", subsequent_indent="  ")
+    return "\n".join(out + ([""] + textwrap.wrap(zero, width) if zero else [])) + "\n"

@@ -167,8 +167,9 @@ def _convention(analysis: Analysis) -> list[tuple[str, str]]:
     conv = analysis.totals.get("convention")
     if not conv:
         return []
-    macs = analysis.totals["macs"]
-    ratio = f", {conv['total'] / macs:.3f} x archstat's MACs" if macs else ""
+    of, base = (("parameters", analysis.totals["params"]) if conv["kind"] == "params"
+                else ("MACs", analysis.totals["macs"]))
+    ratio = f", {conv['total'] / base:.3f} x archstat's {of}" if base else ""
     return [(conv["name"], f"{thousands(conv['total'])} {conv['unit']} ({conv['tool']} {conv['version']}{ratio}): "
                            f"{conv['reason']} ('archstat conventions {analysis.model.zoo_name or 'MODEL'} "
                            f"--explain {conv['name']}' shows where)")]
