@@ -50,5 +50,5 @@ CONVENTIONS = (
         name="flopcountermode-train", tool="torch.utils.flop_counter.FlopCounterMode", version="torch 2.14.1",
         entry="with FlopCounterMode() as f: model(x).sum().backward(); f.get_total_flops()", unit="FLOPs",
         reason="forward + backward of conv and linear; grouped weight gradients x groups",
-        rules={"conv2d": conv_training, "locally_connected2d": conv_training, "linear": linear_training}),
+        rules={"conv2d": conv_training, "linear": linear_training}),
 )
