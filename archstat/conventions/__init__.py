@@ -41,7 +41,14 @@ def get(name: str) -> Convention:
 
 def views(analysis: "Analysis") -> list[LayerView | None]:
     """A :class:`LayerView` per analysed row (None for the input), at the analysis' batch
-    and input size."""
+    and input size (built once per analysis)."""
+    cached = getattr(analysis, "_convention_views", None)
+    if cached is None:
+        cached = analysis._convention_views = _views(analysis)
+    return cached
+
+
+def _views(analysis: "Analysis") -> list[LayerView | None]:
     model = analysis.model
     shapes = model.shapes(analysis.batch, analysis.input_shape)
     cols = analysis._columns
