@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 from .errors import ArchstatError, did_you_mean
 from .graph import Model, load, paused_gc
-from .layers.registry import Shape, Window
+from .layers.registry import Forward, Shape, Window
 from .layers.window import effective_kernel
 from .spec import INPUT_NAME
 
@@ -379,7 +379,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     training_only = []
     backward = []
     needs_grad: dict[str, bool] = {}   # does the layer's output need a gradient in training?
-    out_degree = model.graph.out_degree
+    readers, storage, ties = model.readers, model.storage, model.ties
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
@@ -391,24 +391,27 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             grads_in = [needs_grad[src] for src in layer.inputs]
             try:
                 all_params = ltype.param_shapes(ins, attrs)
-                pshapes = model.own_tensors(name, all_params)
-                buffers = sum(prod(s) for s in model.own_tensors(name, ltype.buffer_shapes(ins, attrs)).values())
+                all_buffers = ltype.buffer_shapes(ins, attrs)
+                if name in ties:
+                    pshapes, all_buffers = model.own_tensors(name, all_params), model.own_tensors(name, all_buffers)
+                else:
+                    pshapes = all_params
+                buffers = sum(prod(s) for s in all_buffers.values()) if all_buffers else 0
                 macs = ltype.macs(ins, out, attrs)
                 flops = ltype.flops(ins, out, attrs)
-                backward.append(ltype.backward_flops(ins, out, attrs, grads_in))
+                backward.append(ltype.backward_flops(ins, out, attrs, grads_in, Forward(macs, flops, all_params)))
             except ArchstatError as exc:
                 raise exc.with_context(file=model.file, layer=name)
-            params = sum(prod(s) for s in pshapes.values())
+            params = sum(prod(s) for s in pshapes.values()) if pshapes else 0
             bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
-            own = n_out * size if model.owns_storage(name) else 0
+            own = n_out * size if storage[name] == name else 0
             training_extra += ltype.training_extra_bytes(n_out, size, attrs)
             if layer.training_only:  # kept for the backward pass of a training step
                 training_extra += own
-            needs_grad[name] = bool(all_params) or any(grads_in)
-            readers = out_degree(name)
-            if readers > 1 and needs_grad[name]:   # the readers' gradients are summed here
-                backward[-1] += (readers - 1) * n_out
+            needs_grad[name] = grad = bool(all_params) or True in grads_in
+            if grad and readers[name] > 1:   # the readers' gradients are summed here
+                backward[-1] += (readers[name] - 1) * n_out
         else:
             params = bias = buffers = macs = flops = 0
             own = n_out * size

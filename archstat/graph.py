@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from types import MappingProxyType
 import gc
 import os
 from pathlib import Path
@@ -125,7 +126,9 @@ class Model:
         for name, shape in shapes.items():
             self.graph.nodes[name]["shape"] = shape[1:]
         self._check_shares(shapes)
-        self.outputs = [n for n in self.order if self.graph.out_degree(n) == 0]
+        #: how many layers read each node's output
+        self.readers: dict[str, int] = {name: len(succ) for name, succ in self.graph.adjacency()}
+        self.outputs = [n for n in self.order if self.readers[n] == 0]
         self.inference_outputs = self.outputs
         if self.has_training_only:  # an output at inference: no layer that runs at inference reads it
             read = {src for layer in self._layers if not layer.training_only for src in layer.inputs}
@@ -291,11 +294,21 @@ class Model:
         return f"<Model {self.name!r}: {len(self)} layers, input {fmt_shape(self.input_shape)}>"
 
     # -- shapes -----------------------------------------------------------------
-    def shapes(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, Shape]:
-        """Output shape (with the batch axis) of every node, by the registry's shape rules."""
+    def shapes(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> Mapping[str, Shape]:
+        """Output shape (with the batch axis) of every node, by the registry's shape rules
+        (read-only; the last few sizes asked for are kept, as a model does not change)."""
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ArchstatError(f"batch must be a positive integer, got {batch!r}", file=self.file)
         in_shape = self.input_shape if input_shape is None else _check_input(input_shape, self.file)
+        key = (batch, tuple(in_shape))
+        cache = self.__dict__.setdefault("_shape_cache", {})
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = MappingProxyType(self._compute_shapes(batch, in_shape))
+        return cache[key]
+
+    def _compute_shapes(self, batch: int, in_shape: tuple[int, ...]) -> dict[str, Shape]:
         shapes: dict[str, Shape] = {INPUT_NAME: (batch, *in_shape)}
         for layer in self._layers[1:]:
             try:

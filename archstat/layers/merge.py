@@ -138,7 +138,7 @@ class Add(_Merge):
     def flops(self, in_shapes, out_shape, attrs):
         return (len(in_shapes) - 1) * numel(out_shape)
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         # each input's gradient is the output's (summed over any broadcast axes)
         return sum(numel(out_shape) - numel(s) for s, needed in zip(in_shapes, input_grads) if needed)
 
@@ -176,7 +176,7 @@ class Mul(_Merge):
     def flops(self, in_shapes, out_shape, attrs):
         return (len(in_shapes) - 1) * numel(out_shape)
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         # an input's gradient: the output's times the other inputs' product ((n - 1) multiplies
         # per output element), summed over the axes it was broadcast along
         n = numel(out_shape)

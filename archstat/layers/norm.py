@@ -42,7 +42,7 @@ class BatchNorm2d(LayerType):
     alias = "bn"
     family = "norm"
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         n = numel(out_shape)
         if input_grads[0]:
             return 10 * n
@@ -253,7 +253,7 @@ class LayerScale(LayerType):
     Parameters: weight, C values: shape (C, 1, 1) for (N, C, H, W), (C,) for (N, C).
     """
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         return numel(out_shape) * (2 + (1 if input_grads[0] else 0))
 
     name = "layer_scale"
@@ -303,7 +303,7 @@ class ChannelBias(LayerType):
     Parameters: bias, C values.
     """
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         return numel(out_shape)
 
     name = "channel_bias"

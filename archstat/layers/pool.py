@@ -64,7 +64,7 @@ class MaxPool2d(_Pool):
     output's gradient added to its window's maximum, 1 per output element.
     """
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         return numel(out_shape) if input_grads[0] else 0
 
     name = "max_pool2d"
@@ -227,7 +227,7 @@ class AdaptiveMaxPool2d(_AdaptivePool):
     Receptive field and dtypes as adaptive_avg_pool2d.
     """
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         return numel(out_shape) if input_grads[0] else 0
 
     name = "adaptive_max_pool2d"

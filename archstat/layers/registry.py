@@ -23,12 +23,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Sequence
 
 from ..errors import ArchstatError, did_you_mean, short_repr
 from .fields import INFERRED, MAX_INT, REQUIRED, Attrs, Field  # noqa: F401 (the registry's vocabulary)
 
 Shape = tuple[int, ...]
+
+
+class Forward(NamedTuple):
+    """A layer's forward counts, handed to :meth:`LayerType.backward_flops`."""
+
+    macs: int
+    flops: int
+    params: Mapping[str, Shape]
 
 
 @dataclass(frozen=True)
@@ -172,9 +180,10 @@ class LayerType:
         raise NotImplementedError
 
     def backward_flops(self, in_shapes: Sequence[Shape], out_shape: Shape, attrs: Mapping[str, Any],
-                       input_grads: Sequence[bool]) -> int:
+                       input_grads: Sequence[bool], forward: "Forward | None" = None) -> int:
         """FLOPs of the layer's backward pass in a training step; ``input_grads[i]`` says whether
-        input i needs a gradient (the image does not, nor anything computed from it alone).
+        input i needs a gradient (the image does not, nor anything computed from it alone);
+        ``forward``: the layer's forward counts, when the caller has them already.
 
         Default, for a layer with MACs (conv, linear): each input gradient costs 2 FLOPs per
         forward MAC (the transposed product), the weight gradient 2 per MAC again, and a bias
@@ -184,15 +193,17 @@ class LayerType:
         elementwise work costs about the work itself); types whose gradient is cheaper or dearer
         override this.
         """
-        macs = self.macs(in_shapes, out_shape, attrs)
-        params = self.param_shapes(in_shapes, attrs)
+        if forward is None:   # the forward's counts, when the caller has not computed them
+            forward = Forward(self.macs(in_shapes, out_shape, attrs), self.flops(in_shapes, out_shape, attrs),
+                              self.param_shapes(in_shapes, attrs))
+        macs, params = forward.macs, forward.params
         if macs:
             grads = 2 * macs * sum(1 for needed in input_grads if needed)
             if params:
                 grads += 2 * macs + (numel(out_shape) if "bias" in params else 0)
             return grads
         if params or any(input_grads):
-            return self.flops(in_shapes, out_shape, attrs)
+            return forward.flops
         return 0
 
     def window(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> Window | None:

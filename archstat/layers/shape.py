@@ -117,7 +117,7 @@ class Dropout(LayerType):
 
     is_view = True  # at inference PyTorch returns the input tensor itself
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         return numel(out_shape) if input_grads[0] and attrs["p"] > 0 else 0
 
     def training_extra_bytes(self, out_elements, itemsize, attrs=None):
@@ -354,7 +354,7 @@ class StochasticDepth(LayerType):
 
     is_view = True  # at inference torchvision returns the input tensor itself
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads):
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         return numel(out_shape) if input_grads[0] and attrs["p"] > 0 else 0
 
     def training_extra_bytes(self, out_elements, itemsize, attrs=None):
