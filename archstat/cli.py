@@ -46,7 +46,7 @@ examples:
   archstat report vgg16 --input 3 448 448                  resolution study
   archstat report efficientnet --arg variant=b4            a family spec's own arguments
   archstat report lenet5 --format csv > lenet5.csv
-  archstat report resnet50 --convention fvcore            fvcore's count per layer and in total
+  archstat report resnet50 --convention fvcore             fvcore's count per layer and in total
 
 The table shows per layer: output shape (with batch), parameters, MACs, FLOPs, output
 elements and the new memory the output needs; then the totals explained: the CS231n
@@ -381,7 +381,8 @@ def _format(args: argparse.Namespace, default: str) -> str:
         if suffix in _SUFFIX_FORMATS:
             raise ArchstatError(f"this command does not write {_SUFFIX_FORMATS[suffix]} (the suffix {suffix!r})",
                                 field="--output", file=str(args.output),
-                                hint=f"write {', '.join(formats)}: name the file accordingly or give --format")
+                                hint=f"it writes {', '.join(formats)}: choose a suffix for one of them, "
+                                     "or give --format")
         if suffix:  # x.pdf, x.png: text under a name that promises something else
             raise ArchstatError(f"cannot tell a report format from the suffix {suffix!r}", field="--output",
                                 file=str(args.output),
@@ -440,8 +441,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
                        input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)
     if args.convention is not None:
-        from .conventions import apply
-        apply(analysis, args.convention)
+        from .conventions import apply, get
+        apply(analysis, get(args.convention, "--convention").name)
     _emit(args, render_report(analysis, _format(args, "table")))
 
 
@@ -451,7 +452,7 @@ def _cmd_conventions(args: argparse.Namespace) -> None:
     from .report.conventions_table import render_conventions, render_explain
 
     if args.explain is not None:
-        get(args.explain)   # an unknown name fails before any work
+        args.explain = get(args.explain, "--explain").name   # an unknown name fails before any work
     model = _load_model(args, args.spec)
     analysis = analyze(model, batch=args.batch, dtype=args.dtype,
                        input_shape=tuple(args.input) if args.input else None, optimizer=args.optimizer)

@@ -299,7 +299,7 @@ class _Expander:
             if call not in registry.TORCH_CALLS:
                 raise self.error(f"expected one of {', '.join(registry.TORCH_CALLS)}, got {short_repr(call)}",
                                  full, "call", did_you_mean(str(call), registry.TORCH_CALLS)
-                                 or "module: an nn.Module; function: F.relu or torch.cat; method: x.mean(); "
+                                 or "module: an nn.Module; function: F.relu; torch: torch.cat; method: x.mean(); "
                                     "operator: x + y")
             record.call = call
         if "shares" in raw:

@@ -2,7 +2,7 @@
 must equal what the tool itself says.
 
 Three levels: the totals measured with the tools (tests/data/peer_tools.csv, 12 conventions x
-18 torchvision models, checked on every run); small hand-derived cases for the rules that
+68 torchvision CNNs, checked on every run); small hand-derived cases for the rules that
 are easy to get wrong (double counting, folding, what a module-hooking tool cannot see); and,
 where torch, torchvision and the tools are installed (CI), the tools run live on torchvision's
 models and must agree exactly.

@@ -30,13 +30,19 @@ def all_conventions() -> dict[str, Convention]:
     return out
 
 
-def get(name: str) -> Convention:
-    """The convention called ``name``; ArchstatError with did-you-mean otherwise."""
+def get(name: str, field: str = "convention") -> Convention:
+    """The convention called ``name`` (any case); ArchstatError naming ``field`` otherwise,
+    with the tool's conventions when ``name`` is a tool that has several (``calflops``)."""
     known = all_conventions()
-    if name not in known:
-        raise ArchstatError(f"unknown convention {name!r} (known: {', '.join(known)})", field="convention",
-                            hint=did_you_mean(str(name), known))
-    return known[name]
+    key = str(name).strip().lower()
+    if key in known:
+        return known[key]
+    family = [c for c in known if c.startswith(key + "-")] if key else []
+    if family:
+        raise ArchstatError(f"{name!r} has {len(family)} conventions: {', '.join(family)}", field=field,
+                            hint=f"choose one, e.g. {family[0]}")
+    raise ArchstatError(f"unknown convention {name!r} (known: {', '.join(known)})", field=field,
+                        hint=did_you_mean(key, known))
 
 
 def views(analysis: "Analysis") -> list[LayerView | None]:
@@ -75,7 +81,7 @@ def counts(analysis: "Analysis", name: str | Convention) -> list[int]:
     that run only in training under a work convention)."""
     conv = get(name) if isinstance(name, str) else name
     skip = analysis._columns["training_only"]
-    return [0 if view is None or (only and conv.kind == "work") else conv.count(view)
+    return [0 if view is None or (only and conv.kind != "params") else conv.count(view)
             for view, only in zip(views(analysis), skip)]
 
 

@@ -179,8 +179,12 @@ class Convention:
     reason: str
     rules: Mapping[str, Rule]
     default: Rule = zero
-    #: ``work`` (MACs or FLOPs at inference) or ``params`` (every layer's state)
+    #: ``work`` (MACs or FLOPs of a forward pass), ``train`` (of a forward and backward pass)
+    #: or ``params`` (every layer's state); the tools run in eval mode without auxiliary heads,
+    #: so work and train leave out training-only layers
     kind: str = "work"
+    #: the tool's units per multiply-accumulate of a conv or linear layer (2 when it counts FLOPs)
+    per_mac: int = 1
 
     def rule_for(self, type_name: str, family: str) -> Rule:
         return self.rules.get(type_name) or self.rules.get(family) or self.default

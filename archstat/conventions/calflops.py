@@ -95,7 +95,7 @@ _COUNTED = {"relu": per_input_element, "silu": per_input_element, "gelu": per_in
 CONVENTIONS = (
     Convention(
         name="calflops-flops", tool="calflops", version="0.3.2", entry="calculate_flops(model, input_shape)[0]",
-        unit="FLOPs",
+        unit="FLOPs", per_mac=2,
         reason="2 per MAC + conv biases, norms, ReLU/SiLU/GELU, pools; no adds",
         rules={"conv2d": conv_flops, "linear": linear_flops, **_COUNTED}),
     Convention(

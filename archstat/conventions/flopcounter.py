@@ -43,12 +43,13 @@ def linear_training(v: LayerView) -> int:
 CONVENTIONS = (
     Convention(
         name="flopcountermode", tool="torch.utils.flop_counter.FlopCounterMode", version="torch 2.14.1",
-        entry="with FlopCounterMode() as f: model(x); f.get_total_flops()", unit="FLOPs",
+        entry="with FlopCounterMode() as f: model(x); f.get_total_flops()", unit="FLOPs", per_mac=2,
         reason="2 per MAC of conv and linear; nothing else",
         rules={"conv2d": forward, "linear": forward}),
     Convention(
         name="flopcountermode-train", tool="torch.utils.flop_counter.FlopCounterMode", version="torch 2.14.1",
         entry="with FlopCounterMode() as f: model(x).sum().backward(); f.get_total_flops()", unit="FLOPs",
+        per_mac=2, kind="train",
         reason="forward + backward of conv and linear; grouped weight gradients x groups",
         rules={"conv2d": conv_training, "linear": linear_training}),
 )

@@ -12,13 +12,14 @@ from .base import Convention, LayerView, rule
 
 @rule("keras/src/layers/normalization/batch_normalization.py (build)")
 def weights(v: LayerView) -> int:
-    """parameters + buffers the layer holds (batch norm: gamma, beta, moving mean and variance = 4 x C)"""
+    """every weight the layer holds, trainable or not: its parameters and buffers (a batch norm's
+    gamma, beta, moving mean and moving variance: 4 x C)"""
     return v.own_state()
 
 
 CONVENTIONS = (
     Convention(
-        name="keras", tool="Keras", version="3", entry="model.count_params()", unit="params",
+        name="keras", tool="Keras", version="2 and 3", entry="model.count_params()", unit="params",
         reason="+ batch norm's running mean and variance (2 x C per norm)",
         rules={}, default=weights, kind="params"),
 )

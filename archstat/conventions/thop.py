@@ -55,7 +55,7 @@ CONVENTIONS = (
     Convention(
         name="thop", tool="thop", version="0.1.1.post2209072238", entry="profile(model, inputs=(x,))",
         unit="MACs",
-        reason="+ 4/element batch norm, average pools; no activations, max pools",
+        reason="+ 4/element batch norm, average pools; activations and max pools count 0",
         rules={"conv2d": macs, "linear": macs, "batch_norm2d": norm, "layer_norm": norm, "avg_pool2d": avg_pool,
                "adaptive_avg_pool2d": adaptive_avg_pool, "global_avg_pool2d": adaptive_avg_pool,
                "softmax": softmax}),

@@ -119,7 +119,7 @@ CONVENTIONS = (
         rules={"conv2d": macs, "linear": macs, "batch_norm2d": bn_macs, **_POOLS}),
     Convention(
         name="torchscan-flops", tool="torchscan", version="0.2.0",
-        entry='crawl_module(model, shape)["totals"]["module_flops"]', unit="FLOPs",
+        entry='crawl_module(model, shape)["totals"]["module_flops"]', unit="FLOPs", per_mac=2,
         reason="2 per MAC - 1 per output; + norms, activations, pools, dropout",
         rules={"conv2d": affine_flops, "linear": affine_flops, "batch_norm2d": bn_flops,
                "layer_norm": layer_norm_flops, "layer_norm2d": layer_norm_flops,

@@ -17,7 +17,7 @@ FORMATS = ("table", "md", "csv", "json")
 _OWN = (("MACs", "macs", "conv and linear multiply-accumulates, biases left out (exact)"),
         ("FLOPs", "flops", "2 per MAC + each layer's elementwise work, by its type's rule"),
         ("train FLOPs", "training_step_flops",
-         "a training step: forward + backward (conv, linear 2x their MAC FLOPs) + the {optimizer} update"))
+         "a training step: forward + backward (each layer type's rule) + the {optimizer} update"))
 
 
 def convention_rows(analysis: Analysis) -> list[dict[str, Any]]:
@@ -39,7 +39,7 @@ def convention_rows(analysis: Analysis) -> list[dict[str, Any]]:
 def _ratio(row: dict[str, Any]) -> str:
     if row["ratio"] is None:
         return "-"
-    return f"{row['ratio']:.3f}" + (" P" if row["ratio_to"] == "params" else "")
+    return f"{row['ratio']:.3f}"
 
 
 def _caveat(analysis: Analysis) -> str:
@@ -71,14 +71,20 @@ def render_conventions(analysis: Analysis, fmt: str = "table", width: int = 100)
     aligns = ["<", "<", ">", ">", "<"]
     body = [[r["name"], r["unit"], thousands(r["total"]), _ratio(r), r["reason"]] for r in rows]
     versions = ", ".join(dict.fromkeys(f"{r['tool']} {r['version']}" for r in rows if r["version"]))
-    notes = ("Ratio: the total over archstat's MACs (P: over its parameters). Each tool's rules are written "
+    notes = ("Ratio: the total over archstat's MACs (Keras: over its parameters). Each tool's rules are written "
              f"per layer type in archstat/conventions/; 'archstat conventions MODEL --explain NAME' shows "
              f"where one differs. Versions: {versions}. {_caveat(analysis)}").strip()
     if fmt == "md":
         return "\n".join([f"# {analysis.model.name}: every tool's number", "", _header(analysis), "",
                           md_table(headers, aligns, body, None), "", notes]) + "\n"
-    return "\n".join([*textwrap.wrap(_header(analysis), width), "", _wrapped_table(headers, aligns, body, width),
-                      "", *textwrap.wrap(notes, width)]) + "\n"
+    return "\n".join([*_wrap(_header(analysis), width), "", _wrapped_table(headers, aligns, body, width),
+                      "", *_wrap(notes, width)]) + "\n"
+
+
+def _wrap(text: str, width: int, **kw: Any) -> list[str]:
+    """textwrap.wrap that keeps "+ biases" and "H x W" together."""
+    glue = text.replace("+ ", "+\xa0").replace(" x ", "\xa0x\xa0")
+    return [line.replace("\xa0", " ") for line in textwrap.wrap(glue, width, **kw)]
 
 
 def _wrapped_table(headers: Sequence[str], aligns: Sequence[str], body: Sequence[Sequence[str]],
@@ -88,7 +94,7 @@ def _wrapped_table(headers: Sequence[str], aligns: Sequence[str], body: Sequence
     room = max(30, width - sum(fixed) - 2 * len(fixed))
     rows = []
     for r in body:
-        lines = textwrap.wrap(r[-1], room) or [""]
+        lines = _wrap(r[-1], room) or [""]
         rows.append([*r[:-1], lines[0]])
         rows += [[""] * (len(r) - 1) + [more] for more in lines[1:]]
     return text_table(headers, aligns, rows, None)
@@ -110,7 +116,7 @@ def explain_rows(analysis: Analysis, name: str) -> list[dict[str, Any]]:
     for view, count in zip(conv_mod.views(analysis), counts):
         if view is None:
             continue
-        skip = conv.kind == "work" and analysis.model.layer(view.name).training_only
+        skip = conv.kind != "params" and analysis.model.layer(view.name).training_only
         key = (view.type, view.call)
         rule = conv.rule_for(view.type, view.family)
         g = groups.setdefault(key, {"type": view.type, "call": view.call, "layers": 0, "archstat": 0, "tool": 0,
@@ -157,8 +163,8 @@ def render_explain(analysis: Analysis, name: str, fmt: str = "table", width: int
         return "\n".join([f"# {analysis.model.name}: {conv.name} explained", "", head, "",
                           md_table(headers, aligns, body, None), "", f"The rules, as {conv.tool} applies them:", "",
                           *[f"- {line}" for line in rules], "", zero]) + "\n"
-    out = [*textwrap.wrap(head, width), "", text_table(headers, aligns, body, None), "",
+    out = [*_wrap(head, width), "", text_table(headers, aligns, body, None), "",
            f"The rules, as {conv.tool} {conv.version} applies them:"]
     for line in rules:
-        out += textwrap.wrap(line, width, initial_indent="- ", subsequent_indent="  ")
-    return "\n".join(out + ([""] + textwrap.wrap(zero, width) if zero else [])) + "\n"
+        out += _wrap(line, width, initial_indent="- ", subsequent_indent="  ")
+    return "\n".join(out + ([""] + _wrap(zero, width) if zero else [])) + "\n"

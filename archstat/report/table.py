@@ -147,7 +147,7 @@ def summary_lines(analysis: Analysis) -> list[tuple[str, str]]:
                   "('archstat layers' lists each rule)"),
         ("Training FLOPs", f"{thousands(t['training_step_flops'])} ({human(t['training_step_flops'])}) per "
                            f"training step with {t['optimizer']}: every layer's forward + backward "
-                           f"{thousands(t['backward_flops'])} (conv and linear 2x their forward MAC FLOPs) + "
+                           f"{thousands(t['backward_flops'])} (each layer type's rule, 'archstat layers') + "
                            f"the update of each parameter"),
         *_convention(analysis),
         ("Forward memory", f"{human_bytes(t['forward_memory_bytes'])} ({thousands(t['forward_memory_bytes'])} B) "
@@ -306,8 +306,9 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         if m.source:
             lines += textwrap.wrap(f"source: {m.source}", width=100, subsequent_indent="        ")
         lines += ["", text_table(headers, aligns, body, total), ""]
-        lines += [f"{k:<{width}}  {v}" for k, v in summary]
-        lines.append(REPORT_UNITS)
+        for k, v in summary:   # wrapped under its text, so the labels stay a column
+            lines += textwrap.wrap(f"{k:<{width}}  {v}", 100, subsequent_indent=" " * (width + 2))
+        lines += textwrap.wrap(REPORT_UNITS, 100)
         if m.notes:  # after the numbers: in a terminal the table should not scroll away
             lines += [""] + textwrap.wrap(f"notes: {m.notes}", width=100, subsequent_indent="       ")
         return "\n".join(lines) + "\n"
