@@ -497,9 +497,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     from .report.reproduce import reproduce
 
     import warnings
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ArchstatError(f"{out} is a file, not a folder", field="--out", hint="name a folder for the reports")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        paths = reproduce(args.out, figures=args.figures, timing=args.timing)
+        try:
+            paths = reproduce(out, figures=args.figures, timing=args.timing)
+        except OSError as exc:   # a folder that cannot be made or written to
+            raise ArchstatError(f"cannot write the reports ({exc.strerror or exc})", file=str(exc.filename or out),
+                                field="--out", hint="choose a folder you can write to") from None
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
     for w in caught:
@@ -744,6 +751,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except MemoryError as exc:   # NumPy's _ArrayMemoryError too: an allocation the machine refused
+        detail = str(exc).strip() or "an allocation failed"
+        print(f"{PROG}: error: out of memory ({detail}); use a smaller batch or input, or keep "
+              "--memory-limit on (the default) so that a run too large is refused before it starts",
+              file=sys.stderr)
+        return ExitCode.USER_ERROR
     except BrokenPipeError:
         # `archstat report ... | head`: the reader left; that is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -422,3 +422,41 @@ def test_extra_arguments_get_the_subcommand_usage(capsys, lenet):
     assert exc.value.code == 2 and err.startswith("archstat report: error: unrecognized arguments")
     assert err.count("\n") == 1   # one line, as every error
     assert "'archstat compare'" in err and "see 'archstat report --help'" in err
+
+
+def test_reproduce_into_a_file_or_an_impossible_folder_is_one_line(cli, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    code, out, err = cli("reproduce", "--out", str(target), "--no-timing", "--no-figures")
+    assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+    assert target.read_text() == "mine"
+    code, out, err = cli("reproduce", "--out", "/proc/archstat-reports", "--no-timing", "--no-figures")
+    assert code == 2 and "cannot write the reports" in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_the_command_line_is_imported_exits_130(monkeypatch, capsys):
+    import sys
+    import types
+
+    from archstat.__main__ import entry
+
+    class Interrupted(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "archstat.cli", Interrupted("archstat.cli"))
+    with pytest.raises(SystemExit) as stop:
+        entry()
+    assert stop.value.code == 130 and capsys.readouterr().err == "archstat: interrupted\n"
+
+
+def test_running_out_of_memory_is_one_line(cli, monkeypatch):
+    import archstat.analysis
+
+    def refuse(*args, **kwargs):
+        raise MemoryError("Unable to allocate 12.0 GiB for an array with shape (3, 1000000000)")
+
+    monkeypatch.setattr(archstat.analysis, "analyze", refuse)
+    code, out, err = cli("report", "lenet5")
+    assert code == 2 and err.startswith("archstat: error: out of memory (Unable to allocate 12.0 GiB")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -271,6 +271,17 @@ def test_softmax_does_not_overflow():
     assert y.dtype == np.float32 and y[0, 0] == 1.0 and y[0, 2] == 0.0
 
 
+def test_softmax_of_a_scalar_and_of_empty_arrays_as_torch():
+    # torch.softmax(torch.tensor(1.5), 0) is 1; over an empty axis, or of an empty batch, the
+    # result is empty; a dim outside the array is a clear error
+    assert engine.softmax(np.array(1.5), 0) == 1.0 and engine.softmax(np.array(1.5), -1).shape == ()
+    assert engine.softmax_backward(np.array(2.0), np.array(1.0), 0) == 0.0
+    assert engine.softmax(np.zeros((0, 3)), 1).shape == (0, 3)
+    assert engine.softmax(np.zeros((3, 0)), 1).shape == (3, 0)
+    with pytest.raises(ArchstatError, match="dim 2 is out of range for an array of 2 dimension"):
+        engine.softmax(np.zeros((2, 3)), 2)
+
+
 # ----------------------------------------------------------------------- merge, flatten
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -56,9 +56,25 @@ def dropout_backward(dy: np.ndarray, mask: np.ndarray | None, p: float) -> np.nd
     return dx
 
 
+def _softmax_dim(x: np.ndarray, dim: int) -> int:
+    """``dim`` checked against x's axes as torch does (a 0-d tensor takes dim 0 or -1)."""
+    rank = max(x.ndim, 1)
+    if not -rank <= dim < rank:
+        raise ArchstatError(f"dim {dim} is out of range for an array of {x.ndim} dimension(s)", field="dim",
+                            hint=f"use a dim from {-rank} to {rank - 1}")
+    return dim
+
+
 def softmax(x: np.ndarray, dim: int = 1) -> np.ndarray:
     """exp(x) / sum exp(x) along ``dim`` (torch.softmax), with the max subtracted first so
-    exp never overflows (the result is unchanged)."""
+    exp never overflows (the result is unchanged). As torch: a 0-d array gives 1, an empty
+    one an empty result."""
+    x = np.asarray(x)
+    _softmax_dim(x, dim)
+    if x.ndim == 0:
+        return np.ones_like(x)
+    if x.size == 0:
+        return x.copy()
     y = x - x.max(axis=dim, keepdims=True)
     np.exp(y, out=y)
     y /= y.sum(axis=dim, keepdims=True)
@@ -67,7 +83,10 @@ def softmax(x: np.ndarray, dim: int = 1) -> np.ndarray:
 
 def softmax_backward(dy: np.ndarray, y: np.ndarray, dim: int = 1) -> np.ndarray:
     """dx = y * (dy - sum(dy * y) along dim), with y = softmax(x) (the softmax Jacobian
-    diag(y) - y y^T applied to dy)."""
+    diag(y) - y y^T applied to dy). A 0-d softmax is constant: its gradient is 0."""
+    _softmax_dim(np.asarray(y), dim)
+    if np.ndim(y) == 0:
+        return np.zeros_like(dy)
     dx = dy - (dy * y).sum(axis=dim, keepdims=True)
     dx *= y
     return dx
