@@ -627,3 +627,33 @@ def test_cli_threads_option_limits_the_blas_for_the_run_only(cli, cache_home, le
     if before != [1]:                                    # a calibration of its own thread count
         assert data["calibration"]["key"] != calibration_mod.machine_key(calibration_mod.machine_info())
     assert blas_threads() == before                      # restored afterwards
+
+
+def test_fit_confidence_intervals_and_verdict():
+    # the slope's 95% interval: slope +- t(0.975, n - 2) x its standard error; for
+    # x = 0..4, y = (0, 1, 2, 3, 5) by hand: slope 1.2, SS_res 0.4, Sxx 10, t(3) = 3.182
+    f = linear_fit([0, 1, 2, 3, 4], [0, 1, 2, 3, 5])
+    half = 3.182 * math.sqrt(0.4 / 3 / 10)
+    assert f.slope == pytest.approx(1.2) and f.slope_ci == pytest.approx((1.2 - half, 1.2 + half))
+    # R^2's from Fisher's z of r: tanh(atanh(r) -+ 1.96 / sqrt(n - 3)), squared
+    r = math.sqrt(f.r2)
+    lo, hi = (math.tanh(math.atanh(r) + k * 1.959964 / math.sqrt(2)) for k in (-1, 1))
+    assert f.r2_ci == pytest.approx((lo * lo, hi * hi))
+    # five points are too few for a verdict, whatever R^2 says; three give no R^2 interval
+    assert "cannot carry a verdict" in f.verdict("a line")
+    assert math.isnan(linear_fit([1, 2, 3], [1, 2, 3.5]).r2_ci[0])
+    line = linear_fit(range(20), [2 * v + (-1) ** v * 0.5 for v in range(20)])
+    assert line.verdict("a line").startswith("the 20 points support a line")
+    flat = linear_fit(range(20), [(-1) ** v for v in range(20)])
+    assert flat.verdict("a line").startswith("the 20 points do not support a line")
+
+
+def test_fit_slope_interval_agrees_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    x = np.arange(40.0)
+    y = 3 * x + rng.normal(0, 4, 40)
+    ref = stats.linregress(x, y)
+    t = stats.t.ppf(0.975, 38)
+    assert linear_fit(x, y).slope_ci == pytest.approx((ref.slope - t * ref.stderr, ref.slope + t * ref.stderr),
+                                                      rel=1e-4)

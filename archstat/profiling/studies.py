@@ -34,15 +34,47 @@ SWEEP_COLUMNS: dict[str, str] = {
 }
 
 
+#: the fewest points whose fit a report will call a verdict on (below, it only gives the numbers)
+MIN_VERDICT_POINTS = 8
+_NAN_PAIR = (math.nan, math.nan)
+
+
 @dataclass(frozen=True)
 class Fit:
     """Least-squares line ``y = slope * x + intercept`` and its coefficient of determination
-    ``r2 = 1 - SS_res / SS_tot`` over ``n`` points."""
+    ``r2 = 1 - SS_res / SS_tot`` over ``n`` points, with 95% confidence intervals: the slope's
+    from Student's t with n - 2 degrees of freedom (n >= 3), R^2's from Fisher's z of the
+    correlation (n >= 4); NaN where there are too few points."""
 
     slope: float
     intercept: float
     r2: float
     n: int
+    slope_ci: tuple[float, float] = _NAN_PAIR
+    r2_ci: tuple[float, float] = _NAN_PAIR
+
+    def verdict(self, claim: str) -> str:
+        """Whether the points support ``claim`` (a linear relation), or that they cannot say."""
+        if self.n < MIN_VERDICT_POINTS or math.isnan(self.r2_ci[0]):
+            return (f"{self.n} points cannot carry a verdict on {claim} "
+                    f"({MIN_VERDICT_POINTS} or more are needed)")
+        low, high = self.r2_ci
+        if low >= 0.8:
+            return f"the {self.n} points support {claim} (R^2 at least {low:.2f} at 95% confidence)"
+        if high < 0.5:
+            return f"the {self.n} points do not support {claim} (R^2 at most {high:.2f} at 95% confidence)"
+        return f"the {self.n} points neither support nor refute {claim} (R^2 between {low:.2f} and {high:.2f})"
+
+
+def _t975(df: int) -> float:
+    """Student's t quantile for a two-sided 95% interval (Cornish-Fisher beyond the table)."""
+    table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+             2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+             2.052, 2.048, 2.045, 2.042)
+    if df <= len(table):
+        return table[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
 def linear_fit(x: Sequence[float], y: Sequence[float]) -> Fit:
@@ -50,12 +82,24 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> Fit:
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = ~(np.isnan(xs) | np.isnan(ys))
     xs, ys = xs[keep], ys[keep]
-    if len(xs) < 2 or np.ptp(xs) == 0:
-        return Fit(math.nan, math.nan, math.nan, int(len(xs)))
+    n = int(len(xs))
+    if n < 2 or np.ptp(xs) == 0:
+        return Fit(math.nan, math.nan, math.nan, n)
     slope, intercept = np.polyfit(xs, ys, 1)
     ss_res = float(np.sum((ys - (slope * xs + intercept)) ** 2))
     ss_tot = float(np.sum((ys - ys.mean()) ** 2))
-    return Fit(float(slope), float(intercept), 1 - ss_res / ss_tot if ss_tot > 0 else math.nan, int(len(xs)))
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else math.nan
+    slope_ci = r2_ci = _NAN_PAIR
+    if n >= 3:
+        half = _t975(n - 2) * math.sqrt(ss_res / (n - 2) / float(np.sum((xs - xs.mean()) ** 2)))
+        slope_ci = (float(slope) - half, float(slope) + half)
+    if n >= 4 and not math.isnan(r2):
+        r = math.copysign(math.sqrt(max(r2, 0.0)), slope)
+        z, se = math.atanh(min(max(r, -0.999999999), 0.999999999)), 1 / math.sqrt(n - 3)
+        ends = sorted(math.tanh(z + k * 1.959964 * se) for k in (-1, 1))
+        # R^2 = r^2: the interval of r squared (0 when it spans zero)
+        r2_ci = (0.0 if ends[0] < 0 < ends[1] else min(e * e for e in ends), max(e * e for e in ends))
+    return Fit(float(slope), float(intercept), r2, n, slope_ci, r2_ci)
 
 
 class Sweep:

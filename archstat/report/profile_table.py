@@ -293,16 +293,23 @@ def render_ops_time(o, fmt: str = "table") -> str:
     if busy and max(busy) > BUSY:
         tail.append(("Warning", f"other processes used up to {100 * max(busy):.0f}% of the CPUs while timing: "
                                 "the points scatter more than they would on an idle machine"))
+    claim = "operation count predicting time linearly"
     notes = ["Canziani, Paszke & Culurciello 2016 (arXiv:1605.07678) report that operation count predicts "
-             "inference time about linearly; R^2 near 1 supports it on this machine.", UNITS_NOTE]
+             "inference time about linearly. Here, " + "; ".join(
+                 f"over {k}, {f.verdict(claim)}" for k, f in o.fits.items()) + ".", UNITS_NOTE]
     return _render(fmt, "Operations vs measured time", head, (headers, aligns, body, None), tail, notes)
 
 
 def _fit_text(f) -> str:
     if f.n < 2 or math.isnan(f.slope):
         return f"too few points ({f.n})"
-    return (f"time = {f.slope * 1e9:.3g} ms per GMAC x MACs {'+' if f.intercept >= 0 else '-'} "
+    text = (f"time = {f.slope * 1e9:.3g} ms per GMAC x MACs {'+' if f.intercept >= 0 else '-'} "
             f"{abs(f.intercept):.3g} ms; R^2 = {f.r2:.3f} over {f.n} points")
+    if not math.isnan(f.slope_ci[0]):
+        text += f"; 95% CI: slope {f.slope_ci[0] * 1e9:.3g} to {f.slope_ci[1] * 1e9:.3g} ms per GMAC"
+    if not math.isnan(f.r2_ci[0]):
+        text += f", R^2 {f.r2_ci[0]:.2f} to {f.r2_ci[1]:.2f}"
+    return text
 
 
 # ---------------------------------------------------------------------- calibration
