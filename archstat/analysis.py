@@ -291,6 +291,11 @@ class Analysis:
             self._layers = frame
         return self._layers
 
+    def column(self, key: str) -> list[Any]:
+        """One per-layer column as a plain list (the input first), without building the
+        DataFrame."""
+        return self._columns[key]
+
     def add_column(self, key: str, values: list[Any]) -> None:
         """Add a per-layer column (one value per row, the input first), e.g. another tool's
         counts (:func:`archstat.conventions.apply`)."""

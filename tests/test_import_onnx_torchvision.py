@@ -24,6 +24,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 from archstat.importers.onnx_import import read_onnx  # noqa: E402
+from torchvision_meta import meta_model  # noqa: E402
 
 #: a representative set: plain, residual, depthwise + SE, channel shuffle, dense, Inception,
 #: RegNet's SE, ConvNeXt's layer norms and GELU, and AlexNet's dropout and large FC
@@ -177,11 +178,7 @@ def _structure_only(name):
     the importer folds (values 0.01: MACs need shapes, not values)."""
     from onnx import helper, numpy_helper
 
-    with torch.device("meta"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = _meta_safe_build(name)
-    model = model.to_empty(device="cpu").eval()
+    model = meta_model(name).to_empty(device="cpu").eval()
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
             tensor.fill_(0.01)
@@ -203,23 +200,6 @@ def _structure_only(name):
     del graph.node[:]
     graph.node.extend(fills + nodes)
     return proto
-
-
-def _meta_safe_build(name):
-    # RegNet computes its widths with real tensors: let them be on the CPU
-    from torchvision.models import regnet
-
-    real = regnet.BlockParams.from_init_params.__func__
-
-    def on_cpu(cls, *args, **kwargs):
-        with torch.device("cpu"):
-            return real(cls, *args, **kwargs)
-
-    regnet.BlockParams.from_init_params = classmethod(on_cpu)
-    try:
-        return torchvision.models.get_model(name)
-    finally:
-        regnet.BlockParams.from_init_params = classmethod(real)
 
 
 @pytest.mark.torchvision

@@ -19,6 +19,7 @@ import archstat  # noqa: E402
 from archstat import zoo  # noqa: E402
 from archstat.errors import ArchstatError  # noqa: E402
 from archstat.importers.torch_import import read_torch, supported  # noqa: E402
+from torchvision_meta import meta_model  # noqa: E402
 
 
 def imported(module, shape, **kwargs):
@@ -711,24 +712,9 @@ ENGINE_CHECKED = ["resnet18", "mobilenet_v3_small", "convnext_tiny", "shufflenet
 
 
 def _meta_model(name):
-    """torchvision's model on the meta device (structure without memory); RegNet computes its
-    widths with real tensors, so BlockParams runs on the CPU."""
-    torchvision = pytest.importorskip("torchvision")
-    from torchvision.models import regnet
-
-    real = regnet.BlockParams.from_init_params.__func__
-
-    def on_cpu(cls, *args, **kwargs):
-        with torch.device("cpu"):
-            return real(cls, *args, **kwargs)
-
-    regnet.BlockParams.from_init_params = classmethod(on_cpu)
-    try:
-        with warnings.catch_warnings(), torch.device("meta"):
-            warnings.simplefilter("ignore", FutureWarning)     # GoogLeNet's and Inception's init notices
-            return torchvision.models.get_model(name)
-    finally:
-        regnet.BlockParams.from_init_params = classmethod(real)
+    """torchvision's model on the meta device (structure without memory)."""
+    pytest.importorskip("torchvision")
+    return meta_model(name)
 
 
 def test_the_torchvision_list_is_the_zoos_68():

@@ -57,10 +57,9 @@ def views(analysis: "Analysis") -> list[LayerView | None]:
 def _views(analysis: "Analysis") -> list[LayerView | None]:
     model = analysis.model
     shapes = model.shapes(analysis.batch, analysis.input_shape)
-    cols = analysis._columns
-    needs_grad = dict(zip(cols["name"], cols["needs_grad"]))
+    needs_grad = dict(zip(analysis.column("name"), analysis.column("needs_grad")))
     out: list[LayerView | None] = []
-    for layer, macs, flops in zip(model.layers(), cols["macs"], cols["flops"]):
+    for layer, macs, flops in zip(model.layers(), analysis.column("macs"), analysis.column("flops")):
         if not layer.inputs:
             out.append(None)
             continue
@@ -80,7 +79,7 @@ def counts(analysis: "Analysis", name: str | Convention) -> list[int]:
     """The convention's count for every row of ``analysis`` (0 for the input, and for rows
     that run only in training under a work convention)."""
     conv = get(name) if isinstance(name, str) else name
-    skip = analysis._columns["training_only"]
+    skip = analysis.column("training_only")
     return [0 if view is None or (only and conv.kind != "params") else conv.count(view)
             for view, only in zip(views(analysis), skip)]
 

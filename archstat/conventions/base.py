@@ -108,10 +108,6 @@ class LayerView:
         """True when the first input is not C-contiguous in memory (a view of a permute)."""
         return not self.model.contiguous[self.model.layer(self.name).inputs[0]]
 
-    def producers(self) -> list[str]:
-        """Type names of the layers this one reads, in order."""
-        return [self.model.layer(src).type.name for src in self.model.layer(self.name).inputs]
-
     def consumers(self) -> list[str]:
         """Type names of the layers that read this one."""
         return [self.model.layer(dst).type.name for dst in self.model.graph.successors(self.name)]

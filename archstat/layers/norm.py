@@ -243,8 +243,24 @@ class LayerNorm2d(_LayerNormType):
         return _per_channel(_cast(param, x), x)
 
 
+class _PerChannel(LayerType):
+    """A learned tensor per channel applied elementwise (a scale or a shift): (N, C, H, W) or
+    (N, C) in, the same shape out."""
+
+    family = "norm"
+    torch_call = "operator"
+
+    def output_shape(self, in_shapes, attrs):
+        (x,) = in_shapes
+        if len(x) not in (2, 4):
+            raise ArchstatError(f"a {self.name} layer expects an image tensor (N, C, H, W) or flat "
+                                f"features (N, C), got shape {fmt_shape(x)}")
+        check_declared(attrs, "num_features", x[1], "channels")
+        return tuple(x)
+
+
 @register
-class LayerScale(LayerType):
+class LayerScale(_PerChannel):
     """A learned scale per channel, y = gamma * x, as ConvNeXt's layer scale (torchvision
     CNBlock: `nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)`, used as `layer_scale * x`).
 
@@ -253,25 +269,12 @@ class LayerScale(LayerType):
     Parameters: weight, C values: shape (C, 1, 1) for (N, C, H, W), (C,) for (N, C).
     """
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
-        return numel(out_shape) * (2 + (1 if input_grads[0] else 0))
-
     name = "layer_scale"
-    torch_call = "operator"
     alias = "scale"
-    family = "norm"
     fields = (
         Field("num_features", "int", INFERRED, "channels; inferred from the graph", minimum=1),
         Field("init", "float", 1e-6, "the initial value of every scale (ConvNeXt: 1e-6)"),
     )
-
-    def output_shape(self, in_shapes, attrs):
-        (x,) = in_shapes
-        if len(x) not in (2, 4):
-            raise ArchstatError(f"a layer_scale layer expects an image tensor (N, C, H, W) or flat "
-                                f"features (N, C), got shape {fmt_shape(x)}")
-        check_declared(attrs, "num_features", x[1], "channels")
-        return tuple(x)
 
     def param_shapes(self, in_shapes, attrs):
         x = in_shapes[0]
@@ -284,6 +287,9 @@ class LayerScale(LayerType):
     def flops(self, in_shapes, out_shape, attrs):
         return numel(out_shape)
 
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
+        return numel(out_shape) * (2 + (1 if input_grads[0] else 0))
+
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]
         return layer_scale(x, params["weight"]), (x, params["weight"])
@@ -294,7 +300,7 @@ class LayerScale(LayerType):
 
 
 @register
-class ChannelBias(LayerType):
+class ChannelBias(_PerChannel):
     """A learned shift per channel, y = x + b: the per-channel ``Add`` of an imported graph
     that no conv or linear layer takes in as its bias.
 
@@ -303,24 +309,14 @@ class ChannelBias(LayerType):
     Parameters: bias, C values.
     """
 
-    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
-        return numel(out_shape)
-
     name = "channel_bias"
-    torch_call = "operator"
     alias = "shift"
-    family = "norm"
     fields = (
         Field("num_features", "int", INFERRED, "channels; inferred from the graph", minimum=1),
     )
 
-    def output_shape(self, in_shapes, attrs):
-        (x,) = in_shapes
-        if len(x) not in (2, 4):
-            raise ArchstatError(f"a channel_bias layer expects an image tensor (N, C, H, W) or flat "
-                                f"features (N, C), got shape {fmt_shape(x)}")
-        check_declared(attrs, "num_features", x[1], "channels")
-        return tuple(x)
+    def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
+        return numel(out_shape)
 
     def param_shapes(self, in_shapes, attrs):
         return {"bias": (in_shapes[0][1],)}
