@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_zoo)
 
-    p = sub.add_parser("graph", help="draw the layer DAG (PNG, SVG) or export it as Graphviz DOT",
+    p = sub.add_parser("graph", help="draw the layer DAG (PNG, SVG, PDF) or export it as Graphviz DOT",
                        description="Draw a spec's layer graph readably, or write it as DOT.",
                        epilog=_EXAMPLES["graph"], formatter_class=_formatter)
     p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
@@ -404,33 +404,10 @@ def _emit(args: argparse.Namespace, text: str) -> None:
         except OSError as exc:
             raise ArchstatError(f"cannot write to standard output ({exc.strerror or exc})") from None
         return
-    path = Path(args.output)
-    if path.is_dir():
-        raise ArchstatError("is a directory", file=str(path), field="--output",
-                            hint="give a file name, e.g. -o report.md")
-    _make_parent(path)
-    try:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
-        os.replace(tmp, path)  # never leave a half-written report behind
-    except OSError as exc:
-        Path(str(path) + ".tmp").unlink(missing_ok=True)
-        raise ArchstatError(f"cannot write the output ({exc.strerror or exc})", file=str(path),
-                            field="--output") from None
-    print(f"wrote {path}", file=sys.stderr)
-
-
-def _make_parent(path: Path) -> None:
-    """-o creates missing folders; a file standing where a folder should be is an error."""
-    for parent in reversed(path.parents):
-        if parent.exists() and not parent.is_dir():
-            raise ArchstatError(f"{parent} is a file, not a folder", file=str(path), field="--output",
-                                hint="choose another path")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArchstatError(f"cannot create the folder ({exc.strerror or exc})", file=str(path),
-                            field="--output") from None
+    from .outfile import write_file
+    path = write_file(args.output, text, field="--output")
+    if str(path) != "-":
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -487,7 +464,6 @@ def _cmd_graph(args: argparse.Namespace) -> None:
     if not args.output:
         sys.stdout.write(to_dot(model, analysis, color_by=args.color_by, collapse=args.collapse))
         return
-    _make_parent(Path(args.output))
     path = draw_graph(model, args.output, analysis=analysis, color_by=args.color_by,
                       collapse=args.collapse, title=args.title)
     print(f"wrote {path}", file=sys.stderr)
@@ -536,7 +512,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-limit", type=_size, default="auto", metavar="SIZE",
                    help="refuse, before allocating, a run predicted to need more (e.g. 4GB, 512MB; "
                         "'none'; default 'auto': 80%% of physical memory)")
-    p.add_argument("--plot", metavar="FILE", help="also draw the figures (FILE.png or FILE.svg)")
+    p.add_argument("--plot", metavar="FILE", help="also draw the figures (FILE.png, FILE.svg or FILE.pdf)")
     _unknown_option(p)
     _threads_option(p)
     _quiet_option(p)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import ArchstatError
+from .outfile import write_file
 from .graph import Model, load
 from .layers.fields import INFERRED, REQUIRED
 from .spec import INPUT_NAME
@@ -80,11 +81,7 @@ def save(model: Model, path: str | os.PathLike) -> Path:
         text = json.dumps(spec_data(model), indent=2) + "\n"
     else:
         text = spec_text(model)
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ArchstatError(f"cannot write the spec ({exc.strerror or exc})", file=str(path)) from None
-    return path
+    return write_file(path, text, field="path")
 
 
 def _plain(value: Any) -> Any:

@@ -369,7 +369,7 @@ def test_output_is_a_directory(write_spec, cli, tmp_path):
     path = write_spec(spec(conv()))
     code, out, err = cli("report", path, "-o", tmp_path)
     assert (code, out) == (2, "")
-    assert err == f"archstat: error: {tmp_path}: field '--output': is a directory; give a file name, e.g. -o report.md\n"
+    assert err == f"archstat: error: {tmp_path}: field '--output': is a folder, not a file; give a file name inside it\n"
 
 
 def test_failed_run_loses_nothing(write_spec, cli, tmp_path):

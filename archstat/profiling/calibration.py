@@ -255,14 +255,12 @@ def load_calibration(machine: dict[str, Any] | None = None) -> Calibration | Non
 def save_calibration(cal: Calibration) -> Path | None:
     """Write the cache file atomically; None when the cache folder is not writable."""
     path = cache_path(cal.machine)
+    from ..outfile import write_file
+    data = cal.to_dict()
+    data.update(source="measured", path=None)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        data = cal.to_dict()
-        data.update(source="measured", path=None)
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
+        write_file(path, json.dumps(data, indent=2) + "\n", field="calibration cache")
+    except ArchstatError:
         return None
     cal.path = str(path)
     return path

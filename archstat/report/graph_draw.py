@@ -1,4 +1,4 @@
-"""The layer DAG drawn to a PNG or SVG file with matplotlib (imported lazily, Agg canvas,
+"""The layer DAG drawn to a PNG, SVG or PDF file with matplotlib (imported lazily, Agg canvas,
 no pyplot state).
 
 Owns the output checks, text measurement, and the painting of boxes, curved edges, the
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ArchstatError
+from ..outfile import write_file, write_with
 from .graph_collapse import graph_nodes
 from .graph_dot import to_dot
 from .graph_layout import MARGIN, figure_size, layout_graph
@@ -20,7 +21,7 @@ from .graph_style import (EDGE_COLOR, PALETTE, box_fill, color_column, color_sca
 from .plots import STYLE, stable_metadata
 
 #: output suffixes :func:`draw_graph` writes
-SUFFIXES = (".png", ".svg", ".dot")
+SUFFIXES = (".png", ".svg", ".pdf", ".dot")
 #: the PNG resolution (with :data:`.graph_layout.MAX_INCHES`, at most 4320 px a side)
 DPI = 120
 
@@ -32,7 +33,7 @@ _PAD = 0.07                 # inches of padding inside a box
 def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
                color_by: str | None = None, collapse: bool = True,
                title: str | None = None) -> Path:
-    """Draw the layer DAG to a PNG or SVG file (by suffix; ``.dot`` writes :func:`.to_dot`).
+    """Draw the layer DAG to a PNG, SVG or PDF file (by suffix; ``.dot`` writes :func:`.to_dot`).
 
     Generations of the DAG run top to bottom and parallel branches side by side, each node
     a rounded box "name / type / CxHxW" (plus params and MACs when an analysis is given).
@@ -72,7 +73,7 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
     model = load(model)
     column = color_column(color_by)
     if path.suffix.lower() == ".dot":
-        _write(path, lambda p: p.write_text(to_dot(model, analysis, color_by, collapse), encoding="utf-8"))
+        write_file(path, to_dot(model, analysis, color_by, collapse))
         return path
     nodes = graph_nodes(model, collapse)
     full = analysis if analysis is not None else analyze(model)
@@ -80,7 +81,7 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
     shown = all_stats if analysis is not None else None
     drawing = _Drawing(nodes, shown, all_stats, color_scale(column, all_stats), column,
                        title or model.name, subtitle(model, nodes, full.totals))
-    _write(path, drawing.save)
+    write_with(path, lambda f: drawing.save(f, path.suffix.lower()[1:]))
     return path
 
 
@@ -91,19 +92,7 @@ def _check_output(path: str | os.PathLike) -> Path:
         raise ArchstatError(f"cannot write a graph picture as {suffix or 'a file without a suffix'!r}"
                             f" ({path.name})", field="--output",
                             hint=f"use a file name ending in {', '.join(s[1:] for s in SUFFIXES)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ArchstatError(f"no such directory: {parent}", field="--output",
-                            hint="create it first, or choose another path")
     return path
-
-
-def _write(path: Path, save: Callable[[Path], None]) -> None:
-    try:
-        save(path)
-    except OSError as exc:
-        raise ArchstatError(f"cannot write {path} ({exc.__class__.__name__}: {exc.strerror or exc})",
-                            field="--output") from None
 
 
 def _weight(role: str) -> str:
@@ -139,7 +128,8 @@ class _Drawing:
         w, _, _ = self._renderer.get_text_width_height_descent(text, self._fonts[role], ismath=False)
         return w / 72
 
-    def save(self, path: Path) -> None:
+    def save(self, file, fmt: str) -> None:
+        """Draw into the open binary ``file`` as ``fmt`` (png, svg, pdf)."""
         import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -155,8 +145,7 @@ class _Drawing:
         self._draw_edges(ax, ox, oy)
         self._draw_boxes(ax, ox, oy)
         with matplotlib.rc_context({"svg.hashsalt": STYLE["svg.hashsalt"]}):
-            fig.savefig(path, format=path.suffix.lower()[1:], dpi=DPI, facecolor="white",
-                        metadata=stable_metadata(path))
+            fig.savefig(file, format=fmt, dpi=DPI, facecolor="white", metadata=stable_metadata(fmt))
 
     def _fs(self, role: str) -> float:
         return _FONT[role] * self.shrink

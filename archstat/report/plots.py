@@ -47,19 +47,20 @@ def _figures() -> _Figures:
     return _Figures()
 
 
-def stable_metadata(path: str | Path) -> dict[str, None]:
-    """``savefig(metadata=...)`` that drops what changes from run to run or with an upgrade
-    (the date, matplotlib's version), so that regenerated files only change when the data does. SVG clip
-    ids are made stable by STYLE's ``svg.hashsalt``."""
-    return {"Software": None} if Path(path).suffix.lower() == ".png" else {"Date": None, "Creator": None}
+def stable_metadata(fmt: str) -> dict[str, None]:
+    """``savefig(metadata=...)`` for the format ``fmt`` (png, svg, pdf) that drops what changes
+    from run to run or with an upgrade (the date, matplotlib's version), so that regenerated files
+    only change when the data does. SVG clip ids are made stable by STYLE's ``svg.hashsalt``."""
+    return {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+            "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}[fmt]
 
 
 #: the picture formats reports and profiles write, by file suffix
-PLOT_SUFFIXES = (".png", ".svg")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def check_plot_path(path: str | Path, field: str = "--plot") -> Path:
-    """``path`` as a Path when it names a PNG or SVG file; ArchstatError otherwise (checked
+    """``path`` as a Path when it names a PNG, SVG or PDF file; ArchstatError otherwise (checked
     before anything is measured, so that a typo does not cost the run)."""
     from ..errors import ArchstatError
     path = Path(path)
@@ -72,11 +73,13 @@ def check_plot_path(path: str | Path, field: str = "--plot") -> Path:
 
 
 def save(fig, path: str | Path) -> Path:
-    """Save as PNG or SVG (by suffix) without volatile metadata (:func:`stable_metadata`)."""
+    """Save as PNG, SVG or PDF (by suffix) without volatile metadata (:func:`stable_metadata`),
+    through :func:`archstat.outfile.write_with`."""
+    from ..outfile import write_with
     path = check_plot_path(path, field="path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", metadata=stable_metadata(path))
-    return path
+    fmt = path.suffix.lower()[1:]
+    return write_with(path, lambda f: fig.savefig(f, format=fmt, bbox_inches="tight",
+                                                  metadata=stable_metadata(fmt)))
 
 
 @styled

@@ -1,5 +1,5 @@
 """Figures of measured performance: time per layer, the roofline, operations vs time and
-batch sweeps (matplotlib, lazily; PNG or SVG by the file's suffix).
+batch sweeps (matplotlib, lazily; PNG, SVG or PDF by the file's suffix).
 
 Each function takes a result of :mod:`archstat.profiling` and a path, writes the figure and
 returns the path. Every figure carries the machine it was measured on in a footnote.

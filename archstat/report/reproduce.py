@@ -371,6 +371,7 @@ def reproduce(out: str | Path = "reports", figures: bool = True,
     ``timing`` runs the engine for the measured reports (operations vs time); without it they
     keep whatever is in ``out`` already and stay listed in the index.
     """
+    from ..outfile import write_file
     from .reproduce_zoo import ops_vs_time
 
     out = Path(out)
@@ -387,7 +388,7 @@ def reproduce(out: str | Path = "reports", figures: bool = True,
     for r in reports:
         path = out / r.filename
         if r.text is not None:
-            path.write_text(r.text, encoding="utf-8")
+            write_file(path, r.text, field="--out")
         elif figures and r.draw is not None:
             r.draw(path)
         else:
@@ -396,5 +397,5 @@ def reproduce(out: str | Path = "reports", figures: bool = True,
     readme = out / "README.md"
     # the index lists what is there: a measured report kept from an earlier run counts, a
     # figure that --no-figures did not draw does not
-    readme.write_text(index([r for r in reports if (out / r.filename).is_file()]), encoding="utf-8")
+    write_file(readme, index([r for r in reports if (out / r.filename).is_file()]), field="--out")
     return [readme] + written
