@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller matrices, fewer runs (what profile does "
                                                         "when nothing is cached)")
     p.add_argument("--show", action="store_true", help="print the cached calibration; measure nothing")
+    p.add_argument("--force", action="store_true", help="cache the result even when other processes "
+                                                        "disturbed the measurement")
     _output_options(p, ("table", "json"))
     _threads_option(p)
     _quiet_option(p)
@@ -621,7 +623,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
     else:
         bar = _ProgressBar(args.quiet, "calibrating: ")
         try:
-            cal = calibrate(args.dtype, quick=args.quick, progress=bar)
+            cal = calibrate(args.dtype, quick=args.quick, force=args.force, progress=bar)
         finally:
             bar.close()
     _emit(args, render_calibration(cal, _format(args, "table")))

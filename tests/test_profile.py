@@ -68,6 +68,8 @@ def cache_home(tmp_path, monkeypatch):
     tiny = {"gemm_size": 64, "copy_bytes": 2**20, "repeats": 2, "min_seconds": 0.0}
     monkeypatch.setattr(calibration_mod, "FULL", tiny)
     monkeypatch.setattr(calibration_mod, "QUICK", tiny)
+    # an idle machine, whatever else runs (the tests below set other loads on purpose)
+    monkeypatch.setattr(calibration_mod.CpuWatch, "share", lambda self: 0.0)
     return tmp_path / "cache" / "archstat"
 
 
@@ -106,6 +108,32 @@ def test_times_shares_and_medians_are_consistent(lenet_train):
     # plausible: the layers run inside the end-to-end passes (medians of different samples,
     # so compare loosely), and the executor's bookkeeping outside them is small
     assert 0.5 * t["step_ms"] < t["layer_ms"] < 1.5 * t["step_ms"]
+
+
+def test_headline_numbers_add_up_and_so_does_their_text(lenet_train, lenet_infer):
+    """forward + backward = step, and layers + executor = step, in the numbers and as printed."""
+    import re
+    from archstat.report.profile_table import adding, profile_summary
+    for p in (lenet_train, lenet_infer):
+        t = p.totals
+        backward = t["backward_ms"] if p is lenet_train else 0.0
+        assert t["forward_ms"] + backward == pytest.approx(t["step_ms"], rel=1e-12)
+        assert t["pass_layers_ms"] + t["pass_between_ms"] == pytest.approx(t["step_ms"], rel=1e-12)
+        assert 0 < t["pass_layers_ms"] <= t["step_ms"] and t["pass_between_ms"] >= 0
+        lines = dict(profile_summary(p))
+        numbers = [float(x.replace(",", "")) for x in
+                   re.findall(r"([\d,.]+) ms", lines["Where it went"])[:3]]
+        assert numbers[0] + numbers[1] == pytest.approx(numbers[2], abs=1e-9)
+    f, b, step = re.findall(r"([\d,.]+) ms", dict(profile_summary(lenet_train))["Time"])[:3]
+    assert float(f.replace(",", "")) + float(b.replace(",", "")) == pytest.approx(float(step.replace(",", "")))
+
+
+def test_printed_parts_add_up_by_hand():
+    from archstat.report.profile_table import adding
+    assert adding(1180.4, 1696.4) == ["1,180", "1,696", "2,876"]  # not 1,180 + 1,696 = 2,877
+    assert adding(1047.6, 0.4) == ["1,047.6", "0.4", "1,048.0"]  # a part is never printed as 0
+    assert adding(3.14159, 0.5) == ["3.14", "0.50", "3.64"]
+    assert adding(math.nan, 1.0) == ["-", "-", "-"]
 
 
 def test_inference_profile_has_no_backward(lenet_infer):
@@ -292,6 +320,36 @@ def test_profile_uses_the_cache_or_calibrates_quickly(cache_home):
     assert p.calibration.source == "measured" and p.totals["measured_peak_bytes"] is None
     p = profile(TINY, repeat=1, warmup=0, memory=False)
     assert p.calibration.source == "cache"
+
+
+def test_a_disturbed_calibration_is_used_but_never_cached(cache_home, monkeypatch, cli):
+    monkeypatch.setattr(calibration_mod.CpuWatch, "share", lambda self: 0.6)
+    cal = calibrate(("float32",))
+    assert cal.disturbed and cal.path is None and load_calibration() is None
+    assert "60% of the CPUs" in cal.cache_note and "--force" in cal.cache_note
+    code, out, err = cli("calibrate", "--dtype", "float32", "--quiet")
+    assert code == 0 and "not cached: other processes used 60%" in out and load_calibration() is None
+    code, out, err = cli("calibrate", "--dtype", "float32", "--quiet", "--force")
+    assert code == 0 and load_calibration() is not None
+    p = profile(TINY, repeat=1, warmup=0, memory=False)
+    assert any("during calibration" in w for w in p.totals["warnings"])
+
+
+def test_a_layer_above_the_cached_roofs_discards_them(cache_home):
+    low = calibrate(("float32",))
+    low.gemm_gflops = {"float32": 1e-6}  # a roof no layer can stay under
+    calibration_mod.save_calibration(low)
+    cached = load_calibration()
+    assert cached.gemm_gflops == {"float32": 1e-6}
+    p = profile(TINY, repeat=1, warmup=0, memory=False)
+    assert p.calibration.source == "measured" and p.calibration.gemm_gflops["float32"] > 1e-3
+    assert any("discarded" in w and cached.measured_at in w for w in p.totals["warnings"])
+    assert load_calibration().gemm_gflops["float32"] > 1e-3  # the fresh roofs replaced the cache
+    # a calibration given by the caller is never discarded; the layers above it are marked
+    p = profile(TINY, repeat=1, warmup=0, memory=False, calibration=fake_calibration(peak=1e-6))
+    assert any("marked !" in w for w in p.totals["warnings"])
+    from archstat.report.profile_table import render_profile
+    assert "%!" in render_profile(p)
 
 
 def test_lazy_export():

@@ -169,6 +169,12 @@ def describe_blas(machine: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------ calibration
 
+#: other processes' CPU share above which a run or a calibration is disturbed: a disturbed
+#: calibration is used for the run that measured it but never cached
+BUSY = 0.15
+#: a layer measured above this share of the calibrated GEMM peak shows the roofs are too low
+ABOVE_ROOF = 1.05
+
 @dataclass
 class Calibration:
     """Calibrated peaks of one machine (see the module docstring for what is counted).
@@ -193,6 +199,13 @@ class Calibration:
     #: share of the CPUs other processes used while measuring (see :class:`CpuWatch`)
     other_cpu_share: float | None = None
     runs: dict[str, list[float]] = field(default_factory=dict)
+    #: why the calibration was not cached (None when it was, or was not asked to be)
+    cache_note: str | None = None
+
+    @property
+    def disturbed(self) -> bool:
+        """Other processes used more than :data:`BUSY` of the CPUs while it was measured."""
+        return self.other_cpu_share is not None and self.other_cpu_share > BUSY
 
     def peak(self, dtype: str) -> float:
         """The GEMM roof in GFLOP/s for a dtype name."""
@@ -252,23 +265,45 @@ def load_calibration(machine: dict[str, Any] | None = None) -> Calibration | Non
     return cal
 
 
-def save_calibration(cal: Calibration) -> Path | None:
-    """Write the cache file atomically; None when the cache folder is not writable."""
+def save_calibration(cal: Calibration, *, force: bool = False) -> Path | None:
+    """Write the cache file atomically; None (and ``cal.cache_note`` says why) when the
+    calibration was disturbed (unless ``force``) or the cache folder is not writable."""
     path = cache_path(cal.machine)
+    if cal.disturbed and not force:
+        cal.cache_note = (f"not cached: other processes used {100 * cal.other_cpu_share:.0f}% of the CPUs "
+                          "while measuring; run 'archstat calibrate' again when the machine is idle "
+                          "(or add --force to cache it anyway)")
+        return None
     from ..outfile import write_file
     data = cal.to_dict()
     data.update(source="measured", path=None)
     try:
         write_file(path, json.dumps(data, indent=2) + "\n", field="calibration cache")
-    except ArchstatError:
+    except ArchstatError as exc:
+        cal.cache_note = f"not cached: {exc}"
         return None
-    cal.path = str(path)
+    cal.path, cal.cache_note = str(path), None
     return path
+
+
+def discard_cached(cal: Calibration) -> bool:
+    """Delete the cache file ``cal`` was read from, when it still holds that calibration (a
+    layer ran above its roofs: they were measured too low); True when it was deleted."""
+    if cal.source != "cache" or not cal.path:
+        return False
+    path = Path(cal.path)
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("measured_at") != cal.measured_at:
+            return False  # replaced meanwhile by another run
+        path.unlink()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def calibrate(dtypes: Iterable[str] = ("float32", "float64"), *, quick: bool = False,
               gemm_size: int | None = None, copy_bytes: int | None = None, repeats: int | None = None,
-              min_seconds: float | None = None, save: bool = True,
+              min_seconds: float | None = None, save: bool = True, force: bool = False,
               progress: Progress | None = None) -> Calibration:
     """Measure this machine's GEMM peak (per dtype) and memory bandwidth; cache the result.
 
@@ -279,7 +314,9 @@ def calibrate(dtypes: Iterable[str] = ("float32", "float64"), *, quick: bool = F
     gemm_size, copy_bytes, repeats, min_seconds : override the settings: matrix side n,
         bytes of each copied array, and each figure is the best of at least ``repeats``
         runs and of as many as fit in ``min_seconds``.
-    save : write the cache file (see :func:`cache_path`).
+    save : write the cache file (see :func:`cache_path`), unless other processes used more than
+        :data:`BUSY` of the CPUs meanwhile (then ``cache_note`` says so).
+    force : cache it even then.
     progress : ``progress(done, total, label)`` callable, called between runs.
 
     Returns
@@ -320,7 +357,7 @@ def calibrate(dtypes: Iterable[str] = ("float32", "float64"), *, quick: bool = F
         old = load_calibration(cal.machine)
         if old is not None:
             cal.gemm_gflops = {**{k: v for k, v in old.gemm_gflops.items() if k not in gemm}, **gemm}
-        save_calibration(cal)
+        save_calibration(cal, force=force)
     return cal
 
 
@@ -330,12 +367,18 @@ def get_calibration(dtype: str = "float32", *, progress: Progress | None = None)
     if cal is not None and dtype in cal.gemm_gflops:
         return cal
     if cal is not None:  # the bandwidth is cached: measure only the missing GEMM peak
+        watch = CpuWatch()
         rates = _gemm_runs(QUICK["gemm_size"], dtype, QUICK["repeats"], QUICK["min_seconds"],
                            _sub_progress(progress, 0, 1, f"np.matmul {dtype}"))
         cal.gemm_gflops[dtype] = max(rates)
         cal.runs[f"gemm_{dtype}"] = rates
         cal.source = "measured"
-        save_calibration(cal)
+        share = watch.share()
+        if share is not None and share > BUSY:
+            cal.cache_note = (f"not cached: other processes used {100 * share:.0f}% of the CPUs while the "
+                              f"{dtype} peak was measured; run 'archstat calibrate' when the machine is idle")
+        else:
+            save_calibration(cal)
         return cal
     return calibrate((dtype,), quick=True, progress=progress)
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..analysis import Analysis, analyze
 from ..errors import ArchstatError
 from ..graph import Model, load
-from .calibration import Calibration, get_calibration, load_average
+from .calibration import ABOVE_ROOF, BUSY, Calibration, calibrate, discard_cached, get_calibration, load_average
 from .roofline import intensity, traffic_bytes
 from .timing import Measurement, Progress, measure
 
@@ -48,9 +48,12 @@ PROFILE_TOTALS: dict[str, str] = {
     "repeat": "timed repeats asked for", "warmup": "untimed warm-up passes", "seed": "weights and input seed",
     "repeats_done": "complete timed passes (fewer than repeat if interrupted)",
     "interrupted": "True when Ctrl-C stopped the run", "interrupted_at": "the pass it stopped in",
-    "forward_ms": "end-to-end forward per batch, median (ms)",
-    "backward_ms": "end-to-end backward per batch, median (ms; NaN for inference)",
-    "step_ms": "forward + backward per batch, median over passes (ms)",
+    "forward_ms": "end-to-end forward per batch in the median pass (by step time; the mean of the two "
+                  "middle passes when their number is even) (ms)",
+    "backward_ms": "end-to-end backward per batch in the median pass (ms; NaN for inference)",
+    "step_ms": "forward_ms + backward_ms: the median pass's step time (ms)",
+    "pass_layers_ms": "time inside the layers' kernels in the median pass (ms)",
+    "pass_between_ms": "step_ms - pass_layers_ms: the executor between the layers in the median pass (ms)",
     "ms_per_image": "step_ms / batch", "images_per_s": "batch / step time",
     "layer_ms": "sum of the per-layer medians (ms)",
     "overhead_ms": "per pass, end-to-end time minus that pass's layer times, median: the executor "
@@ -193,8 +196,21 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
     held = x.nbytes + (0 if dy is None else sum(a.nbytes for a in (dy.values() if isinstance(dy, dict) else [dy])))
     state = sum(a.nbytes for group in (ex.params, ex.buffers) for arrays in group.values() for a in arrays.values())
     predicted = ex.predict_memory(batch, backward, analysis.input_shape)
-    return _assemble(analysis, calibration, m, repeat=repeat, warmup=warmup, seed=seed, train=backward,
-                     held=held, state=state, predicted=predicted, load=load)
+    args = dict(repeat=repeat, warmup=warmup, seed=seed, train=backward, held=held, state=state,
+                predicted=predicted, load=load)
+    p = _assemble(analysis, calibration, m, **args)
+    if _above_roof(p) and discard_cached(calibration):
+        # the cached roofs were measured too low (on a busy machine): measure them again now,
+        # for this run (cached only if this measurement is not disturbed itself)
+        fresh = calibrate((dtype,), quick=True)
+        p = _assemble(analysis, fresh, m, replaced=calibration, **args)
+    return p
+
+
+def _above_roof(p: Profile) -> list[tuple[float, str]]:
+    """(percent of the GEMM peak, layer) for every layer measured above :data:`ABOVE_ROOF`."""
+    return [(pct, name) for name, pct in zip(p.layers["name"], p.layers["peak_pct"])
+            if pct == pct and pct > 100 * ABOVE_ROOF]
 
 
 def _engine_backward_flops(analysis: Analysis) -> dict[str, int]:
@@ -216,7 +232,8 @@ def _engine_backward_flops(analysis: Analysis) -> dict[str, int]:
 
 
 def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: int, warmup: int, seed: int,
-              train: bool, held: int, state: int, predicted: int, load: float | None = None) -> Profile:
+              train: bool, held: int, state: int, predicted: int, load: float | None = None,
+              replaced: Calibration | None = None) -> Profile:
     rows = analysis.rows()
     roof = cal.roofline(analysis.dtype)
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
@@ -256,6 +273,12 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
     bwd = _stats(m.backward_total) if train else (math.nan,) * 3
     steps = [f + b for f, b in zip(m.forward_total, m.backward_total)] if train else m.forward_total
     step = _stats(steps)
+    split = _median_pass(m, train)
+    # the headline numbers are one pass's (the median step's), so that they add up: forward +
+    # backward = step, and step = time inside the layers + time between them
+    fwd = (split["forward"], *fwd[1:])
+    bwd = (split["backward"], *bwd[1:]) if train else bwd
+    step = (split["forward"] + split["backward"], *step[1:])
     batch = analysis.batch
     compute_time = sum(t for t, b in zip(new["time_ms"], new["bound"]) if b == "compute" and not math.isnan(t))
     totals.update({
@@ -266,6 +289,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         "step_ms": step[0], "step_min_ms": step[1], "step_max_ms": step[2],
         "ms_per_image": step[0] / batch, "images_per_s": 1000 * batch / step[0] if step[0] > 0 else math.nan,
         "layer_ms": layer_sum, "overhead_ms": _overhead(m, train),
+        "pass_layers_ms": split["layers"], "pass_between_ms": step[0] - split["layers"],
         "gflops": _rate(totals["flops"], fwd[0]), "peak_pct": 100 * _rate(totals["flops"], fwd[0]) / roof.peak_gflops,
         "compute_bound_share": compute_time / layer_sum if layer_sum > 0 else math.nan,
         "gemm_peak_gflops": roof.peak_gflops, "bandwidth_gbs": roof.bandwidth_gbs, "ridge_intensity": roof.ridge,
@@ -274,34 +298,60 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         "workspace_bytes": None if m.memory is None else state + held + m.memory.peak - predicted,
         "held_bytes": held, "state_bytes": state, "load_average": load, "other_cpu_share": m.other_cpu_share,
     })
-    totals["warnings"] = _warnings(cols, totals, cal)
+    totals["warnings"] = _warnings(cols, totals, cal, replaced)
     return Profile(analysis, cols, totals, cal, m)
 
 
-#: other processes' CPU share above which a run or a calibration is flagged as disturbed
-BUSY = 0.15
 
 
-def _warnings(cols: Mapping[str, list[Any]], totals: Mapping[str, Any], cal: Calibration) -> list[str]:
+def _warnings(cols: Mapping[str, list[Any]], totals: Mapping[str, Any], cal: Calibration,
+              replaced: Calibration | None = None) -> list[str]:
     """Self-consistency checks a careful reader would make, as sentences."""
     out = []
-    over = [(pct, name) for name, pct in zip(cols["name"], cols["peak_pct"]) if pct == pct and pct > 105]
+
+    def busy_text(c: Calibration) -> str:
+        return (f" while others used {100 * c.other_cpu_share:.0f}% of the CPUs"
+                if c.other_cpu_share is not None else "")
+
+    if replaced is not None:
+        out.append(f"a layer ran above the cached roofs (measured {replaced.measured_at}{busy_text(replaced)}): "
+                   "that calibration was discarded and the roofs measured again for this run"
+                   + (f" ({cal.cache_note})" if cal.cache_note else " and cached"))
+    over = [(pct, name) for name, pct in zip(cols["name"], cols["peak_pct"]) if pct == pct and pct > 100 * ABOVE_ROOF]
     if over:
         pct, name = max(over)
-        when = (f" while others used {100 * cal.other_cpu_share:.0f}% of the CPUs"
-                if cal.other_cpu_share is not None else "")
-        out.append(f"{name} ran at {pct:.0f}% of the calibrated GEMM peak: the calibration (measured{when}) "
-                   "is too low, probably taken while the machine was busy; run 'archstat calibrate' again "
-                   "on an idle machine")
+        out.append(f"{len(over)} layer{'s' if len(over) > 1 else ''} ran above the calibrated GEMM peak "
+                   f"({name}: {pct:.0f}%; marked ! in % peak): the roofs (measured {cal.measured_at}"
+                   f"{busy_text(cal)}) are too low for this run; run 'archstat calibrate' on an idle machine")
     busy = totals.get("other_cpu_share")
     if busy is not None and busy > BUSY:
         out.append(f"other processes used {100 * busy:.0f}% of the CPUs while timing: absolute times are "
                    "inflated (BLAS threads suffer most); compare ratios within one run, re-run when idle, or "
                    "use --threads 1")
-    if cal.other_cpu_share is not None and cal.other_cpu_share > BUSY and not over:
+    if cal.disturbed and not over:
         out.append(f"other processes used {100 * cal.other_cpu_share:.0f}% of the CPUs during calibration: "
                    "the roofs may be low; run 'archstat calibrate' again when the machine is idle")
     return out
+
+
+def _median_pass(m: Measurement, train: bool) -> dict[str, float]:
+    """Forward, backward and time inside the layers (ms) of the median pass by step time (the
+    mean of the two middle passes when their number is even); NaN when no pass completed."""
+    n = m.passes
+    if n == 0:
+        return {"forward": math.nan, "backward": math.nan if train else 0.0, "layers": math.nan}
+    steps = [m.forward_total[i] + (m.backward_total[i] if train else 0.0) for i in range(n)]
+    order = sorted(range(n), key=steps.__getitem__)
+    middle = [order[(n - 1) // 2], order[n // 2]]
+
+    def mean(values) -> float:
+        return sum(values) / len(values)
+
+    layers = [sum(v[i] for v in m.forward.values()) + (sum(v[i] for v in m.backward.values()) if train else 0.0)
+              for i in middle]
+    return {"forward": 1e3 * mean([m.forward_total[i] for i in middle]),
+            "backward": 1e3 * mean([m.backward_total[i] for i in middle]) if train else 0.0,
+            "layers": 1e3 * mean(layers)}
 
 
 def _overhead(m: Measurement, train: bool) -> float:

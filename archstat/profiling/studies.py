@@ -157,6 +157,7 @@ def sweep(model: Model | Any, batches: Sequence[int] = (1, 2, 4, 8, 16), *, repe
     for i, b in enumerate(batches):
         p = run_profile(ex, analyses[b], calibration, repeat=repeat, warmup=warmup, backward=backward, seed=seed,
                         progress=progress, offset=i * per_run, total=total)
+        calibration = p.calibration  # measured again if the cached roofs proved too low
         if p.totals["repeats_done"] or p.measurement.memory is not None:
             profiles[b] = p
         if p.interrupted:
@@ -247,6 +248,7 @@ def ops_vs_time(models: Sequence[Model | Any], batch: int = 1, *, repeat: int = 
         ex = make_executor(model, dtype, seed, memory_limit, [batch], None, False)
         p = run_profile(ex, analysis, calibration, repeat=repeat, warmup=warmup, backward=False, seed=seed,
                         memory=False, progress=progress, offset=i * per_run, total=per_run * len(loaded))
+        calibration = p.calibration  # measured again if the cached roofs proved too low
         del ex
         profiles.append(p)
         if p.interrupted:

@@ -58,7 +58,7 @@ def _footnote(fig, text: str, profiles: Sequence[Any] = ()) -> float:
     bottom of the figure; returns the figure fraction they take, for ``tight_layout(rect=...)``."""
     from matplotlib.transforms import offset_copy
 
-    from ..profiling.core import BUSY
+    from ..profiling.calibration import BUSY
     shares = [p.totals.get("other_cpu_share") for p in profiles]
     worst = max((v for v in shares if v is not None), default=None)
     lines = 1

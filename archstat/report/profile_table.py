@@ -36,6 +36,26 @@ def ms(v: float | None) -> str:
     return f"{v:.3f}"
 
 
+def _peak_cell(pct: float) -> str:
+    """% of the GEMM peak; ``!`` marks a layer measured above the roofs (see the warning)."""
+    from ..profiling.calibration import ABOVE_ROOF
+    return _pct(pct) + ("!" if pct == pct and pct > 100 * ABOVE_ROOF else "")
+
+
+def adding(*parts: float) -> list[str]:
+    """``parts`` and their sum as text with one number of decimals (3 significant figures of the
+    largest), the sum printed as the sum of the printed parts, so that what is shown adds up."""
+    if any(math.isnan(v) for v in parts):
+        return ["-"] * (len(parts) + 1)
+    top = max(abs(sum(parts)), *map(abs, parts))
+    decimals = 0 if top >= 100 else 1 if top >= 10 else 2 if top >= 1 else 3
+    smallest = min((abs(v) for v in parts if v), default=0.0)
+    while smallest and decimals < 3 and round(smallest, decimals) == 0:
+        decimals += 1  # a part that is not zero does not print as 0
+    rounded = [round(v, decimals) for v in parts]
+    return [f"{v:,.{decimals}f}" for v in (*rounded, sum(rounded))]
+
+
 def _range(lo: float, hi: float) -> str:
     return "-" if math.isnan(lo) else f"{ms(lo)}-{ms(hi)}"
 
@@ -135,17 +155,21 @@ def profile_summary(p) -> list[tuple[str, str]]:
     """The totals explained, as (label, text) pairs."""
     t = p.totals
     train = t["mode"] == "training"
-    time_line = f"forward {ms(t['forward_ms'])} ms ({_range(t['forward_min_ms'], t['forward_max_ms'])})"
     if train:
-        time_line += (f" + backward {ms(t['backward_ms'])} ms ({_range(t['backward_min_ms'], t['backward_max_ms'])})"
-                      f" = {ms(t['step_ms'])} ms per batch")
+        f, b, step = adding(t["forward_ms"], t["backward_ms"])
+        time_line = (f"forward {f} ms + backward {b} ms = {step} ms per batch in the median pass "
+                     f"(forward {_range(t['forward_min_ms'], t['forward_max_ms'])} ms, backward "
+                     f"{_range(t['backward_min_ms'], t['backward_max_ms'])} ms over the passes)")
     else:
-        time_line += " per batch"
+        time_line = (f"forward {ms(t['forward_ms'])} ms per batch in the median pass "
+                     f"({_range(t['forward_min_ms'], t['forward_max_ms'])} ms over the passes)")
     time_line += f"; {ms(t['ms_per_image'])} ms per image, {_num(t['images_per_s'])} images/s"
+    inside, between, whole = adding(t["pass_layers_ms"], t["pass_between_ms"])
     pairs = [
         ("Time", time_line),
-        ("Layers", f"sum of per-layer medians {ms(t['layer_ms'])} ms; executor overhead outside the layers "
-                   f"{ms(t['overhead_ms'])} ms"),
+        ("Where it went", f"in the median pass, {inside} ms inside the layers + {between} ms in the executor "
+                          f"between them = {whole} ms; the table's per-layer medians add up to "
+                          f"{ms(t['layer_ms'])} ms (each layer's median comes from its own passes)"),
         ("Throughput", f"forward {_num(t['gflops'])} GFLOP/s achieved ({thousands(t['flops'])} FLOPs), "
                        f"{_pct(t['peak_pct'])} of the GEMM peak; compute-bound layers take "
                        f"{_pct(100 * t['compute_bound_share'])}"
@@ -186,7 +210,7 @@ def _profile_table(p):
                ms(r["forward_ms"]), _range(r["forward_min_ms"], r["forward_max_ms"])]
         if train:
             row += [ms(r["backward_ms"]), _range(r["backward_min_ms"], r["backward_max_ms"])]
-        row += [_pct(100 * r["share"]), _num(r["gflops"]), _pct(r["peak_pct"]) if r["flops"] else "-",
+        row += [_pct(100 * r["share"]), _num(r["gflops"]), _peak_cell(r["peak_pct"]) if r["flops"] else "-",
                 _num(r["intensity"], 2) if r["flops"] else "-", _num(r["roofline_gflops"]) if r["flops"] else "-",
                 r["bound"] if r["flops"] else "-"]
         body.append(row)
@@ -252,7 +276,7 @@ def render_sweep(s, fmt: str = "table") -> str:
                                 f"{b['ms_per_image'] / a['ms_per_image']:.2f}, memory x"
                                 f"{(b['measured_peak_bytes'] or math.nan) / (a['measured_peak_bytes'] or math.nan):.2f}"
                                 " (weights are paid once; activations grow with the batch)"))
-    from ..profiling.core import BUSY
+    from ..profiling.calibration import BUSY
     busy = [r["other_cpu_share"] for r in rows if r["other_cpu_share"] is not None]
     if busy and max(busy) > BUSY:
         tail.append(("Warning", f"other processes used up to {100 * max(busy):.0f}% of the CPUs while timing: "
@@ -288,7 +312,7 @@ def render_ops_time(o, fmt: str = "table") -> str:
     body = [[r["model"], human(r["macs"]), human(r["flops"]), ms(r["forward_ms"]),
              ms(r["ms_per_image"]), _num(r["gflops"])] for r in o.model_rows]
     tail = [(f"Fit over {k}", _fit_text(f)) for k, f in o.fits.items()]
-    from ..profiling.core import BUSY
+    from ..profiling.calibration import BUSY
     busy = [p.totals["other_cpu_share"] for p in o.profiles if p.totals["other_cpu_share"] is not None]
     if busy and max(busy) > BUSY:
         tail.append(("Warning", f"other processes used up to {100 * max(busy):.0f}% of the CPUs while timing: "
@@ -330,5 +354,5 @@ def render_calibration(cal, fmt: str = "table") -> str:
     pairs.append(("Ridge", ", ".join(f"{k}: {cal.ridge(k):.1f} FLOP/B" for k in sorted(cal.gemm_gflops))
                   + " (layers below it are memory-bound)"))
     pairs.append(("Took", f"{cal.seconds:.1f} s" if cal.seconds else "-"))
-    pairs.append(("Cache", cal.path or "not saved"))
+    pairs.append(("Cache", cal.path or cal.cache_note or "not saved"))
     return "\n".join(lines + _kv_text(pairs)) + "\n"

@@ -124,7 +124,7 @@ def ops_vs_time(progress: Any = None, names: Sequence[str] = OPS_TIME_SPECS) -> 
     rows = [[m["model"], f"{m['macs'] / 1e9:.3f}", f"{m['forward_ms']:.1f}", f"{m['gflops']:.1f}"]
             for m in data.model_rows]
 
-    from ..profiling.core import BUSY
+    from ..profiling.calibration import BUSY
     shares = [p.totals["other_cpu_share"] for p in data.profiles if p.totals["other_cpu_share"] is not None]
     disturbed = []
     if shares and max(shares) > BUSY:
