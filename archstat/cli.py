@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", dest="figures", action="store_false", help="write the text reports only")
     p.add_argument("--no-timing", dest="timing", action="store_false",
                    help="skip the measured report (operations vs time: about a minute on two cores)")
+    p.add_argument("--force", action="store_true", help="replace the measured reports even when other processes "
+                                                        "disturbed the timing (kept otherwise)")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("calibrate", help="measure this machine's GEMM GFLOP/s and memory GB/s (cached)",
@@ -481,7 +483,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         try:
-            paths = reproduce(out, figures=args.figures, timing=args.timing)
+            paths = reproduce(out, figures=args.figures, timing=args.timing, force=args.force)
         except OSError as exc:   # a folder that cannot be made or written to
             raise ArchstatError(f"cannot write the reports ({exc.strerror or exc})", file=str(exc.filename or out),
                                 field="--out", hint="choose a folder you can write to") from None

@@ -92,21 +92,58 @@ def test_the_timed_models_are_zoo_names_and_those_of_the_committed_report():
         assert f"{analyze(load(name)).totals['macs'] / 1e9:.3f}" == gmacs.strip(), (name, model.strip())
 
 
-def test_a_disturbed_timing_run_says_so_in_the_report_and_on_the_command_line(tmp_path, monkeypatch, capsys):
-    # two small models stand in for the measured set; "disturbed" forced by a negative threshold
-    from archstat.cli import main
-    from archstat.profiling import core
-    from archstat.report import reproduce as rep
+@pytest.fixture
+def timed_lenet(monkeypatch):
+    """reproduce's measured study on LeNet-5 alone, disturbed or not as the test says."""
+    from archstat.profiling import calibration
     from archstat.report import reproduce_zoo
-    monkeypatch.setattr(core, "BUSY", -1.0)
-    def measured_only(out, **kw):
-        Path(out).mkdir()
-        reports = [r for r in reproduce_zoo.ops_vs_time(names=("lenet5", "lenet5")) if r.text is not None]
-        for r in reports:
-            (Path(out) / r.filename).write_text(r.text)
-        return [Path(out) / r.filename for r in reports]
-    monkeypatch.setattr(rep, "reproduce", measured_only)
-    assert main(["reproduce", "--out", str(tmp_path / "out")]) == 0
+    real = reproduce_zoo.ops_vs_time
+    monkeypatch.setattr(reproduce_zoo, "ops_vs_time", lambda progress=None: real(progress, names=("lenet5",)))
+
+    def set_disturbed(disturbed: bool) -> None:
+        monkeypatch.setattr(calibration, "BUSY", -1.0 if disturbed else 2.0)
+    return set_disturbed
+
+
+def test_a_disturbed_run_never_replaces_a_measured_report(tmp_path, timed_lenet, capsys):
+    from archstat.cli import main
+    out = tmp_path / "out"
+    out.mkdir()
+    committed = out / "ops_vs_time.md"
+    committed.write_text("an undisturbed run\n")
+    timed_lenet(True)
+    assert main(["reproduce", "--no-figures", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "archstat: warning: ops_vs_time: other processes used" in err
-    assert "Warning: other processes used up to" in (tmp_path / "out" / "ops_vs_time.md").read_text()
+    assert committed.read_text() == "an undisturbed run\n"
+    assert "archstat: warning: ops_vs_time: other processes used" in err and "kept the measured reports" in err
+    assert "ops_vs_time.md" in (out / "README.md").read_text()  # still listed: it is there
+    # --force replaces it, and the report says it was disturbed
+    assert main(["reproduce", "--no-figures", "--force", "--out", str(out)]) == 0
+    assert "Warning: other processes used up to" in committed.read_text()
+    assert "the measured report is disturbed" in capsys.readouterr().err
+    # an undisturbed run replaces it without being asked
+    timed_lenet(False)
+    assert main(["reproduce", "--no-figures", "--out", str(out)]) == 0
+    text = committed.read_text()
+    assert "Warning" not in text and "LeNet-5" in text and "warning" not in capsys.readouterr().err
+
+
+def test_a_disturbed_run_into_an_empty_folder_writes_and_says_so(tmp_path, timed_lenet, capsys):
+    from archstat.cli import main
+    timed_lenet(True)
+    assert main(["reproduce", "--no-figures", "--out", str(tmp_path / "new")]) == 0
+    assert "Warning: other processes used up to" in (tmp_path / "new" / "ops_vs_time.md").read_text()
+    assert "the measured report is disturbed" in capsys.readouterr().err
+
+
+def test_figures_are_byte_identical_when_their_inputs_are(tmp_path):
+    """Two drawings of the same data give the same bytes (no dates, versions, random label
+    placement): the labelled complexity figure, and a measured figure from fixed timings."""
+    from archstat.report.reproduce import all_reports
+    draw = {r.filename: r.draw for r in all_reports() if r.draw is not None}
+    for name, fmts in (("complexity_accuracy.png", ("png",)), ("memory_vs_params.png", ("svg", "pdf"))):
+        for fmt in fmts:
+            a, b = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
+            draw[name](a)
+            draw[name](b)
+            assert a.read_bytes() == b.read_bytes(), (name, fmt)

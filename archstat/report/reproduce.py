@@ -32,6 +32,9 @@ class Report:
     draw: Callable[[Path], Any] | None = None
     #: holds measured timings: regenerated on each run, never compared with the committed file
     measured: bool = False
+    #: the largest share of the CPUs other processes used while it was measured, when that was
+    #: over profiling.calibration.BUSY (a disturbed measurement); None otherwise
+    disturbed: float | None = None
 
 
 def _analysis(name: str, **kwargs) -> Analysis:
@@ -365,11 +368,14 @@ def index(reports: list[Report]) -> str:
 
 
 def reproduce(out: str | Path = "reports", figures: bool = True,
-              timing: bool = True, progress: Any = None) -> list[Path]:
+              timing: bool = True, progress: Any = None, force: bool = False) -> list[Path]:
     """Write every report (and ``README.md``, the index) into ``out``; return the paths written.
 
     ``timing`` runs the engine for the measured reports (operations vs time); without it they
-    keep whatever is in ``out`` already and stay listed in the index.
+    keep whatever is in ``out`` already and stay listed in the index. A measured report that
+    ``out`` already holds is only replaced by a run other processes did not disturb (see
+    :data:`~archstat.profiling.calibration.BUSY`), unless ``force``; a RuntimeWarning says
+    which was kept. Every figure is byte-identical when its inputs are.
     """
     from ..outfile import write_file
     from .reproduce_zoo import ops_vs_time
@@ -381,7 +387,19 @@ def reproduce(out: str | Path = "reports", figures: bool = True,
                       Report("ops_vs_time.png", "Operations vs time (figure)", "per layer and per model, with R^2",
                              measured=True)]
     if timing:
-        measured_index = ops_vs_time(progress)
+        measured = ops_vs_time(progress)
+        share = max((r.disturbed for r in measured if r.disturbed is not None), default=None)
+        kept = [out / r.filename for r in measured if (out / r.filename).is_file()]
+        import warnings
+        if share is not None and kept and not force:
+            warnings.warn(f"ops_vs_time: other processes used up to {100 * share:.0f}% of the CPUs while timing; "
+                          f"kept the measured reports already in {out} (run again when the machine is idle, "
+                          "or add --force to replace them)", RuntimeWarning, stacklevel=2)
+        else:
+            measured_index = measured
+            if share is not None:
+                warnings.warn(f"ops_vs_time: other processes used up to {100 * share:.0f}% of the CPUs while "
+                              "timing; the measured report is disturbed and says so", RuntimeWarning, stacklevel=2)
     reports += measured_index
     out.mkdir(parents=True, exist_ok=True)
     written = []
