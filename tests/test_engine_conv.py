@@ -450,3 +450,13 @@ def test_every_layer_module_imports_first_in_a_fresh_interpreter(module):
     run = subprocess.run([sys.executable, "-c", f"import archstat.layers.{module}"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_an_image_without_its_batch_axis_is_refused_with_the_fix():
+    """Decision (issue: (C, H, W) inputs): the kernels stay NCHW only and say how to add the axis."""
+    from archstat import engine
+    x = np.ones((3, 8, 8), np.float32)
+    for call in (lambda: engine.conv2d(x, np.ones((4, 3, 3, 3), np.float32)), lambda: engine.max_pool2d(x, 2)):
+        with pytest.raises(ArchstatError, match=r"x must have 4 dimensions, got shape \(3, 8, 8\)") as err:
+            call()
+        assert "x[None]" in err.value.hint

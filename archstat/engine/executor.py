@@ -243,7 +243,9 @@ class Executor:
         if arr.ndim != len(spec) + 1 or arr.shape[0] < 1:
             raise ArchstatError(f"the input has shape {fmt_shape(arr.shape)}; the model expects "
                                 f"{expected}", file=self.model.file, layer=INPUT_NAME,
-                                hint="add the batch axis" if arr.shape == spec else None)
+                                hint=("add the batch axis: x[None] (archstat keeps NCHW by design: PyTorch's "
+                                      "conv and pool accept (C, H, W), but a flatten then reads C as the batch)")
+                                if arr.shape == spec else None)
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise ArchstatError(f"the input must be numbers, got dtype {arr.dtype}",
                                 file=self.model.file, layer=INPUT_NAME)

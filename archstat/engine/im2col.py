@@ -72,7 +72,10 @@ def check_array(x: Any, name: str, ndim: int, dtype: np.dtype | None = None) -> 
     """A float32/float64 array of rank ``ndim``; cast to ``dtype`` when given (no copy if same)."""
     x = np.asarray(x)
     if x.ndim != ndim:
-        raise ArchstatError(f"{name} must have {ndim} dimensions, got shape {x.shape}", field=name)
+        unbatched = ndim == 4 and x.ndim == 3
+        raise ArchstatError(f"{name} must have {ndim} dimensions, got shape {x.shape}", field=name,
+                            hint="an image without its batch axis (C, H, W): pass x[None] and take [0] of the "
+                                 "result (the kernels are NCHW only, by design)" if unbatched else None)
     if dtype is None:
         if x.dtype not in DTYPES:
             raise ArchstatError(f"{name} must be float32 or float64, got {x.dtype}", field=name,
