@@ -14,9 +14,15 @@ Quick use::
 Conventions: NCHW; a MAC is one multiply-accumulate; FLOPs are 2 per MAC plus elementwise
 work, by each layer type's documented rule (``archstat layers``).
 """
-from .analysis import Analysis, analyze
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .errors import ArchstatError
-from .graph import Layer, Model, load
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__): `python -m archstat` starts light
+    from .analysis import Analysis, analyze
+    from .graph import Layer, Model, load
 
 __version__ = "0.1.0"
 
@@ -42,7 +48,14 @@ def from_torch(module, input_shape, batch: int = 1, allow_unknown: bool = False)
 
 
 def __getattr__(name: str):
-    # the engine (and the heavier parts of NumPy it uses) loads only when asked for
+    # everything heavy loads on first use, so that importing the package (which `python -m
+    # archstat` does before the command line can catch a Ctrl-C) costs next to nothing
+    if name in ("Analysis", "analyze"):
+        from . import analysis
+        return getattr(analysis, name)
+    if name in ("Layer", "Model", "load"):
+        from . import graph
+        return getattr(graph, name)
     if name in ("run", "backward", "Executor"):
         from .engine import executor
         return getattr(executor, name)

@@ -353,14 +353,14 @@ def _spec_arg(text: str) -> tuple[str, object]:
     return name.strip(), parse_value(value)
 
 
-def _int_at_least(minimum: int, what: str):
-    """An argparse type: an integer >= ``minimum`` (``what`` names it in the message)."""
+def _int_at_least(minimum: int, what: str, maximum: int | None = None):
+    """An argparse type: an integer >= ``minimum`` and <= ``maximum`` (``what`` names it)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
+        if value is None or value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     return parse
@@ -478,6 +478,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 
     import warnings
     out = Path(args.out)
+    try:
+        out.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        raise ArchstatError(f"cannot use this folder ({exc.strerror or exc})", file=str(out), field="--out",
+                            hint="choose a shorter path you can write to") from None
     if out.exists() and not out.is_dir():
         raise ArchstatError(f"{out} is a file, not a folder", field="--out", hint="name a folder for the reports")
     with warnings.catch_warnings(record=True) as caught:
@@ -523,7 +530,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", "-t", type=_positive_int, metavar="N",
+    p.add_argument("--threads", "-t", type=_int_at_least(1, "a thread count from 1 to 1024", 1024), metavar="N",
                    help="BLAS threads (default: the BLAS's own, usually one per core); 1 keeps timings "
                         "steady on a busy machine. Calibrations are kept per thread count")
 
@@ -554,7 +561,8 @@ def _size(text: str) -> int | str | None:
     if low in ("none", "auto"):
         return None if low == "none" else "auto"
     match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)", low)
-    if not match or match.group(2) not in _SIZE_UNITS or float(match.group(1)) <= 0:
+    if (not match or match.group(2) not in _SIZE_UNITS or not 0 < float(match.group(1)) < float("inf")
+            or float(match.group(1)) * _SIZE_UNITS[match.group(2)] >= 2**63):
         raise argparse.ArgumentTypeError(f"expected a size such as 4GB, 512MB or 1000000, got {text!r}")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 

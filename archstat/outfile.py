@@ -62,8 +62,8 @@ def write_with(path: str | os.PathLike, writer: Callable[[BinaryIO], object], *,
             raise ArchstatError(f"cannot write to standard output ({exc.strerror or exc})",
                                 field=field) from None
         return given
-    target = _resolve(given, field)
     try:
+        target = _resolve(given, field)
         st = target.stat()
     except FileNotFoundError:
         st = None

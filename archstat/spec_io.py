@@ -109,6 +109,13 @@ def read_spec_data(source: str | os.PathLike | Mapping[str, Any], label: str | N
         return source, label or "<dict>"
     path = Path(source)
     label = label or str(source)
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:  # a name too long, a loop of links, no permission on a folder
+        raise ArchstatError(f"cannot read the spec ({exc.strerror or exc})", file=label,
+                            hint="check the path") from None
     if path.exists() and not path.is_file() and not path.is_dir():
         raise ArchstatError("not a regular file", file=label, hint="give the path of a .yaml or .json spec")
     if not path.is_file():
