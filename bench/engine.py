@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from archstat import engine  # noqa: E402
-from archstat.engine import im2col as win  # noqa: E402
+from archstat.layers import im2col as win  # noqa: E402
 from archstat.engine import memory  # noqa: E402
 
 # name, C_in, C_out, input H (= W), kernel, stride, padding

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from archstat import engine
-from archstat.engine import im2col as win
+from archstat.layers import im2col as win
 from archstat.errors import ArchstatError
 from archstat.layers import RunContext, get
 
@@ -415,12 +415,6 @@ def test_layer_objects_agree_with_functional_api_and_registry_shapes(type_name, 
         np.testing.assert_array_equal(grads["bias"], db)
         assert grads["bias"].shape == params["bias"].shape
     assert grads["weight"].shape == params["weight"].shape
-
-
-def test_engine_reexports_the_kernels():
-    from archstat.layers import conv
-    for name in conv.__kernels__:
-        assert getattr(engine, name) is getattr(conv, name)
 
 
 @pytest.mark.parametrize("call,field", [

@@ -291,12 +291,6 @@ def test_pool_padding_over_half_the_kernel_is_refused_as_in_pytorch():
     assert err.value.field == "padding"
 
 
-def test_engine_reexports_the_pool_kernels():
-    from archstat.layers import pool
-    for name in pool.__kernels__:
-        assert getattr(engine, name) is getattr(pool, name)
-
-
 def test_pool_backward_refuses_a_gradient_or_output_of_the_wrong_shape():
     # the kernels slice dy and y block by block: a wrong shape must fail, not give a wrong dx
     from archstat.errors import ArchstatError

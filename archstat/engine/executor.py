@@ -323,7 +323,8 @@ class Executor:
                 y, cache = layer.type.forward(xs, params, layer.attrs, ctx)
             except ArchstatError as exc:
                 raise exc.with_context(file=self.model.file, layer=name)
-            assert y.shape == shapes[name] and y.dtype == self.dtype, (name, y.shape, y.dtype)
+            if y.shape != shapes[name] or y.dtype != self.dtype:
+                raise _contract_error(self.model, layer, "forward", "output", y, shapes[name], self.dtype)
             values[name] = y
             if keep:
                 caches[name] = cache
@@ -336,6 +337,7 @@ class Executor:
             self._caches = caches
             self._ran = ran
             self._out_shapes = {name: shapes[name] for name in out_names}
+            self._ran_shapes = shapes
         return outputs[out_names[0]] if len(outputs) == 1 else outputs
 
     def _free(self, values: dict[str, np.ndarray], name: str, plan: Any = None) -> None:
@@ -392,11 +394,22 @@ class Executor:
         for layer in reversed(self._ran):
             g = pending.pop(layer.name)
             dxs, dparams = layer.type.backward(g, caches.pop(layer.name))
+            if len(dxs) != len(layer.inputs):
+                raise ArchstatError(f"the backward kernel of {layer.type.name} returned {len(dxs)} input "
+                                    f"gradients for {len(layer.inputs)} inputs", file=self.model.file,
+                                    layer=layer.name, hint=_BUG_HINT)
             for src, dx in zip(layer.inputs, dxs):
+                want = self._ran_shapes[src]
+                if dx.shape != want or dx.dtype != self.dtype:
+                    raise _contract_error(self.model, layer, "backward", f"gradient of input {src!r}", dx, want,
+                                          self.dtype)
                 # never in place: kernels may hand back dy itself or views of it
                 pending[src] = dx if src not in pending else pending[src] + dx
             ties = self.model.ties.get(layer.name, {})
-            for k in self._state_of(layer.name)[0]:   # a shared tensor's gradients add up at its holder
+            for k, value in self._state_of(layer.name)[0].items():   # a shared tensor's gradients add up at its holder
+                if k not in dparams or dparams[k].shape != value.shape:
+                    raise _contract_error(self.model, layer, "backward", f"gradient of {k!r}", dparams.get(k),
+                                          value.shape, self.dtype)
                 g_k = dparams[k].astype(self.dtype, copy=False)
                 mine = grads.setdefault(ties.get(k, layer.name), {})
                 mine[k] = g_k if k not in mine else mine[k] + g_k
@@ -404,6 +417,18 @@ class Executor:
                 hook(layer.name, g, MappingProxyType(pending))
         self.input_grad = pending.pop(INPUT_NAME)
         return grads
+
+
+_BUG_HINT = "a bug in that layer type's kernel (archstat/layers/): please report it with the spec"
+
+
+def _contract_error(model: Model, layer: Any, which: str, what: str, got: Any, shape: Shape,
+                    dtype: np.dtype) -> ArchstatError:
+    """The kernel contract broken: an array of another shape or dtype than the analysis says."""
+    found = "nothing" if got is None else f"shape {fmt_shape(got.shape)} {got.dtype}"
+    return ArchstatError(f"the {which} kernel of {layer.type.name} returned {found} as its {what}; "
+                         f"expected shape {fmt_shape(shape)} {np.dtype(dtype).name}", file=model.file,
+                         layer=layer.name, hint=_BUG_HINT)
 
 
 # --------------------------------------------------------------------- functions

@@ -15,15 +15,14 @@ from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_b
                                  relu_backward, sigmoid, sigmoid_backward, silu, silu_backward, tanh,
                                  tanh_backward)
 from .activation_kernels import hardsigmoid_backward, select  # noqa: F401 (re-exported)
-from .registry import Field, LayerType, numel, register
+from .registry import declare_family, Field, LayerType, numel, register
 
-__kernels__ = ("relu", "relu_backward", "relu6", "relu6_backward", "sigmoid", "sigmoid_backward",
-               "tanh", "tanh_backward", "silu", "silu_backward", "hardswish", "hardswish_backward",
-               "hardsigmoid", "hardsigmoid_backward", "gelu", "gelu_backward")
+FAMILY = declare_family("activation", "activation", rank=4)
+
 
 
 class _Elementwise(LayerType):
-    family = "activation"
+    family = FAMILY
     #: FLOPs per output element
     flops_per_element = 1
     #: the kernel pair, as staticmethods: y = fn(x), dx = grad(dy, y)

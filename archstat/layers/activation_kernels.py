@@ -14,8 +14,10 @@ import math
 import numpy as np
 
 from .special import blockwise, erfc
+from .registry import kernel
 
 
+@kernel
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """max(0, x) elementwise; ``out=x`` computes it in place (torch.relu_)."""
     return np.maximum(x, 0, out=out)
@@ -48,6 +50,7 @@ def select(mask: np.ndarray, dy: np.ndarray, out: np.ndarray | None = None) -> n
     return res.view(dy.dtype)
 
 
+@kernel
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy where y > 0, else 0 (y may be ReLU's output or its input: same mask).
 
@@ -57,11 +60,13 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     return select(np.greater(y, 0), dy)
 
 
+@kernel
 def relu6(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """min(max(0, x), 6) elementwise (torch.nn.ReLU6); ``out=x`` computes it in place."""
     return np.clip(x, 0, 6, out=out)
 
 
+@kernel
 def relu6_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy where 0 < y < 6, else 0 (PyTorch's hardtanh rule: zero at both kinks)."""
     mask = np.greater(y, 0)
@@ -69,6 +74,7 @@ def relu6_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     return select(mask, dy)
 
 
+@kernel
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)), stably: with e = exp(-|x|) (never overflows), 1 / (1 + e) for
     x >= 0 and e / (1 + e) for x < 0, so tiny outputs keep their relative precision."""
@@ -78,33 +84,39 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return y
 
 
+@kernel
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy * y * (1 - y), with y = sigmoid(x)."""
     return dy * y * (1 - y)
 
 
+@kernel
 def tanh(x: np.ndarray) -> np.ndarray:
     """Hyperbolic tangent elementwise."""
     return np.tanh(x)
 
 
+@kernel
 def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy * (1 - y^2), with y = tanh(x)."""
     return dy * (1 - y * y)
 
 
+@kernel
 def silu(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """x * sigmoid(x) (torch.nn.SiLU, "swish"); returns ``(y, sigmoid(x))`` for the backward."""
     s = sigmoid(x)
     return np.multiply(x, s, out=out), s
 
 
+@kernel
 def silu_backward(dy: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """dx = dy * (s + y (1 - s)): d/dx x s(x) = s + x s (1 - s), and x s = y, so the input
     itself is not needed (an in-place SiLU can still be differentiated)."""
     return dy * (s + y * (1 - s))
 
 
+@kernel
 def hardswish(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """x * relu6(x + 3) / 6 elementwise (torch.nn.Hardswish; Howard et al. 2019, "Searching
     for MobileNetV3", Sec. 5.2), in PyTorch's order of operations, so the results are its bits;
@@ -116,6 +128,7 @@ def hardswish(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return y
 
 
+@kernel
 def hardswish_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dx = 0 for x <= -3, dy * (x / 3 + 1/2) for -3 < x < 3, dy for x >= 3 (and for NaN x),
     PyTorch's rule and arithmetic at both kinks (torch hardswish_backward). Where x <= -3 the
@@ -134,6 +147,7 @@ def hardswish_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     return select(keep, slope, out=slope)
 
 
+@kernel
 def hardsigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """relu6(x + 3) / 6 elementwise (torch.nn.Hardsigmoid; Howard et al. 2019, Sec. 5.2);
     ``out=x`` computes it in place."""
@@ -155,6 +169,7 @@ def _sixth_where(dy: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return select(inside, dx, out=dx)
 
 
+@kernel
 def hardsigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dx = dy / 6 where -3 < x < 3, else +0.0 (also at both kinks, for NaN x and for an inf
     or NaN dy outside), as PyTorch. dy is multiplied by 1/6 rounded to the dtype; PyTorch
@@ -168,6 +183,7 @@ _GELU_KAPPA = 0.044715
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
+@kernel
 def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """Gaussian error linear unit x * Phi(x), as torch.nn.functional.gelu (Hendrycks & Gimpel
     2016, "Gaussian Error Linear Units", Sec. 2).
@@ -206,6 +222,7 @@ def _gelu_inner(x: np.ndarray) -> np.ndarray:
     return u
 
 
+@kernel
 def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """Gradient of :func:`gelu` with respect to x (x: the forward input), as PyTorch's
     GeluBackward: exact, dx = dy (Phi(x) + x phi(x)) with phi(x) = exp(-x^2/2) / sqrt(2 pi);

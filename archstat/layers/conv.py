@@ -11,15 +11,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..engine import im2col as win
 from ..errors import ArchstatError
-from .registry import (INFERRED, REQUIRED, Field, LayerType, Shape, Window, affine_flops,
-                       check_declared, numel, register, require_rank)
+from . import im2col as win
+# kept in their own modules (split past ~400 lines); re-exported here, the family's home
+from .conv_depthwise import depthwise_backward, is_depthwise
+from .conv_local import locally_connected2d, locally_connected2d_backward
+from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
+                       LayerType, numel, register, require_rank, Shape, Window)
 from .window import Pads, output_hw, resolve_padding
+
+FAMILY = declare_family("conv", "convolution", rank=0)
 
 PADDING_MODES = win.PAD_MODES   # zeros, reflect, replicate, circular (PyTorch's padding_mode)
 
-__kernels__ = ("conv2d", "conv2d_backward", "locally_connected2d", "locally_connected2d_backward")
 
 _WINDOW_FIELDS = (
     Field("in_channels", "int", INFERRED, "input channels; inferred from the graph", minimum=1),
@@ -52,7 +56,7 @@ def conv_geometry(in_shape: Shape, attrs: Mapping[str, Any]) -> tuple[Pads, tupl
 
 
 class _ConvLike(LayerType):
-    family = "conv"
+    family = FAMILY
 
     def check_input(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> Shape:
         (x,) = in_shapes
@@ -208,7 +212,7 @@ def _conv_args(x, w, b, groups, padding_mode):
 
 
 #: the largest kernel (kH*kW taps) whose zero-padded columns are built tap by tap
-#: (:func:`archstat.engine.im2col.im2col_unpadded`); measured on 5x5 (25 taps, C = 32) the
+#: (:func:`archstat.layers.im2col.im2col_unpadded`); measured on 5x5 (25 taps, C = 32) the
 #: per-tap copies were 1.3x slower than padding the input once
 UNPADDED_MAX_TAPS = 9
 
@@ -216,7 +220,7 @@ UNPADDED_MAX_TAPS = 9
 def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
     """Blocked im2col of ``x``: yield ``(block, cols)`` per block of output rows, ``cols``
     shaped ``(G, K_g, L)``. Zero padding of a small kernel is never materialised
-    (:func:`archstat.engine.im2col.im2col_unpadded`); otherwise the whole input is padded
+    (:func:`archstat.layers.im2col.im2col_unpadded`); otherwise the whole input is padded
     once. One column buffer serves every block. With ``ones_row`` (groups 1 only) the
     columns get one more row of ones, so that a weight with the bias as its last column
     adds the bias inside the GEMM (CS231n's bias trick) instead of in one more pass over
@@ -253,6 +257,7 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
 FOLD_BIAS_MAX_K = 2048
 
 
+@kernel
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
 
@@ -263,7 +268,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
 
     im2col + one GEMM per group (``(G, C_out/G, K_g) @ (G, K_g, L)``, one batched matmul),
     blocked over images / output rows so the columns stay cache sized and bounded in memory
-    (:func:`archstat.engine.im2col.blocks`). 1x1 stride-1 unpadded convs skip im2col. With
+    (:func:`archstat.layers.im2col.blocks`). 1x1 stride-1 unpadded convs skip im2col. With
     groups 1 and a small K the bias rides in the GEMM (:data:`FOLD_BIAS_MAX_K`).
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
@@ -305,6 +310,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     return y
 
 
+@kernel
 def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """Gradients of :func:`conv2d`: returns ``(dx, dw, db)`` in x's dtype.
 
@@ -312,8 +318,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     or ignore it when the conv has no bias). Per column block, with the forward's columns
     rebuilt (so nothing the size of the columns is cached between passes):
     ``dW += dY_blk @ cols^T`` and ``dcols = W^T @ dY_blk``, then col2im; with zero padding
-    straight into dx (:func:`archstat.engine.im2col.col2im_unpadded`), with the other modes
-    into a padded gradient folded back by :func:`archstat.engine.im2col.pad_backward`.
+    straight into dx (:func:`archstat.layers.im2col.col2im_unpadded`), with the other modes
+    into a padded gradient folded back by :func:`archstat.layers.im2col.pad_backward`.
     """
     x, w, _, g = _conv_args(x, w, None, groups, padding_mode)
     dy = win.check_array(dy, "dy", 4, x.dtype)
@@ -358,9 +364,3 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     if padding_mode != "zeros":
         dx = win.pad_backward(dxp, geom.full_pads, padding_mode)
     return dx, dw.reshape(w.shape), db.reshape(c_out)
-
-
-# Kept in their own modules (DESIGN: split past ~400 lines); re-exported here, the family's
-# home, for the registry types above and for archstat.engine.
-from .conv_depthwise import depthwise_backward, is_depthwise  # noqa: E402
-from .conv_local import locally_connected2d, locally_connected2d_backward  # noqa: E402

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine import im2col as win
+from . import im2col as win
 
 # Depthwise convs (groups = C_in, each group sees one input channel) make the backward's
 # GEMMs degenerate: per group dW is a (C_out/G x L) @ (L x kH*kW) product and dcols a

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import im2col as win
+from . import im2col as win
 from ..errors import ArchstatError
+from .registry import kernel
 
 def _lc_args(x, w, b, padding_mode):
     x = win.check_array(x, "x", 4)
@@ -43,6 +44,7 @@ def _lc_batch_step(x, geom):
     return max(1, win.COL_BUDGET_BYTES // (col_bytes * x.itemsize))
 
 
+@kernel
 def locally_connected2d(x, w, b=None, stride=1, padding=0, dilation=1, padding_mode="zeros"):
     """Locally connected 2-D layer: a conv whose filter bank differs at every output location.
 
@@ -69,6 +71,7 @@ def locally_connected2d(x, w, b=None, stride=1, padding=0, dilation=1, padding_m
     return y
 
 
+@kernel
 def locally_connected2d_backward(dy, x, w, stride=1, padding=0, dilation=1, padding_mode="zeros"):
     """Gradients of :func:`locally_connected2d`: returns ``(dx, dw, db)`` in x's dtype.
 

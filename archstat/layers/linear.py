@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArchstatError
-from .registry import (INFERRED, REQUIRED, Field, LayerType, affine_flops, check_declared, fmt_shape,
-                       numel, register)
+from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, fmt_shape,
+                       kernel, LayerType, numel, register)
 
-__kernels__ = ("linear", "linear_backward")
+FAMILY = declare_family("linear", "fully connected", rank=1)
 
 
+
+@kernel
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Fully connected layer ``y = x W^T + b`` (torch.nn.functional.linear).
 
@@ -29,6 +31,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndar
     return y
 
 
+@kernel
 def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of :func:`linear`: ``dx = dy W``, ``dW = dy^T x``, ``db = sum_n dy``, the
@@ -57,7 +60,7 @@ class Linear(LayerType):
 
     name = "linear"
     alias = "fc"
-    family = "linear"
+    family = FAMILY
     fields = (
         Field("in_features", "int", INFERRED, "input features; inferred from the graph", minimum=1),
         Field("out_features", "int", REQUIRED, "output features", minimum=1),

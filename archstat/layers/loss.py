@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArchstatError
+from .registry import kernel
 
-__kernels__ = ("softmax_cross_entropy",)
 
 
+@kernel
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean softmax cross-entropy over the batch, and its gradient with respect to the logits.
 

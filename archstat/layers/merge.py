@@ -14,21 +14,25 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ArchstatError
-from .registry import Field, LayerType, fmt_shape, numel, register
+from .registry import declare_family, Field, fmt_shape, kernel, LayerType, numel, register
 
-__kernels__ = ("concat", "concat_backward", "add", "add_backward", "mul", "mul_backward")
+FAMILY = declare_family("merge", "merge", rank=5)
 
 
+
+@kernel
 def concat(xs: Sequence[np.ndarray], dim: int = 1) -> np.ndarray:
     """Join arrays along ``dim`` (torch.cat); the result has xs[0]'s dtype."""
     return np.concatenate(xs, axis=dim, dtype=xs[0].dtype)
 
 
+@kernel
 def concat_backward(dy: np.ndarray, sizes: Sequence[int], dim: int = 1) -> list[np.ndarray]:
     """Split dy along ``dim`` into pieces of ``sizes`` (each input's extent): views of dy."""
     return np.split(dy, np.cumsum(sizes)[:-1], axis=dim)
 
 
+@kernel
 def add(xs: Sequence[np.ndarray]) -> np.ndarray:
     """Elementwise sum of same-shaped arrays (one new array, xs[0]'s dtype)."""
     y = np.add(xs[0], xs[1], dtype=xs[0].dtype)
@@ -37,11 +41,13 @@ def add(xs: Sequence[np.ndarray]) -> np.ndarray:
     return y
 
 
+@kernel
 def add_backward(dy: np.ndarray, n: int) -> list[np.ndarray]:
     """Each of the n inputs receives dy unchanged (the same array, not copies)."""
     return [dy] * n
 
 
+@kernel
 def mul(xs: Sequence[np.ndarray]) -> np.ndarray:
     """Elementwise product with NumPy broadcasting (e.g. (N, C, H, W) * (N, C, 1, 1))."""
     y = np.multiply(xs[0], xs[1], dtype=xs[0].dtype)
@@ -50,6 +56,7 @@ def mul(xs: Sequence[np.ndarray]) -> np.ndarray:
     return y
 
 
+@kernel
 def mul_backward(dy: np.ndarray, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """d(x_0 x_1 ...)/dx_i = dy * (product of the others), summed back over broadcast axes."""
     grads = []
@@ -64,7 +71,7 @@ def mul_backward(dy: np.ndarray, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 class _Merge(LayerType):
-    family = "merge"
+    family = FAMILY
     min_inputs = 2
     max_inputs = None
 

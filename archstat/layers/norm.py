@@ -17,12 +17,11 @@ from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_f
                            layer_scale_backward, lrn_backward)
 from .norm_kernels import (batch_norm2d, batch_norm2d_backward, layer_norm,  # noqa: F401 (kernels)
                            layer_norm2d, layer_norm2d_backward, layer_norm_backward, lrn)
-from .registry import (INFERRED, REQUIRED, Field, LayerType, check_declared, fmt_shape, numel,
-                       register, require_rank)
+from .registry import (INFERRED, REQUIRED, check_declared, declare_family, Field, fmt_shape, LayerType,
+                       numel, register, require_rank)
 
-__kernels__ = ("batch_norm2d", "batch_norm2d_backward", "lrn", "lrn_backward", "layer_norm",
-               "layer_norm_backward", "layer_norm2d", "layer_norm2d_backward", "layer_scale",
-               "layer_scale_backward", "channel_bias", "channel_bias_backward")
+FAMILY = declare_family("norm", "normalisation", rank=3)
+
 
 
 @register
@@ -40,7 +39,7 @@ class BatchNorm2d(LayerType):
 
     name = "batch_norm2d"
     alias = "bn"
-    family = "norm"
+    family = FAMILY
 
     def backward_flops(self, in_shapes, out_shape, attrs, input_grads, forward=None):
         n = numel(out_shape)
@@ -97,7 +96,7 @@ class LRN(LayerType):
 
     name = "lrn"
     alias = "lrn"
-    family = "norm"
+    family = FAMILY
     fields = (
         Field("size", "int", REQUIRED, "number of neighbouring channels summed", minimum=1),
         Field("alpha", "float", 1e-4, "scale of the sum of squares"),
@@ -129,7 +128,7 @@ class _LayerNormType(LayerType):
     """Shared by layer_norm and layer_norm2d: fields, parameters, counts, init, kernels.
     A subclass gives the normalised axes and the parameters' shape."""
 
-    family = "norm"
+    family = FAMILY
     alias = "ln"
 
     def mixing_axes(self, in_shapes, attrs):
@@ -247,7 +246,7 @@ class _PerChannel(LayerType):
     """A learned tensor per channel applied elementwise (a scale or a shift): (N, C, H, W) or
     (N, C) in, the same shape out."""
 
-    family = "norm"
+    family = FAMILY
     torch_call = "operator"
 
     def output_shape(self, in_shapes, attrs):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArchstatError
-from .registry import fmt_shape
+from .registry import fmt_shape, kernel
 
 # ------------------------------------------------------------------- batch norm
 
@@ -52,6 +52,7 @@ def _bn_statistics(x, running_mean, running_var, training, momentum, eps):
     return mean.astype(x.dtype, copy=False), invstd.astype(x.dtype, copy=False)
 
 
+@kernel
 def batch_norm2d(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
                  running_mean: np.ndarray | None, running_var: np.ndarray | None,
                  training: bool, momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
@@ -66,6 +67,7 @@ def batch_norm2d(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | No
     return _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
 
 
+@kernel
 def batch_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | None,
                           running_mean: np.ndarray | None, running_var: np.ndarray | None,
                           training: bool, eps: float = 1e-5
@@ -153,6 +155,7 @@ def _lrn_scale(x, size, alpha, k):
     return scale
 
 
+@kernel
 def lrn(x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75,
         k: float = 1.0) -> np.ndarray:
     """Local response normalisation across channels, as torch.nn.functional.local_response_norm.
@@ -164,6 +167,7 @@ def lrn(x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75,
     return x * _lrn_scale(x, size, alpha, k) ** -beta
 
 
+@kernel
 def lrn_backward(dy: np.ndarray, x: np.ndarray, size: int, alpha: float = 1e-4,
                  beta: float = 0.75, k: float = 1.0, scale: np.ndarray | None = None) -> np.ndarray:
     """Gradient of :func:`lrn` with respect to x (``scale``: the saved denominator base, optional).
@@ -259,6 +263,7 @@ def _trailing_axes(x_shape, normalized_shape) -> tuple[int, ...]:
     return tuple(range(rank - len(ns), rank))
 
 
+@kernel
 def layer_norm(x: np.ndarray, normalized_shape, weight: np.ndarray | None = None,
                bias: np.ndarray | None = None, eps: float = 1e-5) -> np.ndarray:
     """Layer normalisation over the trailing dimensions, as torch.nn.functional.layer_norm
@@ -274,6 +279,7 @@ def layer_norm(x: np.ndarray, normalized_shape, weight: np.ndarray | None = None
     return y
 
 
+@kernel
 def layer_norm_backward(dy: np.ndarray, x: np.ndarray, normalized_shape,
                         weight: np.ndarray | None = None, eps: float = 1e-5
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -285,6 +291,7 @@ def layer_norm_backward(dy: np.ndarray, x: np.ndarray, normalized_shape,
     return _ln_backward(dy, x, mean, invstd, _cast(weight, x), axes)
 
 
+@kernel
 def layer_norm2d(x: np.ndarray, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
                  eps: float = 1e-5) -> np.ndarray:
     """Layer normalisation over the channels at each pixel, as torchvision's
@@ -296,6 +303,7 @@ def layer_norm2d(x: np.ndarray, weight: np.ndarray | None = None, bias: np.ndarr
     return y
 
 
+@kernel
 def layer_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | None = None,
                           eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of :func:`layer_norm2d`: ``(dx, dweight, dbias)``, dweight and dbias (C,)."""
@@ -303,6 +311,7 @@ def layer_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | No
     return _ln_backward(dy, x, mean, invstd, _per_channel(_cast(weight, x), x), (1,))
 
 
+@kernel
 def layer_scale(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x times a per-channel scale, as ConvNeXt's ``self.layer_scale * x`` (torchvision's
     CNBlock; Liu et al. 2022, "A ConvNet for the 2020s", after CaiT's, Touvron et al. 2021).
@@ -310,6 +319,7 @@ def layer_scale(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return x * _per_channel(_cast(weight, x).reshape(-1), x)
 
 
+@kernel
 def layer_scale_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
     """``(dx, dweight)``: dx = dy * weight per channel, dweight = the sum of dy * x over all
@@ -321,6 +331,7 @@ def layer_scale_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray
     return dx, dweight
 
 
+@kernel
 def channel_bias(x: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x plus a per-channel constant, ``x + b[c]``: a shift an exported graph writes as an
     ``Add`` alone (a bias no conv or linear layer took in). x: (N, C, H, W) or (N, C); bias: C
@@ -328,6 +339,7 @@ def channel_bias(x: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return x + _per_channel(np.asarray(bias).reshape(-1), x)
 
 
+@kernel
 def channel_bias_backward(dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(dx, dbias)``: dx = dy; dbias = the sum of dy over all but the channel axis."""
     axes = tuple(a for a in range(dy.ndim) if a != 1)

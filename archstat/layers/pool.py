@@ -14,13 +14,12 @@ from .pool_adaptive import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, a
                             adaptive_max_pool2d_backward)
 from .pool_kernels import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
                            global_avg_pool2d_backward, max_pool2d, max_pool2d_backward)
-from .registry import REQUIRED, Field, LayerType, Window, numel, register, require_rank
+from .registry import REQUIRED, declare_family, Field, LayerType, numel, register, require_rank, Window
 from .window import (Pads, adaptive_geometry, adaptive_output_hw, adaptive_taps, check_pool_padding,
                      output_hw, resolve_padding)
 
-__kernels__ = ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-               "global_avg_pool2d", "global_avg_pool2d_backward", "adaptive_avg_pool2d",
-               "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_backward")
+FAMILY = declare_family("pool", "pooling", rank=2)
+
 
 _POOL_FIELDS = (
     Field("kernel_size", "pair", REQUIRED, "window size kH, kW", minimum=1),
@@ -42,7 +41,7 @@ def pool_geometry(in_shape, attrs) -> tuple[tuple[int, int], Pads, tuple[int, in
 
 
 class _Pool(LayerType):
-    family = "pool"
+    family = FAMILY
 
     def output_shape(self, in_shapes, attrs):
         (x,) = in_shapes
@@ -128,7 +127,7 @@ class GlobalAvgPool2d(LayerType):
 
     name = "global_avg_pool2d"
     alias = "gap"
-    family = "pool"
+    family = FAMILY
 
     def output_shape(self, in_shapes, attrs):
         (x,) = in_shapes
@@ -154,7 +153,7 @@ class _AdaptivePool(LayerType):
     """Shared by the adaptive pools: the output size comes from the spec, the windows from
     PyTorch's rule (output i reads input [floor(i H / H_out), ceil((i+1) H / H_out)))."""
 
-    family = "pool"
+    family = FAMILY
     fields = (
         Field("output_size", "size", REQUIRED,
               "output size H_out, W_out (an entry null keeps that input size)", minimum=1),

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import im2col as win
+from . import im2col as win
 from .pool_kernels import (_along, _check_output_shaped, _shape_of, avg_pool2d, avg_pool2d_backward,
                            max_pool2d, max_pool2d_backward)
 from .window import adaptive_bounds, adaptive_geometry, adaptive_output_hw
+from .registry import kernel
 
 
 def _adaptive_setup(x, output_size):
@@ -78,6 +79,7 @@ def _adaptive_scale(in_hw, out_hw, dtype):
     return (1 / np.multiply.outer(lens[0], lens[1])).astype(dtype)
 
 
+@kernel
 def adaptive_avg_pool2d(x, output_size):
     """Adaptive average pooling as ``torch.nn.functional.adaptive_avg_pool2d``:
     x (N, C, H, W) -> (N, C, H_out, W_out).
@@ -98,6 +100,7 @@ def adaptive_avg_pool2d(x, output_size):
     return y
 
 
+@kernel
 def adaptive_avg_pool2d_backward(dy, x_shape, output_size):
     """Gradient of :func:`adaptive_avg_pool2d` with respect to x; ``x_shape`` is x's shape
     (or x). Every pixel receives the sum of ``dy / window size`` over the windows holding it:
@@ -115,6 +118,7 @@ def adaptive_avg_pool2d_backward(dy, x_shape, output_size):
     return _gather_reduce(part, *_adaptive_readers(x_shape[2], out_hw[0]), 0, np.add)
 
 
+@kernel
 def adaptive_max_pool2d(x, output_size):
     """Adaptive max pooling as ``torch.nn.functional.adaptive_max_pool2d`` (the values, not
     the indices): x (N, C, H, W) -> (N, C, H_out, W_out), over the windows of
@@ -127,6 +131,7 @@ def adaptive_max_pool2d(x, output_size):
     return _gather_reduce(part, *_adaptive_axis(x.shape[3], out_hw[1]), 1, np.maximum)
 
 
+@kernel
 def adaptive_max_pool2d_backward(dy, x, output_size, *, y=None):
     """Gradient of :func:`adaptive_max_pool2d` with respect to x (x's shape and dtype).
 

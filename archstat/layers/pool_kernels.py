@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import im2col as win
+from . import im2col as win
 from ..errors import ArchstatError
 from .activation import select
-from .registry import numel
+from .registry import kernel, numel
 from .window import check_pool_padding
 
 # ---------------------------------------------------------------------- engine kernels
 #
 # Both pools take their geometry (sizes, pads, ceil_mode) from the engine's window
-# primitive (:func:`archstat.engine.im2col.geometry`) and its per-axis tap rule
+# primitive (:func:`archstat.layers.im2col.geometry`) and its per-axis tap rule
 # (``taps_inside``: the outputs whose tap at one kernel offset reads the input, not its
 # padding). A 2-D window max or sum is separable, so the forward reduces over the kH rows
 # first, with row-strided views whose rows are contiguous, then over the kW columns of the
@@ -120,6 +120,7 @@ def _pool_reduce(x, geom, op, identity):
     return y
 
 
+@kernel
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max pooling as ``torch.nn.functional.max_pool2d``: x (N, C, H, W) -> (N, C, H_out, W_out).
 
@@ -155,6 +156,7 @@ def _zero_unread(out, geom, dim):
     out[_along(dim, ~read)] = 0
 
 
+@kernel
 def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                         *, y=None):
     """Gradient of :func:`max_pool2d` with respect to x (x's shape and dtype).
@@ -251,6 +253,7 @@ def _avg_scale(geom, count_include_pad, dtype):
     return scale
 
 
+@kernel
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Average pooling as ``torch.nn.functional.avg_pool2d``: (N, C, H, W) -> (N, C, H_out, W_out).
 
@@ -263,6 +266,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return y
 
 
+@kernel
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
     """Gradient of :func:`avg_pool2d` with respect to x; ``x_shape`` is x's shape (or x).
@@ -317,12 +321,14 @@ def _shape_of(x_or_shape):
     return tuple(int(v) for v in x_or_shape)
 
 
+@kernel
 def global_avg_pool2d(x):
     """Mean over H x W: (N, C, H, W) -> (N, C, 1, 1), as ``adaptive_avg_pool2d(x, 1)``."""
     x = win.check_array(x, "x", 4)
     return x.mean(axis=(2, 3), keepdims=True)
 
 
+@kernel
 def global_avg_pool2d_backward(dy, x_shape):
     """Gradient of :func:`global_avg_pool2d`: dy / (H*W) spread over every pixel."""
     x_shape = _shape_of(x_shape)

@@ -335,8 +335,63 @@ def all_types() -> dict[str, LayerType]:
 
 
 def _load_families() -> None:
-    # The family modules register themselves on import.
-    from . import conv, linear, pool, activation, norm, merge, shape  # noqa: F401
+    """Import every module of this package: the layer types and kernels register on import,
+    so a new family module needs no list to be found."""
+    global _LOADED
+    if _LOADED:
+        return
+    import importlib
+    import pkgutil
+
+    package = __name__.rsplit(".", 1)[0]
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{info.name}")
+    _LOADED = True
+
+
+_LOADED = False
+
+
+class Family(NamedTuple):
+    """A family of layer types (one module of this package): ``label`` names it for people,
+    ``rank`` orders families in tables, legends and colours (heavy ones first)."""
+
+    name: str
+    label: str
+    rank: int
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def declare_family(name: str, label: str, rank: int) -> str:
+    """Declare a family (once, at the top of its module); returns ``name`` for the types'
+    ``family`` attribute."""
+    _FAMILIES[name] = Family(name, label, rank)
+    return name
+
+
+def families() -> dict[str, Family]:
+    """Every family, by name, in rank order."""
+    _load_families()
+    return {f.name: f for f in sorted(_FAMILIES.values(), key=lambda f: f.rank)}
+#: the functional kernels, by name (see :func:`kernel`)
+_KERNELS: dict[str, Callable[..., Any]] = {}
+
+
+def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: ``fn`` is a functional kernel of the engine, re-exported as
+    ``archstat.engine.<name>`` (``op(x, ...)``, ``op_backward(dy, ...)``). The one mark a new
+    kernel needs; the engine's list is derived from it."""
+    if _KERNELS.setdefault(fn.__name__, fn) is not fn:
+        raise RuntimeError(f"two kernels named {fn.__name__!r}: {_KERNELS[fn.__name__].__module__} and {fn.__module__}")
+    return fn
+
+
+def kernels() -> dict[str, Callable[..., Any]]:
+    """Every functional kernel, by name (the families are imported first)."""
+    _load_families()
+    return dict(_KERNELS)
 
 
 # ----------------------------------------------------------------- shape helpers

@@ -9,16 +9,15 @@ dtype.
 from __future__ import annotations
 
 from ..errors import ArchstatError
-from .registry import REQUIRED, Field, LayerType, Window, fmt_shape, numel, register, require_rank
+from .registry import (REQUIRED, declare_family, Field, fmt_shape, LayerType, numel, register, require_rank,
+                       Window)
 from .shape_kernels import (channel_shuffle, channel_shuffle_backward, dropout, dropout_backward,
                             flatten, flatten_backward, permute, permute_backward, softmax,
                             softmax_backward, split, split_backward, split_bounds, stochastic_depth,
                             stochastic_depth_backward)
 
-__kernels__ = ("flatten", "flatten_backward", "dropout", "dropout_backward", "softmax",
-               "softmax_backward", "permute", "permute_backward", "split", "split_backward",
-               "channel_shuffle", "channel_shuffle_backward", "stochastic_depth",
-               "stochastic_depth_backward")
+FAMILY = declare_family("shape", "input / reshape", rank=6)
+
 
 
 @register
@@ -30,7 +29,7 @@ class Input(LayerType):
 
     name = "input"
     alias = "input"
-    family = "shape"
+    family = FAMILY
     min_inputs = 0
     max_inputs = 0
 
@@ -53,7 +52,7 @@ class Flatten(LayerType):
     name = "flatten"
     torch_call = "torch"
     alias = "flatten"
-    family = "shape"
+    family = FAMILY
     fields = (
         Field("start_dim", "int", 1, "first dimension to flatten"),
         Field("end_dim", "int", -1, "last dimension to flatten"),
@@ -126,7 +125,7 @@ class Dropout(LayerType):
 
     name = "dropout"
     alias = "drop"
-    family = "shape"
+    family = FAMILY
     fields = (
         Field("p", "float", 0.5, "probability of zeroing an element", minimum=0.0, maximum=1.0),
         Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),
@@ -157,7 +156,7 @@ class Softmax(LayerType):
 
     name = "softmax"
     alias = "softmax"
-    family = "shape"
+    family = FAMILY
     fields = (Field("dim", "int", 1, "dimension that sums to one"),)
 
     def output_shape(self, in_shapes, attrs):
@@ -199,7 +198,7 @@ class Permute(LayerType):
     name = "permute"
     torch_call = "method"
     alias = "permute"
-    family = "shape"
+    family = FAMILY
     fields = (Field("dims", "ints", REQUIRED,
                     "new order of the axes: a permutation of 0..rank-1 that starts with 0 (batch)"),)
 
@@ -250,7 +249,7 @@ class Split(LayerType):
     name = "split"
     torch_call = "method"
     alias = "split"
-    family = "shape"
+    family = FAMILY
     fields = (
         Field("dim", "int", 1, "dimension to cut (1: channels)"),
         Field("chunks", "int", None, "cut into pieces of ceil(size / chunks), as torch.chunk "
@@ -317,7 +316,7 @@ class ChannelShuffle(LayerType):
     name = "channel_shuffle"
     torch_call = "function"
     alias = "shuffle"
-    family = "shape"
+    family = FAMILY
     fields = (Field("groups", "int", REQUIRED, "number of channel groups (must divide C)", minimum=1),)
 
     def output_shape(self, in_shapes, attrs):
@@ -362,7 +361,7 @@ class StochasticDepth(LayerType):
 
     name = "stochastic_depth"
     alias = "sdepth"
-    family = "shape"
+    family = FAMILY
     fields = (
         Field("p", "float", REQUIRED, "probability of zeroing a sample (or the batch)",
               minimum=0.0, maximum=1.0),
@@ -393,7 +392,7 @@ class Opaque(LayerType):
 
     name = "opaque"
     alias = "opaque"
-    family = "shape"
+    family = FAMILY
     counted = False
     min_inputs = 1
     max_inputs = None

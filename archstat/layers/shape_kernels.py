@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArchstatError
-from .registry import numel
+from .registry import kernel, numel
 from .window import ceil_div
 
 
+@kernel
 def flatten(x: np.ndarray, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
     """Merge dimensions start_dim..end_dim into one (torch.flatten); a view when x is
     contiguous (as the outputs of the kernels are), a copy otherwise."""
@@ -22,11 +23,13 @@ def flatten(x: np.ndarray, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
     return x.reshape(x.shape[:start] + (numel(x.shape[start:end + 1]),) + x.shape[end + 1:])
 
 
+@kernel
 def flatten_backward(dy: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
     """Reshape the gradient back to the input's shape (a view)."""
     return dy.reshape(in_shape)
 
 
+@kernel
 def dropout(x: np.ndarray, p: float, training: bool, rng: Any = None,
             inplace: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Inverted dropout (Srivastava et al. 2014; torch.nn.functional.dropout).
@@ -46,6 +49,7 @@ def dropout(x: np.ndarray, p: float, training: bool, rng: Any = None,
     return y, mask
 
 
+@kernel
 def dropout_backward(dy: np.ndarray, mask: np.ndarray | None, p: float) -> np.ndarray:
     """dx = dy * mask / (1 - p) (dy itself at inference, when mask is None)."""
     if mask is None:
@@ -65,6 +69,7 @@ def _softmax_dim(x: np.ndarray, dim: int) -> int:
     return dim
 
 
+@kernel
 def softmax(x: np.ndarray, dim: int = 1) -> np.ndarray:
     """exp(x) / sum exp(x) along ``dim`` (torch.softmax), with the max subtracted first so
     exp never overflows (the result is unchanged). As torch: a 0-d array gives 1, an empty
@@ -81,6 +86,7 @@ def softmax(x: np.ndarray, dim: int = 1) -> np.ndarray:
     return y
 
 
+@kernel
 def softmax_backward(dy: np.ndarray, y: np.ndarray, dim: int = 1) -> np.ndarray:
     """dx = y * (dy - sum(dy * y) along dim), with y = softmax(x) (the softmax Jacobian
     diag(y) - y y^T applied to dy). A 0-d softmax is constant: its gradient is 0."""
@@ -92,11 +98,13 @@ def softmax_backward(dy: np.ndarray, y: np.ndarray, dim: int = 1) -> np.ndarray:
     return dx
 
 
+@kernel
 def permute(x: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
     """Reorder the axes (torch.permute): output axis i is input axis ``dims[i]``. A view."""
     return np.transpose(x, dims)
 
 
+@kernel
 def permute_backward(dy: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
     """The gradient permuted back by the inverse permutation (a view of dy)."""
     return np.transpose(dy, np.argsort(dims))
@@ -127,6 +135,7 @@ def split_bounds(extent: int, index: int, chunks: int | None = None,
                         hint=f"use an index from 0 to {pieces - 1}")
 
 
+@kernel
 def split(x: np.ndarray, index: int, chunks: int | None = None, sizes: tuple[int, ...] | None = None,
           dim: int = 1) -> np.ndarray:
     """Piece ``index`` of ``torch.chunk(x, chunks, dim)`` or ``torch.split(x, sizes, dim)``
@@ -137,6 +146,7 @@ def split(x: np.ndarray, index: int, chunks: int | None = None, sizes: tuple[int
     return x[tuple(where)]
 
 
+@kernel
 def split_backward(dy: np.ndarray, x_shape: tuple[int, ...], index: int, chunks: int | None = None,
                    sizes: tuple[int, ...] | None = None, dim: int = 1) -> np.ndarray:
     """The gradient written into zeros of the input's shape, at the piece's place."""
@@ -145,6 +155,7 @@ def split_backward(dy: np.ndarray, x_shape: tuple[int, ...], index: int, chunks:
     return dx
 
 
+@kernel
 def channel_shuffle(x: np.ndarray, groups: int) -> np.ndarray:
     """ShuffleNet's channel shuffle (Zhang et al. 2018; torch.nn.ChannelShuffle): x (N, C, H, W)
     seen as (N, groups, C / groups, H, W) with the two channel axes transposed, so output
@@ -156,11 +167,13 @@ def channel_shuffle(x: np.ndarray, groups: int) -> np.ndarray:
     return y
 
 
+@kernel
 def channel_shuffle_backward(dy: np.ndarray, groups: int) -> np.ndarray:
     """The inverse shuffle: with C / groups groups it transposes the channel matrix back."""
     return channel_shuffle(dy, dy.shape[1] // groups)
 
 
+@kernel
 def stochastic_depth(x: np.ndarray, p: float, mode: str = "row", training: bool = False,
                      rng: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Stochastic depth (Huang et al. 2016), torchvision.ops.stochastic_depth's rule.
@@ -183,6 +196,7 @@ def stochastic_depth(x: np.ndarray, p: float, mode: str = "row", training: bool 
     return x * noise, noise
 
 
+@kernel
 def stochastic_depth_backward(dy: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
     """dx = dy * noise (dy itself when the forward was the identity)."""
     return dy if noise is None else dy * noise

@@ -9,10 +9,17 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-FAMILY_COLOURS = {"conv": "#3b75af", "linear": "#ef8636", "pool": "#9a9a9a", "norm": "#59a14f",
-                  "merge": "#b07aa1", "activation": "#d4a6c8", "shape": "#cccccc"}
-FAMILY_LABELS = {"conv": "convolution", "linear": "fully connected", "pool": "pooling",
-                 "norm": "normalisation", "merge": "merge", "activation": "activation", "shape": "input / reshape"}
+def _family_look() -> tuple[dict[str, str], dict[str, str]]:
+    """Colour and label of each layer family, from the registry: colours by the family's rank
+    (the heavy families get the strong colours), labels as the family declares them."""
+    from ..layers.registry import families
+    palette = ("#3b75af", "#ef8636", "#9a9a9a", "#59a14f", "#d4a6c8", "#b07aa1", "#cccccc", "#8c564b", "#17becf")
+    found = families().values()
+    return ({f.name: palette[min(f.rank, len(palette) - 1)] for f in found},
+            {f.name: f.label for f in found})
+
+
+FAMILY_COLOURS, FAMILY_LABELS = _family_look()
 
 
 #: the look of every archstat figure, applied per figure (the user's rcParams stay as they are)

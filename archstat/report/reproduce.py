@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from ..analysis import Analysis, analyze, itemsize
 from ..graph import load
+from ..layers.conv import FAMILY as CONV  # the lecture's CONV and FC categories
+from ..layers.linear import FAMILY as FC
 from . import published
 from .table import md_table
 from .units import human, human_bytes, thousands
@@ -73,7 +75,7 @@ def vgg_table2() -> list[Report]:
             raise AssertionError(f"{spec}: {weight_count} weight layers, Table 1 says {weight_layers}")
     params = {c: a.totals["params"] for c, a in by_config.items()}
     d_rows = by_config["D"].rows()
-    fc_params = sum(r["params"] for r in d_rows if r["family"] == "linear")
+    fc_params = sum(r["params"] for r in d_rows if r["family"] == FC)
     fc6 = max(r["params"] for r in d_rows)
     rounding = ", ".join(f"{params[c] / 1e6:.2f} -> {m}" for c, _, _, m in published.VGG_TABLE2 if c != "A-LRN")
     headers = ["Config", "Spec", "Weight layers", "Table 2 (M)", "archstat (M)", "rounded", "deviation",
@@ -233,8 +235,8 @@ def alexnet() -> list[Report]:
                       thousands(t2["params"]) if t2.get("params") else "-",
                       human(r["macs"]) if r["macs"] else "-"])
     t1, t2 = one.totals, two.totals
-    conv_macs = sum(r["macs"] for r in one.rows() if r["family"] == "conv")
-    fc_params = sum(r["params"] for r in one.rows() if r["family"] == "linear")
+    conv_macs = sum(r["macs"] for r in one.rows() if r["family"] == CONV)
+    fc_params = sum(r["params"] for r in one.rows() if r["family"] == FC)
     table.append(["**Total**", "", "", "", thousands(sum(r["activations"] for r in rows)),
                   f"**{thousands(t1['params'])}**", f"**{thousands(t2['params'])}**", f"**{human(t1['macs'])}**"])
     headers = ["Lecture line", "Volume (lecture)", "Volume (archstat)", "match", "Activations",

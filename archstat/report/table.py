@@ -439,11 +439,12 @@ def _backward_rule() -> str:
 def render_layer_types(fmt: str = "table") -> str:
     """Every registered layer type: its fields and counting rule, from the registry."""
     from ..layers import all_types
+    from ..layers.registry import families
 
-    # grouped by family, the heavy ones first (conv, linear, pool, ...), registry order within
-    order = ("conv", "linear", "pool", "norm", "activation", "merge", "shape")
+    # grouped by family in the registry's rank (the heavy ones first), registry order within
+    rank = {name: f.rank for name, f in families().items()}
     types = sorted((t for t in all_types().values() if t.min_inputs > 0),
-                   key=lambda t: order.index(t.family) if t.family in order else len(order))
+                   key=lambda t: rank.get(t.family, len(rank)))
     if fmt == "json":
         return json.dumps([{"type": t.name, "summary": t.summary(), "rule": t.counting_rule(),
                             "fields": [{"name": f.name, "accepts": f.describe(),

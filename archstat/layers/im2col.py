@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ArchstatError
-from ..layers.window import Pads, effective_kernel, is_per_side, output_hw, resolve_padding
+from .window import Pads, effective_kernel, is_per_side, output_hw, resolve_padding
 
 #: hard bound on one column buffer (bytes); a larger im2col is cut into blocks of the batch
 COL_BUDGET_BYTES = 256 * 2**20
