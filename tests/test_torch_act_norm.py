@@ -14,30 +14,9 @@ nn = torch.nn
 
 import archstat.engine as engine  # noqa: E402
 from archstat.engine.executor import Executor  # noqa: E402
+from torch_check import check, to_torch as _t  # noqa: E402
 
 SEEDS = range(3)
-
-
-def _t(a, grad=False):
-    return torch.tensor(np.asarray(a), requires_grad=grad)
-
-
-def check(np_forward, np_backward, torch_forward, inputs, seed, rtol=1e-10, atol=1e-12, dy=None):
-    """Run one op both ways on ``inputs`` (arrays, or None for absent ones); ``np_backward(dy)``
-    returns the gradients of the inputs in order, compared with autograd's where the input
-    exists, for the same random (or given) upstream gradient. Returns (y, grads) for more checks."""
-    y = np_forward(*inputs)
-    ts = [None if a is None else _t(a, grad=True) for a in inputs]
-    ty = torch_forward(*ts)
-    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=rtol, atol=atol)
-    if dy is None:
-        dy = np.random.default_rng([seed, 99]).standard_normal(y.shape).astype(y.dtype)
-    ty.backward(_t(dy))
-    grads = np_backward(dy)
-    for i, (g, t) in enumerate(zip(grads, ts)):
-        if t is not None:
-            np.testing.assert_allclose(g, t.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"input {i}")
-    return y, ty.detach().numpy(), grads, [None if t is None else t.grad.numpy() for t in ts]
 
 
 def _with_kinks(rng, dtype):
@@ -61,7 +40,7 @@ def test_hard_activations_are_bit_for_bit_pytorch(name, dtype):
     fn, grad = getattr(engine, name), getattr(engine, name + "_backward")
     # PyTorch's float64 hardsigmoid backward multiplies by 1/6 rounded to float32 (3e-8 off)
     rtol = 1e-7 if (name, dtype) == ("hardsigmoid", np.float64) else 0
-    y, ty, (dx,), (tdx,) = check(fn, lambda d: [grad(d, x)], getattr(F, name), [x], 0, rtol=rtol, atol=0,
+    y, ty, (dx,), (tdx,) = check(fn, lambda d, _: [grad(d, x)], getattr(F, name), [x], 0, rtol=rtol, atol=0,
                                  dy=dy)
     np.testing.assert_array_equal(y, ty)
     np.testing.assert_array_equal(np.signbit(y), np.signbit(ty))  # -0.0 where PyTorch has it
@@ -76,11 +55,11 @@ def test_gelu(seed, approximate):
     rng = np.random.default_rng([seed, 2])
     x = np.concatenate([rng.standard_normal(200) * 3, np.linspace(-12, 12, 97)])
     # atol: PyTorch computes 1 + erf(x / sqrt 2), which cancels for x << 0 (we use erfc)
-    check(lambda a: engine.gelu(a, approximate), lambda d: [engine.gelu_backward(d, x, approximate)],
+    check(lambda a: engine.gelu(a, approximate), lambda d, _: [engine.gelu_backward(d, x, approximate)],
           lambda a: F.gelu(a, approximate=approximate), [x], seed, rtol=1e-12, atol=1e-14)
     # float32: both sides lose ~1e-6 absolute to 1 + erf / 1 + tanh cancelling for x << 0
     x32 = x.astype(np.float32)
-    check(lambda a: engine.gelu(a, approximate), lambda d: [engine.gelu_backward(d, x32, approximate)],
+    check(lambda a: engine.gelu(a, approximate), lambda d, _: [engine.gelu_backward(d, x32, approximate)],
           lambda a: F.gelu(a, approximate=approximate), [x32], seed, rtol=1e-5, atol=1e-5)
 
 
@@ -95,7 +74,7 @@ def test_layer_norm(seed, k, affine):
     b = rng.standard_normal(ns) if affine == "both" else None
     eps = float(rng.choice([1e-5, 1e-3]))
     check(lambda a, ww, bb: engine.layer_norm(a, ns, ww, bb, eps),
-          lambda d: engine.layer_norm_backward(d, x, ns, w, eps),
+          lambda d, _: engine.layer_norm_backward(d, x, ns, w, eps),
           lambda a, ww, bb: F.layer_norm(a, ns, ww, bb, eps), [x, w, b], seed, rtol=1e-9, atol=1e-11)
 
 
@@ -114,7 +93,7 @@ def test_layer_norm2d(seed, affine):
     c = x.shape[1]
     w, b = (rng.standard_normal(c), rng.standard_normal(c)) if affine else (None, None)
     check(lambda a, ww, bb: engine.layer_norm2d(a, ww, bb, 1e-6),
-          lambda d: engine.layer_norm2d_backward(d, x, w, 1e-6),
+          lambda d, _: engine.layer_norm2d_backward(d, x, w, 1e-6),
           lambda a, ww, bb: _torch_layer_norm2d(a, ww, bb, 1e-6), [x, w, b], seed, rtol=1e-9, atol=1e-11)
 
 
@@ -123,7 +102,7 @@ def test_layer_scale(seed):
     rng = np.random.default_rng([seed, 5])
     x = rng.standard_normal((2, 6, 3, 3))
     w = rng.standard_normal((6, 1, 1))
-    check(engine.layer_scale, lambda d: engine.layer_scale_backward(d, x, w),
+    check(engine.layer_scale, lambda d, _: engine.layer_scale_backward(d, x, w),
           lambda a, ww: ww * a, [x, w], seed)
 
 

@@ -13,32 +13,11 @@ F = torch.nn.functional
 
 import archstat.engine as engine  # noqa: E402
 from archstat.engine.executor import Executor  # noqa: E402
+from torch_check import check, to_torch as _t  # noqa: E402
 from archstat.layers import get  # noqa: E402
 from archstat.layers.registry import LayerType  # noqa: E402
 
 SEEDS = range(3)
-
-
-def _t(a, grad=False):
-    return torch.tensor(np.asarray(a), requires_grad=grad)
-
-
-def check(np_forward, np_backward, torch_forward, inputs, seed, rtol=1e-10, atol=1e-12):
-    """Run one op both ways on float64 ``inputs`` (a list of arrays, or None for absent ones).
-
-    ``np_backward(dy, y)`` returns the gradients of the inputs, in order (compared where the
-    input exists); torch's come from autograd with the same random upstream gradient.
-    """
-    y = np_forward(*inputs)
-    ts = [None if a is None else _t(a, grad=True) for a in inputs]
-    ty = torch_forward(*ts)
-    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=rtol, atol=atol)
-    dy = np.random.default_rng([seed, 99]).standard_normal(y.shape)
-    ty.backward(_t(dy))
-    grads = np_backward(dy, y)
-    for i, (g, t) in enumerate(zip(grads, ts)):
-        if t is not None:
-            np.testing.assert_allclose(g, t.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"input {i}")
 
 
 def _image(rng, min_n=1):

@@ -58,6 +58,9 @@ def conv_geometry(in_shape: Shape, attrs: Mapping[str, Any]) -> tuple[Pads, tupl
 class _ConvLike(LayerType):
     family = FAMILY
 
+    def flops(self, in_shapes, out_shape, attrs):
+        return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
+
     def check_input(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> Shape:
         (x,) = in_shapes
         require_rank(x, 4, self.name)
@@ -133,9 +136,6 @@ class Conv2d(_ConvLike):
         kh, kw = attrs["kernel_size"]
         return numel(out_shape) * (in_shapes[0][1] // attrs["groups"]) * kh * kw
 
-    def flops(self, in_shapes, out_shape, attrs):
-        return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
-
     def kernels(self):
         return conv2d, conv2d_backward
 
@@ -176,9 +176,6 @@ class LocallyConnected2d(_ConvLike):
     def macs(self, in_shapes, out_shape, attrs):
         kh, kw = attrs["kernel_size"]
         return numel(out_shape) * in_shapes[0][1] * kh * kw
-
-    def flops(self, in_shapes, out_shape, attrs):
-        return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
 
     def kernels(self):
         return locally_connected2d, locally_connected2d_backward

@@ -7,6 +7,8 @@ validated fields, read-only.
 """
 from __future__ import annotations
 
+import numbers
+
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +112,7 @@ class Field:
                     and -MAX_INT <= value <= MAX_INT):
                 return int(value)
         elif kind == "pair":
-            pair = _pair(value)
+            pair = as_pair(value)
             if (pair is not None and (self.minimum is None or min(pair) >= self.minimum)
                     and max(pair) <= MAX_INT):
                 return pair
@@ -120,7 +122,7 @@ class Field:
                     return value
                 raise ArchstatError(f"expected {self.describe()}, got {short_repr(value)}", field=self.name,
                                     hint=did_you_mean(value, ("same", "valid")))
-            pair = _pair(value)
+            pair = as_pair(value)
             if pair is not None and min(pair) >= 0 and max(pair) <= MAX_INT:
                 return pair
             sides = _sides(value)
@@ -170,7 +172,7 @@ def _sides(value: Any) -> tuple[tuple[int, int], tuple[int, int]] | None:
     (a pair of equal sides stays a pair: ``[[1, 1], [2, 2]]`` is ``(1, 2)``); None otherwise."""
     if not is_per_side(value):
         return None
-    sides = [_pair(v) for v in value]
+    sides = [as_pair(v) for v in value]
     if any(s is None or min(s) < 0 or max(s) > MAX_INT for s in sides):
         return None
     (t, b), (l, r) = sides
@@ -178,11 +180,12 @@ def _sides(value: Any) -> tuple[tuple[int, int], tuple[int, int]] | None:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # NumPy's ints too
 
 
-def _pair(value: Any) -> tuple[int, int] | None:
-    """An int or two ints as an ``(h, w)`` pair; None if the value is neither."""
+def as_pair(value: Any) -> tuple[int, int] | None:
+    """An int or two ints as an ``(h, w)`` pair; None if the value is neither (the one parser
+    of pairs: spec fields and the functional kernels' arguments)."""
     if _is_int(value):
         return (int(value), int(value))
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):

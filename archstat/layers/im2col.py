@@ -32,6 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ArchstatError
+from .fields import as_pair
 from .window import Pads, effective_kernel, is_per_side, output_hw, resolve_padding
 
 #: hard bound on one column buffer (bytes); a larger im2col is cut into blocks of the batch
@@ -56,12 +57,8 @@ def sides(value: Any, name: str = "padding") -> tuple[tuple[int, int], tuple[int
 
 def pair(value: Any, name: str, minimum: int = 0) -> tuple[int, int]:
     """An int or a pair of ints as ``(h, w)``; ArchstatError otherwise (public API boundary)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        out = (int(value), int(value))
-    elif (isinstance(value, (tuple, list)) and len(value) == 2
-          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
-        out = (int(value[0]), int(value[1]))
-    else:
+    out = as_pair(value)
+    if out is None:
         raise ArchstatError(f"expected an integer or a pair of integers, got {value!r}", field=name)
     if min(out) < minimum:
         raise ArchstatError(f"expected integers >= {minimum}, got {value!r}", field=name)
