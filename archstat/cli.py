@@ -148,7 +148,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors say which subcommand's --help to read."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        # one line, as every other error: what is wrong, and where the usage is
+        # one line, as every other error: what is wrong, a did-you-mean for a mistyped choice
+        # (a subcommand, a --format), and where the usage is
+        import re
+        from .errors import did_you_mean
+        choice = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if choice:
+            hint = did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+            if hint:
+                self.exit(ExitCode.USER_ERROR, f"{self.prog}: error: {message}; {hint} See '{self.prog} --help'\n")
         self.exit(ExitCode.USER_ERROR, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
@@ -284,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p)
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("completion", help="print the shell completion script (bash, zsh)",
+                       description="Print a completion script for archstat's subcommands, options, choices "
+                                   "and zoo names. Load it with: eval \"$(archstat completion bash)\" "
+                                   "(in ~/.bashrc or ~/.zshrc to keep it).",
+                       formatter_class=_formatter)
+    p.add_argument("shell", choices=("bash", "zsh"), help="your shell (zsh uses the bash script through "
+                                                          "bashcompinit)")
+    p.set_defaults(func=_cmd_completion)
 
     p = sub.add_parser("layers", help="list every layer type, its fields and counting rule",
                        description="Print the layer registry: fields, defaults and the MAC/FLOP rule "
@@ -498,6 +515,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         print(f"wrote {path}", file=sys.stderr)
     for w in caught:
         print(f"archstat: warning: {w.message}", file=sys.stderr)
+
+
+def _cmd_completion(args: argparse.Namespace) -> None:
+    from . import zoo
+    from .cli_completion import bash_script
+    sys.stdout.write(bash_script(build_parser(), list(zoo.entries())))
 
 
 def _cmd_layers(args: argparse.Namespace) -> None:

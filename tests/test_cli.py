@@ -460,3 +460,30 @@ def test_running_out_of_memory_is_one_line(cli, monkeypatch):
     code, out, err = cli("report", "lenet5")
     assert code == 2 and err.startswith("archstat: error: out of memory (Unable to allocate 12.0 GiB")
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _complete(script: str, words: list[str]) -> list[str]:
+    """What bash's completion gives after ``words`` (the last one being completed)."""
+    import shutil
+    import subprocess
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    quoted = " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
+    run = (f"{script}\nCOMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; _archstat; "
+           "printf '%s\\n' \"${COMPREPLY[@]}\"")
+    out = subprocess.run(["bash", "-c", run], capture_output=True, text=True, check=True).stdout
+    return [w for w in out.splitlines() if w]
+
+
+def test_shell_completion_from_the_parser(cli, tmp_path, monkeypatch):
+    code, script, err = cli("completion", "bash")
+    assert code == 0 and "complete -o filenames -F _archstat archstat" in script
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_net.yaml").write_text("x")
+    assert _complete(script, ["archstat", "rep"]) == ["report", "reproduce"]
+    assert set(_complete(script, ["archstat", "report", "--fo"])) == {"--format"}
+    assert _complete(script, ["archstat", "report", "x", "--format", "m"]) == ["md"]
+    assert _complete(script, ["archstat", "report", "resnet1"]) == ["resnet101", "resnet152", "resnet18"]
+    assert _complete(script, ["archstat", "report", "my_"]) == ["my_net.yaml"]
+    assert _complete(script, ["archstat", "report", "x", "-o", "my"]) == ["my_net.yaml"]
+    assert _complete(script, ["archstat", "graph", "x", "--color-by", ""]) == ["macs", "memory"]

@@ -564,3 +564,16 @@ def test_bad_input_shape_type_from_the_api():
     model = archstat.load(spec(conv()))
     with pytest.raises(ArchstatError):
         archstat.analyze(model, input_shape=5)
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["reprot", "lenet5"], "did you mean 'report'? See 'archstat --help'"),
+    (["compre", "lenet5"], "did you mean 'compare'?"),
+    (["report", "lenet5", "--format", "mdd"], "did you mean 'md'? See 'archstat report --help'"),
+])
+def test_a_mistyped_subcommand_or_choice_gets_a_did_you_mean(argv, hint, capsys):
+    from archstat.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and hint in err and err.count("\n") == 1

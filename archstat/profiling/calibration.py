@@ -231,6 +231,14 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {"version": CACHE_VERSION, "key": self.key, **asdict(self)}
 
+    def summary_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the raw runs and the machine (what a profile's JSON carries
+        beside its own ``machine``)."""
+        data = self.to_dict()
+        data.pop("runs", None)
+        data.pop("machine", None)
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Calibration":
         names = {f for f in cls.__dataclass_fields__}

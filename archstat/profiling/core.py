@@ -98,9 +98,7 @@ class Profile(Analysis):
         (``samples_ms``); NaN becomes null."""
         data = super().to_dict()
         data["machine"] = self.machine
-        cal = self.calibration.to_dict()
-        cal.pop("runs", None)
-        cal.pop("machine", None)
+        cal = self.calibration.summary_dict()
         data["calibration"] = cal
         m = self.measurement
         data["samples_ms"] = {  # every timed sample, for anyone who wants more than the median

@@ -121,9 +121,7 @@ class Sweep:
         return pd.DataFrame(self.rows(), columns=list(SWEEP_COLUMNS))
 
     def to_dict(self) -> dict[str, Any]:
-        cal = self.calibration.to_dict()
-        cal.pop("runs", None)
-        cal.pop("machine", None)
+        cal = self.calibration.summary_dict()
         first = next(iter(self.profiles.values()), None)
         return _json_safe({"model": first.model_info() if first else {"name": self.model.name},
                            "mode": self.mode, "dtype": self.dtype, "interrupted": self.interrupted,
@@ -216,9 +214,7 @@ class OpsTime:
                                                       "gflops"])
 
     def to_dict(self) -> dict[str, Any]:
-        cal = self.calibration.to_dict()
-        cal.pop("runs", None)
-        cal.pop("machine", None)
+        cal = self.calibration.summary_dict()
         return _json_safe({"batch": self.batch, "interrupted": self.interrupted, "machine": self.machine,
                            "calibration": cal, "models": self.model_rows, "layers": self.layer_rows,
                            "fits": {k: vars(f) for k, f in self.fits.items()}})
