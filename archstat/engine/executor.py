@@ -25,7 +25,6 @@ Types override it: layer_scale starts at its ``init``, the layer norms at weight
 """
 from __future__ import annotations
 
-import zlib
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
@@ -35,8 +34,9 @@ from ..analysis import analyze, liveness
 from ..errors import ArchstatError, did_you_mean
 from ..graph import Model, load
 from ..layers.loss import softmax_cross_entropy
-from ..layers.registry import RunContext, Shape, fmt_shape, numel
+from ..layers.registry import RunContext, Shape, fmt_shape
 from ..spec import INPUT_NAME
+from .state import StateLayout, name_hash
 
 __all__ = ["BackwardResult", "Executor", "backward", "run"]
 
@@ -88,55 +88,24 @@ class Executor:
                  seed: int = 0, dtype: str = "float32", memory_limit: int | None = None):
         self.model = load(model)
         self.dtype = _engine_dtype(dtype)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ArchstatError(f"seed must be a non-negative integer, got {seed!r}", field="seed")
-        self.seed = int(seed)
-        if memory_limit is not None and (isinstance(memory_limit, bool)
-                                         or not isinstance(memory_limit, (int, np.integer))
-                                         or memory_limit <= 0):
-            raise ArchstatError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}",
-                                field="memory_limit")
-        self.memory_limit = None if memory_limit is None else int(memory_limit)
+        self.seed = _count(seed, "seed", "a non-negative integer", minimum=0)
+        self.memory_limit = None if memory_limit is None else _count(
+            memory_limit, "memory_limit", "a positive number of bytes", minimum=1)
         #: the liveness plans of inference (training-only layers skipped) and of training
         self.plans = {False: liveness(self.model), True: liveness(self.model, training=True)}
         self.plan = self.plans[False]
-        self._members: dict[str, list[str]] = {}
+        self._members: dict[str, list[str]] = {}  # storage owner -> the tensors that live in it
         for name in self.model.order:
             self._members.setdefault(self.plan.storage[name], []).append(name)
         # an in-place layer whose storage is the input would write over the caller's array
         self._writes_input = any(self.model.layer(n).type.writes_in_place(self.model.layer(n).attrs)
                                  for n in self._members[INPUT_NAME][1:])
-        shapes = self.model.shapes(1)
-        self._param_shapes: dict[str, dict[str, Shape]] = {}
-        self._buffer_shapes: dict[str, dict[str, Shape]] = {}
-        self._fan_in: dict[str, int] = {}
-        for layer, ins in self._layers_with_inputs(shapes):
-            try:
-                pshapes = layer.type.param_shapes(ins, layer.attrs)
-                bshapes = layer.type.buffer_shapes(ins, layer.attrs)
-                macs = layer.type.macs(ins, shapes[layer.name], layer.attrs)
-            except ArchstatError as exc:
-                raise exc.with_context(file=self.model.file, layer=layer.name)
-            pshapes = self.model.own_tensors(layer.name, pshapes)   # a tied tensor is its holder's
-            bshapes = self.model.own_tensors(layer.name, bshapes)
-            if pshapes:
-                self._param_shapes[layer.name] = pshapes
-            if bshapes:
-                self._buffer_shapes[layer.name] = bshapes
-            self._fan_in[layer.name] = macs // numel(shapes[layer.name])
-        state_bytes = self.dtype.itemsize * sum(
-            numel(s) for group in (self._param_shapes, self._buffer_shapes)
-            for shapes_ in group.values() for s in shapes_.values())
-        if self.memory_limit is not None and state_bytes > self.memory_limit:
-            raise ArchstatError(f"the parameters and buffers alone need {state_bytes:,} bytes, over "
-                                f"memory_limit {self.memory_limit:,}", file=self.model.file,
-                                field="memory_limit",
-                                hint=("raise the memory limit, or use a smaller model" if self.dtype.itemsize <= 4
-                                      else "use float32, raise the memory limit, or use a smaller model"))
+        self.layout = StateLayout(self.model, self.dtype, self.memory_limit)
         # the caller's weights, else those the model came with (an imported file's), else initialised
-        self._init_state(weights if weights is not None else (self.model.weights or {}))
+        self.params, self.buffers = self.layout.initial(
+            weights if weights is not None else (self.model.weights or {}), self.seed)
         # dropout masks: one generator per layer, independent of the weights' streams
-        self._rngs = {name: np.random.default_rng([self.seed, _name_hash(name), 1])
+        self._rngs = {name: np.random.default_rng([self.seed, name_hash(name), 1])
                       for name in self.model.order}
         self._checked_inputs: dict[tuple[int, ...], dict[str, Shape]] = {}
         self._predicted: dict[tuple[Any, ...], int] = {}
@@ -145,36 +114,6 @@ class Executor:
         self.input_grad: np.ndarray | None = None
 
     # ------------------------------------------------------------------ weights
-    def _layers_with_inputs(self, shapes: Mapping[str, Shape]):
-        for layer in self.model.layers():
-            if layer.inputs:
-                yield layer, [shapes[src] for src in layer.inputs]
-
-    def _init_state(self, weights: Mapping[str, Mapping[str, Any]]) -> None:
-        given = _check_weights(weights, self._param_shapes, self._buffer_shapes, self.model)
-        self.params: dict[str, dict[str, np.ndarray]] = {}
-        self.buffers: dict[str, dict[str, np.ndarray]] = {}
-        for name in self.model.order:
-            pshapes = self._param_shapes.get(name, {})
-            bshapes = self._buffer_shapes.get(name, {})
-            if not (pshapes or bshapes):
-                continue
-            rng = np.random.default_rng([self.seed, _name_hash(name)])
-            layer = self.model.layer(name)
-            layer_type = layer.type
-            mine = given.get(name, {})
-            params = {}
-            for field, shape in pshapes.items():
-                # drawn even when given, so each parameter's values do not depend on the others'
-                value = layer_type.initial_param(field, shape, self._fan_in[name], rng, layer.attrs)
-                params[field] = _own(mine.get(field, value), self.dtype)
-            if params:
-                self.params[name] = params
-            if bshapes:
-                self.buffers[name] = {
-                    field: _own(mine.get(field, layer_type.initial_buffer(field, shape)), self.dtype)
-                    for field, shape in bshapes.items()}
-
     def _state_of(self, name: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The parameters and buffers a layer runs on: its own and those it shares (the
         holder's arrays, so updates made through either layer are seen by both)."""
@@ -252,9 +191,12 @@ class Executor:
         in_shape = tuple(int(s) for s in arr.shape[1:])
         if in_shape not in self._checked_inputs:
             shapes = self.model.shapes(1, in_shape)
-            for layer, ins in self._layers_with_inputs(shapes):
+            for layer in self.model.layers():
+                if not layer.inputs:
+                    continue
+                ins = [shapes[src] for src in layer.inputs]
                 for field, shape in layer.type.param_shapes(ins, layer.attrs).items():
-                    have = self._param_shapes[self.model.ties.get(layer.name, {}).get(field, layer.name)][field]
+                    have = self.layout.params[self.model.ties.get(layer.name, {}).get(field, layer.name)][field]
                     if tuple(shape) != have:
                         raise ArchstatError(
                             f"at input size {fmt_shape(in_shape)} this layer needs a {field} of shape "
@@ -513,6 +455,12 @@ def backward(model: Model | Any, x: Any, dy: Any = None, labels: Any = None, *, 
 
 # --------------------------------------------------------------------- helpers
 
+def _count(value: Any, field: str, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ArchstatError(f"{field} must be {what}, got {value!r}", field=field)
+    return int(value)
+
+
 def _engine_dtype(dtype: Any) -> np.dtype:
     name = np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else dtype
     if name not in ENGINE_DTYPES:
@@ -526,16 +474,6 @@ def _dtype_of(x: Any) -> str:
     return name if name in ENGINE_DTYPES else "float32"
 
 
-def _name_hash(name: str) -> int:
-    """Stable across runs and platforms (unlike hash()): CRC-32 of the UTF-8 name."""
-    return zlib.crc32(name.encode("utf-8"))
-
-
-def _own(value: Any, dtype: np.dtype) -> np.ndarray:
-    """A fresh array of the dtype (never the caller's array: training updates it)."""
-    return np.array(value, dtype=dtype, copy=True)
-
-
 def _arrays(obj: Any) -> Iterator[np.ndarray]:
     """Every ndarray in a (nested) cache."""
     if isinstance(obj, np.ndarray):
@@ -546,46 +484,3 @@ def _arrays(obj: Any) -> Iterator[np.ndarray]:
     elif isinstance(obj, dict):
         for item in obj.values():
             yield from _arrays(item)
-
-
-def _check_weights(weights: Any, param_shapes: Mapping[str, Mapping[str, Shape]],
-                   buffer_shapes: Mapping[str, Mapping[str, Shape]], model: Model
-                   ) -> dict[str, dict[str, np.ndarray]]:
-    """Validate user weights against the registry's shapes; return them as arrays."""
-    if not isinstance(weights, Mapping):
-        raise ArchstatError(f"weights must be a mapping {{layer: {{name: array}}}}, got "
-                            f"{type(weights).__name__}", field="weights")
-    out: dict[str, dict[str, np.ndarray]] = {}
-    with_state = [n for n in model.order if n in param_shapes or n in buffer_shapes]
-    for lname, fields in weights.items():
-        if lname not in model.graph:
-            raise ArchstatError("no such layer in the model", file=model.file, layer=str(lname),
-                                field="weights", hint=did_you_mean(str(lname), with_state))
-        known = {**param_shapes.get(lname, {}), **buffer_shapes.get(lname, {})}
-        ties = model.ties.get(lname, {})
-        for field in fields if isinstance(fields, Mapping) else ():
-            if field in ties:
-                raise ArchstatError(f"this layer uses the {field} of '{ties[field]}' (shares): give it there",
-                                    file=model.file, layer=lname, field="weights")
-        if not known:
-            raise ArchstatError("this layer has no parameters or buffers", file=model.file,
-                                layer=lname, field="weights", hint=did_you_mean(lname, with_state))
-        if not isinstance(fields, Mapping):
-            raise ArchstatError(f"expected {{name: array}} with names {', '.join(known)}",
-                                file=model.file, layer=lname, field="weights")
-        out[lname] = {}
-        for field, value in fields.items():
-            if field not in known:
-                raise ArchstatError(f"unknown parameter (this layer has: {', '.join(known)})",
-                                    file=model.file, layer=lname, field=str(field),
-                                    hint=did_you_mean(str(field), known))
-            arr = np.asarray(value)
-            if arr.shape != known[field]:
-                raise ArchstatError(f"expected shape {fmt_shape(known[field])}, got "
-                                    f"{fmt_shape(arr.shape)}", file=model.file, layer=lname,
-                                    field=field)
-            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-                raise ArchstatError(f"expected numbers, got dtype {arr.dtype}", file=model.file,
-                                    layer=lname, field=field)
-            out[lname][field] = arr
-    return out
