@@ -14,12 +14,12 @@ Quick use::
     ex = archstat.Executor(model, seed=0, dtype="float64")      # keeps weights between calls
     out = ex.forward(x, train=True); grads = ex.backward(dout)
 
-Weight initialisation (deterministic, independent of layer order): each layer draws from
-its own generator, seeded by ``(seed, zlib.crc32(layer name))``, and its type gives each
-value (``LayerType.initial_param`` / ``initial_buffer``). By default weights of layers that
-do multiply-accumulates are He (Kaiming) normal with gain sqrt(2) and fan-in = MACs per
+Weight initialisation (deterministic, independent of layer order): each parameter draws
+from its own generator, seeded by ``(seed, crc32(layer name), crc32(parameter name))``, and
+the layer's type gives each value (``LayerType.initial_param`` / ``initial_buffer``). By default weights of layers that
+do multiply-accumulates are He (Kaiming) uniform, variance 2 / fan-in with fan-in = MACs per
 output element (C_in/groups * kH * kW for conv2d, in_features for linear; He et al. 2015,
-Eq. 10; torch.nn.init.kaiming_normal_ with mode='fan_in', nonlinearity='relu'); other
+Eq. 10; torch.nn.init.kaiming_uniform_ with mode='fan_in', nonlinearity='relu'); other
 weights (batch norm's scale) are 1; biases 0; running means 0 and running variances 1.
 Types override it: layer_scale starts at its ``init``, the layer norms at weight 1, bias 0.
 """

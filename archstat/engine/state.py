@@ -2,8 +2,9 @@
 registry, tied tensors at their holder), each layer's fan-in, the memory they need, their
 initial values and the user's weights checked against them.
 
-Initialisation is deterministic and independent of layer order: each layer draws from its
-own generator, seeded by ``(seed, zlib.crc32(layer name))``; its type gives each value
+Initialisation is deterministic and independent of layer order and of which weights are
+given: each parameter draws from its own generator, seeded by ``(seed, crc32(layer name),
+crc32(parameter name))``; the layer's type gives each value
 (``LayerType.initial_param`` / ``initial_buffer``; see :mod:`archstat.engine.executor`).
 """
 from __future__ import annotations
@@ -79,14 +80,16 @@ class StateLayout:
             pshapes, bshapes = self.params.get(name, {}), self.buffers.get(name, {})
             if not (pshapes or bshapes):
                 continue
-            rng = np.random.default_rng([seed, name_hash(name)])
             layer = self.model.layer(name)
             mine = given.get(name, {})
             own = {}
             for field, shape in pshapes.items():
-                # drawn even when given, so each parameter's values do not depend on the others'
+                if field in mine:  # given: nothing drawn (each parameter has its own generator)
+                    own[field] = _own(mine[field], self.dtype)
+                    continue
+                rng = np.random.default_rng([seed, name_hash(name), name_hash(field)])
                 value = layer.type.initial_param(field, shape, self.fan_in[name], rng, layer.attrs)
-                own[field] = _own(mine.get(field, value), self.dtype)
+                own[field] = np.asarray(value, dtype=self.dtype)  # a new array: no copy in the engine's dtype
             if own:
                 params[name] = own
             if bshapes:
