@@ -747,8 +747,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:  # the subcommand's own usage, not the top level's
         sub = next((a.choices.get(args.command) for a in parser._actions
                     if isinstance(a, argparse._SubParsersAction)), None) or parser
-        more = ("; 'report' takes one spec: 'archstat compare' sets several side by side"
-                if args.command == "report" else "")
+        second_spec = args.command == "report" and not extra[0].startswith("-")
+        more = "; 'report' takes one spec: 'archstat compare' sets several side by side" if second_spec else ""
+        if extra[0].startswith("-"):
+            from .errors import did_you_mean
+            hint = did_you_mean(extra[0].split("=")[0], [o for a in sub._actions for o in a.option_strings])
+            if hint:
+                sub.exit(ExitCode.USER_ERROR, f"{sub.prog}: error: unrecognized arguments: {' '.join(extra)}; "
+                                              f"{hint} See '{sub.prog} --help'\n")
         sub.error(f"unrecognized arguments: {' '.join(extra)}{more}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

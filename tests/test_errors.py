@@ -577,3 +577,12 @@ def test_a_mistyped_subcommand_or_choice_gets_a_did_you_mean(argv, hint, capsys)
         main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and hint in err and err.count("\n") == 1
+
+
+def test_a_mistyped_option_gets_a_did_you_mean(capsys):
+    from archstat.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "lenet5", "--btach", "2"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err == ("archstat report: error: unrecognized arguments: --btach 2; "
+                                             "did you mean '--batch'? See 'archstat report --help'\n")
