@@ -133,6 +133,9 @@ examples:
   archstat import resnet50 -o resnet50.yaml      a zoo model written out flat, one line per layer
 
 Any command that takes a model takes an .onnx file as well (archstat report model.onnx).""",
+    "completion": """\
+  eval "$(archstat completion bash)"       complete archstat's commands, options and zoo names
+  archstat completion bash >> ~/.bashrc    keep it for every new shell (zsh: ~/.zshrc, 'zsh')""",
     "layers": """\
 examples:
   archstat layers                    fields and counting rule of every layer type
@@ -297,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print a completion script for archstat's subcommands, options, choices "
                                    "and zoo names. Load it with: eval \"$(archstat completion bash)\" "
                                    "(in ~/.bashrc or ~/.zshrc to keep it).",
-                       formatter_class=_formatter)
+                       epilog=_EXAMPLES["completion"], formatter_class=_formatter)
     p.add_argument("shell", choices=("bash", "zsh"), help="your shell (zsh uses the bash script through "
                                                           "bashcompinit)")
     p.set_defaults(func=_cmd_completion)
