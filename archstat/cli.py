@@ -134,6 +134,7 @@ examples:
 
 Any command that takes a model takes an .onnx file as well (archstat report model.onnx).""",
     "completion": """\
+examples:
   eval "$(archstat completion bash)"       complete archstat's commands, options and zoo names
   archstat completion bash >> ~/.bashrc    keep it for every new shell (zsh: ~/.zshrc, 'zsh')""",
     "layers": """\
