@@ -115,7 +115,8 @@ def test_report_html(cli, lenet):
 
 def test_report_json(cli, lenet):
     data = json.loads(report(cli, lenet, "--format", "json"))
-    assert set(data) == {"model", "totals", "layers"}
+    assert set(data) == {"schema", "archstat_version", "model", "totals", "layers"}
+    assert data["schema"] == "archstat.analysis/1" and list(data)[:2] == ["schema", "archstat_version"]
     assert data["model"]["name"] == "LeNet-5" and data["model"]["input_shape"] == [1, 32, 32]
     t = data["totals"]
     assert (t["params"], t["macs"], t["flops"], t["activation_bytes"]) == (
@@ -257,7 +258,9 @@ def test_layers_lists_every_registered_type_and_rule(cli):
 
 
 def test_layers_json_is_generated_from_the_registry(cli):
-    data = json.loads(cli("layers", "--format", "json")[1])
+    doc = json.loads(cli("layers", "--format", "json")[1])
+    assert doc["schema"] == "archstat.layer_types/1"
+    data = doc["layer_types"]
     assert sorted(d["type"] for d in data) == sorted(t.name for t in listed_types())
     assert data[0]["type"] == "conv2d"                                 # the heavy families first
     data = sorted(data, key=lambda d: [t.name for t in listed_types()].index(d["type"]))
@@ -487,3 +490,15 @@ def test_shell_completion_from_the_parser(cli, tmp_path, monkeypatch):
     assert _complete(script, ["archstat", "report", "my_"]) == ["my_net.yaml"]
     assert _complete(script, ["archstat", "report", "x", "-o", "my"]) == ["my_net.yaml"]
     assert _complete(script, ["archstat", "graph", "x", "--color-by", ""]) == ["macs", "memory"]
+
+
+@pytest.mark.parametrize("argv, kind", [
+    (["compare", "lenet5", "alexnet_lecture", "-f", "json"], "compare"),
+    (["zoo", "-f", "json", "--family", "vgg"], "zoo"),
+    (["conventions", "lenet5", "-f", "json"], "conventions"),
+    (["conventions", "lenet5", "--explain", "thop", "-f", "json"], "explain"),
+])
+def test_every_json_document_names_its_schema_first(argv, kind, cli):
+    code, out, err = cli(*argv)
+    doc = json.loads(out)
+    assert code == 0 and list(doc)[:2] == ["schema", "archstat_version"] and doc["schema"] == f"archstat.{kind}/1"

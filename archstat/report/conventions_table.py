@@ -2,7 +2,6 @@
 conventions``); one tool's difference broken down by layer type (``--explain``)."""
 from __future__ import annotations
 
-import json
 import textwrap
 from typing import Any, Sequence
 
@@ -10,6 +9,7 @@ from .. import conventions as conv_mod
 from ..analysis import Analysis
 from .table import md_table, text_table
 from .units import thousands
+from .json_out import dump
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -61,8 +61,8 @@ def render_conventions(analysis: Analysis, fmt: str = "table", width: int = 100)
     """One row per tool: its unit, total, ratio to archstat's MACs and the reason."""
     rows = convention_rows(analysis)
     if fmt == "json":
-        return json.dumps({"model": analysis.model_info(), "conventions": rows,
-                           "caveat": _caveat(analysis) or None}, indent=2) + "\n"
+        return dump("conventions", {"model": analysis.model_info(), "conventions": rows,
+                                    "caveat": _caveat(analysis) or None})
     if fmt == "csv":
         keys = ("name", "tool", "version", "unit", "total", "ratio", "ratio_to", "reason")
         lines = [",".join(keys)] + [",".join(_csv_cell(r[k]) for k in keys) for r in rows]
@@ -137,12 +137,12 @@ def render_explain(analysis: Analysis, name: str, fmt: str = "table", width: int
     base = analysis.totals["params"] if conv.kind == "params" else analysis.totals["macs"]
     total = sum(r["tool"] for r in rows)
     if fmt == "json":
-        return json.dumps({"model": analysis.model_info(),
+        return dump("explain", {"model": analysis.model_info(),
                            "convention": {"name": conv.name, "tool": conv.tool, "version": conv.version,
                                           "entry": conv.entry, "unit": conv.unit, "total": total,
                                           "reason": conv.reason},
                            "archstat": {"unit": what, "total": base}, "groups": rows,
-                           "caveat": _caveat(analysis) or None}, indent=2) + "\n"
+                           "caveat": _caveat(analysis) or None})
     keys = ("type", "call", "layers", "archstat", "tool", "difference", "rule", "source")
     if fmt == "csv":
         return "\n".join([",".join(keys)] + [",".join(_csv_cell(r[k]) for k in keys) for r in rows]) + "\n"

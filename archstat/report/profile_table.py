@@ -9,12 +9,12 @@ only the CLI prints.
 from __future__ import annotations
 
 import html
-import json
 import math
 from typing import Any, Sequence
 
 from .table import _HTML_PAGE, _csv, _html_table, md_table, text_table
 from .units import human, human_bytes, shape_str, thousands
+from .json_out import dump
 
 FORMATS = ("table", "md", "csv", "json", "html")
 UNITS_NOTE = ("Units: ms = milliseconds; GFLOP/s = 10^9 FLOP per second; FLOP/B = FLOPs per byte; "
@@ -233,7 +233,7 @@ def _profile_notes(p) -> list[str]:
 def render_profile(p, fmt: str = "table") -> str:
     """One profile: per-layer table, totals explained, machine and roofs."""
     if fmt == "json":
-        return json.dumps(p.to_dict(), indent=2) + "\n"
+        return dump("profile", p.to_dict())
     head = machine_lines(p.machine, p.calibration) + [("Run", _run_line(p))]
     if fmt == "csv":
         from ..analysis import COLUMNS
@@ -251,7 +251,7 @@ def render_sweep(s, fmt: str = "table") -> str:
     from ..profiling.studies import SWEEP_COLUMNS
 
     if fmt == "json":
-        return json.dumps(s.to_dict(), indent=2) + "\n"
+        return dump("sweep", s.to_dict())
     first = next(iter(s.profiles.values()), None)
     what = "training step (forward + backward)" if s.mode == "training" else "inference (forward)"
     run = f"{what}, {s.dtype}" + (f"; median of {first.totals['repeat']} repeats after {first.totals['warmup']} "
@@ -295,7 +295,7 @@ def render_ops_time(o, fmt: str = "table") -> str:
     from ..profiling.studies import LAYER_KEYS
 
     if fmt == "json":
-        return json.dumps(o.to_dict(), indent=2) + "\n"
+        return dump("ops_vs_time", o.to_dict())
     head = machine_lines(o.machine, o.calibration)
     first = o.profiles[0] if o.profiles else None
     run = f"inference, batch {o.batch}"
@@ -341,7 +341,7 @@ def _fit_text(f) -> str:
 def render_calibration(cal, fmt: str = "table") -> str:
     """A calibration: machine, peaks, each figure's spread over its runs, cache file."""
     if fmt == "json":
-        return json.dumps(cal.to_dict(), indent=2) + "\n"
+        return dump("calibration", cal.to_dict())
     lines = [f"archstat calibration ({'quick' if cal.quick else 'full'}, {cal.source})"]
     pairs = machine_lines(cal.machine, cal)
     for key, runs in cal.runs.items():

@@ -8,7 +8,6 @@ comes from, and whether archstat's counts reproduce the publisher's own (torchvi
 from __future__ import annotations
 
 import html
-import json
 import textwrap
 from typing import Any, Sequence
 
@@ -18,6 +17,7 @@ from ..graph import load
 from ..zoo import reproduces
 from .table import _HTML_PAGE, _csv, _html_table, md_table, text_table
 from .units import human, human_bytes, shape_str
+from .json_out import dump
 
 #: columns of the csv and json output, in order
 ZOO_KEYS = ("model", "family", "title", "spec", "args", "input", "layers", "params", "macs", "flops",
@@ -78,7 +78,7 @@ def render_zoo(rows: Sequence[dict[str, Any]], fmt: str = "table", batch: int = 
                dtype: str = "float32") -> str:
     """The zoo table in ``fmt`` (table, md, csv, json or html)."""
     if fmt == "json":
-        return json.dumps({"batch": batch, "dtype": dtype, "models": list(rows)}, indent=2) + "\n"
+        return dump("zoo", {"batch": batch, "dtype": dtype, "models": list(rows)})
     if fmt == "csv":
         return _csv(list(rows), ZOO_KEYS)
     headers = ["Model", "Family", "Input", "Params", "GMACs", "GFLOPs", "Peak act.", "Top-1 %", "Check",
