@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.add_argument("--convention", metavar="NAME",
                    help="add another tool's count per layer and in total (archstat conventions lists them)")
+    _view_options(p, depth=True)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("conventions", help="every other tool's MACs/FLOPs for a model, and why each differs",
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="+", metavar="MODEL", help="zoo names or spec files (YAML or JSON)")
     _analysis_options(p, with_input=False)
     _output_options(p, ("table", "md", "csv", "json", "html"))
+    _view_options(p)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("zoo", help="every named model: family, params, GMACs, FLOPs, memory, top-1",
@@ -271,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-memory", dest="memory", action="store_false",
                    help="skip the untimed tracemalloc pass that measures peak memory")
     _output_options(p, ("table", "md", "csv", "json", "html"))
+    _view_options(p)
     p.set_defaults(func=_cmd_profile)
 
     p = sub.add_parser("sweep", help="time per image and peak memory against batch size",
@@ -283,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed passes per batch size (default 3)")
     _run_options(p)
     _output_options(p, ("table", "md", "csv", "json", "html"))
+    _view_options(p)
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("layers", help="list every layer type, its fields and counting rule",
@@ -342,6 +346,35 @@ def _output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
                    help=f"output format (default: from the -o suffix, else {formats[0]})")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(formats=tuple(formats))
+
+
+def _view_options(p: argparse.ArgumentParser, depth: bool = False) -> None:
+    """--columns (and --depth): how the terminal table is laid out."""
+    p.add_argument("--columns", type=_int_at_least(40, "a width of 40 to 10000 characters", 10000), metavar="N",
+                   help="fit the table to N characters (default: the terminal's width, or $COLUMNS; no limit "
+                        "when writing to a file or pipe)")
+    if depth:
+        p.add_argument("--depth", type=_int_at_least(1, "a depth of 1 to 100", 100), metavar="N",
+                       help="one row per block: layers summed by the first N parts of their dotted names "
+                            "(features.denseblock1 at 2), like torchinfo's depth (table, md, html)")
+
+
+def _width(args: argparse.Namespace) -> int | None:
+    """The width the terminal table fits: --columns, else $COLUMNS, else the terminal's when
+    standard output is one; None (no limit) for a file or a pipe."""
+    if getattr(args, "columns", None):
+        return args.columns
+    if args.output:
+        return None
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(int(env), 40)
+    try:
+        if sys.stdout.isatty():
+            return max(shutil.get_terminal_size().columns, 40)
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
 
 
 def _spec_arg(text: str) -> tuple[str, object]:
@@ -424,7 +457,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     if args.convention is not None:
         from .conventions import apply, get
         apply(analysis, get(args.convention, "--convention").name)
-    _emit(args, render_report(analysis, _format(args, "table")))
+    _emit(args, render_report(analysis, _format(args, "table"), width=_width(args), depth=args.depth))
 
 
 def _cmd_conventions(args: argparse.Namespace) -> None:
@@ -448,7 +481,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
     analyses = [analyze(_load_model(args, path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
                 for path in args.specs]
-    _emit(args, render_compare(analyses, _format(args, "table")))
+    _emit(args, render_compare(analyses, _format(args, "table"), width=_width(args)))
 
 
 def _cmd_zoo(args: argparse.Namespace) -> None:
@@ -682,7 +715,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
                                  progress=progress)
     finally:
         bar.close()
-    _emit(args, (render_profile if len(models) == 1 else render_ops_time)(result, fmt))
+    _emit(args, (render_profile if len(models) == 1 else render_ops_time)(result, fmt, width=_width(args)))
     if args.plot:
         if len(models) == 1:
             paths = profile_plots.profile_figures(result, args.plot)
@@ -710,7 +743,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
                        memory_limit=_memory_limit(args.memory_limit), progress=bar)
     finally:
         bar.close()
-    _emit(args, render_sweep(result, _format(args, "table")))
+    _emit(args, render_sweep(result, _format(args, "table"), width=_width(args)))
     if args.plot and result.profiles:
         print(f"wrote {profile_plots.batch_sweep(result, args.plot)}", file=sys.stderr)
     if result.interrupted:  # printed what was measured; main() reports it and exits 130
