@@ -457,6 +457,24 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table", width: int 
                           indent=2) + "\n"
     if fmt == "csv":
         return _csv(rows, COMPARE_KEYS)
+    headers, aligns, body, note = _compare_table(analyses, rows)
+    if fmt == "table":
+        cols, fitted = fit(columns_of(headers, aligns, body, None), width, COMPARE_FIT)
+        wrap = min(100, width) if width else 100
+        lines = [render_cols(cols, False)] + textwrap.wrap(fitted, wrap) + [""]
+        for paragraph in note.split("\n"):
+            lines += textwrap.wrap(paragraph, wrap)
+        return "\n".join(lines) + "\n"
+    if fmt == "md":
+        return md_table(headers, aligns, body, None) + "\n\n" + note + "\n"
+    if fmt == "html":
+        return html_compare(analyses, headers, aligns, body, note)
+    raise ValueError(fmt)
+
+
+def _compare_table(analyses: Sequence[Analysis], rows: list[dict[str, Any]] | None = None):
+    """(headers, aligns, body, note) of the compare table."""
+    rows = compare_rows(analyses) if rows is None else rows
     headers = ["Model", "Input", "Layers", "Params", "MACs", "FLOPs", "Fwd memory", "Peak act.", "Weights",
                "Train mem.", "Top-1 %"]
     aligns = ["<"] + [">"] * (len(headers) - 1)
@@ -472,18 +490,7 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table", width: int 
                       "MACs count conv, locally connected and linear multiply-accumulates; FLOPs = 2 per MAC "
                       f"+ elementwise work; Train mem.: one training step with {analyses[0].totals['optimizer']}",
                       *footnotes])
-    if fmt == "table":
-        cols, fitted = fit(columns_of(headers, aligns, body, None), width, COMPARE_FIT)
-        wrap = min(100, width) if width else 100
-        lines = [render_cols(cols, False)] + textwrap.wrap(fitted, wrap) + [""]
-        for paragraph in note.split("\n"):
-            lines += textwrap.wrap(paragraph, wrap)
-        return "\n".join(lines) + "\n"
-    if fmt == "md":
-        return md_table(headers, aligns, body, None) + "\n\n" + note + "\n"
-    if fmt == "html":
-        return html_compare(analyses, headers, aligns, body, note)
-    raise ValueError(fmt)
+    return headers, aligns, body, note
 
 
 #: the order in which the compare table gives up columns to fit a width: what follows from
