@@ -80,6 +80,8 @@ examples:
   archstat graph resnet50 -o resnet50.png                     the DAG, layered, branches side by side
   archstat graph googlenet -o googlenet.svg --color-by macs
   archstat graph vgg16 -o vgg16.dot                           Graphviz DOT (render: dot -Tpdf vgg16.dot)
+  archstat graph densenet121 --collapse -o densenet.pdf        one box per block: reads on a slide
+  archstat graph resnet50 -o resnet50.html                    interactive: pan, zoom, hover for numbers
   archstat graph lenet5                                       DOT on standard output
 
 Pointwise layers (batch norm, ReLU, ...) are drawn inside the box of the layer before
@@ -207,11 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Draw a spec's layer graph readably, or write it as DOT.",
                        epilog=_EXAMPLES["graph"], formatter_class=_formatter)
     p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("--output", "-o", metavar="FILE", help="FILE.png, FILE.svg or FILE.dot (default: DOT on stdout)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="FILE.png, .svg, .pdf, .html (interactive: pan, zoom, numbers on hover) or .dot "
+                        "(default: DOT on stdout)")
     p.add_argument("--color-by", choices=("macs", "memory"), default=None,
                    help="fill each box by its MACs or its output memory")
     p.add_argument("--no-collapse", dest="collapse", action="store_false",
                    help="draw every layer, pointwise ones included")
+    p.add_argument("--collapse", dest="blocks", nargs="?", const=0, default=None, metavar="DEPTH",
+                   type=_int_at_least(1, "a depth of 1 to 100", 100),
+                   help="one box per block: layers grouped by the first DEPTH parts of their dotted names "
+                        "(features.denseblock1 at 2); without DEPTH, the deepest level with at most 40 boxes")
     p.add_argument("--title", help="figure title (default: model name and totals)")
     p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
                    help="override one of the spec's top-level args; repeatable")
@@ -499,10 +507,10 @@ def _cmd_graph(args: argparse.Namespace) -> None:
     model = _load_model(args, args.spec)
     analysis = analyze(model)
     if not args.output:
-        sys.stdout.write(to_dot(model, analysis, color_by=args.color_by, collapse=args.collapse))
+        sys.stdout.write(to_dot(model, analysis, color_by=args.color_by, collapse=args.collapse, blocks=args.blocks))
         return
     path = draw_graph(model, args.output, analysis=analysis, color_by=args.color_by,
-                      collapse=args.collapse, title=args.title)
+                      collapse=args.collapse, title=args.title, blocks=args.blocks)
     print(f"wrote {path}", file=sys.stderr)
 
 
