@@ -9,8 +9,10 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-FAMILY_COLOURS = {"conv": "#3b75af", "linear": "#ef8636", "pool": "#9a9a9a", "norm": "#59a14f",
-                  "merge": "#b07aa1", "activation": "#d4a6c8", "shape": "#cccccc"}
+#: one hue per family, none two alike (Tableau 10): activation yellow beside merge purple, pooling
+#: teal beside reshape grey, so that a roofline's or a bar chart's families read apart
+FAMILY_COLOURS = {"conv": "#3b75af", "linear": "#ef8636", "pool": "#76b7b2", "norm": "#59a14f",
+                  "merge": "#b07aa1", "activation": "#edc948", "shape": "#bab0ac"}
 FAMILY_LABELS = {"conv": "convolution", "linear": "fully connected", "pool": "pooling",
                  "norm": "normalisation", "merge": "merge", "activation": "activation", "shape": "input / reshape"}
 
