@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__): `python -m archsta
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "from_torch", "load", "profile",
-           "run", "save", "__version__"]
+__all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "compare", "from_torch", "load",
+           "profile", "run", "save", "__version__"]
 
 
 def save(model, path):
@@ -59,6 +59,9 @@ def __getattr__(name: str):
     if name in ("run", "backward", "Executor"):
         from .engine import executor
         return getattr(executor, name)
+    if name in ("compare", "Comparison"):  # several models side by side (displays in a notebook)
+        from .report import notebook
+        return getattr(notebook, name)
     if name == "profile":  # the profiler (and the engine it drives) loads only when asked for
         from .profiling import profile
         return profile

@@ -283,7 +283,9 @@ class Analysis:
         """Per-layer table (pandas DataFrame, built on first use)."""
         if self._layers is None:
             import pandas as pd
-            frame = pd.DataFrame(self._columns, columns=list(self._columns))
+
+            from .layer_frame import LayerFrame
+            frame = LayerFrame(self._columns, columns=list(self._columns))
             for key in ADDITIVE:
                 # exact Python ints where a column (or its sum) would overflow int64
                 if self.totals[key] >= 2 ** 63:
@@ -332,6 +334,15 @@ class Analysis:
         t = self.totals
         return (f"<Analysis {self.model.name!r} batch={self.batch} {self.dtype}: "
                 f"{t['params']:,} params, {t['macs']:,} MACs>")
+
+    # the notebook's rich display lives with the reports (report/notebook.py), loaded on use
+    def _repr_html_(self) -> str:
+        from .report.notebook import analysis_html
+        return analysis_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .report.notebook import analysis_markdown
+        return analysis_markdown(self)
 
 
 def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",

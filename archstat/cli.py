@@ -80,6 +80,8 @@ examples:
   archstat graph resnet50 -o resnet50.png                     the DAG, layered, branches side by side
   archstat graph googlenet -o googlenet.svg --color-by macs
   archstat graph vgg16 -o vgg16.dot                           Graphviz DOT (render: dot -Tpdf vgg16.dot)
+  archstat graph densenet121 --collapse -o densenet.pdf        one box per block: reads on a slide
+  archstat graph resnet50 -o resnet50.html                    interactive: pan, zoom, hover for numbers
   archstat graph lenet5                                       DOT on standard output
 
 Pointwise layers (batch norm, ReLU, ...) are drawn inside the box of the layer before
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p, ("table", "md", "csv", "json", "html"))
     p.add_argument("--convention", metavar="NAME",
                    help="add another tool's count per layer and in total (archstat conventions lists them)")
+    _view_options(p, depth=True)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("conventions", help="every other tool's MACs/FLOPs for a model, and why each differs",
@@ -199,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="+", metavar="MODEL", help="zoo names or spec files (YAML or JSON)")
     _analysis_options(p, with_input=False)
     _output_options(p, ("table", "md", "csv", "json", "html"))
+    _view_options(p)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("zoo", help="every named model: family, params, GMACs, FLOPs, memory, top-1",
@@ -217,11 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Draw a spec's layer graph readably, or write it as DOT.",
                        epilog=_EXAMPLES["graph"], formatter_class=_formatter)
     p.add_argument("spec", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("--output", "-o", metavar="FILE", help="FILE.png, FILE.svg or FILE.dot (default: DOT on stdout)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="FILE.png, .svg, .pdf, .html (interactive: pan, zoom, numbers on hover) or .dot "
+                        "(default: DOT on stdout)")
     p.add_argument("--color-by", choices=("macs", "memory"), default=None,
                    help="fill each box by its MACs or its output memory")
     p.add_argument("--no-collapse", dest="collapse", action="store_false",
                    help="draw every layer, pointwise ones included")
+    p.add_argument("--collapse", dest="blocks", nargs="?", const=0, default=None, metavar="DEPTH",
+                   type=_int_at_least(1, "a depth of 1 to 100", 100),
+                   help="one box per block: layers grouped by the first DEPTH parts of their dotted names "
+                        "(features.denseblock1 at 2); without DEPTH, the deepest level with at most 40 boxes")
     p.add_argument("--title", help="figure title (default: model name and totals)")
     p.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
                    help="override one of the spec's top-level args; repeatable")
@@ -283,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-memory", dest="memory", action="store_false",
                    help="skip the untimed tracemalloc pass that measures peak memory")
     _output_options(p, ("table", "md", "csv", "json", "html"))
+    _view_options(p)
     p.set_defaults(func=_cmd_profile)
 
     p = sub.add_parser("sweep", help="time per image and peak memory against batch size",
@@ -295,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed passes per batch size (default 3)")
     _run_options(p)
     _output_options(p, ("table", "md", "csv", "json", "html"))
+    _view_options(p)
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("completion", help="print the shell completion script (bash, zsh)",
@@ -363,6 +375,35 @@ def _output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
                    help=f"output format (default: from the -o suffix, else {formats[0]})")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(formats=tuple(formats))
+
+
+def _view_options(p: argparse.ArgumentParser, depth: bool = False) -> None:
+    """--columns (and --depth): how the terminal table is laid out."""
+    p.add_argument("--columns", type=_int_at_least(40, "a width of 40 to 10000 characters", 10000), metavar="N",
+                   help="fit the table to N characters (default: the terminal's width, or $COLUMNS; no limit "
+                        "when writing to a file or pipe)")
+    if depth:
+        p.add_argument("--depth", type=_int_at_least(1, "a depth of 1 to 100", 100), metavar="N",
+                       help="one row per block: layers summed by the first N parts of their dotted names "
+                            "(features.denseblock1 at 2), like torchinfo's depth (table, md, html)")
+
+
+def _width(args: argparse.Namespace) -> int | None:
+    """The width the terminal table fits: --columns, else $COLUMNS, else the terminal's when
+    standard output is one; None (no limit) for a file or a pipe."""
+    if getattr(args, "columns", None):
+        return args.columns
+    if args.output:
+        return None
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(int(env), 40)
+    try:
+        if sys.stdout.isatty():
+            return max(shutil.get_terminal_size().columns, 40)
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
 
 
 def _spec_arg(text: str) -> tuple[str, object]:
@@ -445,7 +486,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     if args.convention is not None:
         from .conventions import apply, get
         apply(analysis, get(args.convention, "--convention").name)
-    _emit(args, render_report(analysis, _format(args, "table")))
+    _emit(args, render_report(analysis, _format(args, "table"), width=_width(args), depth=args.depth))
 
 
 def _cmd_conventions(args: argparse.Namespace) -> None:
@@ -469,7 +510,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
     analyses = [analyze(_load_model(args, path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
                 for path in args.specs]
-    _emit(args, render_compare(analyses, _format(args, "table")))
+    _emit(args, render_compare(analyses, _format(args, "table"), width=_width(args)))
 
 
 def _cmd_zoo(args: argparse.Namespace) -> None:
@@ -487,10 +528,10 @@ def _cmd_graph(args: argparse.Namespace) -> None:
     model = _load_model(args, args.spec)
     analysis = analyze(model)
     if not args.output:
-        sys.stdout.write(to_dot(model, analysis, color_by=args.color_by, collapse=args.collapse))
+        sys.stdout.write(to_dot(model, analysis, color_by=args.color_by, collapse=args.collapse, blocks=args.blocks))
         return
     path = draw_graph(model, args.output, analysis=analysis, color_by=args.color_by,
-                      collapse=args.collapse, title=args.title)
+                      collapse=args.collapse, title=args.title, blocks=args.blocks)
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -709,7 +750,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
                                  progress=progress)
     finally:
         bar.close()
-    _emit(args, (render_profile if len(models) == 1 else render_ops_time)(result, fmt))
+    _emit(args, (render_profile if len(models) == 1 else render_ops_time)(result, fmt, width=_width(args)))
     if args.plot:
         if len(models) == 1:
             paths = profile_plots.profile_figures(result, args.plot)
@@ -737,7 +778,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
                        memory_limit=_memory_limit(args.memory_limit), progress=bar)
     finally:
         bar.close()
-    _emit(args, render_sweep(result, _format(args, "table")))
+    _emit(args, render_sweep(result, _format(args, "table"), width=_width(args)))
     if args.plot and result.profiles:
         print(f"wrote {profile_plots.batch_sweep(result, args.plot)}", file=sys.stderr)
     if result.interrupted:  # printed what was measured; main() reports it and exits 130

@@ -293,6 +293,15 @@ class Model:
     def __repr__(self) -> str:
         return f"<Model {self.name!r}: {len(self)} layers, input {fmt_shape(self.input_shape)}>"
 
+    # the notebook's rich display lives with the reports (report/notebook.py), loaded on use
+    def _repr_html_(self) -> str:
+        from .report.notebook import model_html
+        return model_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .report.notebook import model_markdown
+        return model_markdown(self)
+
     # -- shapes -----------------------------------------------------------------
     def shapes(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> Mapping[str, Shape]:
         """Output shape (with the batch axis) of every node, by the registry's shape rules

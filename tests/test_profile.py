@@ -614,7 +614,7 @@ def test_ops_figure_counts_macs_in_the_unit_of_the_data(lenet_infer, drawn, tmp_
     for p, prefix in ((lenet_infer, "K"), (wide, "M")):
         profile_plots.ops_vs_time(p, tmp_path / "ops.png")
         ax = drawn[-1].axes[0]
-        assert f"({prefix} MACs, from the analysis)" in ax.get_xlabel()
+        assert f"({prefix} MACs, from the analysis; log scale)" in ax.get_xlabel() and ax.get_xscale() == "log"
         assert f"/{prefix}MAC x MACs" in ax.get_title(loc="left")
         assert 1 <= ax.get_xlim()[1] < 1500                 # ticks 0-999, not 0.00005
     labels = [t for t in drawn[0].axes[0].texts if t.get_text() in {"c1", "c3", "c5", "f6", "output"}]
@@ -668,7 +668,7 @@ def test_ops_across_models_labels_do_not_collide(drawn, tmp_path):
     ax_layers, ax_models = drawn[-1].axes
     labels = [t for t in ax_models.texts if t.get_text() in {"LeNet-5 (test)", "tiny", "tiny too"}]
     assert labels and not overlapping(labels)
-    assert "(K MACs)" in ax_models.get_xlabel() and "(K MACs, from the analysis)" in ax_layers.get_xlabel()
+    assert "(K MACs, log scale)" in ax_models.get_xlabel() and "(K MACs, from the analysis; log scale)" in ax_layers.get_xlabel()
     assert png_size(path)[0] <= 2200
 
 

@@ -115,6 +115,14 @@ class Profile(Analysis):
         return (f"<Profile {self.model.name!r} batch={self.batch} {self.dtype} {t['mode']}: "
                 f"{t['step_ms']:.3g} ms per batch, {t['images_per_s']:.3g} images/s{flag}>")
 
+    def _repr_html_(self) -> str:
+        from ..report.notebook import profile_html
+        return profile_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from ..report.notebook import profile_markdown
+        return profile_markdown(self)
+
 
 def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int = 1, backward: bool = False,
             dtype: str = "float32", input_shape: tuple[int, ...] | None = None, seed: int = 0,

@@ -13,7 +13,7 @@ from .graph_style import (EDGE_COLOR, box_fill, color_column, color_scale, label
 
 
 def to_dot(model: Any, analysis: Any = None, color_by: str | None = None,
-           collapse: bool = True) -> str:
+           collapse: bool = True, blocks: int | None = None) -> str:
     """Graphviz DOT text of the layer DAG (no Graphviz needed to produce it).
 
     Each node is labelled with its name (and the pointwise layers merged into it), type and
@@ -31,6 +31,8 @@ def to_dot(model: Any, analysis: Any = None, color_by: str | None = None,
         is given); zero is grey.
     collapse : bool
         Merge pointwise layers into their producer (see :func:`.graph_nodes`).
+    blocks : int, optional
+        One node per block instance (see :func:`.graph_nodes`).
 
     Raises
     ------
@@ -40,7 +42,7 @@ def to_dot(model: Any, analysis: Any = None, color_by: str | None = None,
     from ..graph import load
     model = load(model)
     column = color_column(color_by)
-    nodes = graph_nodes(model, collapse)
+    nodes = graph_nodes(model, collapse, blocks)
     stats = node_stats(nodes, analysis) if analysis is not None else None
     color_stats = stats
     if column is not None and stats is None:

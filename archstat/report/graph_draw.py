@@ -21,7 +21,7 @@ from .graph_style import (EDGE_COLOR, PALETTE, box_fill, color_column, color_sca
 from .plots import STYLE, stable_metadata
 
 #: output suffixes :func:`draw_graph` writes
-SUFFIXES = (".png", ".svg", ".pdf", ".dot")
+SUFFIXES = (".png", ".svg", ".pdf", ".html", ".dot")
 #: the PNG resolution (with :data:`.graph_layout.MAX_INCHES`, at most 4320 px a side)
 DPI = 120
 
@@ -32,7 +32,7 @@ _PAD = 0.07                 # inches of padding inside a box
 
 def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
                color_by: str | None = None, collapse: bool = True,
-               title: str | None = None) -> Path:
+               title: str | None = None, blocks: int | None = None) -> Path:
     """Draw the layer DAG to a PNG, SVG or PDF file (by suffix; ``.dot`` writes :func:`.to_dot`).
 
     Generations of the DAG run top to bottom and parallel branches side by side, each node
@@ -46,7 +46,8 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
     ----------
     model : Model, path or mapping
     path : str or Path
-        Output file, ``.png``, ``.svg`` or ``.dot``.
+        Output file, ``.png``, ``.svg``, ``.pdf``, ``.html`` (interactive: pan, zoom, each
+        box's numbers on hover, :mod:`.graph_html`) or ``.dot``.
     analysis : Analysis, optional
         Numbers for the labels and totals (otherwise totals at batch 1, float32).
     color_by : {'macs', 'activation_bytes', 'memory'}, optional
@@ -55,6 +56,10 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
         Merge pointwise layers into the node before them (see :func:`.graph_nodes`).
     title : str, optional
         Replaces the model name as the title (the totals line stays).
+    blocks : int, optional
+        One box per block: layers summed by the first ``blocks`` parts of their dotted names
+        (:func:`.graph_collapse.collapse_blocks`); 0 chooses the depth that leaves at most
+        :data:`.graph_collapse.BLOCK_BOXES` boxes.
 
     Returns
     -------
@@ -73,14 +78,19 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
     model = load(model)
     column = color_column(color_by)
     if path.suffix.lower() == ".dot":
-        write_file(path, to_dot(model, analysis, color_by, collapse))
+        write_file(path, to_dot(model, analysis, color_by, collapse, blocks))
         return path
-    nodes = graph_nodes(model, collapse)
+    nodes = graph_nodes(model, collapse, blocks)
     full = analysis if analysis is not None else analyze(model)
     all_stats = node_stats(nodes, full)
-    shown = all_stats if analysis is not None else None
+    html_page = path.suffix.lower() == ".html"
+    shown = all_stats if analysis is not None or html_page else None
     drawing = _Drawing(nodes, shown, all_stats, color_scale(column, all_stats), column,
                        title or model.name, subtitle(model, nodes, full.totals))
+    if html_page:
+        from .graph_html import graph_page
+        write_file(path, graph_page(drawing, full))
+        return path
     write_with(path, lambda f: drawing.save(f, path.suffix.lower()[1:]))
     return path
 

@@ -158,6 +158,8 @@ def subtitle(model: Any, nodes: Mapping[str, GraphNode], totals: Mapping[str, An
     """The line under the title: the model's totals, and how many boxes remain if collapsed."""
     text = (f"{human(totals['params'])} params, {human(totals['macs'])} MACs, "
             f"{len(model)} layers, input {shape_str(model.input_shape)}")
-    if len(nodes) < len(model.order):
+    if any(len(n.members) > 1 and not n.merged for n in nodes.values()):
+        text += f"; {len(nodes)} boxes, one per block (layers grouped by their dotted names)"
+    elif len(nodes) < len(model.order):
         text += f"; {len(nodes)} boxes (pointwise layers merged into the node before them)"
     return text

@@ -13,7 +13,9 @@ def _family_look() -> tuple[dict[str, str], dict[str, str]]:
     """Colour and label of each layer family, from the registry: colours by the family's rank
     (the heavy families get the strong colours), labels as the family declares them."""
     from ..layers.registry import families
-    palette = ("#3b75af", "#ef8636", "#9a9a9a", "#59a14f", "#d4a6c8", "#b07aa1", "#cccccc", "#8c564b", "#17becf")
+    # one hue per rank, none two alike (Tableau 10): activation yellow beside merge purple,
+    # pooling teal beside reshape grey, so that a roofline's or a bar chart's families read apart
+    palette = ("#3b75af", "#ef8636", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#bab0ac", "#9c755f", "#ff9da7")
     found = families().values()
     return ({f.name: palette[min(f.rank, len(palette) - 1)] for f in found},
             {f.name: f.label for f in found})

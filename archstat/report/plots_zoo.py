@@ -86,7 +86,54 @@ def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key:
     ax.margins(x=0.08, y=0.06)
     _legend_note(ax)
     _place_labels(ax, texts, *xy)
+    _zoom_clusters(ax, points, x_key, colours, markers)
     return save(fig, path)
+
+
+#: a family whose variants all lie within this factor of x (VGG's 133M to 144M parameters, over
+#: three decades) is drawn again, spread out, in an inset
+CLUSTER_SPAN = 1.25
+
+
+def _zoom_clusters(ax, points: Sequence[dict[str, Any]], x_key: str, colours, markers) -> None:
+    """An inset, lower right (where the largest models leave room), for the family of the most
+    variants (at least four) that the main axis piles onto one spot (:data:`CLUSTER_SPAN`):
+    linear axes, each variant named."""
+    clusters = []
+    for family in _families(points):
+        members = [p for p in points if p["family"] == family]
+        xs = [p[x_key] for p in members]
+        if len(members) >= 4 and max(xs) / min(xs) <= CLUSTER_SPAN:
+            clusters.append((len(members), family, members))
+    for _, family, members in sorted(clusters, key=lambda c: -c[0])[:1]:
+        xs = [p[x_key] for p in members]
+        inset = ax.inset_axes((0.815, 0.04, 0.175, 0.42))
+        for series, group in _series(members).items():
+            group = sorted(group, key=lambda p: p[x_key])
+            colour = colours[family]
+            if not group[0]["paper"]:
+                inset.plot([p[x_key] for p in group], [p["top1"] for p in group], "-", color=colour, lw=1.4,
+                           alpha=0.85, zorder=2)
+            inset.scatter([p[x_key] for p in group], [p["top1"] for p in group], s=30, marker=markers[family],
+                          zorder=3, linewidths=1.2, facecolors="white" if group[0]["paper"] else colour,
+                          edgecolors=colour)
+        span = max(xs) - min(xs)
+        ys = [p["top1"] for p in members]
+        gap = (max(ys) - min(ys) + 1.6) / 22   # a label's height, in accuracy points
+        last = -1e9
+        for p in sorted(members, key=lambda p: p["top1"]):   # bottom up, each clear of the one below
+            at = max(p["top1"], last + gap)
+            last = at
+            inset.annotate(p["label"] + (" *" if p["approximate"] else ""), (p[x_key], p["top1"]),
+                           xytext=(p[x_key] + 0.06 * span, at), textcoords="data", va="center", fontsize=7.5,
+                           color="#333333", arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.5}
+                           if at - p["top1"] > gap / 3 else None)
+        inset.set_xlim(min(xs) - 0.1 * span, max(xs) + 0.75 * span)
+        inset.set_ylim(min(ys) - 0.8, max(last, max(ys)) + 0.8)
+        inset.tick_params(labelsize=7.5)
+        inset.grid(alpha=0.3)
+        inset.set_title(f"{family} variants, spread out\n(linear axes)", fontsize=8.5)
+        ax.indicate_inset_zoom(inset, edgecolor="#777777")
 
 
 @styled

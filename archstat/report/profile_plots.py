@@ -235,7 +235,7 @@ def _place_labels(ax, xy, labels: Sequence[str], markers, sizes, *, avoid: Seque
 
     for (x, y), at, names in groups:
         own = radius(at) / px  # this point's radius (points)
-        text = ax.text(x, y, "\n".join(names), fontsize=fontsize, zorder=4)
+        text = ax.text(x, y, "\n".join(names), fontsize=fontsize, zorder=4, path_effects=[_halo()])
         for k, gap in enumerate(_RINGS):
             found = None
             for angle in _DIRECTIONS[:8] if k == 0 else _DIRECTIONS:
@@ -507,16 +507,19 @@ def ops_vs_time(data, path: str | Path, label_top: int = 8) -> Path:
     if dashed:
         fit_lines += _fit_line(ax, compute_fit, [r["macs"] for r in data.layer_rows if r["bound"] == "compute"],
                                scale, color="#555555", ls="--")
-    ax.set_xlabel(f"multiply-accumulates per batch ({_macs_label(prefix)}, from the analysis)")
-    ax.set_ylabel("measured forward time per batch (ms)")
+    ax.set_xlabel(f"multiply-accumulates per batch ({_macs_label(prefix)}, from the analysis; log scale)")
+    ax.set_ylabel("measured forward time per batch (ms, log scale)")
     scope = "every conv and linear layer" + (f" of {len(models)} models" if several else "")
     name = "" if several else f"{models[0]}: " if models else ""
     titles = [(ax, [f"{name}MACs vs time, {scope}", _fit_caption(data.fits["layers"], scale, prefix)]
                + ([f"compute-bound layers only (dashed): R$^2$ = {compute_fit.r2:.3f} (n = {compute_fit.n})"]
                   if dashed else []))]
     ax.grid(alpha=0.3)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
+    # log-log: layers span three or four decades of MACs and of time; on linear axes most of
+    # them pile up at the origin under the few largest
+    _log_axis(ax.xaxis)
+    _log_axis(ax.yaxis)
+    _pad_log(ax, [r["macs"] / scale for r in data.layer_rows], [r["forward_ms"] for r in data.layer_rows])
     markers = [Line2D([], [], ls="", marker=m, color="#777777", markeredgecolor="k", label=f"{b}-bound layer")
                for b, m in BOUND_MARKERS.items() if any(r["bound"] == b for r in data.layer_rows)]
     markers.append(Line2D([], [], color="#c53a32", lw=1.6, label="least-squares line"))
@@ -534,12 +537,13 @@ def ops_vs_time(data, path: str | Path, label_top: int = 8) -> Path:
                     color=[MODEL_COLOURS[models.index(r["model"]) % len(MODEL_COLOURS)] if r["model"] in models
                            else "#777777" for r in rows], edgecolor="k", zorder=3)
         model_lines = _fit_line(ax2, data.fits["models"], [r["macs"] for r in rows], scale2)
-        ax2.set_xlabel(f"multiply-accumulates per batch ({_macs_label(prefix2)})")
-        ax2.set_ylabel("measured forward time per batch (ms)")
+        ax2.set_xlabel(f"multiply-accumulates per batch ({_macs_label(prefix2)}, log scale)")
+        ax2.set_ylabel("measured forward time per batch (ms, log scale)")
         titles.append((ax2, ["whole models", _fit_caption(data.fits["models"], scale2, prefix2)]))
         ax2.grid(alpha=0.3)
-        ax2.set_xlim(0, max(r["macs"] for r in rows) / scale2 * 1.25)
-        ax2.set_ylim(0, max(r["forward_ms"] for r in rows) * 1.15)
+        _log_axis(ax2.xaxis)
+        _log_axis(ax2.yaxis)
+        _pad_log(ax2, [r["macs"] / scale2 for r in rows], [r["forward_ms"] for r in rows])
     else:
         _family_legend(ax, [r["family"] for r in data.layer_rows], markers, loc="best", fontsize=9)
     dtype = data.profiles[0].dtype if data.profiles else "float32"
@@ -564,11 +568,27 @@ def _macs_label(prefix: str) -> str:
 
 
 def _fit_line(ax, fit, macs: Sequence[int], scale: float = 1e9, color: str = "#c53a32", ls: str = "-") -> list[Any]:
-    """Draw ``fit`` (ms against MACs) over 0 to the largest of ``macs``, on an axis of MACs / ``scale``."""
-    if math.isnan(fit.slope) or not macs:
+    """Draw ``fit`` (ms against MACs) across ``macs`` on a log-log axis of MACs / ``scale``: the
+    straight line of the fit bends there; where it predicts no time or less it is not drawn."""
+    positive = [m for m in macs if m > 0]
+    if math.isnan(fit.slope) or not positive:
         return []
-    xs = np.linspace(0, max(macs) * 1.05, 50)
-    return ax.plot(xs / scale, fit.slope * xs + fit.intercept, color=color, ls=ls, lw=1.6, zorder=2)
+    xs = np.geomspace(min(positive) / 1.5, max(positive) * 1.5, 200)
+    ys = fit.slope * xs + fit.intercept
+    keep = ys > 0
+    return ax.plot(xs[keep] / scale, ys[keep], color=color, ls=ls, lw=1.6, zorder=2)
+
+
+def _pad_log(ax, xs: Sequence[float], ys: Sequence[float], factor: float = 1.8) -> None:
+    """Log-axis limits around the positive points, ``factor`` beyond them each way."""
+    from matplotlib.ticker import LogLocator
+    px = [x for x in xs if x > 0]
+    py = [y for y in ys if y == y and y > 0]
+    for axis, values, limit in ((ax.xaxis, px, ax.set_xlim), (ax.yaxis, py, ax.set_ylim)):
+        if values:
+            limit(min(values) / factor, max(values) * factor)
+            if max(values) / min(values) > 300:   # many decades: 1, 10, 100 (1, 2, 5 would collide)
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0,)))
 
 
 def _slope_text(ms_per_mac: float, scale: float, prefix: str) -> str:
@@ -591,6 +611,23 @@ def _fit_caption(fit, scale: float = 1e9, prefix: str = "G") -> str:
 
 # ------------------------------------------------------------------------ batch sweep
 
+def _halo():
+    """A white outline behind a label, so that a line or a point under it does not cut it."""
+    from matplotlib.patheffects import withStroke
+    return withStroke(linewidth=3, foreground="white")
+
+
+def _beside_line(xs, ys, i: int) -> tuple[tuple[float, float], str, str]:
+    """Where point ``i``'s label goes so that it does not sit on the line through the points:
+    to the right (to the left for the last point), above where the line on that side goes down
+    and below where it goes up. Returns (offset in points, ha, va)."""
+    last = i == len(xs) - 1 or not (ys[i + 1] == ys[i + 1])
+    j = i - 1 if last else i + 1
+    goes_up = 0 <= j < len(ys) and ys[j] == ys[j] and ys[j] > ys[i]
+    dy = -7 if goes_up else 7
+    return ((-6 if last else 6), dy), ("right" if last else "left"), ("top" if goes_up else "bottom")
+
+
 @styled
 def batch_sweep(s, path: str | Path) -> Path:
     """Time per image (with images/s) and peak memory (measured and predicted) against
@@ -606,10 +643,13 @@ def batch_sweep(s, path: str | Path) -> Path:
     hi = np.array([r["step_max_ms"] for r in rows], dtype=float) / batches
     ax_t.fill_between(batches, lo, hi, color="#3b75af", alpha=0.2, lw=0, label="min-max over repeats")
     ax_t.plot(batches, per_image, "o-", color="#3b75af", lw=2, label="median")
-    for b, v, r in zip(batches, per_image, rows):
+    ax_t.set_xscale("log", base=2)
+    for i, (b, v, r) in enumerate(zip(batches, per_image, rows)):
         if v == v:
-            ax_t.annotate(f"{_num(r['images_per_s'])} img/s", (b, v), textcoords="offset points", xytext=(0, 9),
-                          ha="center", fontsize=9, color="#333333")
+            offset, ha, va = _beside_line(batches, per_image, i)
+            ax_t.annotate(f"{_num(r['images_per_s'])} img/s", (b, v), textcoords="offset points", xytext=offset,
+                          ha=ha, va=va, fontsize=9, color="#333333", zorder=4,
+                          path_effects=[_halo()])
     ax_t.set_ylabel("time per image (ms)")
     ax_t.set_title("time per image\nlabels: images per second", loc="left")
     ax_t.set_ylim(0, np.nanmax(hi) * 1.2 if np.isfinite(np.nanmax(hi)) else 1)
@@ -632,16 +672,16 @@ def batch_sweep(s, path: str | Path) -> Path:
     ax_m.set_title(title, loc="left")
     ax_m.legend(frameon=False, fontsize=9, loc="upper left")
     ax_t.legend(frameon=False, fontsize=9, loc="upper right")
-    ax_t.set_xscale("log", base=2)
-    ax_t.set_xlabel("batch size (log scale)")
-    ax_m.set_xlabel("batch size")
-    ax_m.set_xlim(0, batches.max() * 1.05)
+    # the same batch axis on both panels (log 2: 1, 2, 4 ... evenly spaced)
+    ax_m.set_xscale("log", base=2)
     for ax in (ax_t, ax_m):
+        ax.set_xlabel("batch size (log scale)")
         ax.xaxis.set_major_locator(FixedLocator(batches))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([str(int(b)) for b in batches])
         ax.grid(alpha=0.3)
-    ax_t.margins(x=0.08)
+    ax_t.margins(x=0.12)
+    ax_m.margins(x=0.12)
     mode = "forward + backward" if s.mode == "training" else "forward"
     fig.suptitle(f"{s.model.name}: {mode} vs batch size ({s.dtype}){' (interrupted)' if s.interrupted else ''}",
                  x=0.01, ha="left", fontsize=13)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..analysis import COLUMNS, Analysis
+from .blocks import block_rows
+from .fit import Col, columns_of, fit, render as render_cols
 from .units import human, human_bytes, shape_str, thousands
 from .json_out import dump
 
@@ -83,10 +85,12 @@ def _inputs_cell(inputs: tuple[str, ...], previous: str | None, width: int = 36)
 TRAINING_ONLY_MARK = " (train)"
 
 
-def _layer_columns(analysis: Analysis) -> list[Column]:
+def _layer_columns(analysis: Analysis, rows: Sequence[dict[str, Any]] | None = None) -> list[Column]:
     """The displayed columns: without Inputs for a chain; with another tool's count after
     FLOPs when a convention was applied (``--convention``)."""
-    cols = [c for c in LAYER_COLUMNS if not (c.key == "inputs" and _is_chain(analysis))]
+    chain = _is_chain(analysis) if rows is None else all(
+        r["inputs"] == (prev["name"],) for prev, r in zip(rows, rows[1:]))
+    cols = [c for c in LAYER_COLUMNS if not (c.key == "inputs" and chain)]
     conv = analysis.totals.get("convention")
     if conv:
         at = [c.key for c in cols].index("flops") + 1
@@ -94,12 +98,15 @@ def _layer_columns(analysis: Analysis) -> list[Column]:
     return cols
 
 
-def _layer_table(analysis: Analysis) -> tuple[list[str], list[str], list[list[str]], list[str]]:
-    cols = _layer_columns(analysis)
+def layer_cols(analysis: Analysis, depth: int | None = None) -> list[Col]:
+    """The per-layer table as columns (:class:`.fit.Col`); with ``depth``, one row per block
+    instance (:func:`.blocks.block_rows`). The Params column carries a K/M/G form for fitting."""
+    rows = analysis.rows() if not depth else block_rows(analysis, depth)
+    cols = _layer_columns(analysis, rows if depth else None)
     body, previous = [], None
-    for row in analysis.rows():
+    for row in rows:
         cells = [_inputs_cell(row["inputs"], previous) if c.key == "inputs" else c.fmt(row[c.key]) for c in cols]
-        if row["training_only"]:
+        if row["training_only"] and not row["name"].endswith(TRAINING_ONLY_MARK):
             cells[0] += TRAINING_ONLY_MARK
         body.append(cells)
         previous = row["name"]
@@ -109,8 +116,29 @@ def _layer_table(analysis: Analysis) -> tuple[list[str], list[str], list[list[st
                     "activation_bytes": _bytes(t["activation_bytes"])}
     if t.get("convention"):
         total_values["convention"] = _human(t["convention"]["total"])
-    total = [total_values.get(c.key, "") for c in cols]
-    return [c.header for c in cols], [c.align for c in cols], body, total
+    out = []
+    for i, c in enumerate(cols):
+        cells = tuple(r[i] for r in body)
+        compact = None
+        if c.key == "params":
+            compact = (tuple(_human(r["params"]) for r in rows), _human(t["params"]))
+        out.append(Col(c.header, c.align, cells, total_values.get(c.key, ""), compact))
+    return out
+
+
+def _layer_table(analysis: Analysis, depth: int | None = None
+                 ) -> tuple[list[str], list[str], list[list[str]], list[str]]:
+    cols = layer_cols(analysis, depth)
+    body = [list(r) for r in zip(*(c.cells for c in cols))]
+    return [c.header for c in cols], [c.align for c in cols], body, [c.total for c in cols]
+
+
+#: the order in which the terminal report gives up columns to fit a width (see :mod:`.fit`):
+#: what the graph or other columns already show, then secondary measures, then exact integers
+#: become K/M/G, last long names are shortened (:func:`.fit.shorten`)
+REPORT_FIT = (("shorten", "Inputs", 20), ("drop", "Inputs", 0), ("drop", "RF stride", 0),
+              ("drop", "Activations", 0), ("compact", "Params", 0), ("drop", "RF", 0), ("drop", "FLOPs", 0),
+              ("shorten", "Layer", 24), ("cut", "Type", 12), ("shorten", "Layer", 12), ("cut", "Type", 6))
 
 
 def _title(analysis: Analysis) -> str:
@@ -239,39 +267,6 @@ def md_table(headers, aligns, body, total) -> str:
     return "\n".join(out)
 
 
-def _html_table(headers, aligns, body, total) -> str:
-    style = {"<": "left", ">": "right", "^": "center"}
-
-    def cells(tag, row):
-        return "".join(f'<{tag} style="text-align:{style[a]}">{html.escape(c)}</{tag}>'
-                       for c, a in zip(row, aligns))
-
-    out = ["<table>", f"<thead><tr>{cells('th', headers)}</tr></thead>", "<tbody>"]
-    out += [f"<tr>{cells('td', r)}</tr>" for r in body]
-    out.append("</tbody>")
-    if total:
-        out.append(f'<tfoot><tr class="total">{cells("td", total)}</tr></tfoot>')
-    out.append("</table>")
-    return "\n".join(out)
-
-
-_HTML_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
-th, td {{ padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; }}
-th {{ background: #f3f3f3; }}
-tr.total td {{ font-weight: bold; border-top: 2px solid #888; }}
-dl {{ display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }}
-dt {{ font-weight: bold; }}
-.meta {{ color: #555; }}
-</style></head><body>
-{body}
-</body></html>
-"""
-
-
 def _csv(rows: list[dict[str, Any]], keys: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -291,27 +286,45 @@ def _csv_value(value: Any) -> Any:
 
 # ------------------------------------------------------------------------ reports
 
-def render_report(analysis: Analysis, fmt: str = "table") -> str:
-    """One model's per-layer report in ``fmt`` (one of :data:`FORMATS`)."""
+def render_report(analysis: Analysis, fmt: str = "table", width: int | None = None,
+                  depth: int | None = None) -> str:
+    """One model's per-layer report in ``fmt`` (one of :data:`FORMATS`).
+
+    ``width``: the terminal table fits this many characters (columns dropped or shortened in
+    the order of :data:`REPORT_FIT`, said in one line under the table); None: no limit.
+    ``depth``: one row per block instance at this depth of the dotted layer names
+    (:mod:`.blocks`) in table, md and html; CSV and JSON keep every layer.
+    """
     if fmt == "json":
         return dump("analysis", analysis.to_dict())
     if fmt == "csv":
         return _csv(analysis.rows(), list(COLUMNS) + [k for k in analysis.rows()[0] if k not in COLUMNS])
-    headers, aligns, body, total = _layer_table(analysis)
     summary = summary_lines(analysis)
     m = analysis.model
+    rows_note = _depth_note(analysis, depth)
     if fmt == "table":
-        width = max(len(k) for k, _ in summary)
-        lines = [_title(analysis)]
-        if m.source:
-            lines += textwrap.wrap(f"source: {m.source}", width=100, subsequent_indent="        ")
-        lines += ["", text_table(headers, aligns, body, total), ""]
+        cols, fitted = fit(layer_cols(analysis, depth), width, REPORT_FIT,
+                           "--columns N for a wider table, --depth N for one row per block, --format csv "
+                           "for every value" if not depth else "--columns N for a wider table")
+        wrap = min(100, width) if width else 100
+        label = max(len(k) for k, _ in summary)
+        lines = textwrap.wrap(_title(analysis), wrap) + ["", render_cols(cols, True)]
+        for extra in (rows_note, fitted):
+            lines += textwrap.wrap(extra, wrap)
+        lines.append("")
         for k, v in summary:   # wrapped under its text, so the labels stay a column
-            lines += textwrap.wrap(f"{k:<{width}}  {v}", 100, subsequent_indent=" " * (width + 2))
-        lines += textwrap.wrap(REPORT_UNITS, 100)
-        if m.notes:  # after the numbers: in a terminal the table should not scroll away
-            lines += [""] + textwrap.wrap(f"notes: {m.notes}", width=100, subsequent_indent="       ")
+            if wrap - label - 2 >= 30:
+                lines += textwrap.wrap(f"{k:<{label}}  {v}", wrap, subsequent_indent=" " * (label + 2))
+            else:
+                lines += textwrap.wrap(f"{k}: {v}", wrap, subsequent_indent="  ")
+        lines += textwrap.wrap(REPORT_UNITS, wrap)
+        # the citation and notes after the numbers: in a terminal the table should not scroll away
+        if m.source:
+            lines += [""] + textwrap.wrap(f"source: {m.source}", wrap, subsequent_indent="        ")
+        if m.notes:
+            lines += [""] + textwrap.wrap(f"notes: {m.notes}", width=wrap, subsequent_indent="       ")
         return "\n".join(lines) + "\n"
+    headers, aligns, body, total = _layer_table(analysis, depth)
     if fmt == "md":
         lines = [f"# {m.name}", ""]
         if m.description:
@@ -322,23 +335,65 @@ def render_report(analysis: Analysis, fmt: str = "table") -> str:
         if m.notes:
             lines += ["", f"Notes: {m.notes}"]
         lines += ["", md_table(headers, aligns, body, total), ""]
+        if rows_note:
+            lines += [rows_note, ""]
         lines += [f"- **{k}**: {v}" for k, v in summary]
         lines += ["", REPORT_UNITS]
         return "\n".join(lines) + "\n"
     if fmt == "html":
-        parts = [f"<h1>{html.escape(m.name)}</h1>"]
-        if m.description:
-            parts.append(f"<p>{html.escape(m.description)}</p>")
-        parts.append(f'<p class="meta">Input {shape_str(analysis.input_shape)}, batch {analysis.batch}, '
-                     f"{analysis.dtype}.{(' Source: ' + html.escape(m.source)) if m.source else ''}</p>")
-        if m.notes:
-            parts.append(f'<p class="meta">Notes: {html.escape(m.notes)}</p>')
-        parts.append(_html_table(headers, aligns, body, total))
-        parts.append("<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
-                                      for k, v in summary) + "</dl>")
-        parts.append(f'<p class="meta">{html.escape(REPORT_UNITS)}</p>')
-        return _HTML_PAGE.format(title=html.escape(m.name), body="\n".join(parts))
+        return html_report(analysis, depth)
     raise ValueError(fmt)  # the CLI validates formats
+
+
+def _depth_note(analysis: Analysis, depth: int | None) -> str:
+    if not depth:
+        return ""
+    n = len(block_rows(analysis, depth))
+    return (f"Depth {depth}: {analysis.totals['layers']} layers in {n} rows, one per block (the first {depth} "
+            f"part{'s' if depth > 1 else ''} of the dotted layer names), its numbers summed; a block's Output "
+            "and RF are its last layer's.")
+
+
+def headline(analysis: Analysis) -> list[tuple[str, str, str]]:
+    """The totals a reader looks for first: (label, value in units, exact value)."""
+    t = analysis.totals
+    return [("Parameters", human(t["params"]), f"{thousands(t['params'])} ({human_bytes(t['param_bytes'])})"),
+            ("MACs", human(t["macs"]), thousands(t["macs"])),
+            ("FLOPs", human(t["flops"]), thousands(t["flops"])),
+            ("Forward memory", human_bytes(t["forward_memory_bytes"]),
+             f"{thousands(t['forward_memory_bytes'])} B"),
+            ("Peak activations", human_bytes(t["peak_activation_bytes"]),
+             f"{thousands(t['peak_activation_bytes'])} B"),
+            ("Training memory", "~" + human_bytes(t["training_memory_bytes"]), f"one step with {t['optimizer']}")]
+
+
+def html_report(analysis: Analysis, depth: int | None = None) -> str:
+    """The report as one self-contained HTML page: headline totals, the table, the totals
+    explained, the source."""
+    from . import html_page as H
+
+    m = analysis.model
+    headers, aligns, body, total = _layer_table(analysis, depth)
+    parts = [f"<h1>{html.escape(m.name)}</h1>"]
+    if m.description:
+        parts.append(H.note(m.description, "lead"))
+    parts.append(H.note(f"Input {shape_str(analysis.input_shape)}, batch {analysis.batch}, {analysis.dtype}; "
+                        f"{analysis.totals['layers']} layers.", "meta"))
+    parts.append(H.cards(headline(analysis)))
+    parts.append("<h2>Layers</h2>" if not depth else f"<h2>Blocks (depth {depth})</h2>")
+    parts.append(H.table(headers, aligns, body, total))
+    if depth:
+        parts.append(H.note(_depth_note(analysis, depth)))
+    parts.append(H.note(REPORT_UNITS))
+    parts += ["<h2>The totals explained</h2>", H.definitions(summary_lines(analysis))]
+    foot = []
+    if m.source:
+        foot.append(H.note(f"Source: {m.source}"))
+    if m.notes:
+        foot.append(H.note(f"Notes: {m.notes}"))
+    foot.append(H.note("Generated by archstat."))
+    parts.append("<footer>" + "".join(foot) + "</footer>")
+    return H.page(m.name, parts)
 
 
 # ------------------------------------------------------------------------ compare
@@ -393,13 +448,32 @@ def _source_marks(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]
     return marks, notes
 
 
-def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
-    """One row per model: size, operations and memory side by side."""
+def render_compare(analyses: Sequence[Analysis], fmt: str = "table", width: int | None = None) -> str:
+    """One row per model: size, operations and memory side by side (``width``: as
+    :func:`render_report`)."""
     rows = compare_rows(analyses)
     if fmt == "json":
         return dump("compare", {"batch": analyses[0].batch, "dtype": analyses[0].dtype, "models": rows})
     if fmt == "csv":
         return _csv(rows, COMPARE_KEYS)
+    headers, aligns, body, note = _compare_table(analyses, rows)
+    if fmt == "table":
+        cols, fitted = fit(columns_of(headers, aligns, body, None), width, COMPARE_FIT)
+        wrap = min(100, width) if width else 100
+        lines = [render_cols(cols, False)] + textwrap.wrap(fitted, wrap) + [""]
+        for paragraph in note.split("\n"):
+            lines += textwrap.wrap(paragraph, wrap)
+        return "\n".join(lines) + "\n"
+    if fmt == "md":
+        return md_table(headers, aligns, body, None) + "\n\n" + note + "\n"
+    if fmt == "html":
+        return html_compare(analyses, headers, aligns, body, note)
+    raise ValueError(fmt)
+
+
+def _compare_table(analyses: Sequence[Analysis], rows: list[dict[str, Any]] | None = None):
+    """(headers, aligns, body, note) of the compare table."""
+    rows = compare_rows(analyses) if rows is None else rows
     headers = ["Model", "Input", "Layers", "Params", "MACs", "FLOPs", "Fwd memory", "Peak act.", "Weights",
                "Train mem.", "Top-1 %"]
     aligns = ["<"] + [">"] * (len(headers) - 1)
@@ -415,14 +489,28 @@ def render_compare(analyses: Sequence[Analysis], fmt: str = "table") -> str:
                       "MACs count conv, locally connected and linear multiply-accumulates; FLOPs = 2 per MAC "
                       f"+ elementwise work; Train mem.: one training step with {analyses[0].totals['optimizer']}",
                       *footnotes])
-    if fmt == "table":
-        return text_table(headers, aligns, body, None) + "\n\n" + note + "\n"
-    if fmt == "md":
-        return md_table(headers, aligns, body, None) + "\n\n" + note + "\n"
-    if fmt == "html":
-        return _HTML_PAGE.format(title="archstat compare",
-                                 body=_html_table(headers, aligns, body, None) + f'<p class="meta">{html.escape(note)}</p>')
-    raise ValueError(fmt)
+    return headers, aligns, body, note
+
+
+#: the order in which the compare table gives up columns to fit a width: what follows from
+#: another column (weights = params x bytes), then the secondary memory figures
+COMPARE_FIT = (("drop", "Weights", 0), ("drop", "Peak act.", 0), ("drop", "Train mem.", 0),
+               ("drop", "Layers", 0), ("drop", "FLOPs", 0), ("drop", "Input", 0), ("cut", "Model", 16))
+
+
+def html_compare(analyses: Sequence[Analysis], headers, aligns, body, note: str) -> str:
+    """The comparison as one self-contained page."""
+    from . import html_page as H
+
+    a = analyses[0]
+    names = [x.model.name for x in analyses]
+    title = f"Comparing {len(analyses)} models" if len(analyses) > 1 else f"{names[0]}"
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             H.note(", ".join(names) + f": batch {a.batch}, {a.dtype}, each at its own input size.", "lead"),
+             H.table(headers, aligns, body, None, name_column=False)]
+    parts += [H.note(line) for line in note.split("\n")]
+    parts.append('<footer><p class="note">Generated by archstat.</p></footer>')
+    return H.page(title + " (archstat)", parts)
 
 
 # ------------------------------------------------------------------- layer types

@@ -7,7 +7,6 @@ comes from, and whether archstat's counts reproduce the publisher's own (torchvi
 """
 from __future__ import annotations
 
-import html
 import textwrap
 from typing import Any, Sequence
 
@@ -15,7 +14,7 @@ from ..analysis import analyze
 from ..errors import ArchstatError, did_you_mean
 from ..graph import load
 from ..zoo import reproduces
-from .table import _HTML_PAGE, _csv, _html_table, md_table, text_table
+from .table import _csv, md_table, text_table
 from .units import human, human_bytes, shape_str
 from .json_out import dump
 
@@ -108,6 +107,7 @@ def render_zoo(rows: Sequence[dict[str, Any]], fmt: str = "table", batch: int = 
     if fmt == "md":
         return md_table(headers, aligns, body, None) + "\n\n" + note.replace("\n", "\n\n") + "\n"
     if fmt == "html":
-        return _HTML_PAGE.format(title="archstat zoo", body=_html_table(headers, aligns, body, None)
-                                 + "".join(f'<p class="meta">{html.escape(n)}</p>' for n in note.split("\n")))
+        from . import html_page as H
+        return H.page("archstat zoo", ["<h1>The archstat model zoo</h1>", H.table(headers, aligns, body, None, False),
+                                       *(H.note(n) for n in note.split("\n"))])
     raise ValueError(fmt)
