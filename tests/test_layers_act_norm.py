@@ -447,11 +447,15 @@ def test_initial_params_are_facts_of_the_type():
     for name, shape in (("ln2d", (5,)), ("ln", (2, 2))):
         np.testing.assert_array_equal(ex.params[name]["weight"], np.ones(shape))
         np.testing.assert_array_equal(ex.params[name]["bias"], np.zeros(shape))
-    # the default rule, unchanged: He normal from the layer's own generator, std sqrt(2 / fan_in)
-    # with fan_in = MACs per output element (3 * 3 * 3 = 27 for conv, 5 * 2 * 2 = 20 for fc)
+    # the default rule: He uniform U(-b, b), b = sqrt(6 / fan_in) (variance 2 / fan_in), drawn in
+    # float32 from the parameter's own generator, with fan_in = MACs per output element
+    # (3 * 3 * 3 = 27 for conv, 5 * 2 * 2 = 20 for fc)
     for name, shape, fan_in in (("conv", (5, 3, 3, 3), 27), ("fc", (2, 20), 20)):
-        rng = np.random.default_rng([3, zlib.crc32(name.encode())])
-        np.testing.assert_array_equal(ex.params[name]["weight"], rng.standard_normal(shape) * np.sqrt(2 / fan_in))
+        rng = np.random.default_rng([3, zlib.crc32(name.encode()), zlib.crc32(b"weight")])
+        bound = np.float32(np.sqrt(6 / fan_in))
+        expected = rng.random(shape, dtype=np.float32) * (2 * bound) - bound
+        np.testing.assert_array_equal(ex.params[name]["weight"], expected.astype(np.float64))
+        assert np.abs(ex.params[name]["weight"]).max() <= bound
         np.testing.assert_array_equal(ex.params[name]["bias"], np.zeros(shape[0]))
 
 
