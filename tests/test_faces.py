@@ -241,3 +241,9 @@ def test_profile_and_sweep_pages_embed_their_figures():
     text = render_sweep(s, "html")
     assert [a["src"][:26] for t, a in parse(text).tags if t == "img"] == ["data:image/svg+xml;base64,"]
     assert max(map(len, render_sweep(s, "table", width=70).splitlines())) <= 70
+
+
+def test_html_text_writes_powers_and_code_spans():
+    from archstat.report.html_page import text
+    assert text("K = 10^3, R^2 <= 1, `config` & `batch_norm`") == (
+        "K = 10<sup>3</sup>, R<sup>2</sup> &lt;= 1, <code>config</code> &amp; <code>batch_norm</code>")

@@ -74,9 +74,13 @@ def page(title: str, parts: Sequence[str]) -> str:
 _POWER = re.compile(r"\b(10|R)\^(-?\d+)")
 
 
+_CODE = re.compile(r"`([^`<>]+)`")
+
+
 def text(value: str) -> str:
-    """Escaped text with its powers written as superscripts: ``10^3`` -> 10<sup>3</sup>."""
-    return _POWER.sub(r"\1<sup>\2</sup>", html.escape(value))
+    """Escaped text with its powers written as superscripts (``10^3`` -> 10<sup>3</sup>) and
+    Markdown code spans as code (a spec's description says `config`)."""
+    return _CODE.sub(r"<code>\1</code>", _POWER.sub(r"\1<sup>\2</sup>", html.escape(value)))
 
 
 def table(headers: Sequence[str], aligns: Sequence[str], body: Sequence[Sequence[str]],
