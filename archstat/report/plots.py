@@ -48,7 +48,7 @@ class _Figures:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         fig = Figure(figsize=figsize)
-        FigureCanvasAgg(fig)  # a renderer for text layout (adjustText), whatever the backend
+        FigureCanvasAgg(fig)  # a renderer for text layout (label placement), whatever the backend
         return fig, fig.subplots(*args, **kwargs)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from .labels import place_labels
 from .plots import _figures, _log_axis, save, styled
 
 #: a qualitative palette of 20 colours that stay apart on a slide (Tableau 10 and its darker half)
@@ -58,8 +59,7 @@ def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key:
     plt = _figures()
     fig, ax = plt.subplots(figsize=(14, 9))
     colours, markers = family_colours(points), family_markers(points)
-    texts = []
-    xy = ([p[x_key] for p in points], [p["top1"] for p in points])
+    spots, names, styles, lines = [], [], [], []   # the labels, placed once the axes are final
     for series, members in _series(points).items():
         members = sorted(members, key=lambda p: p[x_key])
         colour, marker = colours[members[0]["family"]], markers[members[0]["family"]]
@@ -67,17 +67,21 @@ def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key:
         xs, ys = [p[x_key] for p in members], [p["top1"] for p in members]
         if not paper:  # a segment between two training recipes (V1 and V2 weights) is dashed
             for a, b in zip(members, members[1:]):
-                ax.plot([a[x_key], b[x_key]], [a["top1"], b["top1"]], "-" if a["recipe"] == b["recipe"] else "--",
-                        color=colour, lw=1.8, alpha=0.85, zorder=2)
+                lines += ax.plot([a[x_key], b[x_key]], [a["top1"], b["top1"]],
+                                 "-" if a["recipe"] == b["recipe"] else "--", color=colour, lw=1.8, alpha=0.85,
+                                 zorder=2)
         ax.scatter(xs, ys, s=40, zorder=3, linewidths=1.4, marker=marker,
                    facecolors="white" if paper else colour, edgecolors=colour)
         if paper:  # single published networks: each labelled by its own name
-            texts += [ax.text(p[x_key], p["top1"], " " + p["label"] + (" *" if p["approximate"] else ""),
-                              fontsize=9, color=colour) for p in members]
+            for p in members:
+                spots.append((p[x_key], p["top1"]))
+                names.append(p["label"] + (" *" if p["approximate"] else ""))
+                styles.append({"fontsize": 9, "color": colour})
         else:      # a family: labelled once, at its most accurate variant
             best = max(members, key=lambda p: p["top1"])
-            texts.append(ax.text(best[x_key], best["top1"], " " + series, fontsize=10, color=colour,
-                                 fontweight="bold"))
+            spots.append((best[x_key], best["top1"]))
+            names.append(series)
+            styles.append({"fontsize": 10, "color": colour, "fontweight": "bold"})
     _log_axis(ax.xaxis)
     ax.set_xlabel(x_label)
     ax.set_ylabel("top-1 accuracy on ImageNet-1K (%)")
@@ -85,8 +89,9 @@ def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key:
     ax.grid(alpha=0.3, which="both")
     ax.margins(x=0.08, y=0.06)
     _legend_note(ax)
-    _place_labels(ax, texts, *xy)
-    _zoom_clusters(ax, points, x_key, colours, markers)
+    insets = _zoom_clusters(ax, points, x_key, colours, markers)
+    place_labels(ax, spots, names, [(p[x_key], p["top1"]) for p in points], 40, lines=lines, styles=styles,
+                 avoid=insets)
     return save(fig, path)
 
 
@@ -95,11 +100,11 @@ def scaling_curves(points: Sequence[dict[str, Any]], path: str | Path, *, x_key:
 CLUSTER_SPAN = 1.25
 
 
-def _zoom_clusters(ax, points: Sequence[dict[str, Any]], x_key: str, colours, markers) -> None:
+def _zoom_clusters(ax, points: Sequence[dict[str, Any]], x_key: str, colours, markers) -> list[Any]:
     """An inset, lower right (where the largest models leave room), for the family of the most
     variants (at least four) that the main axis piles onto one spot (:data:`CLUSTER_SPAN`):
-    linear axes, each variant named."""
-    clusters = []
+    linear axes, each variant named. Returns the insets drawn (for labels to keep clear of)."""
+    clusters, insets = [], []
     for family in _families(points):
         members = [p for p in points if p["family"] == family]
         xs = [p[x_key] for p in members]
@@ -108,6 +113,7 @@ def _zoom_clusters(ax, points: Sequence[dict[str, Any]], x_key: str, colours, ma
     for _, family, members in sorted(clusters, key=lambda c: -c[0])[:1]:
         xs = [p[x_key] for p in members]
         inset = ax.inset_axes((0.815, 0.04, 0.175, 0.42))
+        insets.append(inset)
         for series, group in _series(members).items():
             group = sorted(group, key=lambda p: p[x_key])
             colour = colours[family]
@@ -134,6 +140,7 @@ def _zoom_clusters(ax, points: Sequence[dict[str, Any]], x_key: str, colours, ma
         inset.grid(alpha=0.3)
         inset.set_title(f"{family} variants, spread out\n(linear axes)", fontsize=8.5)
         ax.indicate_inset_zoom(inset, edgecolor="#777777")
+    return insets
 
 
 @styled
@@ -181,13 +188,3 @@ def _legend_note(ax, y: float = -0.09, curves: bool = True) -> None:
                 + ("\ndashed: the two ends were trained with different recipes (torchvision's V1 and V2 "
                    "weights, SWAG): the step is not the family's scaling alone" if curves else ""),
                 (0.0, y), xycoords="axes fraction", fontsize=8.5, color="#555555", va="top")
-
-
-def _place_labels(ax, texts, xs, ys) -> None:
-    """Move labels apart and off the points (adjustText), each tied to its point by a thin
-    line when moved."""
-    from adjustText import adjust_text
-
-    adjust_text(texts, x=xs, y=ys, ax=ax, expand=(1.1, 1.3), expand_axes=False, ensure_inside_axes=True,
-                force_text=(0.3, 0.6), force_static=(0.2, 0.4), max_move=(60, 60), iter_lim=2000,
-                arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
