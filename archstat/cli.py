@@ -506,7 +506,7 @@ def _cmd_conventions(args: argparse.Namespace) -> None:
 
 def _cmd_compare(args: argparse.Namespace) -> None:
     from .analysis import analyze
-    from .report.table import render_compare
+    from .report.compare_table import render_compare
 
     analyses = [analyze(_load_model(args, path), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
                 for path in args.specs]
@@ -569,7 +569,7 @@ def _cmd_completion(args: argparse.Namespace) -> None:
 
 
 def _cmd_layers(args: argparse.Namespace) -> None:
-    from .report.table import render_layer_types
+    from .report.layer_types_table import render_layer_types
 
     _emit(args, render_layer_types(_format(args, "table")))
 

@@ -13,7 +13,8 @@ from archstat.graph import load
 from archstat.report import notebook
 from archstat.report.blocks import SUMMED, block_key, block_rows
 from archstat.report.fit import shorten
-from archstat.report.table import render_compare, render_report
+from archstat.report.compare_table import render_compare
+from archstat.report.table import render_report
 
 
 @pytest.fixture(scope="module")

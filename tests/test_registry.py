@@ -10,7 +10,7 @@ import archstat
 from archstat.layers import all_types
 from archstat.layers.registry import TORCH_CALLS
 from archstat.layers.registry import LayerType, register
-from archstat.report.table import render_layer_types
+from archstat.report.layer_types_table import render_layer_types
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = {name: t for name, t in all_types().items() if t.min_inputs > 0}

@@ -158,7 +158,7 @@ class Comparison:
         self.analyses = list(analyses)
 
     def rows(self) -> list[dict[str, Any]]:
-        from .table import compare_rows
+        from .compare_table import compare_rows
         return compare_rows(self.analyses)
 
     def to_frame(self):
@@ -166,11 +166,11 @@ class Comparison:
         return pd.DataFrame(self.rows())
 
     def render(self, fmt: str = "table") -> str:
-        from .table import render_compare
+        from .compare_table import render_compare
         return render_compare(self.analyses, fmt)
 
     def _parts(self):
-        from .table import _compare_table
+        from .compare_table import _compare_table
         a = self.analyses[0]
         headers, aligns, body, note = _compare_table(self.analyses)
         return (f"Comparing {len(self.analyses)} models", f"batch {a.batch}, {a.dtype}, each at its own input size",
