@@ -765,7 +765,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> None:
     _keep_memory()
     from .profiling import sweep
-    from .report import plots, profile_plots
+    from .report import plots, sweep_plots
     from .report.profile_table import render_sweep
 
     if args.plot:
@@ -780,7 +780,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         bar.close()
     _emit(args, render_sweep(result, _format(args, "table"), width=_width(args)))
     if args.plot and result.profiles:
-        print(f"wrote {profile_plots.batch_sweep(result, args.plot)}", file=sys.stderr)
+        print(f"wrote {sweep_plots.batch_sweep(result, args.plot)}", file=sys.stderr)
     if result.interrupted:  # printed what was measured; main() reports it and exits 130
         raise KeyboardInterrupt
 

@@ -1,5 +1,6 @@
-"""Figures of measured performance: time per layer, the roofline, operations vs time and
-batch sweeps (matplotlib, lazily; PNG, SVG or PDF by the file's suffix).
+"""Figures of measured performance: time per layer, the roofline, operations vs time
+(matplotlib, lazily; PNG, SVG or PDF by the file's suffix); the batch sweep's figure is
+:mod:`.sweep_plots`'s, the shared pieces :mod:`.plot_parts`'.
 
 Each function takes a result of :mod:`archstat.profiling` and a path, writes the figure and
 returns the path. Every figure carries the machine it was measured on in a footnote.
@@ -13,8 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .labels import halo as _halo, place_labels as _place_labels
-from .plots import FAMILY_COLOURS, FAMILY_LABELS, _figures, _log_axis, save, styled
+from .labels import place_labels as _place_labels
+from .plot_parts import (_family_legend, _footnote, _freeze_legend, _layout, _lighten, _machine_note, _nan0,
+                         _plural, _run_label, _title, mac_unit)
+from .plots import FAMILY_COLOURS, _figures, _log_axis, save, styled
 from .profile_table import _num, ms
 
 FORWARD_ALPHA = 1.0
@@ -26,8 +29,6 @@ MODEL_COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e
 #: execution order) and one bar summing the rest, so that the figure stays slide-shaped (about 10 x 11 inches)
 MAX_BARS = 30
 OTHER_COLOUR = "#8c8c8c"
-#: units of the MAC axes, largest first: a figure uses the largest one its biggest value reaches
-MAC_UNITS = ((1e9, "G"), (1e6, "M"), (1e3, "K"), (1.0, ""))
 
 
 def profile_figures(p, path: str | Path) -> list[Path]:
@@ -36,135 +37,6 @@ def profile_figures(p, path: str | Path) -> list[Path]:
     path = Path(path)
     return [layer_times(p, path), roofline(p, path.with_name(f"{path.stem}_roofline{path.suffix}")),
             ops_vs_time(p, path.with_name(f"{path.stem}_ops{path.suffix}"))]
-
-
-# ------------------------------------------------------------------------ helpers
-
-def _lighten(hex_colour: str, amount: float) -> tuple[float, float, float]:
-    from matplotlib.colors import to_rgb
-    r, g, b = to_rgb(hex_colour)
-    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
-
-
-def _machine_note(machine: dict[str, Any], cal, dtype: str | None = None) -> str:
-    from ..profiling.calibration import describe_blas
-    peak = (f"GEMM peak {cal.peak(dtype):.0f} GFLOP/s {dtype}" if dtype in cal.gemm_gflops
-            else ", ".join(f"GEMM peak {v:.0f} GFLOP/s {k}" for k, v in cal.gemm_gflops.items()))
-    return (f"{machine.get('cpu')}, {machine.get('cores')} cores; NumPy {machine.get('numpy')}, "
-            f"{describe_blas(machine)}; {peak}, memory {cal.bandwidth_gbs:.1f} GB/s (np.copyto)")
-
-
-def _footnote(fig, text: str, profiles: Sequence[Any] = ()) -> float:
-    """The machine (and, above it, a warning when other processes disturbed the timing) at the
-    bottom of the figure; returns the figure fraction they take, for ``tight_layout(rect=...)``."""
-    from matplotlib.transforms import offset_copy
-
-    from ..profiling.calibration import BUSY
-    shares = [p.totals.get("other_cpu_share") for p in profiles]
-    worst = max((v for v in shares if v is not None), default=None)
-    lines = 1
-    fig.text(0.01, 0.003, text, fontsize=8, color="#666666", ha="left", va="bottom")
-    if worst is not None and worst > BUSY:
-        lines = 2
-        fig.text(0.01, 0.003, f"Disturbed: other processes used {100 * worst:.0f}% of the CPUs while timing; "
-                              "absolute times are inflated.", fontsize=8, color="#c53a32", ha="left", va="bottom",
-                 transform=offset_copy(fig.transFigure, fig=fig, y=11, units="points"))
-    return (lines * 11 + 6) / (fig.get_figheight() * 72)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def mac_unit(largest: float) -> tuple[float, str]:
-    """``(scale, prefix)`` of the MAC axis for values up to ``largest`` MACs: the largest unit of
-    :data:`MAC_UNITS` (G, M, K or none) in which ``largest`` is at least 1, so ticks read 0-999."""
-    for scale, prefix in MAC_UNITS:
-        if largest >= scale:
-            return scale, prefix
-    return MAC_UNITS[-1]
-
-
-def _wrap(line: str, fits, seps: Sequence[str] = ("; ", ", ", " ")) -> list[str]:
-    """``line`` as few lines that each ``fits``, broken at the first of ``seps`` that it holds
-    (clauses before words); the break keeps the separator's mark (";", ",") at the line's end."""
-    if fits(line) or not seps:
-        return [line]
-    sep, finer = seps[0], seps[1:]
-    parts = line.split(sep)
-    if len(parts) == 1:
-        return _wrap(line, fits, finer)
-    lines, current = [], parts[0]
-    for part in parts[1:]:
-        if fits(current + sep + part):
-            current += sep + part
-        else:
-            lines.append(current + sep.rstrip())
-            current = part
-    lines.append(current)
-    return [piece for line in lines for piece in _wrap(line, fits, finer)]
-
-
-def _title(ax, *lines: str) -> None:
-    """``ax``'s title, left-aligned, one item a line; an item wider than the room from the axes'
-    left edge to the figure's edge (or to the next axes on the right) is wrapped (:func:`_wrap`).
-    Call after a first ``tight_layout``, so that the axes are where they will stay."""
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    left = ax.get_window_extent(renderer).x0
-    right = min([a.get_window_extent(renderer).x0 for a in fig.axes
-                 if a.get_window_extent(renderer).x0 > left + 1] + [fig.bbox.x1])
-    room = right - left - 6
-    probe = ax.set_title("", loc="left")
-
-    def fits(text: str) -> bool:
-        probe.set_text(text)
-        return probe.get_window_extent(renderer).width <= room
-
-    ax.set_title("\n".join(w for line in lines for w in _wrap(line, fits)), loc="left")
-
-
-def _layout(fig, bottom: float, titles: Sequence[tuple[Any, Sequence[str]]]) -> None:
-    """Lay out: ``tight_layout`` above the footnote, then the titles wrapped to the room the axes
-    got (:func:`_title`), then ``tight_layout`` again for their height."""
-    for ax, lines in titles:
-        ax.set_title("\n".join(lines), loc="left")
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    for ax, lines in titles:
-        _title(ax, *lines)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-
-
-def _nan0(values) -> np.ndarray:
-    return np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
-
-
-def _run_label(p) -> str:
-    t = p.totals
-    mode = "forward + backward" if t["mode"] == "training" else "forward"
-    text = f"batch {p.batch}, {p.dtype}, {mode}, median of {t['repeats_done']}"
-    return text + (" (interrupted)" if p.interrupted else "")
-
-
-def _family_legend(ax, families: Sequence[str], extra: Sequence[Any] = (), **kwargs) -> None:
-    from matplotlib.patches import Patch
-    handles = [Patch(color=FAMILY_COLOURS.get(f, "#cccccc"), label=FAMILY_LABELS.get(f, f))
-               for f in dict.fromkeys(families)]
-    ax.legend(handles=[*handles, *extra], frameon=False, **kwargs)
-
-
-def _freeze_legend(ax) -> None:
-    """Pin a ``loc="best"`` legend where it is now: "best" is chosen again at every draw and
-    would move over labels placed after it."""
-    leg = ax.get_legend()
-    if leg is None:
-        return
-    ax.figure.canvas.draw()
-    x0, y0 = ax.transAxes.inverted().transform(leg.get_window_extent().p0)
-    if hasattr(leg, "set_loc"):  # matplotlib >= 3.8
-        leg.set_loc((float(x0), float(y0)))
-    else:
-        leg._loc = (float(x0), float(y0))
 
 
 # ------------------------------------------------------------------------ time per layer
@@ -489,78 +361,3 @@ def _fit_caption(fit, scale: float = 1e9, prefix: str = "G") -> str:
         return f"too few points for a fit ({fit.n})"
     return (f"fit: time = {_slope_text(fit.slope, scale, prefix)} x MACs {'+' if fit.intercept >= 0 else '-'} "
             f"{abs(fit.intercept):.2g} ms,  R$^2$ = {fit.r2:.3f} (n = {fit.n})")
-
-
-# ------------------------------------------------------------------------ batch sweep
-
-def _beside_line(xs, ys, i: int) -> tuple[tuple[float, float], str, str]:
-    """Where point ``i``'s label goes so that it does not sit on the line through the points:
-    to the right (to the left for the last point), above where the line on that side goes down
-    and below where it goes up. Returns (offset in points, ha, va)."""
-    last = i == len(xs) - 1 or not (ys[i + 1] == ys[i + 1])
-    j = i - 1 if last else i + 1
-    goes_up = 0 <= j < len(ys) and ys[j] == ys[j] and ys[j] > ys[i]
-    dy = -7 if goes_up else 7
-    return ((-6 if last else 6), dy), ("right" if last else "left"), ("top" if goes_up else "bottom")
-
-
-@styled
-def batch_sweep(s, path: str | Path) -> Path:
-    """Time per image (with images/s) and peak memory (measured and predicted) against
-    batch size, on a log2 batch axis."""
-    plt = _figures()
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    rows = s.rows()
-    batches = np.array([r["batch"] for r in rows], dtype=float)
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5.4))
-    per_image = np.array([r["ms_per_image"] for r in rows], dtype=float)
-    lo = np.array([r["step_min_ms"] for r in rows], dtype=float) / batches
-    hi = np.array([r["step_max_ms"] for r in rows], dtype=float) / batches
-    ax_t.fill_between(batches, lo, hi, color="#3b75af", alpha=0.2, lw=0, label="min-max over repeats")
-    ax_t.plot(batches, per_image, "o-", color="#3b75af", lw=2, label="median")
-    ax_t.set_xscale("log", base=2)
-    for i, (b, v, r) in enumerate(zip(batches, per_image, rows)):
-        if v == v:
-            offset, ha, va = _beside_line(batches, per_image, i)
-            ax_t.annotate(f"{_num(r['images_per_s'])} img/s", (b, v), textcoords="offset points", xytext=offset,
-                          ha=ha, va=va, fontsize=9, color="#333333", zorder=4,
-                          path_effects=[_halo()])
-    ax_t.set_ylabel("time per image (ms)")
-    ax_t.set_title("time per image\nlabels: images per second", loc="left")
-    ax_t.set_ylim(0, np.nanmax(hi) * 1.2 if np.isfinite(np.nanmax(hi)) else 1)
-    measured = np.array([np.nan if r["measured_peak_bytes"] is None else r["measured_peak_bytes"] for r in rows],
-                        dtype=float) / 1e6
-    predicted = np.array([r["predicted_peak_bytes"] for r in rows], dtype=float) / 1e6
-    ax_m.plot(batches, measured, "o-", color="#c53a32", lw=2, label="measured (tracemalloc + weights and input)")
-    ax_m.plot(batches, predicted, "s--", color="#555555", lw=1.6, label="predicted by the analysis")
-    first = next(iter(s.profiles.values()))
-    weights = (first.totals["param_bytes"] + first.totals["buffer_bytes"]) / 1e6
-    ax_m.axhline(weights, color="#999999", ls=":", lw=1)
-    ax_m.text(batches.max(), weights, "weights ", ha="right", va="top", fontsize=9, color="#777777")
-    ax_m.set_ylabel("peak memory (MB)")
-    ax_m.set_ylim(0, max(np.nanmax(measured) if np.isfinite(np.nanmax(measured)) else 0, np.nanmax(predicted)) * 1.15)
-    from ..profiling.studies import linear_fit
-    fit = linear_fit(batches, measured)
-    title = "peak memory of one pass"
-    if fit.n >= 2 and not math.isnan(fit.slope):
-        title += f"\nmeasured ~ {fit.intercept:.3g} MB + {fit.slope:.3g} MB per image"
-    ax_m.set_title(title, loc="left")
-    ax_m.legend(frameon=False, fontsize=9, loc="upper left")
-    ax_t.legend(frameon=False, fontsize=9, loc="upper right")
-    # the same batch axis on both panels (log 2: 1, 2, 4 ... evenly spaced)
-    ax_m.set_xscale("log", base=2)
-    for ax in (ax_t, ax_m):
-        ax.set_xlabel("batch size (log scale)")
-        ax.xaxis.set_major_locator(FixedLocator(batches))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([str(int(b)) for b in batches])
-        ax.grid(alpha=0.3)
-    ax_t.margins(x=0.12)
-    ax_m.margins(x=0.12)
-    mode = "forward + backward" if s.mode == "training" else "forward"
-    fig.suptitle(f"{s.model.name}: {mode} vs batch size ({s.dtype}){' (interrupted)' if s.interrupted else ''}",
-                 x=0.01, ha="left", fontsize=13)
-    bottom = _footnote(fig, _machine_note(s.machine, s.calibration, s.dtype), list(s.profiles.values()))
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    return save(fig, path)

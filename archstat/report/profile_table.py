@@ -342,8 +342,8 @@ def render_sweep(s, fmt: str = "table", width: int | None = None) -> str:
     notes = ["Predicted peak: weights + the analysis' peak live activations (training: its training-memory "
              "estimate); measured: tracemalloc over one untimed pass + weights and input (the difference is "
              "kernel workspace).", UNITS_NOTE]
-    from . import profile_plots
-    figures = _embedded(lambda path: [profile_plots.batch_sweep(s, path)],
+    from . import sweep_plots
+    figures = _embedded(lambda path: [sweep_plots.batch_sweep(s, path)],
                         {"figure": "Time per image and peak memory against batch size."}) if s.profiles else None
     return _render(fmt, f"{s.model.name}: time and memory vs batch size", head, (headers, aligns, body, None),
                    tail, notes, width, SWEEP_FIT, figures=figures)
