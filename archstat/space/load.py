@@ -8,6 +8,7 @@ name, since every installation of archstat has it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -137,9 +138,20 @@ def load_space(spec: Any, args: Mapping[str, Any] | None = None, *, space: Mappi
     from .declare import parse_space
 
     if isinstance(spec, Space):
-        if args or space:
-            raise ArchstatError("args and space apply when a spec is loaded, not to a Space", field="args")
-        return spec
+        if space:
+            raise ArchstatError("a space section applies when a spec is loaded, not to a Space", field="space")
+        if not args:
+            return spec
+        other = [k for k in args if k not in spec.names]
+        if other:
+            raise ArchstatError(f"a Space fixes only the arguments it varies ({', '.join(spec.names)}), not "
+                                f"{', '.join(map(str, other))}", file=spec.label, field="args",
+                                hint="load the spec again with those args")
+        dims = tuple(d for d in spec.dims if d.name not in args)
+        if not dims:
+            raise ArchstatError("every argument of the space is fixed by the given args: nothing varies",
+                                file=spec.label, field="args")
+        return dataclasses.replace(spec, dims=dims, base={**spec.base, **args})
     entry_args: dict[str, Any] = {}
     label = None
     mapping = None

@@ -60,7 +60,10 @@ def grid_plan(space: Space, levels: int | None = None) -> Plan:
     """Every configuration of ``space`` (``levels`` points of each continuous dimension)."""
     if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int) or levels < 1):
         raise ArchstatError(f"levels must be a positive integer, got {levels!r}", field="levels")
-    n = math.prod(len(d.levels(levels)) for d in space.dims)
+    try:
+        n = math.prod(len(d.levels(levels)) for d in space.dims)
+    except ArchstatError as exc:
+        raise exc.with_context(file=space.label)
     if n > MAX_ROWS:
         raise ArchstatError(f"the grid has {n:,} configurations (at most {MAX_ROWS:,})", file=space.label,
                             field="space", hint="sample the space instead (--samples N)")

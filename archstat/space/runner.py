@@ -80,7 +80,7 @@ def default_chunk(n: int, workers: int) -> int:
 
 
 def execute(task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], *, workers: int = 1,
-            scheduler: Any = None, chunk: int | None = None, timeout: float = SCHEDULER_TIMEOUT) -> None:
+            scheduler: Any = None, chunk: int | None = None, timeout: float | None = None) -> None:
     """Evaluate ``items`` with the chosen engine, calling ``on_rows`` per finished chunk."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ArchstatError(f"workers must be a positive integer, got {workers!r}", field="workers")
@@ -89,7 +89,7 @@ def execute(task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], *
     if not items:
         return
     if scheduler is not None:
-        _dask(task, items, on_rows, scheduler, chunk, timeout)
+        _dask(task, items, on_rows, scheduler, chunk, timeout or SCHEDULER_TIMEOUT)
     elif workers == 1:
         for part in chunks_of(items, chunk or 64):
             on_rows(work(task, part))
@@ -139,8 +139,9 @@ def _pool(task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], wor
                 pending.append(part)
 
 
-def connect(scheduler: Any, timeout: float = SCHEDULER_TIMEOUT):
+def connect(scheduler: Any, timeout: float | None = None):
     """A ``distributed.Client`` for an address (``tcp://host:8786``), or the Client given."""
+    timeout = timeout or SCHEDULER_TIMEOUT
     try:
         import distributed
     except ImportError:
