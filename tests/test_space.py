@@ -327,3 +327,29 @@ def test_cli_bad_input_is_one_line_and_exit_2(cli, write_spec, monkeypatch, args
     code, out, err = cli(*[str(a).format(**paths) for a in args])
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("archstat: error: ") and message in err, err
+
+
+def test_the_spec_loader_loads_only_the_space_declarations():
+    # archstat.space.declare is part of the spec language (floor 3): loading a spec must not pull in
+    # the runner, pandas or anything above it
+    import subprocess
+    import sys
+    code = ("import sys, archstat.spec\n"
+            "print(sorted(m for m in sys.modules if m.startswith('archstat.space')), 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+    assert out.strip() == "['archstat.space', 'archstat.space.declare'] False"
+    import archstat.space.declare as declare
+    imported = {line.split()[1] for line in open(declare.__file__) if line.startswith(("from ..", "import "))}
+    assert imported <= {"..errors", "math", "__future__"}, imported
+
+
+def test_rows_files_round_trip(stack, tmp_path):
+    from archstat.space.output import write_rows
+    rows = grid(stack)
+    path, note = write_rows(rows, tmp_path / "rows.jsonl")
+    assert note is None
+    back = pd.read_json(path, lines=True)
+    assert list(back["macs"]) == list(rows["macs"]) and list(back.columns) == list(rows.columns)
+    with pytest.raises(ArchstatError, match="--workers sets local processes"):
+        sample(stack, n=3, workers=2, scheduler="tcp://127.0.0.1:9")

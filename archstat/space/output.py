@@ -128,7 +128,7 @@ def summary(frame, space: Space, points: Sequence[dict[str, Any]] = ()) -> str:
         lines.append("")
         lines.append("  zoo models of this spec:")
         for p in points:
-            where = "in the space" if p["inside"] else "outside the space's arguments"
+            where = "in the space" if p["inside"] else "its args are not a configuration of the space"
             share = ""
             if len(valid):
                 share = f", {100 * (valid['macs'].astype('float64') <= p['macs']).mean():.0f}% of the valid rows have fewer MACs"

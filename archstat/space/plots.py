@@ -62,9 +62,11 @@ def space_figure(frame, path: str | Path, *, title: str = "", points: Sequence[d
         sc = ax.scatter(x[order], y[order], c=c[order], s=10 if len(x) > 2000 else 18, cmap="viridis",
                         norm=_log_norm(c), alpha=0.7, lw=0)
         bar = fig.colorbar(sc, ax=ax, label="peak activation memory (MB)")
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator
+        if sc.norm is not None and type(sc.norm).__name__ == "LogNorm":
+            bar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         for p in points:
             px, py = p["macs"] / 1e9, p["params"] / 1e6
             ax.plot([px], [py], marker="*", ms=14, mec=_ZOO, mfc=_ZOO if p["inside"] else "white", ls="none",
@@ -85,11 +87,13 @@ def space_figure(frame, path: str | Path, *, title: str = "", points: Sequence[d
     fig.suptitle(f"{head}: {n - errors:,} valid configurations"
                  + (f" ({errors:,} invalid, left out)" if errors else ""), fontsize=14)
     if points:
-        handles = [Line2D([], [], marker="*", ms=12, mec=_ZOO, mfc=_ZOO, ls="none",
-                          label="zoo model (a configuration of the space)")]
+        handles = []
+        if any(p["inside"] for p in points):
+            handles.append(Line2D([], [], marker="*", ms=12, mec=_ZOO, mfc=_ZOO, ls="none",
+                                  label="zoo model: a configuration of the space"))
         if any(not p["inside"] for p in points):
             handles.append(Line2D([], [], marker="*", ms=12, mec=_ZOO, mfc="white", ls="none",
-                                  label="zoo model of this spec, outside the space's arguments"))
+                                  label="zoo model of this spec whose args are not a configuration of the space"))
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.tight_layout(rect=(0, 0.04 if points else 0, 1, 0.97))
     return save(fig, path)

@@ -86,6 +86,9 @@ def execute(task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], *
         raise ArchstatError(f"workers must be a positive integer, got {workers!r}", field="workers")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ArchstatError(f"the chunk size must be a positive integer, got {chunk!r}", field="chunk")
+    if scheduler is not None and workers > 1:
+        raise ArchstatError("--workers sets local processes; with --scheduler the cluster's workers run the chunks",
+                            field="--workers", hint="drop one of the two")
     if not items:
         return
     if scheduler is not None:
