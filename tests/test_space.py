@@ -133,6 +133,7 @@ def test_a_dead_worker_loses_no_configuration(stack, tmp_path, monkeypatch):
     expected = sample(stack, n=12, seed=3)
     assert marker.exists() and list(rows["index"]) == list(range(12))
     assert rows.loc[7, "error"].startswith("the worker process died")
+    assert (rows.drop(index=7)["error"] == "").all()      # its neighbours were only run again
     pd.testing.assert_frame_equal(rows.drop(index=7), expected.drop(index=7))
 
 

@@ -31,7 +31,7 @@ from .budget import Budget, parse_budget, parse_objective
 from .rows import METRICS
 from .load import Space, load_space
 from .plan import grid_plan
-from .runner import Task, execute
+from .runner import Engine, Task
 
 STRATEGIES = ("auto", "evolution", "exhaustive")
 Progress = Callable[[float, float, str], None]
@@ -165,7 +165,7 @@ def search(spec: Any, budgets: Iterable[Any] = (), objective: str | None = None,
             if progress is not None:
                 progress(analysed + len(got), total, "searching")
 
-        execute(Task(sp, None, batch, dtype), items, on_rows, workers=workers, scheduler=scheduler)
+        engine.run(Task(sp, None, batch, dtype), items, on_rows)
         for row in sorted(got, key=lambda r: r["index"]):
             config = {n: row[n] for n in sp.names}
             feasible, fit = score(row)
@@ -177,11 +177,22 @@ def search(spec: Any, budgets: Iterable[Any] = (), objective: str | None = None,
         for row, parent in zip(rows, parents):
             history.append({**row, "step": len(history), "generation": generation, "parent": parent})
 
+    with Engine(workers, scheduler) as engine:
+        used = _loop(sp, exhaustive, evaluate_all, record, history, population, generations, batch_size,
+                     sample_size, seed, limit)
+    return _result(sp, history, used, analysed, budgets, label, seed, top)
+
+
+def _loop(sp, exhaustive, evaluate_all, record, history, population, generations, batch_size, sample_size,
+          seed, limit) -> str:
+    """The search itself: every configuration, or regularized evolution; returns the strategy."""
+    import numpy as np
+
     if exhaustive:
         plan = grid_plan(sp)
         configs = [plan.config(i) for i in range(plan.n)]
         record(evaluate_all(configs, plan.n), 0, [-1] * plan.n)
-        used = "exhaustive"
+        return "exhaustive"
     else:
         rng = np.random.default_rng(seed)
         initial = [{d.name: d.draw(rng) for d in sp.dims} for _ in range(population)]
@@ -210,8 +221,7 @@ def search(spec: Any, budgets: Iterable[Any] = (), objective: str | None = None,
                     alive.append(step)
                     alive.popleft()
                 made += n
-        used = "evolution"
-    return _result(sp, history, used, analysed, budgets, label, seed, top)
+    return "evolution"
 
 
 def _result(sp: Space, history: list[dict[str, Any]], strategy: str, analysed: int, budgets: list[Budget],

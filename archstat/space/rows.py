@@ -82,12 +82,17 @@ def measure(space, config: Mapping[str, Any], *, batch: int = 1, dtype: str = "f
             warmup: int = 1, seed: int = 0, memory_limit: int | None = None) -> dict[str, Any]:
     """Time one configuration's forward pass on the NumPy engine (inference): the median and the
     fastest of ``repeat`` timed passes after ``warmup`` untimed ones, in milliseconds, and the
-    machine it ran on. An error (the model does not fit ``memory_limit``) is returned as text."""
+    machine it ran on. An error (the model does not fit ``memory_limit``, by default 80% of this
+    machine's memory, checked before anything is allocated) is returned as text."""
     import numpy as np
 
     from ..engine.executor import Executor
 
     out: dict[str, Any] = {"measured_ms": None, "measured_min_ms": None, **machine(), "measure_error": ""}
+    if memory_limit is None:   # as the CLI's profile: refuse, before allocating, a run over 80% of the memory
+        from ..profiling.calibration import physical_memory
+        total = physical_memory()
+        memory_limit = None if total is None else total * 4 // 5
     try:
         model = space.model(config)
         ex = Executor(model, seed=seed, dtype=dtype, memory_limit=memory_limit)

@@ -5,8 +5,9 @@ Every engine runs :func:`work` on chunks of items (a row index, or ``(index, con
 and hands each finished chunk's rows to ``on_rows`` in the parent, in completion order; the
 caller puts them in index order. A worker that dies (killed, out of memory, a crash in a native
 library) loses no configuration: its unfinished chunks are submitted again to a fresh pool (Dask
-reschedules them itself); a chunk that keeps failing is split into single configurations, and a
-configuration that still kills its worker becomes an error row saying so.
+reschedules them itself); a chunk that keeps failing is split into single configurations, a
+configuration that was running when a worker died runs again alone (so that the blame is exact),
+and one that kills its worker every time becomes an error row saying so.
 """
 from __future__ import annotations
 
@@ -82,64 +83,107 @@ def default_chunk(n: int, workers: int) -> int:
 def execute(task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], *, workers: int = 1,
             scheduler: Any = None, chunk: int | None = None, timeout: float | None = None) -> None:
     """Evaluate ``items`` with the chosen engine, calling ``on_rows`` per finished chunk."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ArchstatError(f"workers must be a positive integer, got {workers!r}", field="workers")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise ArchstatError(f"the chunk size must be a positive integer, got {chunk!r}", field="chunk")
-    if scheduler is not None and workers > 1:
-        raise ArchstatError("--workers sets local processes; with --scheduler the cluster's workers run the chunks",
-                            field="--workers", hint="drop one of the two")
-    if not items:
-        return
-    if scheduler is not None:
-        _dask(task, items, on_rows, scheduler, chunk, timeout or SCHEDULER_TIMEOUT)
-    elif workers == 1:
-        for part in chunks_of(items, chunk or 64):
-            on_rows(work(task, part))
-    else:
-        _pool(task, items, on_rows, workers, chunk or default_chunk(len(items), workers))
+    with Engine(workers, scheduler, timeout) as engine:
+        engine.run(task, items, on_rows, chunk)
+
+
+class Engine:
+    """Workers kept for several runs (a search's steps): ``with Engine(workers, scheduler) as e:
+    e.run(task, items, on_rows)``. One worker is this process; more are a local process pool
+    (started on first use, started again when a worker dies); a scheduler is a Dask cluster."""
+
+    def __init__(self, workers: int = 1, scheduler: Any = None, timeout: float | None = None):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ArchstatError(f"workers must be a positive integer, got {workers!r}", field="workers")
+        if scheduler is not None and workers > 1:
+            raise ArchstatError("--workers sets local processes; with --scheduler the cluster's workers run the "
+                                "chunks", field="--workers", hint="drop one of the two")
+        self.workers = workers
+        self.scheduler = scheduler
+        self.timeout = timeout
+        self.client = None
+        self._own_client = False
+        self._pool = None
+
+    def __enter__(self) -> "Engine":
+        if self.scheduler is not None:
+            self.client, self._own_client = connect(self.scheduler, self.timeout)
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if self._pool is not None:
+            interrupted = kind is not None
+            self._pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+            self._pool = None
+        if self.client is not None and self._own_client:
+            self.client.close()
+        self.client = None
+
+    def run(self, task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None],
+            chunk: int | None = None) -> None:
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ArchstatError(f"the chunk size must be a positive integer, got {chunk!r}", field="chunk")
+        if not items:
+            return
+        if self.scheduler is not None:
+            if self.client is None:
+                raise RuntimeError("Engine.run outside its with block")
+            _dask(self.client, task, items, on_rows, chunk)
+        elif self.workers == 1:
+            for part in chunks_of(items, chunk or 64):
+                on_rows(work(task, part))
+        else:
+            self._local(task, items, on_rows, chunk or default_chunk(len(items), self.workers))
+
+    def _local(self, task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], size: int) -> None:
+        pending = chunks_of(items, size)
+        attempts: Counter = Counter()
+        suspects: list[tuple[Any, ...]] = []   # single items that were running when a worker died
+        while pending or suspects:
+            # a suspect runs alone, so that a worker's death is its own; the others run in parallel
+            batch = pending if pending else [suspects.pop(0)]
+            pending = []
+            failed = self._submit_all(task, batch, on_rows)
+            for part in failed:
+                attempts[part] += 1
+                if len(part) > 1:
+                    if attempts[part] >= CHUNK_ATTEMPTS:
+                        pending.extend((item,) for item in part)
+                    else:
+                        pending.append(part)
+                elif len(batch) > 1:
+                    suspects.append(part)
+                elif attempts[part] >= ITEM_ATTEMPTS:
+                    on_rows([_died_row(task, part[0], attempts[part])])
+                else:
+                    suspects.insert(0, part)
+
+    def _submit_all(self, task: Task, parts: list[tuple[Any, ...]], on_rows: Callable[[Rows], None]):
+        """Run ``parts`` on the pool; returns the parts lost to a worker that died."""
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context())
+        futures = {self._pool.submit(work, task, part): part for part in parts}
+        failed = []
+        for future in as_completed(futures):
+            try:
+                rows = future.result()
+            except BrokenProcessPool:
+                failed.append(futures[future])
+                continue
+            on_rows(rows)
+        if failed:   # the pool is broken: a fresh one runs what it lost
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        return failed
 
 
 def _context():
     # fork starts a worker in milliseconds with archstat already imported; elsewhere spawn
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
-def _pool(task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], workers: int, size: int) -> None:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    pending = chunks_of(items, size)
-    attempts: Counter = Counter()
-    while pending:
-        retry: list[tuple[Any, ...]] = []
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
-        try:
-            futures = {pool.submit(work, task, part): part for part in pending}
-            for future in as_completed(futures):
-                part = futures[future]
-                try:
-                    rows = future.result()
-                except BrokenProcessPool:
-                    retry.append(part)
-                    continue
-                on_rows(rows)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
-        pending = []
-        for part in retry:
-            attempts[part] += 1
-            if len(part) == 1 and attempts[part] >= ITEM_ATTEMPTS:
-                on_rows([_died_row(task, part[0], attempts[part])])
-            elif len(part) > 1 and attempts[part] >= CHUNK_ATTEMPTS:
-                for item in part:
-                    attempts[(item,)] = 0
-                    pending.append((item,))
-            else:
-                pending.append(part)
 
 
 def connect(scheduler: Any, timeout: float | None = None):
@@ -166,43 +210,37 @@ def connect(scheduler: Any, timeout: float | None = None):
     return client, True
 
 
-def _dask(task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], scheduler: Any,
-          chunk: int | None, timeout: float) -> None:
+def _dask(client, task: Task, items: Sequence[Any], on_rows: Callable[[Rows], None], chunk: int | None) -> None:
     from distributed import as_completed
 
-    client, own = connect(scheduler, timeout)
     try:
+        nworkers = max(1, len(client.scheduler_info().get("workers", {})))
+    except Exception:  # noqa: BLE001 - only a hint for the chunk size
+        nworkers = 1
+    size = chunk or max(1, min(1000, math.ceil(len(items) / (nworkers * 8))))
+    pending = chunks_of(items, size)
+    attempts: Counter = Counter()
+    [remote_task] = client.scatter([task], broadcast=True, hash=False)
+    while pending:
+        futures = {client.submit(work, remote_task, part, pure=False, retries=1): part for part in pending}
+        pending = []
         try:
-            nworkers = max(1, len(client.scheduler_info().get("workers", {})))
-        except Exception:  # noqa: BLE001 - only a hint for the chunk size
-            nworkers = 1
-        size = chunk or max(1, min(1000, math.ceil(len(items) / (nworkers * 8))))
-        pending = chunks_of(items, size)
-        attempts: Counter = Counter()
-        [remote_task] = client.scatter([task], broadcast=True, hash=False)
-        while pending:
-            futures = {client.submit(work, remote_task, part, pure=False, retries=1): part for part in pending}
-            pending = []
-            try:
-                for future in as_completed(futures):
-                    part = futures[future]
-                    try:
-                        rows = future.result()
-                    except Exception as exc:   # noqa: BLE001 - KilledWorker and friends: the worker died
-                        if isinstance(exc, ArchstatError):
-                            raise
-                        attempts[part] += 1
-                        if len(part) == 1 and attempts[part] >= ITEM_ATTEMPTS:
-                            on_rows([_died_row(task, part[0], attempts[part])])
-                        elif len(part) > 1 and attempts[part] >= CHUNK_ATTEMPTS:
-                            pending.extend((item,) for item in part)
-                        else:
-                            pending.append(part)
-                        continue
-                    on_rows(rows)
-            except BaseException:
-                client.cancel(list(futures))
-                raise
-    finally:
-        if own:
-            client.close()
+            for future in as_completed(futures, loop=client.loop):
+                part = futures[future]
+                try:
+                    rows = future.result()
+                except Exception as exc:   # noqa: BLE001 - KilledWorker and friends: the worker died
+                    if isinstance(exc, ArchstatError):
+                        raise
+                    attempts[part] += 1
+                    if len(part) == 1 and attempts[part] >= ITEM_ATTEMPTS:
+                        on_rows([_died_row(task, part[0], attempts[part])])
+                    elif len(part) > 1 and attempts[part] >= CHUNK_ATTEMPTS:
+                        pending.extend((item,) for item in part)
+                    else:
+                        pending.append(part)
+                    continue
+                on_rows(rows)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
