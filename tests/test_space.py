@@ -267,7 +267,7 @@ def test_space_plot_marks_the_zoo(tmp_path):
     points = zoo_points(space)
     assert {p["name"] for p in points} >= {"regnet_x_400mf", "regnet_y_400mf"}
     assert all(p["inside"] for p in points if p["name"] != "regnet_y_128gf")
-    path = space_figure(rows, tmp_path / "space.png", title="RegNet", points=points)
+    path = space_figure(rows, tmp_path / "space.png", title="RegNet", points=points[:3] + points[-1:])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows["measured_ms"] = rows["macs"].astype("float64") / 1e6
     rows["host"], rows["cpu"] = "h", "c"

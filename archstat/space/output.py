@@ -80,7 +80,13 @@ def zoo_points(space: Space, batch: int = 1, dtype: str = "float32") -> list[dic
             continue
         args = {**space.defaults, **dict(entry.args)}
         inside = space.contains(dict(entry.args)) and entry.input is None
-        point = {"name": entry.name, "inside": inside, **{k: args.get(k) for k in space.names}}
+        if inside:
+            where = "in the space"
+        elif space.contains(dict(entry.args)):
+            where = f"its args are in the space; its weights' input is {'x'.join(map(str, entry.input[1:]))} px"
+        else:
+            where = "its args are not a configuration of the space"
+        point = {"name": entry.name, "inside": inside, "where": where, **{k: args.get(k) for k in space.names}}
         point.update({k: totals[k] for k in METRICS if k in totals})
         points.append(point)
     return points
@@ -128,7 +134,7 @@ def summary(frame, space: Space, points: Sequence[dict[str, Any]] = ()) -> str:
         lines.append("")
         lines.append("  zoo models of this spec:")
         for p in points:
-            where = "in the space" if p["inside"] else "its args are not a configuration of the space"
+            where = p["where"]
             share = ""
             if len(valid):
                 share = f", {100 * (valid['macs'].astype('float64') <= p['macs']).mean():.0f}% of the valid rows have fewer MACs"

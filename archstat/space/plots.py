@@ -93,7 +93,7 @@ def space_figure(frame, path: str | Path, *, title: str = "", points: Sequence[d
                                   label="zoo model: a configuration of the space"))
         if any(not p["inside"] for p in points):
             handles.append(Line2D([], [], marker="*", ms=12, mec=_ZOO, mfc="white", ls="none",
-                                  label="zoo model of this spec whose args are not a configuration of the space"))
+                                  label="zoo model of this spec at other args or another input size"))
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.tight_layout(rect=(0, 0.04 if points else 0, 1, 0.97))
     return save(fig, path)

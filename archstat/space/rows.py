@@ -79,10 +79,11 @@ def machine() -> dict[str, str]:
 
 
 def measure(space, config: Mapping[str, Any], *, batch: int = 1, dtype: str = "float32", repeat: int = 3,
-            warmup: int = 1, seed: int = 0, memory_limit: int | None = None) -> dict[str, Any]:
+            warmup: int = 1, seed: int = 0, memory_limit: int | None = None,
+            threads: int | None = None) -> dict[str, Any]:
     """Time one configuration's forward pass on the NumPy engine (inference): the median and the
     fastest of ``repeat`` timed passes after ``warmup`` untimed ones, in milliseconds, and the
-    machine it ran on. An error (the model does not fit ``memory_limit``, by default 80% of this
+    machine it ran on. ``threads`` limits the BLAS threads (local workers share the cores). An error (the model does not fit ``memory_limit``, by default 80% of this
     machine's memory, checked before anything is allocated) is returned as text."""
     import numpy as np
 
@@ -93,6 +94,11 @@ def measure(space, config: Mapping[str, Any], *, batch: int = 1, dtype: str = "f
         from ..profiling.calibration import physical_memory
         total = physical_memory()
         memory_limit = None if total is None else total * 4 // 5
+    if threads is not None:   # workers sharing a machine: each BLAS its share of the cores
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads):
+            return measure(space, config, batch=batch, dtype=dtype, repeat=repeat, warmup=warmup, seed=seed,
+                           memory_limit=memory_limit)
     try:
         model = space.model(config)
         ex = Executor(model, seed=seed, dtype=dtype, memory_limit=memory_limit)

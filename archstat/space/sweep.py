@@ -163,6 +163,10 @@ def _measure(frame, space: Space, n: int, *, workers: int, scheduler: Any, batch
             progress(len(results), len(items), "measuring")
 
     opts = {"repeat": 3, "warmup": 1, "seed": 0, **options}
+    if scheduler is None and workers > 1 and "threads" not in opts:
+        # local workers time side by side: each gets its share of the cores, not all of them
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        opts["threads"] = max(1, cores // workers)
     execute(Task(space, None, batch, dtype, measure=opts), items, on_rows, workers=workers, scheduler=scheduler,
             chunk=1)
     measured = pd.DataFrame(results, columns=["index", *MEASURE_COLUMNS, "measure_error"])
