@@ -108,7 +108,8 @@ def summary(frame, space: Space, points: Sequence[dict[str, Any]] = ()) -> str:
     what = ("grid of" if attrs.get("mode") == "grid" else f"sample (seed {attrs.get('seed')}) of")
     lines = [f"{space.label}: {what} {n:,} configurations over {', '.join(space.names)}",
              f"  analysed by {attrs.get('engine', '?')} in {attrs.get('seconds', 0):.1f} s"
-             + (f" ({n / attrs['seconds']:.0f} configurations/s)" if attrs.get("seconds") else "")
+             + (f" ({(n - attrs.get('resumed', 0)) / attrs['seconds']:.0f} configurations/s)"
+                if attrs.get("seconds") and n > attrs.get("resumed", 0) else "")
              + (f"; {attrs['resumed']:,} rows from the checkpoint" if attrs.get("resumed") else "")]
     lines.append(f"  valid: {n - errors:,}   invalid: {errors:,}" + (f" ({100 * errors / n:.1f}%)" if n else ""))
     if errors:

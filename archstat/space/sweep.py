@@ -118,6 +118,7 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
         raise
     save()
     frame = _concat(frames, space)
+    elapsed = time.monotonic() - started
     if measure:
         frame = _measure(frame, space, measure, workers=workers, scheduler=scheduler, batch=batch, dtype=dtype,
                          options=measure_options or {}, progress=progress)
@@ -128,7 +129,7 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
             pass
     frame.attrs.update(spec=space.label, mode=plan.mode, seed=plan.seed if plan.mode == "sample" else None,
                        levels=plan.levels, n=plan.n, errors=int((frame["error"] != "").sum()),
-                       resumed=len(seen), engine=engine, seconds=time.monotonic() - started,
+                       resumed=len(seen), engine=engine, seconds=elapsed,
                        dims=[d.name for d in space.dims])
     return frame
 
