@@ -354,3 +354,11 @@ def test_rows_files_round_trip(stack, tmp_path):
     assert list(back["macs"]) == list(rows["macs"]) and list(back.columns) == list(rows.columns)
     with pytest.raises(ArchstatError, match="--workers sets local processes"):
         sample(stack, n=3, workers=2, scheduler="tcp://127.0.0.1:9")
+
+
+def test_parquet_rows_with_pyarrow(cli, stack, tmp_path):
+    pytest.importorskip("pyarrow")
+    code, _, err = cli("space", stack, "--grid", "-o", tmp_path / "g.parquet")
+    assert code == 0 and "not installed" not in err
+    back = pd.read_parquet(tmp_path / "g.parquet")
+    pd.testing.assert_frame_equal(back, grid(stack), check_dtype=False)

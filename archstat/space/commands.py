@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..errors import ArchstatError
 from .output import check_rows_path, search_summary, summary, write_rows, zoo_points

@@ -21,16 +21,15 @@ training run, a proxy score, a measured latency), called only for feasible confi
 from __future__ import annotations
 
 import math
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import ArchstatError
 from .budget import Budget, parse_budget, parse_objective
-from .rows import METRICS
 from .load import Space, load_space
 from .plan import grid_plan
+from .rows import METRICS
 from .runner import Engine, Task
 
 STRATEGIES = ("auto", "evolution", "exhaustive")
@@ -104,7 +103,6 @@ def search(spec: Any, budgets: Iterable[Any] = (), objective: str | None = None,
     -------
     SearchResult
     """
-    import numpy as np
 
     sp = load_space(spec, args, space=space)
     names = list(METRICS) + [d.name for d in sp.dims if not isinstance(sp.defaults[d.name], (str, bool))]
@@ -228,7 +226,7 @@ def _result(sp: Space, history: list[dict[str, Any]], strategy: str, analysed: i
             objective: str, seed: int, top: int) -> SearchResult:
     import pandas as pd
 
-    from .sweep import columns, frame_of
+    from .sweep import frame_of
 
     frame = frame_of([{**r, "index": r["step"]} for r in history], sp).drop(columns="index")
     extra = pd.DataFrame({"step": [r["step"] for r in history], "generation": [r["generation"] for r in history],
@@ -241,6 +239,5 @@ def _result(sp: Space, history: list[dict[str, Any]], strategy: str, analysed: i
     good = good.drop_duplicates(subset=list(sp.names), keep="first")
     best = good.sort_values(["fitness", "step"], ascending=[False, True], kind="stable").head(top)
     best = best.reset_index(drop=True)
-    del columns
     return SearchResult(best=best, history=hist, strategy=strategy, evaluations=analysed, budgets=budgets,
                         objective=objective, seed=seed, space=sp)

@@ -17,8 +17,9 @@ from typing import Any
 from ..errors import ArchstatError
 from .load import Space
 
-#: a grid may have at most this many rows
-MAX_ROWS = 10**9
+#: a run may have at most this many rows: they are held in memory as one DataFrame (about 1 GB
+#: per 10 million rows of a seven-dimensional space)
+MAX_ROWS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def grid_plan(space: Space, levels: int | None = None) -> Plan:
         raise exc.with_context(file=space.label)
     if n > MAX_ROWS:
         raise ArchstatError(f"the grid has {n:,} configurations (at most {MAX_ROWS:,})", file=space.label,
-                            field="space", hint="sample the space instead (--samples N)")
+                            field="space", hint="sample the space instead (--samples N), or fix some args (--arg)")
     return Plan(space, "grid", n, 0, levels)
 
 
@@ -75,7 +76,8 @@ def sample_plan(space: Space, n: int, seed: int = 0) -> Plan:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ArchstatError(f"the number of samples must be a positive integer, got {n!r}", field="samples")
     if n > MAX_ROWS:
-        raise ArchstatError(f"{n:,} samples is more than {MAX_ROWS:,}", field="samples")
+        raise ArchstatError(f"{n:,} samples is more than {MAX_ROWS:,} (the rows are held in memory)",
+                            field="samples", hint="run several samples with different seeds")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ArchstatError(f"the seed must be a non-negative integer, got {seed!r}", field="seed")
     return Plan(space, "sample", n, seed, None)

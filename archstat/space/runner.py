@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..errors import ArchstatError
-from .rows import evaluate, measure
 from .load import Space
 from .plan import Plan
+from .rows import evaluate, measure
 
 #: attempts of a chunk before it is split, and of a single configuration before it is an error row
 CHUNK_ATTEMPTS = 2
@@ -70,7 +70,10 @@ def _died_row(task: Task, item: Any, attempts: int) -> dict[str, Any]:
     return {"index": index, **config, "name": "", "zoo": "", **dict.fromkeys(METRICS), "error": text}
 
 
-def chunks_of(items: Sequence[Any], size: int) -> list[tuple[Any, ...]]:
+def chunks_of(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """``items`` in parts of ``size``; a ``range`` stays ranges (a million row indices cost nothing)."""
+    if isinstance(items, range):
+        return [items[k:k + size] for k in range(0, len(items), size)]
     return [tuple(items[k:k + size]) for k in range(0, len(items), size)]
 
 

@@ -18,10 +18,10 @@ from typing import Any, Callable, Mapping
 
 from ..errors import ArchstatError
 from . import checkpoint as ckpt
-from .rows import INFO_COLUMNS, MEASURE_COLUMNS, METRICS
 from .load import Space, load_space
-from .runner import Task, execute
 from .plan import Plan, grid_plan, sample_plan
+from .rows import MEASURE_COLUMNS, METRICS
+from .runner import Task, execute
 
 Progress = Callable[[float, float, str], None]
 
@@ -57,7 +57,6 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: Progress | None = None,
         batch: int = 1, dtype: str = "float32", measure: int = 0, measure_options: Mapping[str, Any] | None = None):
     """Evaluate every row of ``plan`` (see the module docstring); optionally time ``measure`` of them."""
-    import pandas as pd
 
     from ..analysis import itemsize
 
@@ -81,7 +80,7 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
                             hint="give --checkpoint FILE (the CLI's default is the -o file with .checkpoint.csv)")
     frames = [] if done is None or done.empty else [done]
     seen = set() if done is None else set(done["index"].tolist())
-    todo = [i for i in range(plan.n) if i not in seen]
+    todo = range(plan.n) if not seen else [i for i in range(plan.n) if i not in seen]
     total, count = plan.n, len(seen)
     fresh: list[dict[str, Any]] = []
     throttle = ckpt.Throttle()
