@@ -152,7 +152,9 @@ configuration: its args, then params, MACs, FLOPs, peak activation memory, forwa
 layers, the output's receptive field, and its error when it is invalid. Row i of a sample is
 drawn from its own generator (seed, i): same seed, same rows, whatever runs them. With -o, the
 rows done so far are checkpointed to FILE.checkpoint.csv as the run goes (removed when it
-completes); --resume finishes an interrupted run without recomputing them.""",
+completes); --resume finishes an interrupted run without recomputing them. --measure times
+configurations on the workers, each recording its machine; local workers run side by side with
+their share of the cores (--workers 1 gives the steadiest times).""",
     "search": """\
 examples:
   archstat search regnet --budget 'macs<=400e6' --budget 'peak_activation_bytes<=20e6' \\

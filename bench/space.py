@@ -30,7 +30,9 @@ from archstat.space.load import load_space  # noqa: E402
 
 def timed(**kw):
     start = time.perf_counter()
+    cpu = time.process_time()
     rows = sample(SPACE, n=N, seed=0, **kw)
+    rows.attrs["cpu_seconds"] = time.process_time() - cpu
     return rows, time.perf_counter() - start
 
 
@@ -45,6 +47,8 @@ if __name__ == "__main__":
     rate = N / t1
     print(f"1 process:          {t1:6.1f} s  {rate:6.1f} configurations/s per core "
           f"({one.attrs['errors']} invalid)")
+    print(f"  {N / one.attrs['cpu_seconds']:.1f} configurations per CPU-second (what other work on the machine "
+          "does not change)")
     print(f"  a million at this rate on {cores} cores: {1e6 / (rate * cores) / 3600:.2f} h")
     two, t2 = timed(workers=2)
     print(f"2 local processes:  {t2:6.1f} s  {N / t2:6.1f} configurations/s   speed-up {t1 / t2:.2f}x "
