@@ -30,8 +30,6 @@ METRICS = {
     "rf_h": "receptive field of the output, in input pixels (height)",
     "rf_w": "receptive field of the output, in input pixels (width)",
 }
-#: the columns every row has besides its arguments and metrics
-INFO_COLUMNS = ("index", "name", "zoo", "error")
 #: the columns --measure adds
 MEASURE_COLUMNS = ("measured_ms", "measured_min_ms", "host", "cpu")
 
