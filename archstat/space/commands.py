@@ -51,6 +51,8 @@ def space_command(args: argparse.Namespace, progress: Progress | None) -> tuple[
         if ckpt:
             notes.append(f"the rows done so far are in {ckpt}: run the same command with --resume to finish")
         raise _Interrupted(notes) from None
+    if frame.attrs.get("no_checkpoint"):
+        notes.append(f"--resume: there was no checkpoint at {ckpt}, so the run started from the beginning")
     points = zoo_points(space, batch=args.batch, dtype=args.dtype)
     if args.output:
         path, note = write_rows(frame, args.output)

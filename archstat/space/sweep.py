@@ -129,6 +129,7 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
     frame.attrs.update(spec=space.label, mode=plan.mode, seed=plan.seed if plan.mode == "sample" else None,
                        levels=plan.levels, n=plan.n, errors=int((frame["error"] != "").sum()),
                        resumed=len(seen), engine=engine, seconds=elapsed,
+                       no_checkpoint=bool(resume and done is None),
                        dims=[d.name for d in space.dims])
     return frame
 
