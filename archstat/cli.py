@@ -33,6 +33,8 @@ examples:
   archstat reproduce                                    regenerate the classic tables into reports/
   archstat profile alexnet --backward                   measured time per layer, roofline, memory
   archstat sweep resnet18 --batch 1 2 4 8               time per image and memory vs batch size
+  archstat space regnet --samples 5000 --workers 2 --plot regnet_space.png   a design space: EDFs
+  archstat search regnet --budget 'macs<=400e6' --objective params:max      search it under budgets
 
 A MODEL is a zoo name (archstat zoo lists them), a spec file (.yaml or .json) or an ONNX
 file (.onnx); PyTorch modules come in from Python: archstat.from_torch(module, input_shape).
@@ -139,6 +141,39 @@ Any command that takes a model takes an .onnx file as well (archstat report mode
 examples:
   eval "$(archstat completion bash)"       complete archstat's commands, options and zoo names
   archstat completion bash >> ~/.bashrc    keep it for every new shell (zsh: ~/.zshrc, 'zsh')""",
+    "space": """\
+examples:
+  archstat space my_space.yaml --grid -o grid.csv               every configuration
+  archstat space regnet --samples 100000 --seed 0 -o s.parquet  a seeded sample (CSV without pyarrow)
+  archstat space regnet --samples 100000 --workers 2            local processes
+  archstat space regnet --samples 1000000 --scheduler tcp://host:8786 -o s.parquet   a Dask cluster
+  archstat space regnet --samples 5000 --plot space.png         EDFs of params, MACs, peak memory; scatter
+  archstat space regnet --samples 200 --measure 20 --plot t.png time 20 of them on the engine too
+  archstat space regnet --samples 100000 -o s.csv --resume      finish an interrupted run
+  archstat space efficientnet --grid --levels 3                 3 points of each continuous dimension
+
+The spec's 'space:' section names the args that vary: {choice: [...]}, {int: [lo, hi]},
+{range: [lo, hi, step]}, {uniform: [lo, hi]}, {loguniform: [lo, hi]}. One row per
+configuration: its args, then params, MACs, FLOPs, peak activation memory, forward memory,
+layers, the output's receptive field, and its error when it is invalid. Row i of a sample is
+drawn from its own generator (seed, i): same seed, same rows, whatever runs them. With -o, the
+rows done so far are checkpointed to FILE.checkpoint.csv as the run goes (removed when it
+completes); --resume finishes an interrupted run without recomputing them. --measure times
+configurations on the workers, each recording its machine; local workers run side by side with
+their share of the cores (--workers 1 gives the steadiest times).""",
+    "search": """\
+examples:
+  archstat search regnet --budget 'macs<=400e6' --budget 'peak_activation_bytes<=20e6' \\
+                         --objective params:max --population 64 --generations 50 --seed 0
+  archstat search my_space.yaml --budget 'params<2M' --objective macs:min
+  archstat search regnet --budget 'macs<=1.6G' --objective rf_h:max --workers 2 -o history.csv
+
+Regularized evolution (Real et al. 2019): tournaments of --sample-size among the population,
+the winner's child differs in one argument, the oldest member dies. A discrete space no larger
+than population x (generations + 1) is searched exhaustively instead (--strategy to choose).
+Every configuration printed meets every budget. Budgets: METRIC OP NUMBER, OP one of <= < >= >
+== !=, NUMBER like 400e6 or 400M; metrics: params, macs, flops, peak_activation_bytes,
+forward_memory_bytes, layers, rf_h, rf_w (and numeric args of the space).""",
     "layers": """\
 examples:
   archstat layers                    fields and counting rule of every layer type
@@ -318,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "bashcompinit)")
     p.set_defaults(func=_cmd_completion)
 
+    _space_parsers(sub)
     p = sub.add_parser("layers", help="list every layer type, its fields and counting rule",
                        description="Print the layer registry: fields, defaults and the MAC/FLOP rule "
                                    "of every layer type (generated, so it cannot drift from the code).",
@@ -328,6 +364,85 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _MODEL_HELP = "a zoo name (see 'archstat zoo') or a spec file (YAML or JSON)"
+
+
+def _space_parsers(sub) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("spec", help="a spec file with a 'space:' section, or a zoo name (its family's space)")
+    common.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE", type=_spec_arg,
+                        help="fix one of the spec's args (one the space varies then stays fixed); repeatable")
+    common.add_argument("--workers", "-j", type=_positive_int, default=1, metavar="N",
+                        help="local processes (default 1: this process)")
+    common.add_argument("--scheduler", metavar="ADDRESS",
+                        help="a Dask distributed scheduler (tcp://host:8786) instead of local processes "
+                             "(pip install 'archstat[dask]')")
+    common.add_argument("--seed", type=_non_negative_int, default=0, help="decides every draw (default 0)")
+    common.add_argument("--batch", "-b", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
+    common.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"),
+                        help="element type for memory figures (default float32)")
+    common.add_argument("--output", "-o", metavar="FILE", help="write the rows: .csv, .parquet, .jsonl or .json")
+    _quiet_option(common)
+    p = sub.add_parser("space", parents=[common], help="sample or enumerate a spec's design space: one row per "
+                       "configuration, EDFs", description="Analyse many configurations of a spec's design space "
+                       "(its 'space:' section): a grid or a seeded sample, on local processes or a Dask cluster.",
+                       epilog=_EXAMPLES["space"], formatter_class=_formatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--grid", action="store_true", help="every configuration")
+    what.add_argument("--samples", "-n", type=_positive_int, metavar="N", help="N configurations drawn at random")
+    p.add_argument("--levels", type=_positive_int, metavar="N", help="grid points per continuous dimension")
+    p.add_argument("--chunk", type=_positive_int, metavar="N", help="configurations per task (default: ~16 tasks "
+                   "per worker, at most 256)")
+    p.add_argument("--checkpoint", metavar="FILE", help="the checkpoint file (default: the -o file + .checkpoint.csv)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run from its checkpoint")
+    p.add_argument("--plot", metavar="FILE", help="EDFs of params, MACs, peak memory and a scatter (PNG, SVG, PDF); "
+                   "with --measure also FILE_measured.png")
+    p.add_argument("--measure", type=_non_negative_int, default=0, metavar="N",
+                   help="also time N configurations (the first valid rows) on the NumPy engine, on the workers")
+    p.add_argument("--measure-repeat", type=_positive_int, default=3, metavar="N",
+                   help="timed forward passes per measured configuration (default 3, the median kept)")
+    p.set_defaults(func=_cmd_space)
+    p = sub.add_parser("search", parents=[common], help="search a design space under budgets (regularized "
+                       "evolution)", description="Find the configurations of a spec's design space that do best "
+                       "on an objective while meeting every budget.", epilog=_EXAMPLES["search"],
+                       formatter_class=_formatter)
+    p.add_argument("--budget", action="append", default=[], metavar="EXPR",
+                   help="a limit such as 'macs<=400e6' or 'peak_activation_bytes<20M'; repeatable")
+    p.add_argument("--objective", required=True, metavar="METRIC:max|min", help="what to maximise or minimise")
+    p.add_argument("--population", type=_int_at_least(2, "an integer >= 2"), default=64, metavar="P")
+    p.add_argument("--sample-size", type=_positive_int, metavar="S", help="tournament size (default P/4)")
+    p.add_argument("--generations", type=_non_negative_int, default=50, metavar="G",
+                   help="rounds of P children after the first population (default 50)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, metavar="B",
+                   help="children evaluated together, in parallel (default 8; part of what the seed decides)")
+    p.add_argument("--strategy", choices=("auto", "evolution", "exhaustive"), default="auto")
+    p.add_argument("--top", type=_positive_int, default=10, metavar="K", help="configurations to print (default 10)")
+    p.set_defaults(func=_cmd_search)
+
+
+def _cmd_space(args: argparse.Namespace) -> None:
+    from .space.commands import space_command
+    _space_run(space_command, args)
+
+
+def _cmd_search(args: argparse.Namespace) -> None:
+    from .space.commands import search_command
+    _space_run(search_command, args)
+
+
+def _space_run(command, args: argparse.Namespace) -> None:
+    bar = _ProgressBar(args.quiet)
+    try:
+        text, notes = command(args, bar)
+    except KeyboardInterrupt as exc:
+        bar.close()
+        for note in getattr(exc, "notes", ()):
+            print(note, file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    sys.stdout.write(text)
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def _load_model(args: argparse.Namespace, source: str):

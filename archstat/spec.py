@@ -60,6 +60,10 @@ Rules
   PyTorch source runs a layer where that differs from its type's usual way (``F.relu(x)``
   instead of an ``nn.ReLU`` module, ``torch.relu(x)``; ``add`` is usually ``x + y``). It changes no count of archstat's own;
   peer tools' conventions read it (tools that hook modules do not see function calls).
+* ``space`` declares a design space over the top-level ``args`` (``width: {choice: [8, 16]}``,
+  ``depth: {int: [1, 4]}``, ``{range: [lo, hi, step]}``, ``{uniform: [lo, hi]}``,
+  ``{loguniform: [lo, hi]}``; :mod:`archstat.space.declare`); the spec loads with its defaults,
+  and ``archstat space`` / ``archstat search`` sample, enumerate and search it.
 * ``input``, ``name`` and ``family`` may use the variables too (``family`` defaults to the
   file's name: it groups models in ``archstat zoo`` and colours them in plots). Top-level keys starting with
   ``x-`` are ignored: a place for YAML anchors (``x-conv: &conv {...}``, then ``<<: *conv``).
@@ -78,10 +82,11 @@ from . import expr
 from .errors import ArchstatError, did_you_mean, short_repr
 from .layers import registry
 from .layers.registry import MAX_INT
+from .space.declare import parse_space
 from .spec_io import read_spec_data
 
-TOP_LEVEL_KEYS = ("name", "family", "description", "source", "notes", "input", "accuracy", "args", "let",
-                  "blocks", "layers")
+TOP_LEVEL_KEYS = ("name", "family", "description", "source", "notes", "input", "accuracy", "args", "space",
+                  "let", "blocks", "layers")
 ACCURACY_KEYS = ("top1", "top5", "source", "approximate")
 INPUT_NAME = "input"
 #: names a spec may not give to an argument or derived value
@@ -128,6 +133,8 @@ class Spec:
     defaults: dict[str, Any] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerRecord] = field(default_factory=list)
+    #: the design space the spec declares (``space:``): ``{argument: Dimension}``
+    space: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------- top level
@@ -177,6 +184,7 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any], args: Mapping[str, 
     if not isinstance(layers, list) or not layers:
         raise ArchstatError("expected a non-empty list of layers", file=label, field="layers")
     defaults = _declared_args(data.get("args"), label)
+    space = parse_space(data.get("space"), defaults, label)
     values = _override_args(defaults, args, data.get("let"), label)
     steps = expr.Budget()  # every expression of this spec draws on it: no spec can hang the loader
     variables = derive(data.get("let"), values, label, steps=steps)
@@ -188,7 +196,7 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any], args: Mapping[str, 
     family = _text(top("family"), label, "family") or ("" if isinstance(source, Mapping) else Path(source).stem)
     input_shape = parse_input_shape(top("input", None), label)
     spec = Spec(file=label, name=name, input_shape=input_shape, accuracy=accuracy, family=family,
-                args=values, defaults=defaults, variables=variables, **texts)
+                args=values, defaults=defaults, variables=variables, space=space, **texts)
     spec.layers = expand(label, blocks, layers, variables, steps)
     if memo is not None:
         if len(_EXPANDED) >= 32:
