@@ -352,6 +352,11 @@ def test_rows_files_round_trip(stack, tmp_path):
     assert note is None
     back = pd.read_json(path, lines=True)
     assert list(back["macs"]) == list(rows["macs"]) and list(back.columns) == list(rows.columns)
+    import json
+    path, _ = write_rows(rows, tmp_path / "rows.json")   # a document: schema first, then the rows
+    doc = json.loads(path.read_text())
+    assert list(doc)[:2] == ["schema", "archstat_version"] and doc["schema"] == "archstat.space_rows/1"
+    assert [r["macs"] for r in doc["rows"]] == list(rows["macs"])
     with pytest.raises(ArchstatError, match="--workers sets local processes"):
         sample(stack, n=3, workers=2, scheduler="tcp://127.0.0.1:9")
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 #: the schema version of each kind of document
 SCHEMAS = {"analysis": 1, "compare": 1, "zoo": 1, "layer_types": 1, "conventions": 1, "explain": 1,
-           "profile": 1, "sweep": 1, "ops_vs_time": 1, "calibration": 1}
+           "profile": 1, "sweep": 1, "ops_vs_time": 1, "calibration": 1, "space_rows": 1}
 
 
 def dump(kind: str, payload: Mapping[str, Any]) -> str:

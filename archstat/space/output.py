@@ -29,7 +29,7 @@ def check_rows_path(path: str | os.PathLike, field: str = "--output") -> Path:
 
 def parquet_available() -> bool:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow  # noqa: F401  (pandas writes Parquet through it)
     except ImportError:
         return False
     return True
@@ -50,9 +50,14 @@ def write_rows(frame, path: str | os.PathLike, field: str = "--output") -> tuple
         note = (f"pyarrow is not installed, so the rows went to {path} (CSV) instead of Parquet; "
                 "pip install pyarrow to write Parquet")
         suffix = ".csv"
-    if suffix in (".jsonl", ".json"):
-        text = frame.to_json(orient="records", lines=suffix == ".jsonl", double_precision=15)
+    if suffix == ".jsonl":  # one row per line, nothing else (a stream of records)
+        text = frame.to_json(orient="records", lines=True, double_precision=15)
         return write_file(path, text + "\n", field=field), note
+    if suffix == ".json":   # a document: its schema first, then the rows
+        import json
+        from ..report.json_out import dump
+        rows = json.loads(frame.to_json(orient="records", double_precision=15))
+        return write_file(path, dump("space_rows", {"rows": rows}), field=field), note
     return write_file(path, frame.to_csv(index=False), field=field), note
 
 
