@@ -453,7 +453,7 @@ def test_cli_memory_limit_refusal(cli, cache_home, lenet_file, capsys):
 
 
 def test_cli_ctrl_c_prints_partial_results_and_exits_130(cli, cache_home, lenet_file, monkeypatch):
-    from archstat import cli as cli_mod
+    from archstat.cli import common as cli_mod
 
     calls = []
 
@@ -462,7 +462,7 @@ def test_cli_ctrl_c_prints_partial_results_and_exits_130(cli, cache_home, lenet_
         if len(calls) == 30:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_mod._ProgressBar, "__call__", ctrl_c)
+    monkeypatch.setattr(cli_mod.ProgressBar, "__call__", ctrl_c)
     code, out, err = cli("profile", lenet_file, "--repeat", "5", "--warmup", "0")
     assert code == 130 and "INTERRUPTED" in out and "c1" in out and "interrupted" in err
 

@@ -7,31 +7,23 @@ Completes subcommands, each subcommand's options, the values of options with cho
 """
 from __future__ import annotations
 
-import argparse
 
 #: options whose value is a file or folder name (completed by the shell's file completion)
 _PATH_METAVARS = {"FILE", "DIR", "PATH"}
-
-
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
 
 
 def _quote(words) -> str:
     return " ".join(sorted(words))
 
 
-def bash_script(parser: argparse.ArgumentParser, models: list[str]) -> str:
+def bash_script(parser, models: list[str]) -> str:
     """The bash completion script for ``parser`` (the zoo's names offered for MODEL)."""
-    subs = _subparsers(parser)
+    subs = parser.subcommands
     cases_opts, cases_choices, takes_model, valued = [], [], [], set()
     for name, sub in subs.items():
-        options = [o for a in sub._actions for o in a.option_strings]
+        options = sub.option_strings()
         cases_opts.append(f"        {name}) opts=\"{_quote(options)}\" ;;")
-        for a in sub._actions:
+        for a in sub.actions():
             if a.option_strings and a.choices:
                 pattern = "|".join(a.option_strings)
                 cases_choices.append(f"        {name}:{pattern.replace('|', f'|{name}:')}) "
