@@ -11,14 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArchstatError
 from ..outfile import write_file, write_with
 from .graph_collapse import graph_nodes
 from .graph_dot import to_dot
 from .graph_layout import MARGIN, figure_size, layout_graph
 from .graph_style import (EDGE_COLOR, PALETTE, box_fill, color_column, color_scale, label_lines,
                           node_stats, subtitle, text_color)
-from .plots import STYLE, stable_metadata
+from .plots import STYLE, check_plot_path, stable_metadata
 
 #: output suffixes :func:`draw_graph` writes
 SUFFIXES = (".png", ".svg", ".pdf", ".html", ".dot")
@@ -74,7 +73,7 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
     """
     from ..analysis import analyze
     from ..graph import load
-    path = _check_output(path)
+    path = check_plot_path(path, "--output", SUFFIXES, "a graph picture")
     model = load(model)
     column = color_column(color_by)
     if path.suffix.lower() == ".dot":
@@ -92,16 +91,6 @@ def draw_graph(model: Any, path: str | os.PathLike, analysis: Any = None,
         write_file(path, graph_page(drawing, full))
         return path
     write_with(path, lambda f: drawing.save(f, path.suffix.lower()[1:]))
-    return path
-
-
-def _check_output(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ArchstatError(f"cannot write a graph picture as {suffix or 'a file without a suffix'!r}"
-                            f" ({path.name})", field="--output",
-                            hint=f"use a file name ending in {', '.join(s[1:] for s in SUFFIXES)}")
     return path
 
 

@@ -68,16 +68,17 @@ def stable_metadata(fmt: str) -> dict[str, None]:
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def check_plot_path(path: str | Path, field: str = "--plot") -> Path:
-    """``path`` as a Path when it names a PNG, SVG or PDF file; ArchstatError otherwise (checked
-    before anything is measured, so that a typo does not cost the run)."""
+def check_plot_path(path: str | Path, field: str = "--plot", suffixes: Sequence[str] = PLOT_SUFFIXES,
+                    what: str = "a figure") -> Path:
+    """``path`` as a Path when its suffix is one of ``suffixes`` (PNG, SVG or PDF); ArchstatError
+    otherwise, naming ``what`` is drawn (checked before anything is measured or drawn, so that a
+    typo does not cost the run)."""
     from ..errors import ArchstatError
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in PLOT_SUFFIXES:
-        raise ArchstatError(f"cannot draw a figure as {suffix or 'a file without a suffix'!r} "
-                            f"({path})", field=field,
-                            hint=f"use a file name ending in {' or '.join(PLOT_SUFFIXES)}")
+    if suffix not in suffixes:
+        raise ArchstatError(f"cannot draw {what} as {suffix or 'a file without a suffix'!r} ({path.name})",
+                            field=field, hint=f"use a file name ending in {', '.join(s[1:] for s in suffixes)}")
     return path
 
 
