@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__): `python -m archsta
     from .analysis import Analysis, analyze
     from .graph import Layer, Model, load
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Analysis", "ArchstatError", "Layer", "Model", "analyze", "backward", "compare", "from_torch", "load",
            "profile", "run", "save", "__version__"]

@@ -24,7 +24,7 @@ PROG = "archstat"
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: the top level and every group's subcommands."""
     from . import analysis_commands, profile_commands, space_commands
-    from .. import __version__
+    from ..version import __version__
 
     parser = Parser(prog=PROG, formatter_class=formatter,
                      description="Exact, explained analysis of CNN architectures: the model zoo by name, "

@@ -13,7 +13,7 @@ SCHEMAS = {"analysis": 1, "compare": 1, "zoo": 1, "layer_types": 1, "conventions
 
 def dump(kind: str, payload: Mapping[str, Any]) -> str:
     """``payload`` as an indented JSON document of ``kind``, schema and version first."""
-    from .. import __version__
+    from ..version import __version__
     return json.dumps({"schema": f"archstat.{kind}/{SCHEMAS[kind]}", "archstat_version": __version__,
                        **payload},
                       indent=2) + "\n"
