@@ -134,11 +134,12 @@ def liveness(model: Model, training: bool = False) -> LivenessPlan:
     storage = model.storage
     order = model.order if training else model.inference_order
     outputs = set(model.outputs if training else model.inference_outputs)
+    layers = [layer for layer in model.layers() if training or not layer.training_only]
     last_use: dict[str, int] = {}
-    for step, name in enumerate(order):
-        layer = model.layer(name)
-        for node in (*layer.inputs, layer.name):
+    for step, layer in enumerate(layers):
+        for node in layer.inputs:
             last_use[storage[node]] = step
+        last_use[storage[layer.name]] = step
     for out in outputs:
         last_use[storage[out]] = len(order)
     free_after: dict[str, list[str]] = {name: [] for name in order}
@@ -184,6 +185,9 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
     """
     rfs: dict[str, ReceptiveField] = {INPUT_NAME: ReceptiveField((1, 1), (1, 1), (0.0, 0.0))}
     axes: dict[str, tuple[int, int] | None] = {INPUT_NAME: (2, 3) if len(shapes[INPUT_NAME]) == 4 else None}
+    # the geometry of a layer depends only on its type, fields and input shapes, which repeat
+    # (a network stacks the same layers): asked of the registry once per combination
+    geometry: dict[tuple[Any, ...], tuple[Window | None, tuple[int, ...], tuple[int, ...] | None]] = {}
     for layer in model.layers():
         if not layer.inputs:
             continue
@@ -192,21 +196,25 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
         rf = rfs[srcs[0]] if len(srcs) == 1 else _union([rfs[src] for src in srcs])
         in_shapes = [shapes[src] for src in srcs]
         where = axes[srcs[0]]
-        window = ltype.window(in_shapes, attrs)
+        key = (ltype, id(attrs), where is None, *in_shapes)   # the layers outlive this call: so do their attrs' ids
+        known = geometry.get(key)
+        if known is None:
+            known = geometry[key] = (ltype.window(in_shapes, attrs),
+                                     ltype.mixing_axes(in_shapes, attrs) if where is not None else (),
+                                     ltype.permutation(in_shapes, attrs) if where is not None else None)
+        window, mixed, perm = known
         if window is not None and where != (2, 3):
             rf = ReceptiveField(rf.size, rf.stride, rf.offset, False)
         elif window is not None:
             # unequal windows (adaptive pooling): the field is the largest of any output
             rf = _widen(rf, window, rf.aligned and window.uniform)
         if where is not None:
-            mixed = ltype.mixing_axes(in_shapes, attrs)
             if where[0] in mixed or where[1] in mixed:
                 # every output reads the whole axis: the window that covers it from any
                 # position is 2 * extent - 1 wide, centred on the output
                 ext = [in_shapes[0][a] if a in mixed else 1 for a in where]
                 rf = _widen(rf, Window((2 * ext[0] - 1, 2 * ext[1] - 1), (1, 1), (ext[0] - 1, ext[1] - 1)),
                             rf.aligned)
-            perm = ltype.permutation(in_shapes, attrs)
             if perm is not None:
                 where = (perm.index(where[0]), perm.index(where[1]))
             if len(shapes[layer.name]) <= max(where):
@@ -239,6 +247,16 @@ def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
     # a path that is already misaligned stays so, even where the merged centres agree
     aligned = all(r.aligned and r.offset == rfs[0].offset and r.stride == rfs[0].stride for r in rfs)
     return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
+
+
+def _numel(tensors: Mapping[str, Shape]) -> int:
+    """Elements of a layer's tensors (``{name: shape}``)."""
+    return sum(math.prod(shape) for shape in tensors.values()) if tensors else 0
+
+
+def _bias(tensors: Mapping[str, Shape]) -> int:
+    """Elements of a layer's ``bias`` tensor (0 without one)."""
+    return math.prod(tensors["bias"]) if "bias" in tensors else 0
 
 
 def training_step_flops(forward_flops: int, backward_flops: int, params: int, optimizer: str) -> int:
@@ -385,6 +403,10 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     backward = []
     needs_grad: dict[str, bool] = {}   # does the layer's output need a gradient in training?
     readers, storage, ties = model.readers, model.storage, model.ties
+    # a layer's counts depend only on its type, fields, input and output shapes and which inputs
+    # need a gradient, which repeat (a network stacks the same layers): each combination is asked
+    # of the registry once. The layers outlive this call, so their attrs' ids are theirs.
+    counted: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for layer in model.layers():
         name = layer.name
         ltype = layer.type
@@ -394,50 +416,57 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
         if layer.inputs:
             ins = [shapes[src] for src in layer.inputs]
             grads_in = [needs_grad[src] for src in layer.inputs]
-            try:
-                all_params = ltype.param_shapes(ins, attrs)
-                all_buffers = ltype.buffer_shapes(ins, attrs)
-                if name in ties:
-                    pshapes, all_buffers = model.own_tensors(name, all_params), model.own_tensors(name, all_buffers)
-                else:
-                    pshapes = all_params
-                buffers = sum(prod(s) for s in all_buffers.values()) if all_buffers else 0
-                macs = ltype.macs(ins, out, attrs)
-                flops = ltype.flops(ins, out, attrs)
-                backward.append(ltype.backward_flops(ins, out, attrs, grads_in, Forward(macs, flops, all_params)))
-            except ArchstatError as exc:
-                raise exc.with_context(file=model.file, layer=name)
-            params = sum(prod(s) for s in pshapes.values()) if pshapes else 0
-            bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
+            key = (ltype, id(attrs), out, *grads_in, *ins)
+            known = counted.get(key)
+            if known is None:
+                try:
+                    all_params = ltype.param_shapes(ins, attrs)
+                    all_buffers = ltype.buffer_shapes(ins, attrs)
+                    macs = ltype.macs(ins, out, attrs)
+                    flops = ltype.flops(ins, out, attrs)
+                    back = ltype.backward_flops(ins, out, attrs, grads_in, Forward(macs, flops, all_params))
+                except ArchstatError as exc:
+                    raise exc.with_context(file=model.file, layer=name)
+                known = counted[key] = (all_params, all_buffers, _numel(all_params), _bias(all_params),
+                                        _numel(all_buffers), macs, flops, back,
+                                        ltype.training_extra_bytes(n_out, size, attrs))
+            all_params, all_buffers, params, bias, buffers, macs, flops, back, extra = known
+            if name in ties:   # tensors another layer holds count there
+                pshapes = model.own_tensors(name, all_params)
+                params, bias, buffers = _numel(pshapes), _bias(pshapes), _numel(model.own_tensors(name, all_buffers))
             transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
             own = n_out * size if storage[name] == name else 0
-            training_extra += ltype.training_extra_bytes(n_out, size, attrs)
+            training_extra += extra
             if layer.training_only:  # kept for the backward pass of a training step
                 training_extra += own
             needs_grad[name] = grad = bool(all_params) or True in grads_in
             if grad and readers[name] > 1:   # the readers' gradients are summed here
-                backward[-1] += (readers[name] - 1) * n_out
+                back += (readers[name] - 1) * n_out
+            backward.append(back)
         else:
             params = bias = buffers = macs = flops = 0
             own = n_out * size
-            needs_grad[name] = False
+            needs_grad[name] = grad = False
             backward.append(0)
         own_bytes[name] = own
         training_only.append(layer.training_only)
         rows.append((name, ltype.name, ltype.family, layer.inputs, out, params, params - bias, bias, buffers,
-                     macs, flops, n_out, own, params * size, buffers * size))
-    cols: dict[str, list[Any]] = dict(zip(COLUMNS, map(list, zip(*rows))))
+                     macs, flops, n_out, own, params * size, buffers * size, grad))
+    columns = list(COLUMNS)[:15]
+    cols: dict[str, list[Any]] = dict(zip(columns + ["needs_grad"], map(list, zip(*rows))))
+    needs_grad_column = cols.pop("needs_grad")
     peak, during = liveness(model).peak(own_bytes)
     cols["live_bytes"] = [during.get(n, 0) for n in cols["name"]]
     cols["training_only"] = training_only
-    cols["shares"] = [model.ties.get(layer.name) for layer in model.layers()]
+    cols["shares"] = [ties.get(layer.name) for layer in model.layers()]
     cols["backward_flops"] = backward
-    cols["needs_grad"] = [needs_grad[n] for n in cols["name"]]
+    cols["needs_grad"] = needs_grad_column
     rfs = receptive_fields(model, shapes)
-    cols["rf_size"] = [rfs[n].size for n in cols["name"]]
-    cols["rf_stride"] = [rfs[n].stride for n in cols["name"]]
-    cols["rf_offset"] = [rfs[n].offset for n in cols["name"]]
-    cols["rf_aligned"] = [rfs[n].aligned for n in cols["name"]]
+    fields = [rfs[n] for n in cols["name"]]
+    cols["rf_size"] = [rf.size for rf in fields]
+    cols["rf_stride"] = [rf.stride for rf in fields]
+    cols["rf_offset"] = [rf.offset for rf in fields]
+    cols["rf_aligned"] = [rf.aligned for rf in fields]
     totals: dict[str, Any] = {key: sum(cols[key]) for key in STATE_COLUMNS}
     at_inference = [not only for only in training_only]
     for key in WORK_COLUMNS:
