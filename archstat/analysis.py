@@ -379,7 +379,7 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
         A bad argument, or a layer whose shape rule fails at this input size.
     """
     model = load(model)
-    with paused_gc():
+    with paused_gc(layers=len(model)):
         try:
             return _analyze(model, batch, dtype, input_shape, optimizer)
         except ArchstatError as exc:
