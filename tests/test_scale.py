@@ -142,3 +142,31 @@ def test_nothing_stays_frozen_after_a_large_load(gc_as_found):
     cycle.append(cycle)
     del cycle
     assert gc.collect() >= 1       # the collector still runs and frees cycles
+
+
+def test_the_graph_is_the_one_networkx_builds_node_by_node():
+    """Model fills a DiGraph's dicts directly (a million add_node calls cost seconds): the graph
+    must be the one add_node and add_edge make, in the same order, and stay a working DiGraph."""
+    import networkx as nx
+
+    spec = {"name": "g", "input": [3, 8, 8], "layers": [
+        {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "name": "c"},
+        {"type": "add", "inputs": ["c", "c"], "name": "twice"},          # one input read twice: one edge
+        {"type": "relu", "inputs": "later", "name": "early"},            # listed before the layer it reads
+        {"type": "relu", "inputs": "twice", "name": "later"},
+        {"type": "concat", "inputs": ["early", "c", "twice"], "name": "cat"}]}
+    for s in (spec, residual(3)):
+        model = archstat.load(s)
+        ref = nx.DiGraph(name=model.graph.graph["name"])
+        for name in model.graph:
+            ref.add_node(name, **model.graph.nodes[name])
+        for name in model.graph:                                     # the spec's order
+            for src in model.layer(name).inputs:
+                ref.add_edge(src, name)
+        assert list(model.graph.nodes(data=True)) == list(ref.nodes(data=True))
+        assert list(model.graph.edges(data=True)) == list(ref.edges(data=True))
+        assert {n: list(model.graph.predecessors(n)) for n in model.graph} == {n: list(ref.predecessors(n)) for n in ref}
+        assert nx.utils.graphs_equal(model.graph, ref) and nx.is_directed_acyclic_graph(model.graph)
+        assert list(nx.topological_sort(model.graph))[0] == "input"
+    model.graph.add_edge("input", "extra")
+    assert model.graph.has_edge("input", "extra") and "extra" in model.graph.succ["input"]
