@@ -118,12 +118,14 @@ class LivenessPlan:
         live = 0
         peak = 0
         during: dict[str, int] = {}
+        storage, free_after = self.storage, self.free_after
         for name in self.order:
-            if self.storage[name] == name:
+            if storage[name] == name:
                 live += nbytes[name]
             during[name] = live
-            peak = max(peak, live)
-            for owner in self.free_after[name]:
+            if live > peak:
+                peak = live
+            for owner in free_after[name]:
                 live -= nbytes[owner]
         return peak, during
 
@@ -142,11 +144,11 @@ def liveness(model: Model, training: bool = False) -> LivenessPlan:
         last_use[storage[layer.name]] = step
     for out in outputs:
         last_use[storage[out]] = len(order)
-    free_after: dict[str, list[str]] = {name: [] for name in order}
+    free_after: dict[str, tuple[str, ...]] = dict.fromkeys(order, ())
     for owner, step in last_use.items():
         if step < len(order):
-            free_after[order[step]].append(owner)
-    return LivenessPlan(tuple(order), storage, {k: tuple(v) for k, v in free_after.items()})
+            free_after[order[step]] += (owner,)
+    return LivenessPlan(tuple(order), storage, free_after)
 
 
 @dataclass(frozen=True)
@@ -434,7 +436,9 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             if name in ties:   # tensors another layer holds count there
                 pshapes = model.own_tensors(name, all_params)
                 params, bias, buffers = _numel(pshapes), _bias(pshapes), _numel(model.own_tensors(name, all_buffers))
-            transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
+            n_in = elements[layer.inputs[0]] if len(layer.inputs) == 1 else sum(elements[src] for src in layer.inputs)
+            if (n_out + n_in) * size > transient_grad:
+                transient_grad = (n_out + n_in) * size
             own = n_out * size if storage[name] == name else 0
             training_extra += extra
             if layer.training_only:  # kept for the backward pass of a training step
