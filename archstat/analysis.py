@@ -203,8 +203,9 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
         if known is None:
             known = geometry[key] = (ltype.window(in_shapes, attrs),
                                      ltype.mixing_axes(in_shapes, attrs) if where is not None else (),
-                                     ltype.permutation(in_shapes, attrs) if where is not None else None)
-        window, mixed, perm = known
+                                     ltype.permutation(in_shapes, attrs) if where is not None else None,
+                                     len(shapes[layer.name]))   # the output's rank, as its shape follows
+        window, mixed, perm, rank = known
         if window is not None and where != (2, 3):
             rf = ReceptiveField(rf.size, rf.stride, rf.offset, False)
         elif window is not None:
@@ -219,7 +220,7 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
                             rf.aligned)
             if perm is not None:
                 where = (perm.index(where[0]), perm.index(where[1]))
-            if len(shapes[layer.name]) <= max(where):
+            if rank <= max(where):
                 where = None
         axes[layer.name] = where
         rfs[layer.name] = rf
@@ -396,7 +397,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
                             field="optimizer", hint=did_you_mean(str(optimizer), OPTIMIZERS))
     shapes = model.shapes(batch, input_shape)
     prod = math.prod
-    elements = {name: prod(shape) for name, shape in shapes.items()}
+    elements: dict[str, int] = {}
     rows: list[tuple[Any, ...]] = []
     own_bytes: dict[str, int] = {}
     transient_grad = 0
@@ -409,12 +410,11 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     # need a gradient, which repeat (a network stacks the same layers): each combination is asked
     # of the registry once. The layers outlive this call, so their attrs' ids are theirs.
     counted: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for layer in model.layers():
+    for layer, out in zip(model.layers(), shapes.values()):   # shapes: in the layers' order
         name = layer.name
         ltype = layer.type
         attrs = layer.attrs
-        out = shapes[name]
-        n_out = elements[name]
+        elements[name] = n_out = prod(out)
         if layer.inputs:
             ins = [shapes[src] for src in layer.inputs]
             grads_in = [needs_grad[src] for src in layer.inputs]
@@ -460,13 +460,15 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     cols: dict[str, list[Any]] = dict(zip(columns + ["needs_grad"], map(list, zip(*rows))))
     needs_grad_column = cols.pop("needs_grad")
     peak, during = liveness(model).peak(own_bytes)
-    cols["live_bytes"] = [during.get(n, 0) for n in cols["name"]]
+    # live while each layer runs at inference (0 for training-only layers, which the plan skips)
+    cols["live_bytes"] = (list(during.values()) if len(during) == len(rows) else
+                          [during.get(n, 0) for n in cols["name"]])
     cols["training_only"] = training_only
-    cols["shares"] = [ties.get(layer.name) for layer in model.layers()]
+    cols["shares"] = [ties.get(layer.name) for layer in model.layers()] if ties else [None] * len(rows)
     cols["backward_flops"] = backward
     cols["needs_grad"] = needs_grad_column
     rfs = receptive_fields(model, shapes)
-    fields = [rfs[n] for n in cols["name"]]
+    fields = list(rfs.values()) if len(rfs) == len(rows) else [rfs[n] for n in cols["name"]]
     cols["rf_size"] = [rf.size for rf in fields]
     cols["rf_stride"] = [rf.stride for rf in fields]
     cols["rf_offset"] = [rf.offset for rf in fields]

@@ -403,6 +403,7 @@ class Model:
         return cache[key]
 
     def _compute_shapes(self, batch: int, in_shape: tuple[int, ...]) -> dict[str, Shape]:
+        """Every node's shape, in the layers' order (the analysis walks both together)."""
         shapes: dict[str, Shape] = {INPUT_NAME: (batch, *in_shape)}
         for layer in self._layers[1:]:
             try:
