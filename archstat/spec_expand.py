@@ -118,9 +118,8 @@ class _Expander:
         self.by_name: dict[str, LayerRecord] = {}
         self.aliases: dict[str, str] = {}            # block instance name -> its last layer
         self._size_hints: dict[str, int] = {}
-        # (record, references as written, their scope); None as the scope marks the default
-        # input, which is already a full name and must not be looked up among local names
-        self.pending: list[tuple[LayerRecord, list[str], _Scope | None]] = []
+        # (record, references as written in its 'inputs', their scope)
+        self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
 
     def error(self, message: str, layer: str | None = None, field: str | None = None,
@@ -144,9 +143,6 @@ class _Expander:
         for record, refs, scope in self.pending:
             resolved = []
             for ref in refs:
-                if scope is None:
-                    resolved.append(ref)
-                    continue
                 full = scope.resolve(ref, self.by_name, self.aliases)
                 if full is None and ref == INPUT_NAME:
                     full = INPUT_NAME
@@ -298,14 +294,17 @@ class _Expander:
                 exc.message += f" (in block {scope.block!r}, defined under 'blocks')"
             raise exc.with_context(file=self.label, layer=full)
         refs = self.input_refs(inputs, previous, variables, full, ltype)
-        ref_scope = scope if inputs is not None else None
         if len(self.records) >= MAX_LAYERS:
             raise self.error(f"the spec expands to more than {MAX_LAYERS:,} layers", full, "repeat",
                              "check the repeat counts (nested repeats multiply)")
-        record = LayerRecord(full, ltype, attrs, (), len(self.records), training_only)
+        # the default input is already a full name; names written in 'inputs' are resolved
+        # once every layer exists (they may name a later one)
+        record = LayerRecord(full, ltype, attrs, tuple(refs) if inputs is None else (), len(self.records),
+                             training_only)
         self.records.append(record)
         self.by_name[full] = record
-        self.pending.append((record, refs, ref_scope))
+        if inputs is not None:
+            self.pending.append((record, refs, scope))
         if "call" in raw:
             call = self.sub(raw["call"], variables, full, "call")
             if call not in registry.TORCH_CALLS:

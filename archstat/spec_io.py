@@ -75,6 +75,8 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
             if tag is None:
                 tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
             return tag
+        if kind is yaml.MappingNode and not self.yaml_path_resolvers:
+            return self.DEFAULT_MAPPING_TAG
         return super().resolve(kind, value, implicit)
 
     def construct_object(self, node, deep=False):
