@@ -206,6 +206,8 @@ class Model:
 
     def _check_training_only(self) -> None:
         """A layer that runs at inference cannot read one that runs only in training."""
+        if not any(layer.training_only for layer in self._layers):
+            return
         for layer in self._layers:
             if layer.training_only:
                 continue
