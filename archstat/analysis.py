@@ -189,7 +189,7 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
     axes: dict[str, tuple[int, int] | None] = {INPUT_NAME: (2, 3) if len(shapes[INPUT_NAME]) == 4 else None}
     # the geometry of a layer depends only on its type, fields and input shapes, which repeat
     # (a network stacks the same layers): asked of the registry once per combination
-    geometry: dict[tuple[Any, ...], tuple[Window | None, tuple[int, ...], tuple[int, ...] | None]] = {}
+    geometry: dict[tuple[Any, ...], tuple[Window | None, tuple[int, ...], tuple[int, ...] | None, int]] = {}
     for layer in model.layers():
         if not layer.inputs:
             continue

@@ -10,7 +10,8 @@
    as JSON, and a residual graph (a spec file of bottleneck blocks, 1,000 to 100,000 layers):
    file size, read + expand + build the graph (archstat.load), archstat.analyze, and each per
    layer, which stays flat when the growth is linear. Medians of several runs below 1,000,000;
-   each process first loads a one-layer model, so that the first use's imports are not counted.
+   each process first loads a one-layer file of the same format, so that what the first load
+   imports and reads is not counted.
 
 Run `python bench/analysis.py scale` for the third part alone.
 """
@@ -127,9 +128,13 @@ def measure_file(path: Path, repeat: int) -> tuple[int, float, float]:
 
 
 def worker(path: str) -> None:
-    """One measurement in this fresh process, after a one-layer model has imported what loading
-    and analysis import on first use (the fixed cost); prints JSON."""
-    archstat.analyze(archstat.load({"name": "warm-up", "input": [3, 8, 8], "layers": [{"type": "relu"}]}))
+    """One measurement in this fresh process, after a one-layer spec file of the same format has
+    been loaded and analysed (what the first use imports and reads, such as the zoo's index, is a
+    fixed cost of the process, not of the layers); prints JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / f"warm-up{Path(path).suffix}"
+        warm.write_text(chain_text(1, "json" if warm.suffix == ".json" else "yaml"), encoding="utf-8")
+        archstat.analyze(archstat.load(warm))
     t0 = time.perf_counter()
     model = archstat.load(path)
     t1 = time.perf_counter()

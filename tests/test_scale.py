@@ -68,7 +68,8 @@ def test_a_long_chain_of_in_place_layers_loads():
     """Each in-place layer is checked against the earlier holders of its storage: one pass, not
     one per layer (20,000 in-place ReLUs sharing one storage)."""
     spec = {"name": "inplace", "input": [3, 8, 8],
-            "layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 1}] + [{"type": "relu", "inplace": True}] * N}
+            "layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 1}]
+            + [{"type": "relu", "inplace": True}] * N}
     model = archstat.load(spec)
     assert set(model.storage.values()) == {"input", "conv1"}
     assert archstat.analyze(model).totals["peak_activation_bytes"] == (3 + 4) * 64 * 4
@@ -165,7 +166,8 @@ def test_the_graph_is_the_one_networkx_builds_node_by_node():
                 ref.add_edge(src, name)
         assert list(model.graph.nodes(data=True)) == list(ref.nodes(data=True))
         assert list(model.graph.edges(data=True)) == list(ref.edges(data=True))
-        assert {n: list(model.graph.predecessors(n)) for n in model.graph} == {n: list(ref.predecessors(n)) for n in ref}
+        predecessors = {n: list(model.graph.predecessors(n)) for n in model.graph}
+        assert predecessors == {n: list(ref.predecessors(n)) for n in ref}
         assert nx.utils.graphs_equal(model.graph, ref) and nx.is_directed_acyclic_graph(model.graph)
         assert list(nx.topological_sort(model.graph))[0] == "input"
     model.graph.add_edge("input", "extra")
