@@ -118,12 +118,14 @@ class LivenessPlan:
         live = 0
         peak = 0
         during: dict[str, int] = {}
+        storage, free_after = self.storage, self.free_after
         for name in self.order:
-            if self.storage[name] == name:
+            if storage[name] == name:
                 live += nbytes[name]
             during[name] = live
-            peak = max(peak, live)
-            for owner in self.free_after[name]:
+            if live > peak:
+                peak = live
+            for owner in free_after[name]:
                 live -= nbytes[owner]
         return peak, during
 
@@ -134,18 +136,19 @@ def liveness(model: Model, training: bool = False) -> LivenessPlan:
     storage = model.storage
     order = model.order if training else model.inference_order
     outputs = set(model.outputs if training else model.inference_outputs)
+    layers = [layer for layer in model.layers() if training or not layer.training_only]
     last_use: dict[str, int] = {}
-    for step, name in enumerate(order):
-        layer = model.layer(name)
-        for node in (*layer.inputs, layer.name):
+    for step, layer in enumerate(layers):
+        for node in layer.inputs:
             last_use[storage[node]] = step
+        last_use[storage[layer.name]] = step
     for out in outputs:
         last_use[storage[out]] = len(order)
-    free_after: dict[str, list[str]] = {name: [] for name in order}
+    free_after: dict[str, tuple[str, ...]] = dict.fromkeys(order, ())
     for owner, step in last_use.items():
         if step < len(order):
-            free_after[order[step]].append(owner)
-    return LivenessPlan(tuple(order), storage, {k: tuple(v) for k, v in free_after.items()})
+            free_after[order[step]] += (owner,)
+    return LivenessPlan(tuple(order), storage, free_after)
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,9 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
     """
     rfs: dict[str, ReceptiveField] = {INPUT_NAME: ReceptiveField((1, 1), (1, 1), (0.0, 0.0))}
     axes: dict[str, tuple[int, int] | None] = {INPUT_NAME: (2, 3) if len(shapes[INPUT_NAME]) == 4 else None}
+    # the geometry of a layer depends only on its type, fields and input shapes, which repeat
+    # (a network stacks the same layers): asked of the registry once per combination
+    geometry: dict[tuple[Any, ...], tuple[Window | None, tuple[int, ...], tuple[int, ...] | None, int]] = {}
     for layer in model.layers():
         if not layer.inputs:
             continue
@@ -192,24 +198,29 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
         rf = rfs[srcs[0]] if len(srcs) == 1 else _union([rfs[src] for src in srcs])
         in_shapes = [shapes[src] for src in srcs]
         where = axes[srcs[0]]
-        window = ltype.window(in_shapes, attrs)
+        key = (ltype, id(attrs), where is None, *in_shapes)   # the layers outlive this call: so do their attrs' ids
+        known = geometry.get(key)
+        if known is None:
+            known = geometry[key] = (ltype.window(in_shapes, attrs),
+                                     ltype.mixing_axes(in_shapes, attrs) if where is not None else (),
+                                     ltype.permutation(in_shapes, attrs) if where is not None else None,
+                                     len(shapes[layer.name]))   # the output's rank, as its shape follows
+        window, mixed, perm, rank = known
         if window is not None and where != (2, 3):
             rf = ReceptiveField(rf.size, rf.stride, rf.offset, False)
         elif window is not None:
             # unequal windows (adaptive pooling): the field is the largest of any output
             rf = _widen(rf, window, rf.aligned and window.uniform)
         if where is not None:
-            mixed = ltype.mixing_axes(in_shapes, attrs)
             if where[0] in mixed or where[1] in mixed:
                 # every output reads the whole axis: the window that covers it from any
                 # position is 2 * extent - 1 wide, centred on the output
                 ext = [in_shapes[0][a] if a in mixed else 1 for a in where]
                 rf = _widen(rf, Window((2 * ext[0] - 1, 2 * ext[1] - 1), (1, 1), (ext[0] - 1, ext[1] - 1)),
                             rf.aligned)
-            perm = ltype.permutation(in_shapes, attrs)
             if perm is not None:
                 where = (perm.index(where[0]), perm.index(where[1]))
-            if len(shapes[layer.name]) <= max(where):
+            if rank <= max(where):
                 where = None
         axes[layer.name] = where
         rfs[layer.name] = rf
@@ -239,6 +250,16 @@ def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
     # a path that is already misaligned stays so, even where the merged centres agree
     aligned = all(r.aligned and r.offset == rfs[0].offset and r.stride == rfs[0].stride for r in rfs)
     return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
+
+
+def _numel(tensors: Mapping[str, Shape]) -> int:
+    """Elements of a layer's tensors (``{name: shape}``)."""
+    return sum(math.prod(shape) for shape in tensors.values()) if tensors else 0
+
+
+def _bias(tensors: Mapping[str, Shape]) -> int:
+    """Elements of a layer's ``bias`` tensor (0 without one)."""
+    return math.prod(tensors["bias"]) if "bias" in tensors else 0
 
 
 def training_step_flops(forward_flops: int, backward_flops: int, params: int, optimizer: str) -> int:
@@ -372,7 +393,7 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
         A bad argument, or a layer whose shape rule fails at this input size.
     """
     model = load(model)
-    with paused_gc():
+    with paused_gc(layers=len(model)):
         try:
             return _analyze(model, batch, dtype, input_shape, optimizer)
         except ArchstatError as exc:
@@ -387,7 +408,7 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
                             field="optimizer", hint=did_you_mean(str(optimizer), OPTIMIZERS))
     shapes = model.shapes(batch, input_shape)
     prod = math.prod
-    elements = {name: prod(shape) for name, shape in shapes.items()}
+    elements: dict[str, int] = {}
     rows: list[tuple[Any, ...]] = []
     own_bytes: dict[str, int] = {}
     transient_grad = 0
@@ -396,59 +417,73 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     backward = []
     needs_grad: dict[str, bool] = {}   # does the layer's output need a gradient in training?
     readers, storage, ties = model.readers, model.storage, model.ties
-    for layer in model.layers():
+    # a layer's counts depend only on its type, fields, input and output shapes and which inputs
+    # need a gradient, which repeat (a network stacks the same layers): each combination is asked
+    # of the registry once. The layers outlive this call, so their attrs' ids are theirs.
+    counted: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for layer, out in zip(model.layers(), shapes.values()):   # shapes: in the layers' order
         name = layer.name
         ltype = layer.type
         attrs = layer.attrs
-        out = shapes[name]
-        n_out = elements[name]
+        elements[name] = n_out = prod(out)
         if layer.inputs:
             ins = [shapes[src] for src in layer.inputs]
             grads_in = [needs_grad[src] for src in layer.inputs]
-            try:
-                all_params = ltype.param_shapes(ins, attrs)
-                all_buffers = ltype.buffer_shapes(ins, attrs)
-                if name in ties:
-                    pshapes, all_buffers = model.own_tensors(name, all_params), model.own_tensors(name, all_buffers)
-                else:
-                    pshapes = all_params
-                buffers = sum(prod(s) for s in all_buffers.values()) if all_buffers else 0
-                macs = ltype.macs(ins, out, attrs)
-                flops = ltype.flops(ins, out, attrs)
-                backward.append(ltype.backward_flops(ins, out, attrs, grads_in, Forward(macs, flops, all_params)))
-            except ArchstatError as exc:
-                raise exc.with_context(file=model.file, layer=name)
-            params = sum(prod(s) for s in pshapes.values()) if pshapes else 0
-            bias = prod(pshapes["bias"]) if "bias" in pshapes else 0
-            transient_grad = max(transient_grad, (n_out + sum(elements[src] for src in layer.inputs)) * size)
+            key = (ltype, id(attrs), out, *grads_in, *ins)
+            known = counted.get(key)
+            if known is None:
+                try:
+                    all_params = ltype.param_shapes(ins, attrs)
+                    all_buffers = ltype.buffer_shapes(ins, attrs)
+                    macs = ltype.macs(ins, out, attrs)
+                    flops = ltype.flops(ins, out, attrs)
+                    back = ltype.backward_flops(ins, out, attrs, grads_in, Forward(macs, flops, all_params))
+                except ArchstatError as exc:
+                    raise exc.with_context(file=model.file, layer=name)
+                known = counted[key] = (all_params, all_buffers, _numel(all_params), _bias(all_params),
+                                        _numel(all_buffers), macs, flops, back,
+                                        ltype.training_extra_bytes(n_out, size, attrs))
+            all_params, all_buffers, params, bias, buffers, macs, flops, back, extra = known
+            if name in ties:   # tensors another layer holds count there
+                pshapes = model.own_tensors(name, all_params)
+                params, bias, buffers = _numel(pshapes), _bias(pshapes), _numel(model.own_tensors(name, all_buffers))
+            n_in = elements[layer.inputs[0]] if len(layer.inputs) == 1 else sum(elements[src] for src in layer.inputs)
+            if (n_out + n_in) * size > transient_grad:
+                transient_grad = (n_out + n_in) * size
             own = n_out * size if storage[name] == name else 0
-            training_extra += ltype.training_extra_bytes(n_out, size, attrs)
+            training_extra += extra
             if layer.training_only:  # kept for the backward pass of a training step
                 training_extra += own
             needs_grad[name] = grad = bool(all_params) or True in grads_in
             if grad and readers[name] > 1:   # the readers' gradients are summed here
-                backward[-1] += (readers[name] - 1) * n_out
+                back += (readers[name] - 1) * n_out
+            backward.append(back)
         else:
             params = bias = buffers = macs = flops = 0
             own = n_out * size
-            needs_grad[name] = False
+            needs_grad[name] = grad = False
             backward.append(0)
         own_bytes[name] = own
         training_only.append(layer.training_only)
         rows.append((name, ltype.name, ltype.family, layer.inputs, out, params, params - bias, bias, buffers,
-                     macs, flops, n_out, own, params * size, buffers * size))
-    cols: dict[str, list[Any]] = dict(zip(COLUMNS, map(list, zip(*rows))))
+                     macs, flops, n_out, own, params * size, buffers * size, grad))
+    columns = list(COLUMNS)[:15]
+    cols: dict[str, list[Any]] = dict(zip(columns + ["needs_grad"], map(list, zip(*rows))))
+    needs_grad_column = cols.pop("needs_grad")
     peak, during = liveness(model).peak(own_bytes)
-    cols["live_bytes"] = [during.get(n, 0) for n in cols["name"]]
+    # live while each layer runs at inference (0 for training-only layers, which the plan skips)
+    cols["live_bytes"] = (list(during.values()) if len(during) == len(rows) else
+                          [during.get(n, 0) for n in cols["name"]])
     cols["training_only"] = training_only
-    cols["shares"] = [model.ties.get(layer.name) for layer in model.layers()]
+    cols["shares"] = [ties.get(layer.name) for layer in model.layers()] if ties else [None] * len(rows)
     cols["backward_flops"] = backward
-    cols["needs_grad"] = [needs_grad[n] for n in cols["name"]]
+    cols["needs_grad"] = needs_grad_column
     rfs = receptive_fields(model, shapes)
-    cols["rf_size"] = [rfs[n].size for n in cols["name"]]
-    cols["rf_stride"] = [rfs[n].stride for n in cols["name"]]
-    cols["rf_offset"] = [rfs[n].offset for n in cols["name"]]
-    cols["rf_aligned"] = [rfs[n].aligned for n in cols["name"]]
+    fields = list(rfs.values()) if len(rfs) == len(rows) else [rfs[n] for n in cols["name"]]
+    cols["rf_size"] = [rf.size for rf in fields]
+    cols["rf_stride"] = [rf.stride for rf in fields]
+    cols["rf_offset"] = [rf.offset for rf in fields]
+    cols["rf_aligned"] = [rf.aligned for rf in fields]
     totals: dict[str, Any] = {key: sum(cols[key]) for key in STATE_COLUMNS}
     at_inference = [not only for only in training_only]
     for key in WORK_COLUMNS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from types import MappingProxyType
 import gc
 import os
@@ -29,12 +30,22 @@ from .spec import INPUT_NAME, Spec, load_spec
 
 
 @contextlib.contextmanager
-def paused_gc():
+def paused_gc(layers: int = 0):
     """Pause the cyclic garbage collector while building many small objects.
 
     Loading and analysis allocate a few objects per layer and create no reference cycles
     to collect, but CPython's collector still walks every live object each time it runs,
     which made a 100,000-layer analysis 40% slower per layer than a 1,000-layer one.
+
+    On the way out of a large piece of work (``layers``: the model's size, when the caller
+    knows it; else more new objects than a model of ~20,000 layers makes), every object is
+    moved into the collector's oldest generation (``gc.freeze()`` then ``gc.unfreeze()``):
+    the next collection of the young generation would otherwise walk all that was built at
+    once (2 s after loading a million layers, 0.2 s after analysing them), then the middle
+    generation again, before the full collections that walk everything anyway. Nothing stays
+    frozen: a full collection still frees any cycle among them. Skipped when the program has
+    frozen objects of its own (``gc.get_freeze_count()``), which unfreeze would release. The
+    collector's state (enabled or not) is restored, also when an exception is raised.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -42,7 +53,16 @@ def paused_gc():
         yield
     finally:
         if enabled:
+            if gc.get_freeze_count() == 0 and (layers >= _PROMOTE_LAYERS or gc.get_count()[0] >= _PROMOTE_OBJECTS):
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
+
+
+#: a pause moves what it built into the oldest generation past this many layers, or past this
+#: many new objects (the collector's count: allocations less deallocations) when it is not told
+_PROMOTE_LAYERS = 20_000
+_PROMOTE_OBJECTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -101,30 +121,33 @@ class Model:
         self.weights: dict[str, dict[str, Any]] | None = None
         #: foreign nodes passed through without counts (an import with allow_unknown)
         self.uncounted: list[dict[str, Any]] = []
-        self.graph = nx.DiGraph(name=spec.name)
         input_type = registry.get(INPUT_NAME, internal=True)
-        self.graph.add_node(INPUT_NAME, layer=Layer(INPUT_NAME, input_type, {}, ()), type=INPUT_NAME)
-        for rec in spec.layers:
-            self.graph.add_node(rec.name, layer=Layer(rec.name, rec.type, rec.attrs, rec.inputs,
-                                                      rec.training_only, rec.shares, rec.call),
-                                type=rec.type.name)
-        for rec in spec.layers:
-            for src in rec.inputs:
-                self.graph.add_edge(src, rec.name)
-        self.order = self._topological_order(spec)
-        nodes = self.graph.nodes
-        self._layers: list[Layer] = [nodes[name]["layer"] for name in self.order]
+        layers = [Layer(INPUT_NAME, input_type, {}, ())]
+        layers += [Layer(rec.name, rec.type, rec.attrs, rec.inputs, rec.training_only, rec.shares, rec.call)
+                   for rec in spec.layers]
+        #: each layer by name (the graph's nodes hold the same objects)
+        self._by_name: dict[str, Layer] = {layer.name: layer for layer in layers}
+        self.graph = nx.DiGraph(name=spec.name)
+        order = self._spec_order(spec)
+        if order is None:   # the spec lists a layer before one it reads: the graph gives the order
+            self._add_nodes(layers, None)
+            order = self._topological_order(spec)
+            layers = [self._by_name[name] for name in order]
+        self.order = order
+        self._layers: list[Layer] = layers
         self._check_training_only()
         self.inference_order = [layer.name for layer in self._layers if not layer.training_only]
         if len(self.inference_order) == 1 and len(self.order) > 1:
             raise ArchstatError("every layer is training_only: nothing would run at inference", file=self.file,
                                 field="training_only", hint="mark only the branches that run in training alone")
         shapes = self.shapes(batch=1)
-        # the layouts of views depend on the batch axis too: judge them at batch 2
-        self.storage = self._storage_owners({name: (2, *shape[1:]) for name, shape in shapes.items()})
+        if self.graph.number_of_nodes():
+            for name, shape in shapes.items():
+                self.graph.nodes[name]["shape"] = shape[1:]
+        else:
+            self._add_nodes(layers, shapes)
+        self.storage = self._storage_owners(shapes)
         self._check_in_place()
-        for name, shape in shapes.items():
-            self.graph.nodes[name]["shape"] = shape[1:]
         self._check_shares(shapes)
         #: how many layers read each node's output
         self.readers: dict[str, int] = {name: len(succ) for name, succ in self.graph.adjacency()}
@@ -134,11 +157,40 @@ class Model:
             read = {src for layer in self._layers if not layer.training_only for src in layer.inputs}
             self.inference_outputs = [n for n in self.inference_order if n not in read]
 
+    def _add_nodes(self, layers: list[Layer], shapes: Mapping[str, Shape] | None) -> None:
+        """The graph's nodes, in the spec's order (``shape`` too, when known), then its edges.
+
+        A million ``add_node`` and ``add_edge`` calls cost ~4 s; this fills the dict of dicts
+        a ``networkx.DiGraph`` is made of (``_node``, ``_succ``, ``_pred``: nodes' attributes,
+        successors and predecessors, each edge's attribute dict shared by both sides, all
+        plain dicts, the DiGraph's factories) as those calls would, on a graph made here."""
+        graph = self.graph
+        node, succ, pred = graph._node, graph._succ, graph._pred
+        for layer in layers:
+            name = layer.name
+            node[name] = ({"layer": layer, "type": layer.type.name} if shapes is None else
+                          {"layer": layer, "type": layer.type.name, "shape": shapes[name][1:]})
+            succ[name] = {}
+            pred[name] = {}
+        for layer in layers:
+            name = layer.name
+            for src in layer.inputs:
+                if name not in succ[src]:   # a layer that reads one input twice has one edge
+                    succ[src][name] = pred[name][src] = {}
+
     # -- structure --------------------------------------------------------------
+    def _spec_order(self, spec: Spec) -> list[str] | None:
+        """The spec's order, input first, when every layer comes after the layers it reads."""
+        position = {INPUT_NAME: -1}
+        for rec in spec.layers:
+            for src in rec.inputs:
+                if src not in position:
+                    return None
+            position[rec.name] = rec.index
+        return [INPUT_NAME, *(rec.name for rec in spec.layers)]
+
     def _topological_order(self, spec: Spec) -> list[str]:
         position = {INPUT_NAME: -1, **{rec.name: rec.index for rec in spec.layers}}
-        if all(position[src] < rec.index for rec in spec.layers for src in rec.inputs):
-            return [INPUT_NAME] + [rec.name for rec in spec.layers]  # the spec's order is already one
         try:
             # spec order wherever the dependencies allow it, so reports read like the spec
             return list(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
@@ -154,11 +206,13 @@ class Model:
 
     def _check_training_only(self) -> None:
         """A layer that runs at inference cannot read one that runs only in training."""
+        if not any(layer.training_only for layer in self._layers):
+            return
         for layer in self._layers:
             if layer.training_only:
                 continue
             for src in layer.inputs:
-                if self.graph.nodes[src]["layer"].training_only:
+                if self._by_name[src].training_only:
                     raise ArchstatError(f"this layer runs at inference but reads '{src}', which runs only in "
                                         "training", file=self.file, layer=layer.name, field="inputs",
                                         hint="mark this layer training_only too, or read a layer that "
@@ -170,15 +224,20 @@ class Model:
         that shares all (a module called twice) is of the owner's type; every shared tensor has
         the owner's tensor's shape."""
         tensors: dict[str, dict[str, Shape]] = {}
-        for layer in self._layers[1:]:
-            ins = [shapes[src] for src in layer.inputs]
-            tensors[layer.name] = {**layer.type.param_shapes(ins, layer.attrs),
-                                   **layer.type.buffer_shapes(ins, layer.attrs)}
+
+        def tensors_of(name: str) -> dict[str, Shape]:
+            if name not in tensors:
+                layer = self._by_name[name]
+                ins = [shapes[src] for src in layer.inputs]
+                tensors[name] = {**layer.type.param_shapes(ins, layer.attrs),
+                                 **layer.type.buffer_shapes(ins, layer.attrs)}
+            return tensors[name]
+
         self.ties: dict[str, dict[str, str]] = {}
         for layer in self._layers:
             if not layer.shares:
                 continue
-            mine = tensors[layer.name]
+            mine = tensors_of(layer.name)
             ties: dict[str, str] = {}
             for tensor, owner in layer.shares.items():
                 other = self.layer(owner)
@@ -190,10 +249,10 @@ class Model:
                         raise ArchstatError(f"has no tensor {name!r} to share (it has: {', '.join(mine) or 'none'})",
                                             file=self.file, layer=layer.name, field="shares",
                                             hint=did_you_mean(name, mine))
-                    theirs = tensors[owner].get(name)
+                    theirs = tensors_of(owner).get(name)
                     if theirs is None:
                         raise ArchstatError(f"shares {name!r} with '{owner}', a {other.type.name} layer that has no "
-                                            f"{name!r} (it has: {', '.join(tensors[owner]) or 'none'})",
+                                            f"{name!r} (it has: {', '.join(tensors_of(owner)) or 'none'})",
                                             file=self.file, layer=layer.name, field="shares",
                                             hint="name a layer that holds this tensor")
                     if theirs != mine[name]:
@@ -231,22 +290,32 @@ class Model:
         """For each node, the node whose output owns the memory it writes: itself, or, for
         in-place layers and views, the owner of its first input's storage.
 
-        A view follows its input's layout (strides, at batch 2 so that the batch axis counts):
-        where no view of that layout exists, as for a flatten of a permuted tensor, the layer
-        copies, as NumPy's and PyTorch's reshape do, and owns its storage. A layer that
-        computes a new tensor gives a C-contiguous one. ``shapes``: at batch 2."""
+        A view follows its input's layout (strides, judged at batch 2 so that the batch axis
+        counts): where no view of that layout exists, as for a flatten of a permuted tensor, the
+        layer copies, as NumPy's and PyTorch's reshape do, and owns its storage. A layer that
+        computes a new tensor gives a C-contiguous one. ``shapes``: at batch 1."""
         storage: dict[str, str] = {}
-        strides: dict[str, tuple[int, ...]] = {}
+        #: whether each node's output is C-contiguous (a permute's view is not)
+        self.contiguous: dict[str, bool] = {}
+        odd: dict[str, tuple[int, ...]] = {}   # the strides of outputs that are not C-contiguous
+
+        def strides(name: str) -> tuple[int, ...]:
+            return odd[name] if name in odd else _contiguous((2, *shapes[name][1:]))
+
         for layer in self._layers:
-            ltype, src = layer.type, (layer.inputs[0] if layer.inputs else None)
+            name, ltype, src = layer.name, layer.type, (layer.inputs[0] if layer.inputs else None)
             view = None
             if src is not None and ltype.shares_input_storage(layer.attrs):
-                view = (ltype.view_strides(shapes[src], strides[src], layer.attrs) if ltype.is_view
-                        else strides[src])   # in place: the input's own array
-            storage[layer.name] = layer.name if view is None else storage[src]
-            strides[layer.name] = view if view is not None else _contiguous(shapes[layer.name])
-        #: whether each node's output is C-contiguous (a permute's view is not)
-        self.contiguous = {name: strides[name] == _contiguous(shapes[name]) for name in strides}
+                view = (ltype.view_strides((2, *shapes[src][1:]), strides(src), layer.attrs) if ltype.is_view
+                        else strides(src))   # in place: the input's own array
+            if view is None:
+                storage[name] = name
+                self.contiguous[name] = True
+            else:
+                storage[name] = storage[src]
+                self.contiguous[name] = view == _contiguous((2, *shapes[name][1:]))
+                if not self.contiguous[name]:
+                    odd[name] = view
         return storage
 
     def owns_storage(self, name: str) -> bool:
@@ -255,31 +324,58 @@ class Model:
 
     def _check_in_place(self) -> None:
         """An in-place layer must be the last reader of the values it overwrites: no layer
-        after it may read that storage's old contents (directly or through a view)."""
+        after it may read that storage's old contents (directly or through a view).
+
+        One pass: for each storage an in-place layer writes, the two latest readers (of two
+        different names) of the nodes that held it before; the first layer that fails is
+        then described by :meth:`_in_place_error`."""
+        writers = [layer for layer in self._layers if layer.inputs and layer.type.writes_in_place(layer.attrs)]
+        if not writers:
+            return
         position = {name: i for i, name in enumerate(self.order)}
-        holders: dict[str, list[str]] = {}  # storage owner -> nodes holding it, in order
+        storage, succ = self.storage, self.graph.succ
+        owners = {storage[layer.name] for layer in writers}
+        holders: dict[str, list[str]] = {owner: [] for owner in owners}   # nodes holding it, in order
         for name in self.order:
-            holders.setdefault(self.storage[name], []).append(name)
-        for layer in self._layers:
-            if not (layer.inputs and layer.type.writes_in_place(layer.attrs)):
-                continue
-            here = position[layer.name]
-            for holder in holders[self.storage[layer.name]]:
-                if position[holder] >= here:
-                    break  # later holders carry the new values
-                for reader in self.graph.successors(holder):
-                    if reader != layer.name and position[reader] > here:
-                        via = "" if holder == layer.inputs[0] else f" (through the view '{holder}')"
-                        raise ArchstatError(
-                            f"inplace: true would overwrite '{layer.inputs[0]}', which '{reader}' reads "
-                            f"later{via}", file=self.file, layer=layer.name, field="inplace",
-                            hint="set inplace: false")
+            if storage[name] in holders:
+                holders[storage[name]].append(name)
+        seen = dict.fromkeys(owners, 0)            # holders of each storage taken into `latest`
+        latest: dict[str, list[tuple[int, str]]] = {owner: [] for owner in owners}
+        for layer in writers:
+            owner, here = storage[layer.name], position[layer.name]
+            mine, top = holders[owner], latest[owner]
+            while seen[owner] < len(mine) and position[mine[seen[owner]]] < here:
+                for reader in succ[mine[seen[owner]]]:
+                    entry = (position[reader], reader)
+                    if entry not in top:
+                        top.append(entry)
+                        top.sort(reverse=True)
+                        del top[2:]
+                seen[owner] += 1
+            if any(name != layer.name and at > here for at, name in top):
+                raise self._in_place_error(layer, holders[owner], position)
+
+    def _in_place_error(self, layer: Layer, holders: list[str], position: Mapping[str, int]) -> ArchstatError:
+        """The error of an in-place layer that overwrites values a later layer reads: the first
+        holder of the storage, in execution order, with such a reader."""
+        here = position[layer.name]
+        for holder in holders:
+            if position[holder] >= here:
+                break
+            for reader in self.graph.successors(holder):
+                if reader != layer.name and position[reader] > here:
+                    via = "" if holder == layer.inputs[0] else f" (through the view '{holder}')"
+                    return ArchstatError(
+                        f"inplace: true would overwrite '{layer.inputs[0]}', which '{reader}' reads "
+                        f"later{via}", file=self.file, layer=layer.name, field="inplace",
+                        hint="set inplace: false")
+        raise AssertionError("no reader after the in-place layer")
 
     def layer(self, name: str) -> Layer:
         """The :class:`Layer` called ``name``."""
         try:
-            return self.graph.nodes[name]["layer"]
-        except KeyError:
+            return self._by_name[name]
+        except (KeyError, TypeError):
             raise ArchstatError(f"no layer named {name!r}", file=self.file,
                                 hint=did_you_mean(name, self.order)) from None
 
@@ -318,6 +414,7 @@ class Model:
         return cache[key]
 
     def _compute_shapes(self, batch: int, in_shape: tuple[int, ...]) -> dict[str, Shape]:
+        """Every node's shape, in the layers' order (the analysis walks both together)."""
         shapes: dict[str, Shape] = {INPUT_NAME: (batch, *in_shape)}
         for layer in self._layers[1:]:
             try:
@@ -328,6 +425,7 @@ class Model:
         return shapes
 
 
+@functools.lru_cache(maxsize=4096)
 def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
     """C-contiguous strides, in elements."""
     out, step = [], 1

@@ -17,6 +17,8 @@ from .spec import INPUT_NAME, LayerRecord, RESERVED_NAMES, derive
 from .spec_values import normalised, substitute, variables_in
 
 ENTRY_KEYS = ("name", "inputs", "repeat", "when", "unless", "training_only", "shares", "call")
+#: keys of a layer entry that are not the layer type's fields
+_NOT_FIELDS = frozenset(ENTRY_KEYS) | {"type"}
 BLOCK_KEYS = ("args", "let", "layers", "description")
 #: refuse specs that would expand beyond this many layers (a typo such as repeat: 10000000)
 MAX_LAYERS = 1_000_000
@@ -71,6 +73,7 @@ class _Scope:
     depth: int = 0
     block: str | None = None          # the block definition being expanded (None at top level)
     training_only: bool = False       # every layer expanded here runs only in training
+    _first_copy: dict[str, Any] | None = None
 
     def resolve(self, ref: str, full_names: Mapping[str, Any], aliases: Mapping[str, str]) -> str | None:
         scope: _Scope | None = self
@@ -88,6 +91,12 @@ class _Scope:
         if ref in full_names:
             return ref
         return aliases.get(ref)
+
+    def first_copy(self) -> dict[str, Any]:
+        """The variables with ``i = 1``."""
+        if self._first_copy is None:
+            self._first_copy = dict(self.variables, i=1)
+        return self._first_copy
 
     def visible(self, full_names: Mapping[str, Any], aliases: Mapping[str, str]) -> list[str]:
         names: list[str] = [INPUT_NAME]
@@ -109,9 +118,8 @@ class _Expander:
         self.by_name: dict[str, LayerRecord] = {}
         self.aliases: dict[str, str] = {}            # block instance name -> its last layer
         self._size_hints: dict[str, int] = {}
-        # (record, references as written, their scope); None as the scope marks the default
-        # input, which is already a full name and must not be looked up among local names
-        self.pending: list[tuple[LayerRecord, list[str], _Scope | None]] = []
+        # (record, references as written in its 'inputs', their scope)
+        self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
 
     def error(self, message: str, layer: str | None = None, field: str | None = None,
@@ -135,9 +143,6 @@ class _Expander:
         for record, refs, scope in self.pending:
             resolved = []
             for ref in refs:
-                if scope is None:
-                    resolved.append(ref)
-                    continue
                 full = scope.resolve(ref, self.by_name, self.aliases)
                 if full is None and ref == INPUT_NAME:
                     full = INPUT_NAME
@@ -162,15 +167,15 @@ class _Expander:
     # -- one list of entries in one scope; returns the last layer's full name
     def expand(self, entries: list[Any], scope: _Scope, previous: str, block: str | None = None) -> str:
         for position, raw in enumerate(entries):
-            if not isinstance(raw, Mapping):
+            if type(raw) is not dict and not isinstance(raw, Mapping):
                 raise self.error(f"layer #{position + 1} must be a mapping like {{type: conv2d, ...}}, "
                                  f"got {short_repr(raw)}", field=f"blocks.{block}.layers" if block else "layers")
             previous = self.entry(raw, scope, previous, position)
         return previous
 
     def entry(self, raw: Mapping[str, Any], scope: _Scope, previous: str, position: int) -> str:
-        where = str(raw["name"]) if isinstance(raw.get("name"), (str, int)) and not isinstance(
-            raw.get("name"), bool) else f"#{position + 1}"
+        name = raw.get("name")
+        where = str(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else f"#{position + 1}"
         if ("type" in raw) == ("block" in raw):
             raise self.error("each layer needs exactly one of 'type' (a layer) or 'block' (a block instance)",
                              where, "type")
@@ -188,8 +193,12 @@ class _Expander:
             training_only = training_only or flag
         for copy in range(1, repeat + 1):
             # an entry that repeats binds i to its copy; any other entry sees the enclosing i
-            variables = (dict(scope.variables, i=copy) if "repeat" in raw or "i" not in scope.variables
-                         else scope.variables)
+            if "repeat" in raw:
+                variables = dict(scope.variables, i=copy)
+            elif "i" in scope.variables:
+                variables = scope.variables
+            else:   # the top level's i = 1, one dict for all its entries (variables are only read)
+                variables = scope.first_copy()
             if not self.kept(raw, variables, where):   # when/unless, decided for each copy
                 continue
             inputs = raw.get("inputs") if copy == 1 else None
@@ -277,8 +286,7 @@ class _Expander:
             raise exc.with_context(file=self.label, layer=where)
         local, full = self.name_for(raw, scope, variables, ltype.alias, copy, repeat, where)
         self.claim(full, local, scope, where)
-        fields = {k: self.sub(v, variables, full, str(k)) for k, v in raw.items()
-                  if k not in ENTRY_KEYS and k != "type"}
+        fields = {k: self.sub(v, variables, full, str(k)) for k, v in raw.items() if k not in _NOT_FIELDS}
         try:
             attrs = normalised(ltype, fields)
         except ArchstatError as exc:
@@ -286,14 +294,17 @@ class _Expander:
                 exc.message += f" (in block {scope.block!r}, defined under 'blocks')"
             raise exc.with_context(file=self.label, layer=full)
         refs = self.input_refs(inputs, previous, variables, full, ltype)
-        ref_scope = scope if inputs is not None else None
         if len(self.records) >= MAX_LAYERS:
             raise self.error(f"the spec expands to more than {MAX_LAYERS:,} layers", full, "repeat",
                              "check the repeat counts (nested repeats multiply)")
-        record = LayerRecord(full, ltype, attrs, (), len(self.records), training_only)
+        # the default input is already a full name; names written in 'inputs' are resolved
+        # once every layer exists (they may name a later one)
+        record = LayerRecord(full, ltype, attrs, tuple(refs) if inputs is None else (), len(self.records),
+                             training_only)
         self.records.append(record)
         self.by_name[full] = record
-        self.pending.append((record, refs, ref_scope))
+        if inputs is not None:
+            self.pending.append((record, refs, scope))
         if "call" in raw:
             call = self.sub(raw["call"], variables, full, "call")
             if call not in registry.TORCH_CALLS:

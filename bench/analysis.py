@@ -5,14 +5,24 @@
    (they run the model: 0.1-0.3 s for ResNet-152 on this machine, perf-anchors.md).
 2. Every zoo model (specs/zoo.yaml): archstat.load by name (cold: the first in the process;
    warm: again) and archstat.analyze, against the target of under 10 ms for any zoo model.
-3. Generated residual graphs of 1,000 to 100,000 layers: load and analyze times, and the
-   time per layer, which stays flat when the growth is linear.
+3. Scale, each in a fresh process (`archstat report big.yaml`'s path): a chain of ReLUs written
+   to a YAML file (1,000 to 1,000,000 layers; the target is under 30 s for a million), the same
+   as JSON, and a residual graph (a spec file of bottleneck blocks, 1,000 to 100,000 layers):
+   file size, read + expand + build the graph (archstat.load), archstat.analyze, and each per
+   layer, which stays flat when the growth is linear. Medians of several runs below 1,000,000;
+   each process first loads a one-layer file of the same format, so that what the first load
+   imports and reads is not counted.
+
+Run `python bench/analysis.py scale` for the third part alone.
 """
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +32,8 @@ import archstat.zoo
 ROOT = Path(__file__).resolve().parents[1]
 #: the target for loading and analysing any one zoo model by name
 ZOO_TARGET_MS = 10.0
+#: the target for reading, loading and analysing a million-layer spec file
+SCALE_TARGET_S = 30.0
 
 
 def timed(fn, repeat: int) -> float:
@@ -91,15 +103,74 @@ def main() -> None:
               + ", ".join(f"{r[3]} ({r[4]:,} layers) {r[k] * 1e3:.1f} ms" for r in ranked[:3])
               + f"; {over} of {len(times)} at or over the target")
     print()
-    print(f"{'layers':>8}  {'load ms':>9}  {'analyze ms':>10}  {'analyze us/layer':>16}")
-    for blocks in (100, 1_000, 10_000):
-        spec = residual_spec(blocks)
-        t0 = time.perf_counter()
-        m = archstat.load(spec)
-        t_load = time.perf_counter() - t0
-        t = timed(lambda: archstat.analyze(m), 3 if blocks < 10_000 else 1)
-        print(f"{len(m):>8,}  {t_load * 1e3:9.0f}  {t * 1e3:10.1f}  {t / len(m) * 1e6:16.2f}")
+    scale()
+
+
+def chain_text(layers: int, fmt: str) -> str:
+    """A chain of ReLUs as a spec file's text, one line per layer."""
+    if fmt == "json":   # compact: a million layers stay under spec_io.MAX_SPEC_BYTES (16 MiB)
+        return '{"name":"chain","input":[3,8,8],"layers":[' + ",".join(['{"type":"relu"}'] * layers) + "]}\n"
+    return "name: chain\ninput: [3, 8, 8]\nlayers:\n" + "- {type: relu}\n" * layers
+
+
+def measure_file(path: Path, repeat: int) -> tuple[int, float, float]:
+    """(layers, load s, analyze s): medians over `repeat` fresh processes, each loading the file
+    (read, expand, build the graph) and analysing it once."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, __file__, "--worker", str(path)], check=True, env=env,
+                             capture_output=True, text=True).stdout
+        runs.append(json.loads(out))
+    return (runs[0]["layers"], statistics.median(r["load"] for r in runs),
+            statistics.median(r["analyze"] for r in runs))
+
+
+def worker(path: str) -> None:
+    """One measurement in this fresh process, after a one-layer spec file of the same format has
+    been loaded and analysed (what the first use imports and reads, such as the zoo's index, is a
+    fixed cost of the process, not of the layers); prints JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / f"warm-up{Path(path).suffix}"
+        warm.write_text(chain_text(1, "json" if warm.suffix == ".json" else "yaml"), encoding="utf-8")
+        archstat.analyze(archstat.load(warm))
+    t0 = time.perf_counter()
+    model = archstat.load(path)
+    t1 = time.perf_counter()
+    archstat.analyze(model)
+    t2 = time.perf_counter()
+    print(json.dumps({"layers": len(model), "load": t1 - t0, "analyze": t2 - t1}))
+
+
+def scale() -> None:
+    import yaml
+
+    print(f"Scale: a spec file read, expanded, built into a graph (load) and analysed, each in a fresh "
+          f"process; target < {SCALE_TARGET_S:.0f} s for 1,000,000 layers")
+    print(f"  {'spec':<15} {'layers':>9} {'file MB':>8} {'load s':>8} {'analyze s':>9} {'total s':>8}"
+          f"   us/layer: {'load':>6} {'analyze':>7} {'total':>6}")
+    cases = [("relu chain yaml", n, "yaml") for n in (1_000, 10_000, 100_000, 1_000_000)]
+    cases += [("relu chain json", n, "json") for n in (100_000, 1_000_000)]
+    cases += [("residual yaml", blocks, "residual") for blocks in (100, 1_000, 10_000)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, n, fmt in cases:
+            path = Path(tmp) / f"{fmt}-{n}.{'json' if fmt == 'json' else 'yaml'}"
+            if fmt == "residual":
+                path.write_text(yaml.safe_dump(residual_spec(n), sort_keys=False), encoding="utf-8")
+            else:
+                path.write_text(chain_text(n, fmt), encoding="utf-8")
+            layers, t_load, t_an = measure_file(path, 1 if n >= 1_000_000 else 3 if n >= 10_000 else 5)
+            total = t_load + t_an
+            print(f"  {label:<15} {layers:>9,} {path.stat().st_size / 1e6:>8.2f} {t_load:>8.2f} {t_an:>9.2f} "
+                  f"{total:>8.2f}   {'':>9} {t_load / layers * 1e6:>6.1f} {t_an / layers * 1e6:>7.1f} "
+                  f"{total / layers * 1e6:>6.1f}", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--worker"]:
+        worker(sys.argv[2])
+    elif sys.argv[1:2] == ["scale"]:
+        scale()
+    else:
+        main()
