@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from itertools import compress
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .errors import ArchstatError, did_you_mean
 from .graph import Model, load, paused_gc
@@ -236,7 +236,6 @@ def _widen(rf: ReceptiveField, window: Window, aligned: bool) -> ReceptiveField:
                           (jh * window.stride[0], jw * window.stride[1]),
                           (oh + ((eh - 1) / 2 - window.padding[0]) * jh,
                            ow + ((ew - 1) / 2 - window.padding[1]) * jw), aligned)
-    return ReceptiveField(tuple(size), tuple(stride), tuple(offset), aligned)
 
 
 def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
@@ -400,6 +399,31 @@ def analyze(model: Model | Any, batch: int = 1, dtype: str = "float32",
             raise exc.with_context(file=model.file)
 
 
+class _Row(NamedTuple):
+    """What the layer loop of :func:`_analyze` finds per layer, named as the columns of
+    :data:`COLUMNS` it fills (the other columns come from the liveness plan, the receptive
+    fields and the model)."""
+
+    name: str
+    type: str
+    family: str
+    inputs: tuple[str, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    weight_params: int
+    bias_params: int
+    buffers: int
+    macs: int
+    flops: int
+    activations: int
+    activation_bytes: int
+    param_bytes: int
+    buffer_bytes: int
+    needs_grad: bool
+    backward_flops: int
+    training_only: bool
+
+
 def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] | None,
              optimizer: str) -> Analysis:
     size = itemsize(dtype)
@@ -409,12 +433,10 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     shapes = model.shapes(batch, input_shape)
     prod = math.prod
     elements: dict[str, int] = {}
-    rows: list[tuple[Any, ...]] = []
+    rows: list[_Row] = []
     own_bytes: dict[str, int] = {}
     transient_grad = 0
     training_extra = 0
-    training_only = []
-    backward = []
     needs_grad: dict[str, bool] = {}   # does the layer's output need a gradient in training?
     readers, storage, ties = model.readers, model.storage, model.ties
     # a layer's counts depend only on its type, fields, input and output shapes and which inputs
@@ -457,27 +479,20 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
             needs_grad[name] = grad = bool(all_params) or True in grads_in
             if grad and readers[name] > 1:   # the readers' gradients are summed here
                 back += (readers[name] - 1) * n_out
-            backward.append(back)
         else:
-            params = bias = buffers = macs = flops = 0
+            params = bias = buffers = macs = flops = back = 0
             own = n_out * size
             needs_grad[name] = grad = False
-            backward.append(0)
         own_bytes[name] = own
-        training_only.append(layer.training_only)
-        rows.append((name, ltype.name, ltype.family, layer.inputs, out, params, params - bias, bias, buffers,
-                     macs, flops, n_out, own, params * size, buffers * size, grad))
-    columns = list(COLUMNS)[:15]
-    cols: dict[str, list[Any]] = dict(zip(columns + ["needs_grad"], map(list, zip(*rows))))
-    needs_grad_column = cols.pop("needs_grad")
+        rows.append(_Row(name, ltype.name, ltype.family, layer.inputs, out, params, params - bias, bias, buffers,
+                         macs, flops, n_out, own, params * size, buffers * size, grad, back, layer.training_only))
+    cols: dict[str, list[Any]] = dict(zip(_Row._fields, map(list, zip(*rows))))
+    training_only, backward = cols["training_only"], cols["backward_flops"]
     peak, during = liveness(model).peak(own_bytes)
     # live while each layer runs at inference (0 for training-only layers, which the plan skips)
     cols["live_bytes"] = (list(during.values()) if len(during) == len(rows) else
                           [during.get(n, 0) for n in cols["name"]])
-    cols["training_only"] = training_only
     cols["shares"] = [ties.get(layer.name) for layer in model.layers()] if ties else [None] * len(rows)
-    cols["backward_flops"] = backward
-    cols["needs_grad"] = needs_grad_column
     rfs = receptive_fields(model, shapes)
     fields = list(rfs.values()) if len(rfs) == len(rows) else [rfs[n] for n in cols["name"]]
     cols["rf_size"] = [rf.size for rf in fields]
@@ -505,4 +520,5 @@ def _analyze(model: Model, batch: int, dtype: str, input_shape: tuple[int, ...] 
     totals["batch"] = batch
     totals["dtype"] = dtype
     totals["layers"] = len(model)
+    cols = {key: cols[key] for key in COLUMNS}   # the columns' one order: COLUMNS'
     return Analysis(model, batch, dtype, tuple(shapes[INPUT_NAME][1:]), cols, totals)

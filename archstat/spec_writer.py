@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from .errors import ArchstatError
 from .outfile import write_file
 from .graph import Model, load
 from .layers.fields import INFERRED, REQUIRED

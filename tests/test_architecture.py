@@ -108,3 +108,12 @@ def test_the_floor_table_of_the_page_matches_this_test():
             continue
         shown = name.split(".")[-1] if "." in name else name
         assert shown in floors[floor], (name, floor, floors[floor][:80])
+
+
+def test_the_analysis_rows_are_named_as_the_columns():
+    """The layer loop's row type names what it fills; every name is a documented column."""
+    from archstat.analysis import COLUMNS, _Row
+    assert set(_Row._fields) <= set(COLUMNS)
+    import archstat
+    a = archstat.analyze(archstat.load("lenet5"))
+    assert list(a.layers.columns) == list(COLUMNS)
