@@ -78,7 +78,6 @@ def space_figure(frame, path: str | Path, *, title: str = "", points: Sequence[d
     ax.set_ylabel("parameters (millions)")
     ax.set_title("MACs against parameters")
     ax.grid(alpha=0.3)
-    _labels(labelled)
     head = title or "design space"
     if frame.attrs.get("mode") == "sample":
         head += f", {n:,} sampled (seed {frame.attrs.get('seed')})"
@@ -96,6 +95,7 @@ def space_figure(frame, path: str | Path, *, title: str = "", points: Sequence[d
                                   label="zoo model of this spec at other args or another input size"))
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.tight_layout(rect=(0, 0.04 if points else 0, 1, 0.97))
+    _labels(labelled)
     return save(fig, path)
 
 
@@ -129,17 +129,17 @@ def _log(axis, values) -> None:
 
 
 def _labels(labelled) -> None:
-    """Name the zoo's models beside their stars, kept apart where adjustText is installed."""
+    """Name the zoo's models beside their stars, no label over another or over a star (the
+    figures' shared placer; stars drawn over one another share a label). Call once the layout
+    is final."""
+    from ..report.labels import place_labels
     by_axis: dict[Any, list] = {}
     for ax, x, y, name in labelled:
         by_axis.setdefault(ax, []).append((x, y, name))
     for ax, items in by_axis.items():
-        texts = [ax.text(x, y, " " + _short(name), fontsize=8, color=_ZOO, va="top") for x, y, name in items]
-        try:
-            from ..report.plots_zoo import _place_labels
-            _place_labels(ax, texts, [x for x, _, _ in items], [y for _, y, _ in items])
-        except ImportError:   # adjustText is optional: the labels stay beside their stars
-            pass
+        spots = [(x, y) for x, y, _ in items]
+        place_labels(ax, spots, [_short(name) for _, _, name in items], spots, 13 ** 2, fontsize=8,
+                     styles=[{"color": _ZOO}] * len(items))
 
 
 @styled
