@@ -117,3 +117,26 @@ def test_the_analysis_rows_are_named_as_the_columns():
     import archstat
     a = archstat.analyze(archstat.load("lenet5"))
     assert list(a.layers.columns) == list(COLUMNS)
+
+
+def test_nothing_outside_the_registry_branches_on_a_layer_type_name():
+    """No comparison or membership test against a registered type's name outside layers/ (the
+    importers and the peer tools' conventions map foreign names onto the registry's: their tables
+    are their own knowledge, docs/architecture.md says so)."""
+    from archstat.layers import all_types
+    names = set(all_types()) - {"input"}
+    allowed = ("layers", "importers", "conventions")
+    found = []
+    for module, path in modules():
+        rel, _ = floor_of(module)
+        if rel.split(".")[0] in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                for side in [node.left, *node.comparators]:
+                    values = [side] if isinstance(side, ast.Constant) else (
+                        side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [])
+                    for v in values:
+                        if isinstance(v, ast.Constant) and v.value in names:
+                            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {v.value!r}")
+    assert not found, found

@@ -126,8 +126,10 @@ def memory_and_params(models: Sequence[dict[str, Any]], path: str | Path) -> Pat
         ax_p.set_yticklabels([])
         total_mem = sum(mem)
         total_par = sum(par)
-        conv_mem = sum(m for m, l in zip(mem, layers) if l["family"] not in ("linear", "shape"))  # not input/FC
-        fc_par = sum(p for p, l in zip(par, layers) if l["family"] == "linear")
+        from ..layers.linear import FAMILY as FC
+        from ..layers.shape import FAMILY as SHAPE
+        conv_mem = sum(m for m, l in zip(mem, layers) if l["family"] not in (FC, SHAPE))  # not input/FC
+        fc_par = sum(p for p, l in zip(par, layers) if l["family"] == FC)
         ax_m.set_title(f"{model['title']}: activation memory per layer\n"
                        f"{100 * conv_mem / total_mem:.0f}% before the FC layers, input aside ({total_mem:.1f} MB with it)")
         ax_p.set_title(f"{model['title']}: parameters per layer\n"

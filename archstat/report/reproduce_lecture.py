@@ -8,8 +8,10 @@ from typing import Any
 
 from ..analysis import Analysis, analyze, itemsize
 from ..graph import load
-from ..layers.conv import FAMILY as CONV  # the lecture's CONV and FC categories
+from ..layers.activation import FAMILY as ACTIVATION
+from ..layers.conv import FAMILY as CONV  # the lecture's CONV, POOL and FC categories
 from ..layers.linear import FAMILY as FC
+from ..layers.pool import FAMILY as POOL
 from . import published
 from .reproduce import Report, _csv_text
 from .table import md_table
@@ -92,7 +94,8 @@ def cs231n_vgg16() -> list[Report]:
     shapes = a.model.shapes(a.batch)
     # the slide lists the input and every conv, max pool and FC output; torchvision's VGG adds an
     # adaptive average pool after pool5 (7x7 in, 7x7 out at 224), which the slide does not have
-    stored = [r for r in rows if r["activation_bytes"] and r["type"] in ("input", "conv2d", "max_pool2d", "linear")]
+    named = lecture_names(rows)
+    stored = [r for r in rows if r["activation_bytes"] and (not r["inputs"] or r["name"] in named)]
     extra = [r for r in rows if r["activation_bytes"] and r not in stored]
     if len(stored) != len(published.CS231N_VGG16):
         raise AssertionError("the zoo's vgg16 no longer lines up with the CS231n table")
@@ -112,7 +115,7 @@ def cs231n_vgg16() -> list[Report]:
         table.append([label, hwc, mem_slide, thousands(elements), params_slide.split(" = ")[-1],
                       thousands(r["weight_params"]), thousands(r["bias_params"]), thousands(r["params"])])
     t = a.totals
-    relu_elements = sum(r["activations"] for r in rows if r["type"] == "relu")
+    relu_elements = sum(r["activations"] for r in rows if r["family"] == ACTIVATION)  # VGG's are ReLUs
     fwd_bytes = t["forward_memory_bytes"]
     size = itemsize(a.dtype)
     lines += [f"TOTAL memory: {human(elements_sum)} * {size} bytes ~= {human_bytes(elements_sum * size)} / image "
@@ -236,18 +239,21 @@ def alexnet() -> list[Report]:
 def lecture_names(rows: list[dict[str, Any]]) -> dict[str, str]:
     """The lecture's names for a plain chain of convs, pools and FC layers (VGG-16's
     features.0 is conv1_1, features.4 pool1, classifier.0 fc6), by counting along the chain:
-    a max pool closes a stage, and the FC layers continue the numbering after the last conv."""
-    names, stage, conv, fc = {}, 1, 0, 0
+    a pool that shrinks the map closes a stage, and the FC layers continue the numbering after the last conv."""
+    names, stage, conv, fc, size = {}, 1, 0, 0, None
     for r in rows:
-        if r["type"] == "conv2d":
+        shape = r["output_shape"]
+        if r["family"] == CONV:
             conv += 1
             names[r["name"]] = f"conv{stage}_{conv}"
-        elif r["type"] == "max_pool2d":
-            names[r["name"]] = f"pool{stage}"
+        elif r["family"] == POOL and len(shape) == 4 and size is not None and shape[2:] < size:
+            names[r["name"]] = f"pool{stage}"   # a pool that shrinks the map closes a stage
             stage, conv = stage + 1, 0
-        elif r["type"] == "linear":
+        elif r["family"] == FC:
             fc += 1
             names[r["name"]] = f"fc{stage + fc - 1}"
+        if len(shape) == 4:
+            size = shape[2:]
     return names
 
 
