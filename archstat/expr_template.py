@@ -151,21 +151,26 @@ class Unfrozen(Exception):
     """A value with no exact hashable form (the template is then evaluated every time)."""
 
 
-def frozen_value(value: Any) -> Any:
+def frozen_value(value: Any, _depth: int = 0) -> Any:
     """A hashable form of a spec value that tells apart what ``==`` does not (8, 8.0 and True;
-    0.0 and -0.0)."""
+    0.0 and -0.0). Large or deeply nested values raise Unfrozen: freezing them would cost
+    more than it saves."""
     kind = type(value)
     if kind is int or kind is str or kind is bool:
         return kind, value
     if kind is float:
         return (kind, value) if value else (kind, repr(value))
-    if kind is list:
-        return kind, tuple([frozen_value(v) for v in value])
-    if kind is dict:
-        return kind, tuple([(frozen_value(k), frozen_value(v)) for k, v in value.items()])
     if value is None:
         return None
-    raise Unfrozen
+    if _depth >= _FREEZE_DEPTH or (kind is not list and kind is not dict) or len(value) > _FREEZE_ITEMS:
+        raise Unfrozen
+    if kind is list:
+        return kind, tuple([frozen_value(v, _depth + 1) for v in value])
+    return kind, tuple([(frozen_value(k, _depth + 1), frozen_value(v, _depth + 1)) for k, v in value.items()])
+
+
+_FREEZE_DEPTH = 3
+_FREEZE_ITEMS = 256
 
 
 @lru_cache(maxsize=8192)
