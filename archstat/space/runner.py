@@ -45,7 +45,16 @@ class Task:
 
 
 def work(task: Task, items: Sequence[Any]) -> Rows:
-    """Evaluate one chunk (runs on a worker)."""
+    """Evaluate one chunk (runs on a worker). The collector stays paused for the whole chunk:
+    each configuration's objects are freed by reference counting, and the young collection that
+    every load and analysis would otherwise pay on its way out (~0.4 ms each) is paid once."""
+    from ..graph import paused_gc
+
+    with paused_gc():
+        return _work(task, items)
+
+
+def _work(task: Task, items: Sequence[Any]) -> Rows:
     rows = []
     for item in items:
         if isinstance(item, int):
