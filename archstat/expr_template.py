@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from .errors import ArchstatError, did_you_mean, short_repr
-from .expr import Budget, evaluate, parse
+from .expr import Budget, evaluate
 from .expr_builtins import CONSTANTS, MAX_ITEMS, ExprError, _format
 
 def split_template(text: str) -> list[tuple[str, str]] | None:
@@ -96,39 +96,10 @@ def _closing_brace(text: str, start: int) -> int:
 def render(text: str, variables: Mapping[str, Any], budget: Budget | None = None) -> Any:
     """Substitute the expressions of one string: a string that is exactly one ``${expr}`` or
     ``$name`` gives the value itself (its type kept); otherwise each is formatted into the
-    text (booleans as true/false).
-
-    A result is remembered by the text and the values of the names it reads (a network's
-    blocks evaluate the same few templates with the same few values again and again); a
-    remembered result spends the steps its evaluation spent, so the budget runs out exactly
-    where it would have."""
+    text (booleans as true/false)."""
     parts = split_template(text)
     if parts is None:
         return text
-    if len(parts) == 1 and parts[0][0] != "text" and _plain_name(*parts[0]) is not None:
-        return _value(parts[0], variables, budget)   # one variable: nothing to remember
-    names = names_read(text) if budget is not None else None
-    key = None
-    if names is not None:
-        try:
-            key = (text, tuple([frozen_value(variables[n]) if n in variables else _ABSENT for n in names]))
-        except Unfrozen:
-            pass
-        else:
-            hit = _RENDERED.get(key)
-            if hit is not None and budget.steps >= hit[1]:
-                budget.steps -= hit[1]
-                return hit[0]
-    before = budget.steps if budget is not None else 0
-    result = _render(parts, variables, budget)
-    if key is not None and type(result) in _SCALARS:
-        if len(_RENDERED) >= 65536:
-            _RENDERED.clear()
-        _RENDERED[key] = (result, before - budget.steps)
-    return result
-
-
-def _render(parts: list[tuple[str, str]], variables: Mapping[str, Any], budget: Budget | None) -> Any:
     if len(parts) == 1 and parts[0][0] != "text":
         return _value(parts[0], variables, budget)
     out = []
@@ -138,58 +109,6 @@ def _render(parts: list[tuple[str, str]], variables: Mapping[str, Any], budget: 
     if len(result) > MAX_ITEMS:
         raise ExprError(f"the text is longer than {MAX_ITEMS:,} characters")
     return result
-
-
-#: rendered values by (text, values read): a cache of a pure function of its key (only results
-#: that cannot be changed in place), with the steps each spent
-_RENDERED: dict[tuple[str, tuple[Any, ...]], tuple[Any, int]] = {}
-_SCALARS = frozenset({int, float, bool, str, type(None)})
-_ABSENT = object()
-
-
-class Unfrozen(Exception):
-    """A value with no exact hashable form (the template is then evaluated every time)."""
-
-
-def frozen_value(value: Any, _depth: int = 0) -> Any:
-    """A hashable form of a spec value that tells apart what ``==`` does not (8, 8.0 and True;
-    0.0 and -0.0). Large or deeply nested values raise Unfrozen: freezing them would cost
-    more than it saves."""
-    kind = type(value)
-    if kind is int or kind is str or kind is bool:
-        return kind, value
-    if kind is float:
-        return (kind, value) if value else (kind, repr(value))
-    if value is None:
-        return None
-    if _depth >= _FREEZE_DEPTH or (kind is not list and kind is not dict) or len(value) > _FREEZE_ITEMS:
-        raise Unfrozen
-    if kind is list:
-        return kind, tuple([frozen_value(v, _depth + 1) for v in value])
-    return kind, tuple([(frozen_value(k, _depth + 1), frozen_value(v, _depth + 1)) for k, v in value.items()])
-
-
-_FREEZE_DEPTH = 3
-_FREEZE_ITEMS = 256
-
-
-@lru_cache(maxsize=8192)
-def names_read(text: str) -> tuple[str, ...] | None:
-    """Every name a template's parts may look up (variables, and the constants and functions a
-    variable could shadow), or None when a part does not parse (evaluating it says why)."""
-    import ast
-
-    names: set[str] = set()
-    try:
-        for kind, source in split_template(text) or ():
-            if kind == "var":
-                names.add(source)
-            elif kind == "expr":
-                names.add(source.strip())
-                names.update(n.id for n in ast.walk(parse(source)) if isinstance(n, ast.Name))
-    except ExprError:
-        return None
-    return tuple(sorted(names))
 
 
 _PLAIN_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")

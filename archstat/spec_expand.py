@@ -6,14 +6,12 @@ resolved input names.
 """
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import expr
 from .errors import ArchstatError, did_you_mean, short_repr
-from .expr_template import Unfrozen, frozen_value, names_read
 from .layers import registry
 from .spec import INPUT_NAME, LayerRecord, RESERVED_NAMES, derive
 from .spec_values import normalised, substitute, variables_in
@@ -109,46 +107,6 @@ class _Scope:
         return names + list(full_names) + list(aliases)
 
 
-#: validated fields by (a token for the fields as written, layer type, values read): a cache of a
-#: pure function of its key, with the evaluation steps each spent; tokens by fields as written
-_ATTRS: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
-_PLAN_TOKENS: dict[tuple[Any, ...], int] = {}
-_NEXT_TOKEN = itertools.count()
-_ABSENT = object()
-
-
-def _field_plan(raw: Mapping[str, Any]) -> tuple[int | None, tuple[str, ...] | None]:
-    """``(token, names)`` for a layer entry's fields: a token that stands for the fields
-    as written, and the variables their templates may read (None: not remembered)."""
-    items = [(k, v) for k, v in raw.items() if k not in _NOT_FIELDS]
-    try:
-        written = tuple([(frozen_value(k), frozen_value(v)) for k, v in items])
-    except Unfrozen:
-        return None, None
-    names: set[str] = set()
-    for value in _texts(written):
-        if "$" in value:
-            read = names_read(value)
-            if read is None:
-                return None, None
-            names.update(read)
-    token = _PLAN_TOKENS.get(written)
-    if token is None:
-        if len(_PLAN_TOKENS) >= 4096:
-            _PLAN_TOKENS.clear()
-        token = _PLAN_TOKENS[written] = next(_NEXT_TOKEN)   # never reused: a stale token matches nothing
-    return token, tuple(sorted(names))
-
-
-def _texts(frozen: Any) -> list[str]:
-    """The strings inside a frozen value (:func:`~archstat.expr_template.frozen_value`, bounded)."""
-    if type(frozen) is not tuple or not frozen:
-        return []
-    if frozen[0] is str:
-        return [frozen[1]]
-    return [t for part in frozen for t in _texts(part)]
-
-
 class _Expander:
     def __init__(self, label: str, blocks: Mapping[str, Any], variables: Mapping[str, Any],
                  steps: expr.Budget):
@@ -160,7 +118,6 @@ class _Expander:
         self.by_name: dict[str, LayerRecord] = {}
         self.aliases: dict[str, str] = {}            # block instance name -> its last layer
         self._size_hints: dict[str, int] = {}
-        self._plans: dict[int, tuple[Any, ...]] = {}   # id of a layer entry (alive while expanding) -> its plan
         # (record, references as written in its 'inputs', their scope)
         self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
@@ -329,7 +286,13 @@ class _Expander:
             raise exc.with_context(file=self.label, layer=where)
         local, full = self.name_for(raw, scope, variables, ltype.alias, copy, repeat, where)
         self.claim(full, local, scope, where)
-        attrs = self.attrs(raw, ltype, variables, scope, full)
+        fields = {k: self.sub(v, variables, full, str(k)) for k, v in raw.items() if k not in _NOT_FIELDS}
+        try:
+            attrs = normalised(ltype, fields)
+        except ArchstatError as exc:
+            if scope.block is not None:  # the typo is in the block's definition: say which
+                exc.message += f" (in block {scope.block!r}, defined under 'blocks')"
+            raise exc.with_context(file=self.label, layer=full)
         refs = self.input_refs(inputs, previous, variables, full, ltype)
         if len(self.records) >= MAX_LAYERS:
             raise self.error(f"the spec expands to more than {MAX_LAYERS:,} layers", full, "repeat",
@@ -360,38 +323,6 @@ class _Expander:
                                  f"to layer ({{bias: conv1}}), got {short_repr(value)}", full, "shares")
             self.sharing.append((record, {k: str(v) for k, v in ties.items()}, scope))
         return full
-
-    def attrs(self, raw, ltype, variables, scope, full) -> dict[str, Any]:
-        """The layer's validated fields, remembered by (its fields as written, its type, the
-        values of the variables they read); a remembered result spends the steps it spent."""
-        plan = self._plans.get(id(raw))
-        if plan is None:
-            plan = self._plans[id(raw)] = _field_plan(raw)
-        key = None
-        if plan[1] is not None:
-            try:
-                key = (plan[0], ltype.name, tuple([frozen_value(variables[n]) if n in variables else _ABSENT
-                                                   for n in plan[1]]))
-            except Unfrozen:
-                pass
-            else:
-                hit = _ATTRS.get(key)
-                if hit is not None and self.steps.steps >= hit[1]:
-                    self.steps.steps -= hit[1]
-                    return hit[0]
-        before = self.steps.steps
-        fields = {k: self.sub(v, variables, full, str(k)) for k, v in raw.items() if k not in _NOT_FIELDS}
-        try:
-            attrs = normalised(ltype, fields)
-        except ArchstatError as exc:
-            if scope.block is not None:  # the typo is in the block's definition: say which
-                exc.message += f" (in block {scope.block!r}, defined under 'blocks')"
-            raise exc.with_context(file=self.label, layer=full)
-        if key is not None:
-            if len(_ATTRS) >= 16384:
-                _ATTRS.clear()
-            _ATTRS[key] = (attrs, before - self.steps.steps)
-        return attrs
 
     def input_refs(self, inputs, previous, variables, full, ltype) -> list[str]:
         if inputs is None:
