@@ -175,6 +175,12 @@ BUSY = 0.15
 #: a layer measured above this share of the calibrated GEMM peak shows the roofs are too low
 ABOVE_ROOF = 1.05
 
+
+def above_roof(peak_pct: float) -> bool:
+    """A rate at ``peak_pct`` percent of the GEMM peak is above the roofs (:data:`ABOVE_ROOF`);
+    False for NaN (a layer without FLOPs or time)."""
+    return peak_pct == peak_pct and peak_pct > 100 * ABOVE_ROOF
+
 @dataclass
 class Calibration:
     """Calibrated peaks of one machine (see the module docstring for what is counted).

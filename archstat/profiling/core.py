@@ -14,7 +14,8 @@ import numpy as np
 from ..analysis import Analysis, analyze
 from ..errors import ArchstatError
 from ..graph import Model, load
-from .calibration import ABOVE_ROOF, BUSY, Calibration, calibrate, discard_cached, get_calibration, load_average
+from .calibration import (BUSY, Calibration, above_roof, calibrate, discard_cached, get_calibration,
+                          load_average)
 from .roofline import intensity, traffic_bytes
 from .timing import Measurement, Progress, measure
 
@@ -205,18 +206,12 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
     args = dict(repeat=repeat, warmup=warmup, seed=seed, train=backward, held=held, state=state,
                 predicted=predicted, load=load)
     p = _assemble(analysis, calibration, m, **args)
-    if _above_roof(p) and discard_cached(calibration):
+    if any(above_roof(pct) for pct in p.column("peak_pct")) and discard_cached(calibration):
         # the cached roofs were measured too low (on a busy machine): measure them again now,
         # for this run (cached only if this measurement is not disturbed itself)
         fresh = calibrate((dtype,), quick=True)
         p = _assemble(analysis, fresh, m, replaced=calibration, **args)
     return p
-
-
-def _above_roof(p: Profile) -> list[tuple[float, str]]:
-    """(percent of the GEMM peak, layer) for every layer measured above :data:`ABOVE_ROOF`."""
-    return [(pct, name) for name, pct in zip(p.layers["name"], p.layers["peak_pct"])
-            if pct == pct and pct > 100 * ABOVE_ROOF]
 
 
 def _engine_backward_flops(analysis: Analysis) -> dict[str, int]:
@@ -323,7 +318,7 @@ def _warnings(cols: Mapping[str, list[Any]], totals: Mapping[str, Any], cal: Cal
         out.append(f"a layer ran above the cached roofs (measured {replaced.measured_at}{busy_text(replaced)}): "
                    "that calibration was discarded and the roofs measured again for this run"
                    + (f" ({cal.cache_note})" if cal.cache_note else " and cached"))
-    over = [(pct, name) for name, pct in zip(cols["name"], cols["peak_pct"]) if pct == pct and pct > 100 * ABOVE_ROOF]
+    over = [(pct, name) for name, pct in zip(cols["name"], cols["peak_pct"]) if above_roof(pct)]
     if over:
         pct, name = max(over)
         out.append(f"{len(over)} layer{'s' if len(over) > 1 else ''} ran above the calibrated GEMM peak "

@@ -40,8 +40,8 @@ def ms(v: float | None) -> str:
 
 def _peak_cell(pct: float) -> str:
     """% of the GEMM peak; ``!`` marks a layer measured above the roofs (see the warning)."""
-    from ..profiling.calibration import ABOVE_ROOF
-    return _pct(pct) + ("!" if pct == pct and pct > 100 * ABOVE_ROOF else "")
+    from ..profiling.calibration import above_roof
+    return _pct(pct) + ("!" if above_roof(pct) else "")
 
 
 def adding(*parts: float) -> list[str]:
