@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from ..errors import ArchstatError
-from .common import (MODEL_HELP, analysis_options, arg_option, emit, formatter, int_at_least, load_model,
-                     output_format, output_options, positive_int, terminal_width, unknown_option, view_options)
+from .common import (MODEL_HELP, analysis_options, arg_option, batch_dtype_options, emit, formatter,
+                     int_at_least, load_model, output_format, output_options, positive_int, terminal_width,
+                     unknown_option, view_options)
 from .examples import EXAMPLES
 
 
@@ -49,9 +50,7 @@ def add_parsers(sub) -> None:
                                    "publisher's counts.",
                        epilog=EXAMPLES["zoo"], formatter_class=formatter)
     p.add_argument("--family", metavar="F", help="only this family (e.g. resnet, efficientnet, regnet_y)")
-    p.add_argument("--batch", "-b", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"),
-                   help="element type for memory figures (default float32)")
+    batch_dtype_options(p)
     output_options(p, ("table", "md", "csv", "json", "html"))
     p.set_defaults(func=_cmd_zoo)
 

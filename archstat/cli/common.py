@@ -64,11 +64,16 @@ def unknown_option(p: argparse.ArgumentParser) -> None:
                         "layers that are not counted (listed in the report), instead of refusing the file")
 
 
-def analysis_options(p: argparse.ArgumentParser, with_input: bool = True) -> None:
-    arg_option(p)
+def batch_dtype_options(p: argparse.ArgumentParser) -> None:
+    """--batch and --dtype (the element type memory is counted in) of the analysing commands."""
     p.add_argument("--batch", "-b", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"),
                    help="element type for memory figures (default float32)")
+
+
+def analysis_options(p: argparse.ArgumentParser, with_input: bool = True) -> None:
+    arg_option(p)
+    batch_dtype_options(p)
     if with_input:
         p.add_argument("--input", type=positive_int, nargs="+", metavar="DIM",
                        help="override the spec's input size: C H W (e.g. 3 448 448)")

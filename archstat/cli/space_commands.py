@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (ProgressBar, arg_option, formatter, int_at_least, non_negative_int, positive_int,
-                     quiet_option)
+from .common import (ProgressBar, arg_option, batch_dtype_options, formatter, int_at_least, non_negative_int,
+                     positive_int, quiet_option)
 from .examples import EXAMPLES
 
 
@@ -20,9 +20,7 @@ def add_parsers(sub) -> None:
                         help="a Dask distributed scheduler (tcp://host:8786) instead of local processes "
                              "(pip install 'archstat[dask]')")
     common.add_argument("--seed", type=non_negative_int, default=0, help="decides every draw (default 0)")
-    common.add_argument("--batch", "-b", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
-    common.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"),
-                        help="element type for memory figures (default float32)")
+    batch_dtype_options(common)
     common.add_argument("--output", "-o", metavar="FILE", help="write the rows: .csv, .parquet, .jsonl or .json")
     quiet_option(common)
     p = sub.add_parser("space", parents=[common], help="sample or enumerate a spec's design space: one row per "
