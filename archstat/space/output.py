@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ArchstatError
+from ..report.units import human
 from .load import Space
 from .rows import METRICS
 
@@ -97,13 +98,6 @@ def zoo_points(space: Space, batch: int = 1, dtype: str = "float32") -> list[dic
     return points
 
 
-def _human(n: float) -> str:
-    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}"
-
-
 def summary(frame, space: Space, points: Sequence[dict[str, Any]] = ()) -> str:
     """A few lines for the terminal: what ran, how many rows were invalid (and the commonest
     errors), each metric's quantiles, and the zoo's models in the space."""
@@ -128,7 +122,7 @@ def summary(frame, space: Space, points: Sequence[dict[str, Any]] = ()) -> str:
         for key in METRICS:
             col = valid[key].astype("float64")
             q = col.quantile([0, 0.1, 0.5, 0.9, 1.0]).tolist()
-            lines.append(f"  {key:<24}" + "".join(f"{_human(v):>10}" for v in q))
+            lines.append(f"  {key:<24}" + "".join(f"{human(v):>10}" for v in q))
     if "measured_ms" in frame:
         measured = frame[frame["measured_ms"].notna()]
         if len(measured):
@@ -144,7 +138,7 @@ def summary(frame, space: Space, points: Sequence[dict[str, Any]] = ()) -> str:
             share = ""
             if len(valid):
                 share = f", {100 * (valid['macs'].astype('float64') <= p['macs']).mean():.0f}% of the valid rows have fewer MACs"
-            lines.append(f"    {p['name']:<18} {_human(p['params'])} params, {_human(p['macs'])} MACs ({where}{share})")
+            lines.append(f"    {p['name']:<18} {human(p['params'])} params, {human(p['macs'])} MACs ({where}{share})")
     return "\n".join(lines) + "\n"
 
 
