@@ -143,6 +143,15 @@ def memory_and_params(models: Sequence[dict[str, Any]], path: str | Path) -> Pat
     return save(fig, path)
 
 
+def decade_ticks(axis, values, ratio: float) -> None:
+    """Ticks at powers of ten only (1, 10, 100) when the positive ``values`` span more than
+    ``ratio``: over many decades the 1-2-5 ticks of :func:`_log_axis` would collide."""
+    positive = [v for v in values if v == v and v > 0]
+    if positive and max(positive) / min(positive) > ratio:
+        from matplotlib.ticker import LogLocator
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0,)))
+
+
 def _log_axis(axis) -> None:
     """Log scale with plain-number ticks (0.5, 1, 2, 5, 10 ...) instead of powers of ten."""
     from matplotlib.ticker import FuncFormatter, LogLocator

@@ -17,7 +17,7 @@ import numpy as np
 from .labels import place_labels as _place_labels
 from .plot_parts import (_family_legend, _footnote, _freeze_legend, _layout, _lighten, _machine_note, _nan0,
                          _plural, _run_label, _title, mac_unit)
-from .plots import FAMILY_COLOURS, _figures, _log_axis, save, styled
+from .plots import FAMILY_COLOURS, _figures, _log_axis, decade_ticks, save, styled
 from .profile_table import _num, ms
 
 FORWARD_ALPHA = 1.0
@@ -335,14 +335,12 @@ def _fit_line(ax, fit, macs: Sequence[int], scale: float = 1e9, color: str = "#c
 
 def _pad_log(ax, xs: Sequence[float], ys: Sequence[float], factor: float = 1.8) -> None:
     """Log-axis limits around the positive points, ``factor`` beyond them each way."""
-    from matplotlib.ticker import LogLocator
     px = [x for x in xs if x > 0]
     py = [y for y in ys if y == y and y > 0]
     for axis, values, limit in ((ax.xaxis, px, ax.set_xlim), (ax.yaxis, py, ax.set_ylim)):
         if values:
             limit(min(values) / factor, max(values) * factor)
-            if max(values) / min(values) > 300:   # many decades: 1, 10, 100 (1, 2, 5 would collide)
-                axis.set_major_locator(LogLocator(base=10, subs=(1.0,)))
+            decade_ticks(axis, values, 300)
 
 
 def _slope_text(ms_per_mac: float, scale: float, prefix: str) -> str:

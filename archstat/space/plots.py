@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..report.plots import _figures, _log_axis, save, styled
+from ..report.plots import _figures, _log_axis, decade_ticks, save, styled
 
 _PANELS = (("params", "parameters", 1e6, "millions"), ("macs", "MACs", 1e9, "GMACs"),
            ("peak_activation_bytes", "peak activation memory", 1e6, "MB"))
@@ -117,15 +117,8 @@ def _short(name: str) -> str:
 
 def _log(axis, values) -> None:
     """A log axis with plain numbers: 1-2-5 ticks over a few decades, powers of ten over more."""
-    import numpy as np
-    from matplotlib.ticker import FuncFormatter, LogLocator
-
     _log_axis(axis)
-    values = np.asarray(values, dtype=float)
-    values = values[values > 0]
-    if len(values) and np.log10(values.max() / values.min()) > 3.5:
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0,)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    decade_ticks(axis, [float(v) for v in values], 10 ** 3.5)
 
 
 def _labels(labelled) -> None:
