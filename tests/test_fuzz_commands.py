@@ -222,7 +222,10 @@ def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(when, tmp_path):
     import time
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY)
-    proc = _proc("profile", str(spec), "--repeat", "100000", "--quiet", cwd=tmp_path)
+    # a job started in the background of a script inherits SIGINT ignored, and Python then
+    # keeps ignoring it: the child gets the default disposition, as from a terminal
+    proc = _proc("profile", str(spec), "--repeat", "100000", "--quiet", cwd=tmp_path,
+                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(when)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
