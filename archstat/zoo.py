@@ -155,21 +155,33 @@ def match(path: str | os.PathLike, args: Mapping[str, Any], defaults: Mapping[st
     """The index entry that is exactly this configuration of a packaged spec (same file, same
     effective arguments, and the entry's input size if it sets one), else None."""
     try:
-        resolved = os.path.realpath(path)
+        resolved = _realpath(os.fspath(path))
     except (OSError, RuntimeError, TypeError):
         return None
-    table = entries()
-    for entry in table.values():
-        if _realpath(str(entry.path)) != resolved:
-            continue
+    index = specs_dir() / INDEX
+    try:
+        stamp = index.stat().st_mtime_ns
+    except OSError:
+        return None
+    args = dict(args)
+    for entry in _entries_by_file(str(index), stamp).get(resolved, ()):
         if any(k not in defaults for k in entry.args):
             continue
-        if {**defaults, **entry.args} != dict(args):
+        if {**defaults, **entry.args} != args:
             continue
         if entry.input is not None and entry.input != tuple(input_shape):
             continue
         return entry
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _entries_by_file(path: str, stamp: int) -> dict[str, tuple[Entry, ...]]:
+    """The index's entries grouped by the real path of their spec file, in index order."""
+    out: dict[str, list[Entry]] = {}
+    for entry in _read_index(path, stamp).values():
+        out.setdefault(os.path.realpath(entry.path), []).append(entry)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def reproduces(params: int, macs: int, published: dict[str, Any] | None) -> bool | None:
