@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import expr
+from . import expr, spec_replay
 from .errors import ArchstatError, did_you_mean, short_repr
 from .layers import registry
 from .spec import INPUT_NAME, LayerRecord, RESERVED_NAMES, derive
@@ -121,6 +121,9 @@ class _Expander:
         # (record, references as written in its 'inputs', their scope)
         self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
+        self.memo = spec_replay.memo_for(blocks)
+        self.alias_log: list[str] = []                    # self.aliases' keys, in order
+        self.recordings: list[spec_replay.Recording] = []   # the instances being recorded, outermost first
 
     def error(self, message: str, layer: str | None = None, field: str | None = None,
               hint: str | None = None) -> ArchstatError:
@@ -380,26 +383,90 @@ class _Expander:
                 except ArchstatError as exc:
                     exc.message += f" (the default of argument {key!r} of block {bname!r})"
                     raise
+        memo = self.memo
+        memo_key = memo.key(bname, inner_vars, self.top_variables, training_only) if memo is not None else None
+        replay = memo.get(memo_key) if memo_key is not None else None
+        if (replay is not None and replay.steps <= self.steps.steps and scope.depth + replay.depth < MAX_BLOCK_DEPTH
+                and len(self.records) + len(replay.records) <= MAX_LAYERS):
+            block_input = self.instance_input(inputs, variables, scope, local, full, previous)
+            for outer in self.recordings:
+                outer.deepest = max(outer.deepest, scope.depth + replay.depth)
+            return self.replay(replay, full, block_input)
+        steps = self.steps.steps
         inner_vars = derive(block.get("let"), inner_vars, self.label, f"blocks.{bname}.let", full, self.steps)
-        if inputs is not None:
-            refs = self.sub(inputs, variables, full, "inputs")
-            if isinstance(refs, int) and not isinstance(refs, bool):
-                refs = str(refs)
-            if not isinstance(refs, str):
-                raise self.error("a block instance takes one input (a layer name)", full, "inputs")
-            if refs in (local, full):
-                raise self.error("a block instance cannot be its own input", full, "inputs")
-            block_input = self.resolve_now(refs, scope, full)
-        else:
-            block_input = previous
+        block_input = self.instance_input(inputs, variables, scope, local, full, previous)
         inner = _Scope(prefix=full + ".", variables=inner_vars, block_input=block_input, parent=scope,
                        depth=scope.depth + 1, sibling_prefix=full[:len(full) - len(local)], block=bname,
                        training_only=training_only)
-        last = self.expand(block["layers"], inner, block_input, bname)
+        for outer in self.recordings:
+            outer.deepest = max(outer.deepest, scope.depth)
+        rec = None
+        if memo_key is not None:
+            rec = spec_replay.Recording(memo_key, inner.prefix, block_input, inner, len(self.records), len(self.pending),
+                                        len(self.sharing), len(self.alias_log), steps, scope.depth)
+            self.recordings.append(rec)
+        try:
+            last = self.expand(block["layers"], inner, block_input, bname)
+        finally:
+            if rec is not None:
+                self.recordings.pop()
         if last == block_input:
             raise self.error(f"block {bname!r} produced no layers (all dropped by when/unless or repeat 0)",
                              full, "block")
+        if rec is not None:
+            made = spec_replay.record(rec, last, self.records, self.pending, self.sharing, self.alias_log,
+                                      self.aliases, self.by_name, self.steps.steps)
+            if made is not None:
+                memo.put(memo_key, made)
         self.aliases[full] = last
+        self.alias_log.append(full)
+        return last
+
+    def instance_input(self, inputs, variables, scope: _Scope, local: str, full: str, previous: str) -> str:
+        """A block instance's input: its ``inputs`` (one layer name) or the previous layer."""
+        if inputs is None:
+            return previous
+        refs = self.sub(inputs, variables, full, "inputs")
+        if isinstance(refs, int) and not isinstance(refs, bool):
+            refs = str(refs)
+        if not isinstance(refs, str):
+            raise self.error("a block instance takes one input (a layer name)", full, "inputs")
+        if refs in (local, full):
+            raise self.error("a block instance cannot be its own input", full, "inputs")
+        block_input = self.resolve_now(refs, scope, full)
+        if refs != INPUT_NAME:   # a name, not the flow of the enclosing block: a recording reaching outside
+            for outer in self.recordings:
+                if not block_input.startswith(outer.prefix):
+                    outer.inside = False
+        return block_input
+
+    def replay(self, replay: spec_replay.Replay, full: str, block_input: str) -> str:
+        """The layers of a recorded instance, renamed under ``full`` and fed by ``block_input``."""
+        prefix = full + "."
+        records, by_name, aliases = self.records, self.by_name, self.aliases
+        for suffix, _ in replay.aliases:   # nested instances (checked, as claim does, before their layers exist)
+            if prefix + suffix in by_name or prefix + suffix in aliases:
+                raise self.error(f"the name {short_repr(prefix + suffix)} is used twice", prefix + suffix, "name",
+                                 "give each layer (or block instance) a unique name")
+        for suffix, ltype, attrs, training_only, inputs, call, shares in replay.records:
+            name = prefix + suffix
+            if name in by_name or name in aliases:
+                raise self.error(f"the name {short_repr(name)} is used twice", name, "name",
+                                 "give each layer (or block instance) a unique name")
+            record = LayerRecord(name, ltype, attrs, tuple(block_input if i is None else prefix + i for i in inputs),
+                                 len(records), training_only)
+            record.call = call
+            if shares is not None:
+                record.shares = {tensor: prefix + owner for tensor, owner in shares}
+            records.append(record)
+            by_name[name] = record
+        for suffix, last in replay.aliases:
+            aliases[prefix + suffix] = prefix + last
+            self.alias_log.append(prefix + suffix)
+        self.steps.steps -= replay.steps
+        last = prefix + replay.last
+        aliases[full] = last
+        self.alias_log.append(full)
         return last
 
     def resolve_now(self, ref: str, scope: _Scope, where: str) -> str:

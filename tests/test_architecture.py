@@ -18,7 +18,7 @@ FLOORS = {
     "errors": 0, "outfile": 0, "version": 0,
     "layers": 1,
     "expr": 2, "expr_builtins": 2, "expr_template": 2,
-    "spec_io": 3, "spec": 3, "spec_values": 3, "spec_expand": 3, "space.declare": 3,
+    "spec_io": 3, "spec": 3, "spec_values": 3, "spec_expand": 3, "spec_replay": 3, "space.declare": 3,
     "zoo": 4, "importers": 4,
     "graph": 5, "spec_writer": 5,
     "analysis": 6, "conventions": 6, "layer_frame": 6, "liveness": 6, "receptive_field": 6,

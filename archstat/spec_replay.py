@@ -1,0 +1,310 @@
+"""Replaying a block instance's expansion: a memo of :mod:`archstat.spec_expand`'s work, exact.
+
+The layers a block instance expands to are a function of the block's definition (and of the
+blocks it uses), of the values of the variables its templates read, and of whether it runs only
+in training; its instance name only prefixes their names, and its input only feeds the layers
+that read ``input``. A RegNet repeats a few argument sets over its ~20 bottlenecks, and a
+design-space sweep repeats them across configurations, so each distinct instance is expanded
+once (per process) and later ones are *replayed*: the recorded layer records renamed under the
+new prefix, their inputs pointed at the new input.
+
+Which variables a block reads is found statically: every name in every template of its
+definition (its layers, ``let`` and argument defaults), and for the blocks it uses, theirs
+(read in the spec's top-level variables, which is all a nested instance inherits besides its
+arguments, its ``name`` and ``i``). The memo key holds those variables' values with their types
+(8 and 8.0 and True differ). A block that names the block it uses through a template is never
+memoised.
+
+An expansion is recorded only when it stayed inside its instance: every layer named under the
+instance's prefix (a ``${name}`` sibling is not), every input and every shared-parameter owner
+resolved, when the block ends, to a layer or block instance made by this expansion or to the
+instance's input through the name ``input`` (or by default: the flow of the block). A block
+reaching outside (a later layer, a layer of the enclosing model by name) is expanded each time.
+A replay charges the spec's evaluation budget the steps the recorded expansion took, and is
+not used when the budget cannot pay them, so that results (and the budget's error) never depend
+on what this process expanded before. Only successful expansions are recorded: every error
+comes from a real expansion.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .spec import INPUT_NAME, LayerRecord
+from .spec_io import MAX_VALUE_DEPTH
+from .spec_values import variables_in
+
+if TYPE_CHECKING:   # pragma: no cover
+    from .spec_expand import _Scope
+
+#: a variable that is not defined (a key part distinct from every value)
+_MISSING = ("<missing>",)
+#: recorded instances kept per spec, and specs kept (the memo is emptied when it is full)
+MAX_ENTRIES = 20_000
+MAX_SPECS = 8
+#: the most values a memoised spec's blocks may hold (a larger one is expanded every time)
+MAX_DEFINITION = 100_000
+#: a block recorded this many times but replayed less than a quarter as often is no longer recorded
+GIVE_UP_AFTER = 64
+
+
+def freeze(value: Any) -> Any:
+    """A hashable stand-in for a value, equal only for values of the same types and contents."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return kind, value
+    if kind is list or kind is tuple:
+        return kind, tuple(freeze(v) for v in value)
+    if kind is dict or isinstance(value, Mapping):
+        return dict, tuple((freeze(k), freeze(v)) for k, v in value.items())
+    return kind, value
+
+
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def _definition(blocks: Mapping[str, Any]) -> Any:
+    """The frozen blocks (:func:`freeze`), walking at most
+    :data:`MAX_DEFINITION` values (a YAML alias bomb is not memoised: its expansion fails)."""
+    budget = [MAX_DEFINITION]
+
+    def walk(value: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > MAX_VALUE_DEPTH:
+            raise _TooBig
+        kind = type(value)
+        if kind in _SCALARS:
+            return kind, value
+        if kind is list or kind is tuple:
+            return kind, tuple(walk(v, depth + 1) for v in value)
+        if kind is dict or isinstance(value, Mapping):
+            return dict, tuple((walk(k, depth + 1), walk(v, depth + 1)) for k, v in value.items())
+        return kind, value
+
+    return walk(blocks, 0)
+
+
+def _names(value: Any, out: set[str]) -> None:
+    """Every variable name the templates in a (nested) value read, added to ``out`` (a value
+    :func:`_definition` walked: bounded)."""
+    if isinstance(value, str):
+        if "$" in value:
+            out |= variables_in(value)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _names(k, out)
+            _names(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _names(v, out)
+
+
+class _TooBig(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Reads:
+    own: tuple[str, ...]        # read in the instance's own variables
+    top: tuple[str, ...]        # read by the blocks it uses, in the spec's top-level variables
+    memoisable: bool
+
+
+def _reads(blocks: Mapping[str, Any]) -> dict[str, _Reads]:
+    own: dict[str, set[str]] = {}
+    uses: dict[str, set[str] | None] = {}
+    for bname, block in blocks.items():
+        names: set[str] = set()
+        _names(block, names)
+        own[bname] = names
+        nested: set[str] | None = set()
+        for entry in block.get("layers") or []:
+            if isinstance(entry, Mapping) and "block" in entry:
+                used = entry["block"]
+                if not isinstance(used, str) or "$" in used or used not in blocks:
+                    nested = None   # chosen by a template (or unknown: the expansion says so)
+                    break
+                nested.add(used)
+        uses[bname] = nested
+    out = {}
+    for bname in blocks:
+        seen: set[str] = set()
+        stack = list(uses[bname] or ())
+        top: set[str] = set()
+        memoisable = uses[bname] is not None
+        while stack and memoisable:
+            used = stack.pop()
+            if used in seen:
+                continue
+            seen.add(used)
+            if uses[used] is None:
+                memoisable = False
+            top |= own[used]
+            stack.extend(uses[used] or ())
+        mine = own[bname]
+        if "i" in top or "name" in top:   # a nested block's i comes from this block's variables
+            mine = mine | ({"i"} & top)
+        out[bname] = _Reads(tuple(sorted(mine)), tuple(sorted(top - {"i", "name"})), memoisable)
+    return out
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A recorded expansion, names relative to the instance (``None``: the instance's input)."""
+
+    records: tuple[tuple[Any, ...], ...]   # (suffix, type, attrs, training_only, inputs, call, shares)
+    aliases: tuple[tuple[str, str], ...]   # nested instance -> its last layer
+    last: str
+    steps: int    # evaluation steps the expansion took
+    depth: int    # how much deeper than the instance its nested instances are written
+
+
+class Memo:
+    """The recorded instances of one spec's blocks (see the module docstring)."""
+
+    def __init__(self, blocks: Mapping[str, Any]):
+        self.reads = _reads(blocks)
+        self.entries: dict[Any, Replay] = {}
+        self.recorded: dict[str, int] = {}     # recordings made, by block
+        self.replayed: dict[str, int] = {}     # replays, by block
+        self.skipped: set[str] = set()         # blocks no longer recorded
+
+    def key(self, bname: str, variables: Mapping[str, Any], top: Mapping[str, Any],
+            training_only: bool) -> Any:
+        """The memo key of an instance of ``bname`` with these variables (before its ``let``),
+        or None when it cannot be memoised."""
+        reads = self.reads.get(bname)
+        if reads is None or not reads.memoisable or bname in self.skipped:
+            return None
+        try:
+            key = (bname, training_only, tuple(freeze(variables.get(n, _MISSING)) for n in reads.own),
+                   tuple(freeze(top.get(n, _MISSING)) for n in reads.top))
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def get(self, key: Any) -> Replay | None:
+        replay = self.entries.get(key)
+        if replay is not None:
+            self.replayed[key[0]] = self.replayed.get(key[0], 0) + 1
+        return replay
+
+    def put(self, key: Any, replay: Replay) -> None:
+        bname = key[0]
+        made = self.recorded[bname] = self.recorded.get(bname, 0) + 1
+        if made >= GIVE_UP_AFTER and self.replayed.get(bname, 0) * 4 < made:
+            self.skipped.add(bname)   # its instances seldom repeat: recording them costs more than it saves
+        if len(self.entries) >= MAX_ENTRIES:
+            self.entries.clear()
+        self.entries[key] = replay
+
+
+_MEMOS: dict[Any, Memo] = {}
+
+
+def memo_for(blocks: Mapping[str, Any]) -> Memo | None:
+    """The memo of a spec's blocks (by their contents), or None for a spec without blocks."""
+    if not blocks:
+        return None
+    try:
+        signature = _definition(blocks)
+        memo = _MEMOS.get(signature)
+    except (TypeError, _TooBig, RecursionError):
+        return None
+    if memo is None:
+        if len(_MEMOS) >= MAX_SPECS:
+            _MEMOS.pop(next(iter(_MEMOS)))
+        memo = _MEMOS[signature] = Memo(blocks)
+    return memo
+
+
+@dataclass
+class Recording:
+    """An expansion being recorded: where it started in the expander's lists."""
+
+    key: Any
+    prefix: str
+    block_input: str
+    scope: "_Scope"
+    records: int
+    pending: int
+    sharing: int
+    aliases: int
+    steps: int
+    depth: int             # the depth of the scope the instance is written in
+    inside: bool = True    # False once the expansion reads a layer outside the instance
+    deepest: int = -1      # the deepest scope a nested instance is written in
+
+    def __post_init__(self) -> None:
+        self.deepest = max(self.deepest, self.depth)
+
+
+def resolve_within(scope: "_Scope", stop: "_Scope", ref: str, full_names: Mapping[str, Any],
+                   aliases: Mapping[str, str]) -> str | None:
+    """``scope.resolve`` restricted to the scopes from ``scope`` up to ``stop`` (inclusive)."""
+    current: _Scope | None = scope
+    while current is not None:
+        if ref in current.local:
+            full = current.local[ref]
+            return full if full in full_names else aliases.get(full)
+        if ref == INPUT_NAME:
+            return current.block_input
+        if current.prefix and current.prefix + ref in full_names:
+            return current.prefix + ref
+        if current is stop:
+            return None
+        current = current.parent
+    return None
+
+
+def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[Any], sharing: list[Any],
+           alias_log: list[str], aliases: Mapping[str, str], by_name: Mapping[str, Any],
+           steps_left: int) -> Replay | None:
+    """The Replay of a finished expansion, or None when it reached outside its instance."""
+    if not rec.inside:
+        return None
+    prefix, n = rec.prefix, len(rec.prefix)
+    made = records[rec.records:]
+    nested = alias_log[rec.aliases:]
+    internal = {r.name for r in made}
+    if not all(name.startswith(prefix) for name in internal) or not all(a.startswith(prefix) for a in nested):
+        return None
+    internal.update(nested)
+    if last not in internal:
+        return None
+
+    def relative(full: str | None) -> str | None | bool:
+        # resolved within the instance's scopes, a name reaches its input only as 'input' or by
+        # the flow (an instance fed by name from outside stopped the recording: Recording.inside)
+        if full in internal:
+            return full[n:]
+        if full == rec.block_input:
+            return None
+        return False
+
+    written = {id(r): (refs, scope) for r, refs, scope in pending[rec.pending:]}
+    shared = {id(r): (ties, scope) for r, ties, scope in sharing[rec.sharing:]}
+    out = []
+    for r in made:
+        if id(r) in written:
+            refs, scope = written[id(r)]
+            targets = [resolve_within(scope, rec.scope, ref, by_name, aliases) for ref in refs]
+        else:
+            targets = list(r.inputs)   # the flow of the block
+        inputs = tuple(relative(full) for full in targets)
+        if any(i is False for i in inputs) or r.name in targets:
+            return None
+        shares = r.shares
+        if id(r) in shared:
+            ties, scope = shared[id(r)]
+            shares = {t: resolve_within(scope, rec.scope, ref, by_name, aliases) for t, ref in ties.items()}
+        if shares is not None:
+            if not all(owner in internal and owner != r.name for owner in shares.values()):
+                return None
+            shares = tuple((t, owner[n:]) for t, owner in shares.items())
+        out.append((r.name[n:], r.type, r.attrs, r.training_only, inputs, r.call, shares))
+    if not all(aliases.get(a) in internal for a in nested):
+        return None
+    return Replay(tuple(out), tuple((a[n:], aliases[a][n:]) for a in nested), last[n:], rec.steps - steps_left,
+                  rec.deepest - rec.depth)
