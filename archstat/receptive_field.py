@@ -90,6 +90,8 @@ def receptive_fields(model: Model, shapes: Mapping[str, Shape]) -> dict[str, Rec
 
 def _widen(rf: ReceptiveField, window: Window, aligned: bool) -> ReceptiveField:
     """The field after one window (Araujo et al.'s recurrences, per axis)."""
+    if window.kernel == (1, 1) and window.stride == (1, 1) and window.padding == (0, 0) and aligned == rf.aligned:
+        return rf   # a 1x1 window, stride 1: the same field
     (sh, sw), (jh, jw), (oh, ow) = rf.size, rf.stride, rf.offset
     (kh, kw), (dh, dw) = window.kernel, window.dilation
     eh, ew = effective_kernel(kh, dh), effective_kernel(kw, dw)

@@ -197,7 +197,7 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any], args: Mapping[str, 
     input_shape = parse_input_shape(top("input", None), label)
     spec = Spec(file=label, name=name, input_shape=input_shape, accuracy=accuracy, family=family,
                 args=values, defaults=defaults, variables=variables, space=space, **texts)
-    spec.layers = expand(label, blocks, layers, variables, steps)
+    spec.layers = expand(label, blocks, layers, variables, steps, parsed=not isinstance(source, Mapping))
     if memo is not None:
         if len(_EXPANDED) >= 32:
             _EXPANDED.pop(next(iter(_EXPANDED)))

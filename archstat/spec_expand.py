@@ -28,12 +28,13 @@ _REQUIRED_ARG = "required"
 
 
 def expand(label: str, blocks: Mapping[str, Any], layers: list[Any], variables: Mapping[str, Any],
-           steps: expr.Budget | None = None) -> list[LayerRecord]:
+           steps: expr.Budget | None = None, *, parsed: bool = False) -> list[LayerRecord]:
     """Expand the top-level ``layers`` with the spec's variables into layer records
-    (``steps``: the spec's evaluation budget, shared by every expression)."""
+    (``steps``: the spec's evaluation budget, shared by every expression; ``parsed``: the blocks
+    are the loader's unchanging parse of a file, see :func:`archstat.spec_replay.memo_for`)."""
     for bname, block in blocks.items():
         _check_block(bname, block, label)
-    return _Expander(label, blocks, variables, steps or expr.Budget()).run(layers)
+    return _Expander(label, blocks, variables, steps or expr.Budget(), parsed).run(layers)
 
 
 def _check_block(bname: Any, block: Any, label: str) -> None:
@@ -109,7 +110,7 @@ class _Scope:
 
 class _Expander:
     def __init__(self, label: str, blocks: Mapping[str, Any], variables: Mapping[str, Any],
-                 steps: expr.Budget):
+                 steps: expr.Budget, parsed: bool = False):
         self.label = label
         self.steps = steps
         self.blocks = blocks
@@ -121,7 +122,7 @@ class _Expander:
         # (record, references as written in its 'inputs', their scope)
         self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
-        self.memo = spec_replay.memo_for(blocks)
+        self.memo = spec_replay.memo_for(blocks, parsed=parsed)
         self.alias_log: list[str] = []                    # self.aliases' keys, in order
         self.recordings: list[spec_replay.Recording] = []   # the instances being recorded, outermost first
 

@@ -38,8 +38,13 @@ if TYPE_CHECKING:   # pragma: no cover
     from .spec_expand import _Scope
 
 #: a variable that is not defined (a key part distinct from every value)
-_MISSING = ("<missing>",)
-#: recorded instances kept per spec, and specs kept (the memo is emptied when it is full)
+class _Missing:
+    __slots__ = ()
+
+
+_MISSING = _Missing()
+#: recorded instances kept per spec (about 3 kB each, 5 to 25 layers, with their key; the older
+#: half is forgotten when full), and specs kept
 MAX_ENTRIES = 20_000
 MAX_SPECS = 8
 #: the most values a memoised spec's blocks may hold (a larger one is expanded every time)
@@ -60,28 +65,27 @@ def freeze(value: Any) -> Any:
     return kind, value
 
 
-_SCALARS = frozenset({int, float, str, bool, type(None)})
+_SCALARS = frozenset({int, float, str, bool, type(None), _Missing})
 
 
 def _definition(blocks: Mapping[str, Any]) -> Any:
-    """The frozen blocks (:func:`freeze`), walking at most
-    :data:`MAX_DEFINITION` values (a YAML alias bomb is not memoised: its expansion fails)."""
-    budget = [MAX_DEFINITION]
+    """The frozen blocks (:func:`freeze`), walking at most :data:`MAX_DEFINITION` values (a
+    YAML alias bomb is not memoised: its expansion fails)."""
+    return _walk(blocks, 0, [MAX_DEFINITION])
 
-    def walk(value: Any, depth: int) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0 or depth > MAX_VALUE_DEPTH:
-            raise _TooBig
-        kind = type(value)
-        if kind in _SCALARS:
-            return kind, value
-        if kind is list or kind is tuple:
-            return kind, tuple(walk(v, depth + 1) for v in value)
-        if kind is dict or isinstance(value, Mapping):
-            return dict, tuple((walk(k, depth + 1), walk(v, depth + 1)) for k, v in value.items())
+
+def _walk(value: Any, depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_VALUE_DEPTH:
+        raise _TooBig
+    kind = type(value)
+    if kind in _SCALARS:
         return kind, value
-
-    return walk(blocks, 0)
+    if kind is list or kind is tuple:
+        return kind, tuple(_walk(v, depth + 1, budget) for v in value)
+    if kind is dict or isinstance(value, Mapping):
+        return dict, tuple((_walk(k, depth + 1, budget), _walk(v, depth + 1, budget)) for k, v in value.items())
+    return kind, value
 
 
 def _names(value: Any, out: set[str]) -> None:
@@ -101,6 +105,14 @@ def _names(value: Any, out: set[str]) -> None:
 
 class _TooBig(Exception):
     pass
+
+
+def _interned(value: Any) -> Any:
+    """One copy of each relative name and input tuple among all recordings (they repeat)."""
+    return _INTERNED.setdefault(value, value) if len(_INTERNED) < 100_000 else value
+
+
+_INTERNED: dict[Any, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -142,8 +154,8 @@ def _reads(blocks: Mapping[str, Any]) -> dict[str, _Reads]:
             top |= own[used]
             stack.extend(uses[used] or ())
         mine = own[bname]
-        if "i" in top or "name" in top:   # a nested block's i comes from this block's variables
-            mine = mine | ({"i"} & top)
+        if "i" in top:   # a nested instance that does not repeat inherits this block's i
+            mine = mine | {"i"}
         out[bname] = _Reads(tuple(sorted(mine)), tuple(sorted(top - {"i", "name"})), memoisable)
     return out
 
@@ -176,9 +188,16 @@ class Memo:
         reads = self.reads.get(bname)
         if reads is None or not reads.memoisable or bname in self.skipped:
             return None
+        # flat: each value, then its type (a container frozen whole)
+        parts: list[Any] = [bname, training_only]
+        for scope, names in ((variables, reads.own), (top, reads.top)):
+            for n in names:
+                value = scope.get(n, _MISSING)
+                kind = type(value)
+                parts.append(value if kind in _SCALARS else freeze(value))
+                parts.append(kind)
+        key = tuple(parts)
         try:
-            key = (bname, training_only, tuple(freeze(variables.get(n, _MISSING)) for n in reads.own),
-                   tuple(freeze(top.get(n, _MISSING)) for n in reads.top))
             hash(key)
         except TypeError:
             return None
@@ -195,18 +214,26 @@ class Memo:
         made = self.recorded[bname] = self.recorded.get(bname, 0) + 1
         if made >= GIVE_UP_AFTER and self.replayed.get(bname, 0) * 4 < made:
             self.skipped.add(bname)   # its instances seldom repeat: recording them costs more than it saves
-        if len(self.entries) >= MAX_ENTRIES:
-            self.entries.clear()
+        if len(self.entries) >= MAX_ENTRIES:   # forget the older half
+            for old in list(self.entries)[:MAX_ENTRIES // 2]:
+                del self.entries[old]
         self.entries[key] = replay
 
 
-_MEMOS: dict[Any, Memo] = {}
 
 
-def memo_for(blocks: Mapping[str, Any]) -> Memo | None:
-    """The memo of a spec's blocks (by their contents), or None for a spec without blocks."""
+def memo_for(blocks: Mapping[str, Any], *, parsed: bool = False) -> Memo | None:
+    """The memo of a spec's blocks (by their contents), or None for a spec without blocks.
+
+    ``parsed``: the blocks are the loader's parse of a file, which nothing changes (spec_io's
+    cache), so that the same object has the same contents: found by identity, not walked again.
+    """
     if not blocks:
         return None
+    if parsed:
+        known = _PARSED.get(id(blocks))
+        if known is not None and known[0] is blocks:
+            return known[1]
     try:
         signature = _definition(blocks)
         memo = _MEMOS.get(signature)
@@ -216,7 +243,16 @@ def memo_for(blocks: Mapping[str, Any]) -> Memo | None:
         if len(_MEMOS) >= MAX_SPECS:
             _MEMOS.pop(next(iter(_MEMOS)))
         memo = _MEMOS[signature] = Memo(blocks)
+    if parsed:
+        if len(_PARSED) >= MAX_SPECS:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[id(blocks)] = (blocks, memo)   # the object is kept: its id is not reused
     return memo
+
+
+_MEMOS: dict[Any, Memo] = {}
+#: memos of parsed files' blocks by the blocks' id (with the blocks, alive)
+_PARSED: dict[int, tuple[Any, Memo]] = {}
 
 
 @dataclass
@@ -303,7 +339,7 @@ def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[
             if not all(owner in internal and owner != r.name for owner in shares.values()):
                 return None
             shares = tuple((t, owner[n:]) for t, owner in shares.items())
-        out.append((r.name[n:], r.type, r.attrs, r.training_only, inputs, r.call, shares))
+        out.append((_interned(r.name[n:]), r.type, r.attrs, r.training_only, _interned(inputs), r.call, shares))
     if not all(aliases.get(a) in internal for a in nested):
         return None
     return Replay(tuple(out), tuple((a[n:], aliases[a][n:]) for a in nested), last[n:], rec.steps - steps_left,

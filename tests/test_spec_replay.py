@@ -29,7 +29,7 @@ def fresh():
 
 def _without_memo(monkeypatch, source, args=None):
     with monkeypatch.context() as m:
-        m.setattr(spec_replay, "memo_for", lambda blocks: None)
+        m.setattr(spec_replay, "memo_for", lambda blocks, **kw: None)
         spec_module._EXPANDED.clear()
         return _layers(archstat.load(source, args))
 
@@ -61,7 +61,7 @@ def test_a_sweep_gives_the_same_rows_with_and_without_the_memo(monkeypatch, fres
     space = load_space("regnet")
     warm = sample(space, n=40, seed=3)
     with monkeypatch.context() as m:
-        m.setattr(spec_replay, "memo_for", lambda blocks: None)
+        m.setattr(spec_replay, "memo_for", lambda blocks, **kw: None)
         cold = sample(space, n=40, seed=3)
     assert warm.equals(cold)
     assert warm["error"].eq("").sum() > 20
