@@ -12,6 +12,10 @@ configurations (default 600) analysed:
 
 The three runs must give identical rows (same seed, same rows, same order). Each timing includes
 starting the workers. The load average before and after says whether other work shared the cores.
+
+``--long M`` then runs M configurations (seed 1) with 2 local workers, as a long sweep runs: the
+workers' memo of block instances (archstat.spec_replay) warm, the time a million takes at that
+rate. ``python bench/space.py 600 --long 100000`` takes about five minutes.
 """
 from __future__ import annotations
 
@@ -37,6 +41,10 @@ def timed(**kw):
 
 
 if __name__ == "__main__":
+    LONG = int(sys.argv[sys.argv.index("--long") + 1]) if "--long" in sys.argv else 0
+    if LONG:
+        i = sys.argv.index("--long")
+        del sys.argv[i:i + 2]
     N = int(sys.argv[1]) if len(sys.argv) > 1 else 600
     SPACE = load_space("regnet")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -73,4 +81,10 @@ if __name__ == "__main__":
         pd.testing.assert_frame_equal(one, remote)
         print(f"Dask, 2 workers:    {t3:6.1f} s  {N / t3:6.1f} configurations/s   ({address})")
         print("  rows identical to the local run")
+    if LONG:
+        start = time.perf_counter()
+        rows = sample(SPACE, n=LONG, seed=1, workers=2)
+        t4 = time.perf_counter() - start
+        print(f"long sweep, 2 local processes: {LONG:,} configurations in {t4:.1f} s, {LONG / t4:.1f}/s "
+              f"({rows.attrs['errors']} invalid): a million in {1e6 / (LONG / t4) / 60:.1f} min")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
