@@ -37,8 +37,9 @@ from .spec_values import variables_in
 if TYPE_CHECKING:   # pragma: no cover
     from .spec_expand import _Scope
 
-#: a variable that is not defined (a key part distinct from every value)
 class _Missing:
+    """A variable that is not defined (a key part distinct from every value)."""
+
     __slots__ = ()
 
 
@@ -216,7 +217,7 @@ class Memo:
             self.skipped.add(bname)   # its instances seldom repeat: recording them costs more than it saves
         if len(self.entries) >= MAX_ENTRIES:   # forget the older half
             for old in list(self.entries)[:MAX_ENTRIES // 2]:
-                del self.entries[old]
+                self.entries.pop(old, None)   # (another thread of a Dask worker may be at it too)
         self.entries[key] = replay
 
 
