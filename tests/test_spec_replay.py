@@ -20,11 +20,11 @@ def _layers(model):
 @pytest.fixture
 def fresh():
     """Empties the memo and the loader's caches before and after the test."""
-    spec_replay._MEMOS.clear()
-    spec_module._EXPANDED.clear()
+    for cache in (spec_replay._MEMOS, spec_replay._PARSED, spec_module._EXPANDED):
+        cache.clear()
     yield
-    spec_replay._MEMOS.clear()
-    spec_module._EXPANDED.clear()
+    for cache in (spec_replay._MEMOS, spec_replay._PARSED, spec_module._EXPANDED):
+        cache.clear()
 
 
 def _without_memo(monkeypatch, source, args=None):
@@ -154,3 +154,20 @@ def test_nesting_depth_fails_alike_after_a_shallow_replay(fresh):
     for _ in range(2):
         with pytest.raises(ArchstatError, match="nest deeper"):
             archstat.load(too_deep)
+
+
+def test_a_full_memo_and_a_block_given_up_change_nothing(monkeypatch, fresh):
+    from archstat.space import sample
+    from archstat.space.load import load_space
+
+    space = load_space("regnet")
+    with monkeypatch.context() as m:
+        m.setattr(spec_replay, "memo_for", lambda blocks, **kw: None)
+        cold = sample(space, n=30, seed=4)
+    monkeypatch.setattr(spec_replay, "MAX_ENTRIES", 8)
+    monkeypatch.setattr(spec_replay, "GIVE_UP_AFTER", 4)
+    spec_module._EXPANDED.clear()   # (the loader's cache of expanded specs would answer otherwise)
+    warm = sample(space, n=30, seed=4)
+    (memo,) = spec_replay._MEMOS.values()
+    assert len(memo.entries) <= 8 and memo.skipped   # evicted, and some block no longer recorded
+    assert warm.equals(cold)
