@@ -251,7 +251,7 @@ def byte_size(text: str) -> int | str | None:
 def memory_limit_of(value: int | str | None) -> int | None:
     if value != "auto":
         return value
-    from ..profiling.calibration import physical_memory
+    from ..machine import physical_memory
 
     total = physical_memory()
     return None if total is None else total * 4 // 5

@@ -18,7 +18,8 @@ Modules: :mod:`.calibration` (machine description, GEMM and memory roofs, cache)
 (``sweep``, ``ops_vs_time``, ``linear_fit``). The package is called ``profiling`` and
 not ``profile`` so that importing it never shadows the function ``archstat.profile``.
 """
-from .calibration import Calibration, calibrate, get_calibration, load_calibration, machine_info
+from ..machine import machine_info
+from .calibration import Calibration, calibrate, get_calibration, load_calibration
 from .core import PROFILE_COLUMNS, PROFILE_TOTALS, Profile, profile
 from .roofline import Roofline, intensity, traffic_bytes
 from .studies import SWEEP_COLUMNS, Fit, OpsTime, Sweep, linear_fit, ops_vs_time, sweep

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
-import hashlib
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import ArchstatError
+from ..machine import cache_dir, machine_info, machine_key
 
 #: bumped when the cache file's layout changes (older files are then ignored)
 CACHE_VERSION = 1
@@ -48,43 +47,6 @@ Progress = Callable[[float, float, str], None]
 
 
 # ------------------------------------------------------------------------ the machine
-
-def machine_info() -> dict[str, Any]:
-    """Describe this machine: CPU model, cores, memory, BLAS and its threads, versions.
-
-    ``blas`` is threadpoolctl's report of the BLAS NumPy loaded (``internal_api`` such as
-    ``openblas``, its ``version``, the kernel ``architecture`` it chose and ``num_threads``).
-    """
-    import threadpoolctl
-
-    blas = [info for info in threadpoolctl.threadpool_info() if info.get("user_api") == "blas"]
-    blas_info = {k: blas[0].get(k) for k in ("internal_api", "version", "architecture", "num_threads",
-                                             "threading_layer")} if blas else {}
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return {"cpu": _cpu_model(), "cores": cores, "logical_cpus": os.cpu_count(),
-            "memory_bytes": physical_memory(), "system": f"{platform.system()} {platform.release()}",
-            "machine": platform.machine(), "python": platform.python_version(), "numpy": np.__version__,
-            "blas": blas_info}
-
-
-def machine_key(machine: dict[str, Any]) -> str:
-    """A short hash of what decides the peaks: CPU, cores, BLAS (+ kernel, threads), NumPy."""
-    blas = machine.get("blas", {})
-    parts = {"cpu": machine.get("cpu"), "cores": machine.get("cores"), "numpy": machine.get("numpy"),
-             "blas": [blas.get(k) for k in ("internal_api", "version", "architecture", "num_threads")]}
-    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def physical_memory() -> int | None:
-    """Bytes of physical memory, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
 
 def load_average() -> float | None:
     """The 1-minute load average (runnable processes), or None where the OS has none."""
@@ -142,17 +104,6 @@ def _cpu_counters() -> tuple[float, float, float] | None:
     busy = sum(values) - values[3] - values[4]
     own = os.times()
     return time.monotonic(), busy / ticks, own.user + own.system
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def describe_blas(machine: dict[str, Any]) -> str:
@@ -249,12 +200,6 @@ class Calibration:
     def from_dict(cls, data: dict[str, Any]) -> "Calibration":
         names = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/archstat`` (``~/.cache/archstat`` when unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "archstat"
 
 
 def cache_path(machine: dict[str, Any] | None = None) -> Path:

@@ -66,12 +66,12 @@ def evaluate(space, config: Mapping[str, Any], *, index: int = 0, batch: int = 1
 
 @functools.lru_cache(maxsize=1)
 def _machine() -> tuple[str, str]:
-    from ..profiling.calibration import machine_info
+    from ..machine import machine_info
     return socket.gethostname(), machine_info().get("cpu") or platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, str]:
-    """Where a measurement ran: host name and CPU model (:func:`archstat.profiling.calibration.machine_info`)."""
+    """Where a measurement ran: host name and CPU model (:func:`archstat.machine.machine_info`)."""
     host, cpu = _machine()
     return {"host": host, "cpu": cpu}
 
@@ -89,7 +89,7 @@ def measure(space, config: Mapping[str, Any], *, batch: int = 1, dtype: str = "f
 
     out: dict[str, Any] = {"measured_ms": None, "measured_min_ms": None, **machine(), "measure_error": ""}
     if memory_limit is None:   # as the CLI's profile: refuse, before allocating, a run over 80% of the memory
-        from ..profiling.calibration import physical_memory
+        from ..machine import physical_memory
         total = physical_memory()
         memory_limit = None if total is None else total * 4 // 5
     if threads is not None:   # workers sharing a machine: each BLAS its share of the cores
