@@ -38,6 +38,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--repeat", "-r", type=positive_int, default=5, metavar="N",
                    help="timed passes; times are their median (default 5)")
     run_options(p)
+    p.add_argument("--algorithm", "--conv-algorithm", default="reference", metavar="NAME",
+                   help="how the engine runs layers it can run several ways: 'reference' (the default: "
+                        "im2col + GEMM convolutions), 'auto' (the fastest for each layer's shape on this "
+                        "machine, measured once and cached), or an algorithm's name, used wherever it applies "
+                        "(a wrong name lists them); the table's Algorithm column says what each layer ran")
     p.add_argument("--no-memory", dest="memory", action="store_false",
                    help="skip the untimed tracemalloc pass that measures peak memory")
     output_options(p, ("table", "md", "csv", "json", "html"))
@@ -101,7 +106,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
             bar.prefix = f"{models[0].name}: "
             result = profile(models[0], batch=args.batch, repeat=args.repeat, warmup=args.warmup,
                              backward=args.backward, dtype=args.dtype, input_shape=input_shape, seed=args.seed,
-                             memory_limit=limit, memory=args.memory, progress=bar)
+                             memory_limit=limit, memory=args.memory, progress=bar, algorithm=args.algorithm)
         else:
             if args.backward or input_shape:
                 raise ArchstatError("with several specs, profile measures inference at each spec's input size",
@@ -116,7 +121,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 
             result = ops_vs_time(models, batch=args.batch, repeat=args.repeat, warmup=args.warmup,
                                  dtype=args.dtype, seed=args.seed, memory_limit=limit, calibration=cal,
-                                 progress=progress)
+                                 progress=progress, algorithm=args.algorithm)
     finally:
         bar.close()
     emit(args, (render_profile if len(models) == 1 else render_ops_time)(result, fmt, width=terminal_width(args)))

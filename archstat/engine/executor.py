@@ -36,6 +36,7 @@ from ..graph import Model, load
 from ..layers.loss import softmax_cross_entropy
 from ..layers.registry import RunContext, Shape, fmt_shape
 from ..spec import INPUT_NAME
+from .algorithms import check_choice, choose
 from .state import StateLayout, name_hash
 
 __all__ = ["BackwardResult", "Executor", "backward", "run"]
@@ -70,6 +71,11 @@ class Executor:
     memory_limit : int, optional
         Bytes. A pass whose predicted peak (:meth:`predict_memory`) exceeds it is refused
         before anything is allocated.
+    algorithm : str
+        Which algorithm runs the layers that have several (:mod:`archstat.engine.algorithms`):
+        ``'reference'`` (the default: im2col + GEMM for every convolution), ``'auto'`` (the
+        fastest measured on this machine for each layer's shape, cached), or an algorithm's
+        name (``'winograd4'``: wherever it applies). :meth:`algorithms` says what ran.
 
     Attributes
     ----------
@@ -85,9 +91,12 @@ class Executor:
     """
 
     def __init__(self, model: Model | Any, weights: Mapping[str, Mapping[str, Any]] | None = None,
-                 seed: int = 0, dtype: str = "float32", memory_limit: int | None = None):
+                 seed: int = 0, dtype: str = "float32", memory_limit: int | None = None,
+                 algorithm: str = "reference"):
         self.model = load(model)
         self.dtype = _engine_dtype(dtype)
+        self.algorithm = check_choice(algorithm)
+        self._algorithms: dict[tuple[Any, ...], dict[str, str]] = {}
         self.seed = _count(seed, "seed", "a non-negative integer", minimum=0)
         self.memory_limit = None if memory_limit is None else _count(
             memory_limit, "memory_limit", "a positive number of bytes", minimum=1)
@@ -250,6 +259,7 @@ class Executor:
         if hook is not None:
             hook(INPUT_NAME, x, live)
         plan = self.plans[bool(train)]
+        chosen = self._chosen(shapes, bool(train))
         self._free(values, INPUT_NAME, plan)
         ran = []
         for name in plan.order[1:]:
@@ -260,7 +270,8 @@ class Executor:
                     np.may_share_memory(a, xs[0]) for c in caches.values() for a in _arrays(c)):
                 xs[0] = xs[0].copy()  # an earlier layer's cache still needs the old values
             params, buffers = self._state_of(name)
-            ctx = RunContext(train=train, rng=self._rngs[name], buffers=buffers, keep_cache=keep)
+            ctx = RunContext(train=train, rng=self._rngs[name], buffers=buffers, keep_cache=keep,
+                             algorithm=chosen.get(name))
             try:
                 y, cache = layer.type.forward(xs, params, layer.attrs, ctx)
             except ArchstatError as exc:
@@ -281,6 +292,21 @@ class Executor:
             self._out_shapes = {name: shapes[name] for name in out_names}
             self._ran_shapes = shapes
         return outputs[out_names[0]] if len(outputs) == 1 else outputs
+
+    def _chosen(self, shapes: Mapping[str, Shape], train: bool) -> dict[str, str]:
+        key = (shapes[INPUT_NAME], train)
+        if key not in self._algorithms:
+            self._algorithms[key] = choose(self.model, shapes, self.algorithm, dtype=self.dtype.name, train=train)
+        return self._algorithms[key]
+
+    def algorithms(self, batch: int = 1, train: bool = False,
+                   input_shape: tuple[int, ...] | None = None) -> dict[str, str]:
+        """``{layer: algorithm}`` for the layers that have a choice, as a pass at this batch
+        size (and input size) runs them; with ``algorithm='auto'`` this measures what the
+        machine's cache does not know yet."""
+        shape = tuple(input_shape) if input_shape is not None else self.model.input_shape
+        _, shapes = self._check_input(np.empty((batch, *shape), self.dtype))
+        return dict(self._chosen(shapes, bool(train)))
 
     def _free(self, values: dict[str, np.ndarray], name: str, plan: Any = None) -> None:
         for owner in (plan or self.plan).free_after[name]:

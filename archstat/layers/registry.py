@@ -270,6 +270,16 @@ class LayerType:
         return 0
 
     # -- engine kernels (filled in per family) -----------------------------------
+    #: the algorithms the engine's kernels of this type can run, the reference (the lecture's
+    #: algorithm, the default) first; () for a type with one way to run. Which of them apply to
+    #: one layer says :meth:`algorithms`; the executor tells the kernel in ``RunContext.algorithm``
+    algorithm_names: ClassVar[tuple[str, ...]] = ()
+
+    def algorithms(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> tuple[str, ...]:
+        """The algorithms of :attr:`algorithm_names` that can run this layer (the reference
+        first), or () when there is no choice."""
+        return ()
+
     def forward(self, xs: Sequence[Any], params: Mapping[str, Any], attrs: Mapping[str, Any],
                 ctx: "RunContext") -> tuple[Any, Any]:
         """Return ``(y, cache)``; ``cache`` is what ``backward`` needs."""
@@ -290,6 +300,8 @@ class RunContext:
     #: the caller keeps the cache for backward; False lets an in-place kernel skip saving
     #: what only backward needs (a copy of its input)
     keep_cache: bool = True
+    #: the algorithm to run (one of the layer's ``algorithms``), None for the type's reference
+    algorithm: str | None = None
 
 
 # ------------------------------------------------------------------------- the registry

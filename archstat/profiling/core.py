@@ -41,6 +41,8 @@ PROFILE_COLUMNS: dict[str, str] = {
                        "none (the image's)",
     "measured_live_bytes": "bytes allocated while the layer ran in the forward pass (tracemalloc) "
                            "+ the input: compare with live_bytes",
+    "algorithm": "the algorithm the engine ran the layer with ('im2col', 'winograd4', ...), '' for a "
+                 "layer type with one way to run (archstat.engine.algorithms)",
 }
 
 #: totals a profile adds to the analysis' totals
@@ -73,6 +75,8 @@ PROFILE_TOTALS: dict[str, str] = {
     "load_average": "1-minute load average when timing started",
     "other_cpu_share": "share of the CPUs other processes used during the timed passes (/proc/stat)",
     "warnings": "sentences: a layer faster than the calibrated peak, a busy machine",
+    "algorithm": "the algorithm choice asked for: 'reference', 'auto' or an algorithm's name (the per-layer "
+                 "column says what each layer ran)",
 }
 
 
@@ -128,7 +132,7 @@ class Profile(Analysis):
 def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int = 1, backward: bool = False,
             dtype: str = "float32", input_shape: tuple[int, ...] | None = None, seed: int = 0,
             memory_limit: int | None = None, memory: bool = True, calibration: Calibration | None = None,
-            progress: Progress | None = None) -> Profile:
+            progress: Progress | None = None, algorithm: str = "reference") -> Profile:
     """Time every layer of a model through the NumPy engine; compare with the analysis.
 
     Parameters
@@ -147,6 +151,10 @@ def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int 
     memory : run one extra untimed pass under tracemalloc for the measured peak memory.
     calibration : the roofs; default the cached calibration, else a quick one (then cached).
     progress : ``progress(done, total, label)``, called after every layer of every pass.
+    algorithm : which algorithm runs the layers that have several: 'reference' (im2col + GEMM
+        convolutions), 'auto' (the fastest for each layer's shape on this machine, measured once
+        and cached) or an algorithm's name (see :class:`archstat.engine.Executor`); the
+        per-layer ``algorithm`` column says what ran.
 
     Returns
     -------
@@ -162,19 +170,19 @@ def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int 
     _check_counts(batch=batch, repeat=repeat, warmup=warmup)
     model = load(model)
     analysis = analyze(model, batch=batch, dtype=dtype, input_shape=input_shape)
-    ex = make_executor(model, dtype, seed, memory_limit, [batch], input_shape, backward)
+    ex = make_executor(model, dtype, seed, memory_limit, [batch], input_shape, backward, algorithm)
     calibration = calibration or get_calibration(dtype, progress=progress)
     return run_profile(ex, analysis, calibration, repeat=repeat, warmup=warmup, backward=backward, seed=seed,
                        memory=memory, progress=progress)
 
 
 def make_executor(model: Model, dtype: str, seed: int, memory_limit: int | None, batches, input_shape,
-                  train: bool):
+                  train: bool, algorithm: str = "reference"):
     """An Executor whose memory guard has accepted every batch in ``batches`` (refusing the
     first that does not fit, before any activation is allocated)."""
     from ..engine.executor import Executor
 
-    ex = Executor(model, seed=seed, dtype=dtype, memory_limit=memory_limit)
+    ex = Executor(model, seed=seed, dtype=dtype, memory_limit=memory_limit, algorithm=algorithm)
     shape = tuple(input_shape) if input_shape else model.input_shape
     for b in batches:
         ex._guard(b, shape, train)  # the executor's own check and message
@@ -197,6 +205,7 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
         outs = ex.model.outputs  # a training pass runs every layer, training-only ones too
         dy = {o: rng.standard_normal(shapes[o], dtype=np.dtype(dtype).type) for o in outs}
         dy = dy[outs[0]] if len(outs) == 1 else dy
+    chosen = ex.algorithms(batch, backward, analysis.input_shape)   # an 'auto' choice measured before the timing
     load = load_average()
     m = measure(ex, x, train=backward, repeat=repeat, warmup=warmup, dy=dy, memory=memory,
                 progress=progress, offset=offset, total=total)
@@ -204,7 +213,7 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
     state = sum(a.nbytes for group in (ex.params, ex.buffers) for arrays in group.values() for a in arrays.values())
     predicted = ex.predict_memory(batch, backward, analysis.input_shape)
     args = dict(repeat=repeat, warmup=warmup, seed=seed, train=backward, held=held, state=state,
-                predicted=predicted, load=load)
+                predicted=predicted, load=load, chosen=chosen, choice=ex.algorithm)
     p = _assemble(analysis, calibration, m, **args)
     if any(above_roof(pct) for pct in p.column("peak_pct")) and discard_cached(calibration):
         # the cached roofs were measured too low (on a busy machine): measure them again now,
@@ -234,7 +243,8 @@ def _engine_backward_flops(analysis: Analysis) -> dict[str, int]:
 
 def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: int, warmup: int, seed: int,
               train: bool, held: int, state: int, predicted: int, load: float | None = None,
-              replaced: Calibration | None = None) -> Profile:
+              replaced: Calibration | None = None, chosen: Mapping[str, str] | None = None,
+              choice: str = "reference") -> Profile:
     rows = analysis.rows()
     roof = cal.roofline(analysis.dtype)
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
@@ -264,6 +274,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
             new["measured_live_bytes"].append(None)
         else:  # the input (and dy) are allocated before the pass and held through it
             new["measured_live_bytes"].append(held + (0 if is_input else m.memory.layers[name]))
+        new["algorithm"].append((chosen or {}).get(name, ""))
     layer_sum = float(np.nansum(new["time_ms"]))
     new["share"] = [t / layer_sum if layer_sum > 0 and not math.isnan(t) else (0.0 if layer_sum > 0 else math.nan)
                     for t in new["time_ms"]]
@@ -298,6 +309,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         "measured_peak_bytes": None if m.memory is None else state + held + m.memory.peak,
         "workspace_bytes": None if m.memory is None else state + held + m.memory.peak - predicted,
         "held_bytes": held, "state_bytes": state, "load_average": load, "other_cpu_share": m.other_cpu_share,
+        "algorithm": choice,
     })
     totals["warnings"] = _warnings(cols, totals, cal, replaced)
     return Profile(analysis, cols, totals, cal, m)

@@ -222,12 +222,13 @@ class OpsTime:
 
 def ops_vs_time(models: Sequence[Model | Any], batch: int = 1, *, repeat: int = 3, warmup: int = 1,
                 dtype: str = "float32", seed: int = 0, memory_limit: int | None = None,
-                calibration: Calibration | None = None, progress: Progress | None = None) -> OpsTime:
+                calibration: Calibration | None = None, progress: Progress | None = None,
+                algorithm: str = "reference") -> OpsTime:
     """Measure forward time against MACs for every conv/linear layer of several models, and
     per model; fit a line to each (Canziani et al. 2016's operations-predict-time claim).
 
     ``models`` are Models, spec paths or mappings. Each is profiled at inference
-    (:func:`profile` with ``memory=False``). Plot the result with
+    (:func:`profile` with ``memory=False``; ``algorithm`` as there). Plot the result with
     :func:`archstat.report.profile_plots.ops_vs_time`. Ctrl-C keeps the models done.
     """
     _check_counts(batch=batch, repeat=repeat, warmup=warmup)
@@ -241,7 +242,7 @@ def ops_vs_time(models: Sequence[Model | Any], batch: int = 1, *, repeat: int = 
     interrupted = False
     for i, (model, analysis) in enumerate(zip(loaded, analyses)):
         # one executor (one set of weights) at a time; its guard refuses before any activation
-        ex = make_executor(model, dtype, seed, memory_limit, [batch], None, False)
+        ex = make_executor(model, dtype, seed, memory_limit, [batch], None, False, algorithm)
         p = run_profile(ex, analysis, calibration, repeat=repeat, warmup=warmup, backward=False, seed=seed,
                         memory=False, progress=progress, offset=i * per_run, total=per_run * len(loaded))
         calibration = p.calibration  # measured again if the cached roofs proved too low

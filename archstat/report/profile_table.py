@@ -223,6 +223,10 @@ def _profile_table(p):
         headers += ["Bwd ms", "min-max"]
     headers += ["Share", "GFLOP/s", "% peak", "FLOP/B", "Roof", "Bound"]
     aligns = ["<", "<", ">", ">", ">", ">"] + ([">", ">"] if train else []) + [">", ">", ">", ">", ">", "<"]
+    algorithms = any(r.get("algorithm") for r in rows)   # a layer the engine can run more than one way
+    if algorithms:
+        headers.append("Algorithm")
+        aligns.append("<")
     body = []
     for r in rows:
         row = [r["name"], r["type"], shape_str(r["output_shape"]), human(r["macs"]) if r["macs"] else "-",
@@ -232,12 +236,16 @@ def _profile_table(p):
         row += [_pct(100 * r["share"]), _num(r["gflops"]), _peak_cell(r["peak_pct"]) if r["flops"] else "-",
                 _num(r["intensity"], 2) if r["flops"] else "-", _num(r["roofline_gflops"]) if r["flops"] else "-",
                 r["bound"] if r["flops"] else "-"]
+        if algorithms:
+            row.append(r["algorithm"] or "-")
         body.append(row)
     layer_fwd = sum(r["forward_ms"] for r in rows if r["forward_ms"] == r["forward_ms"])
     total = ["Total", "", "", human(t["macs"]), ms(layer_fwd), ""]
     if train:
         total += [ms(sum(r["backward_ms"] for r in rows if r["backward_ms"] == r["backward_ms"])), ""]
     total += ["100%", _num(t["gflops"]), _pct(t["peak_pct"]), "", "", ""]
+    if algorithms:
+        total.append(t.get("algorithm", ""))
     return headers, aligns, body, total
 
 

@@ -1,0 +1,149 @@
+"""Which algorithm runs each layer: the reference, one the caller forces, or the fastest one
+measured on this machine for the layer's shape (``auto``), as cuDNN's and oneDNN's algorithm
+search do.
+
+A layer type lists its algorithms (``LayerType.algorithm_names``, the reference first: the
+lecture's im2col + GEMM for a convolution) and which of them apply to one layer
+(``LayerType.algorithms``: Winograd only for a 3x3, stride-1 convolution). The executor tells
+the kernel its choice in ``RunContext.algorithm``.
+
+Choices:
+
+* ``"reference"``: every layer runs its type's reference algorithm (the default);
+* an algorithm's name (``"winograd4"``): every layer it applies to runs it, the others their
+  reference;
+* ``"auto"``: each layer with a choice runs the algorithm that was fastest for its type,
+  input shapes, fields, dtype and pass (inference: forward; training: forward + backward),
+  measured once on this machine (the best of a few runs of each, on random data) and cached as
+  JSON in ``$XDG_CACHE_HOME/archstat/algorithms-<machine key>.json`` beside the calibrated roofs
+  (:mod:`archstat.machine`). Deleting the file measures again.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ArchstatError, did_you_mean
+from ..layers import registry
+from ..layers.registry import RunContext, Shape
+
+AUTO = "auto"
+REFERENCE = "reference"
+#: bumped when the cache file's layout changes (older files are then ignored)
+CACHE_VERSION = 1
+#: timed runs per candidate (after one untimed), the best kept
+RUNS = 3
+
+
+def names() -> tuple[str, ...]:
+    """Every algorithm some registered layer type has, in registration order."""
+    out: dict[str, None] = {}
+    for ltype in registry.all_types().values():
+        out.update(dict.fromkeys(ltype.algorithm_names))
+    return tuple(out)
+
+
+def check_choice(choice: Any) -> str:
+    """``choice`` when it is ``auto``, ``reference`` or an algorithm's name; else a clear error."""
+    known = (AUTO, REFERENCE, *names())
+    if not isinstance(choice, str) or choice not in known:
+        raise ArchstatError(f"unknown algorithm {choice!r} (choose from {', '.join(known)})", field="algorithm",
+                            hint=did_you_mean(str(choice), known))
+    return choice
+
+
+def choose(model: Any, shapes: Mapping[str, Shape], choice: str, *, dtype: str, train: bool,
+           tuner: "Tuner | None" = None) -> dict[str, str]:
+    """``{layer: algorithm}`` for every layer with more than one algorithm (``shapes``: every
+    layer's output shape, batch included)."""
+    out = {}
+    for layer in model.layers():
+        if not layer.inputs or not layer.type.algorithm_names:
+            continue
+        in_shapes = [tuple(shapes[src]) for src in layer.inputs]
+        options = layer.type.algorithms(in_shapes, layer.attrs)
+        if len(options) < 2:
+            continue
+        if choice == AUTO:
+            tuner = tuner or Tuner()
+            out[layer.name] = tuner.best(layer.type, in_shapes, layer.attrs, options, dtype, train)
+        elif choice in options:
+            out[layer.name] = choice
+        else:   # the reference, or an algorithm that does not apply to this layer
+            out[layer.name] = options[0]
+    return out
+
+
+class Tuner:
+    """The fastest algorithm per layer shape on this machine: measured once, cached."""
+
+    def __init__(self, path: str | None = None):
+        from ..machine import cache_dir, machine_info, machine_key
+
+        self.key = machine_key(machine_info())
+        self.path = path or str(cache_dir() / f"algorithms-{self.key}.json")
+        self.choices: dict[str, dict[str, Any]] = {}
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if data.get("version") == CACHE_VERSION and data.get("key") == self.key:
+                self.choices = dict(data.get("choices") or {})
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+        #: the cache could not be written (a read-only home): the measurements stay in this process
+        self.note: str | None = None
+
+    @staticmethod
+    def case(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], dtype: str,
+             train: bool) -> str:
+        """The cache key of one layer: type, input shapes, fields, dtype and pass."""
+        fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(attrs.items())}
+        return json.dumps([ltype.name, [list(s) for s in in_shapes], fields, dtype, "train" if train else "eval"],
+                          sort_keys=True, default=str)
+
+    def best(self, ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
+             options: Sequence[str], dtype: str, train: bool) -> str:
+        case = self.case(ltype, in_shapes, attrs, dtype, train)
+        known = self.choices.get(case)
+        if known and set(known.get("ms", {})) == set(options):
+            return known["best"]
+        ms = {name: measure(ltype, in_shapes, attrs, name, dtype, train) for name in options}
+        best = min(options, key=lambda name: (ms[name], options.index(name)))
+        self.choices[case] = {"best": best, "ms": ms}
+        self.save()
+        return best
+
+    def save(self) -> None:
+        from ..outfile import write_file
+
+        data = {"version": CACHE_VERSION, "key": self.key, "choices": self.choices}
+        try:
+            write_file(self.path, json.dumps(data, indent=1) + "\n", field="algorithm cache")
+        except ArchstatError as exc:
+            self.note = f"the algorithm choices are not cached: {exc}"
+
+
+def measure(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], algorithm: str,
+            dtype: str, train: bool) -> float:
+    """Milliseconds of one forward (training: forward + backward) of a layer with this
+    algorithm, on random data: the best of :data:`RUNS` runs after an untimed one."""
+    rng = np.random.default_rng(0)
+    kind = np.dtype(dtype).type
+    xs = [rng.standard_normal(s, dtype=kind) for s in in_shapes]
+    params = {k: rng.standard_normal(s, dtype=kind) * 0.1 for k, s in ltype.param_shapes(in_shapes, attrs).items()}
+    buffers = {k: np.asarray(ltype.initial_buffer(k, s), dtype=kind)
+               for k, s in ltype.buffer_shapes(in_shapes, attrs).items()}
+    best = float("inf")
+    for run in range(RUNS + 1):
+        ctx = RunContext(train=train, rng=np.random.default_rng(run), buffers=buffers, keep_cache=train,
+                         algorithm=algorithm)
+        start = time.perf_counter()
+        y, cache = ltype.forward(list(xs), params, attrs, ctx)
+        if train:
+            ltype.backward(np.ones_like(y), cache)
+        if run:
+            best = min(best, time.perf_counter() - start)
+    return 1e3 * best
