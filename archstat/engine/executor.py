@@ -416,7 +416,8 @@ class BackwardResult(NamedTuple):
 
 def run(model: Model | Any, x: Any, train: bool = False,
         weights: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
-        memory_limit: int | None = None, dtype: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
+        memory_limit: int | None = None, dtype: str | None = None,
+        algorithm: str = "reference") -> np.ndarray | dict[str, np.ndarray]:
     """One forward pass of ``model`` on ``x`` (see :class:`Executor` for the arguments).
 
     ``dtype`` defaults to x's when that is float32 or float64, else float32.
@@ -429,13 +430,14 @@ def run(model: Model | Any, x: Any, train: bool = False,
     ((3, 2), dtype('float64'))
     """
     ex = Executor(model, weights=weights, seed=seed, dtype=dtype or _dtype_of(x),
-                  memory_limit=memory_limit)
+                  memory_limit=memory_limit, algorithm=algorithm)
     return ex.forward(x, train=train, keep_cache=False)
 
 
 def backward(model: Model | Any, x: Any, dy: Any = None, labels: Any = None, *, train: bool = True,
              weights: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0,
-             memory_limit: int | None = None, dtype: str | None = None) -> BackwardResult:
+             memory_limit: int | None = None, dtype: str | None = None,
+             algorithm: str = "reference") -> BackwardResult:
     """Forward and backward pass: the output, the loss and every gradient.
 
     Give exactly one of ``dy`` (the gradient with respect to the output: an array, or a dict
@@ -461,7 +463,7 @@ def backward(model: Model | Any, x: Any, dy: Any = None, labels: Any = None, *, 
         raise ArchstatError("give exactly one of dy (the output's gradient) or labels "
                             "(for softmax cross-entropy)", field="dy" if dy is None else "labels")
     ex = Executor(model, weights=weights, seed=seed, dtype=dtype or _dtype_of(x),
-                  memory_limit=memory_limit)
+                  memory_limit=memory_limit, algorithm=algorithm)
     out = ex.forward(x, train=train, keep_cache=True)
     loss = None
     if labels is not None:
