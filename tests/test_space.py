@@ -285,6 +285,34 @@ def test_dask_gives_the_rows_of_the_local_run(stack):
     pd.testing.assert_frame_equal(local, by_address)
 
 
+def _die_once_at_index_5(marker):
+    """Run on every Dask worker: the worker that first evaluates configuration 5 dies (os._exit)."""
+    from archstat.space import runner
+
+    real = runner.evaluate
+
+    def dies_once(space, config, *, index, **kw):
+        if index == 5 and not os.path.exists(marker):
+            with open(marker, "w") as fh:
+                fh.write("x")
+            os._exit(1)
+        return real(space, config, index=index, **kw)
+
+    runner.evaluate = dies_once
+
+
+def test_a_dask_worker_that_dies_loses_no_configuration(stack, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local = sample(stack, n=12, seed=5)
+    marker = tmp_path / "died"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        client.run(_die_once_at_index_5, str(marker))
+        remote = sample(stack, n=12, seed=5, scheduler=client, chunk=2)
+    assert marker.exists()   # a worker died evaluating it
+    pd.testing.assert_frame_equal(local, remote)
+
+
 # ------------------------------------------------------------------------------ the command line
 
 def test_cli_grid_sample_and_parquet_fallback(cli, stack, tmp_path, monkeypatch):
