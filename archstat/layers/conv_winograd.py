@@ -85,40 +85,66 @@ def check_applicable(algorithm: str, kernel: Any, stride: Any, dilation: Any, gr
     return tile
 
 
+def _kron(t: Transform) -> np.ndarray:
+    """``G ⊗ G`` (alpha^2, 9): ``U[xi, nu] = sum_ab G[xi, a] G[nu, b] g[a, b]`` as one GEMM."""
+    return np.kron(t.G, t.G)
+
+
 def filter_transform(w: np.ndarray, t: Transform) -> np.ndarray:
     """``U = G g G^T`` of every filter: w (K, C, 3, 3) -> (alpha^2, K, C) in w's dtype
-    (computed in float64, rounded once)."""
-    u = np.einsum("xa,kcab,yb->xykc", t.G, w.astype(np.float64), t.G)
-    return np.ascontiguousarray(u.reshape(t.alpha ** 2, *w.shape[:2]), dtype=w.dtype)
+    (one float64 GEMM with ``G ⊗ G``, rounded once)."""
+    k, c = w.shape[:2]
+    u = w.reshape(k * c, 9).astype(np.float64) @ _kron(t).T        # (K*C, alpha^2)
+    return np.ascontiguousarray(u.T.reshape(t.alpha ** 2, k, c), dtype=w.dtype)
 
 
-def _tiles(xp: np.ndarray, t: Transform, block, size: int, step: int, buf: np.ndarray) -> np.ndarray:
+def _tiles(xp: np.ndarray, block, size: int, step: int, out: np.ndarray) -> np.ndarray:
     """Copy the ``size x size`` tiles at ``step`` of images n0:n1, tile rows r0:r1 of ``xp``
-    (N, C, Hp, Wp) into ``buf`` as (size, size, C, n, rows, tiles_w)."""
+    (N, C, Hp, Wp) into the buffer ``out`` as (size, size, C, n, rows, tiles_w)."""
     n0, n1, r0, r1 = block
     src = xp[n0:n1, :, r0 * step:]
     sn, sc, sh, sw = src.strides
     tw = (xp.shape[3] - size) // step + 1
     shape = (size, size, xp.shape[1], n1 - n0, r1 - r0, tw)
     view = as_strided(src, shape, (sh, sw, sc, sn, step * sh, step * sw), writeable=False)
+    return _into(out, shape, view)
+
+
+def _into(buf: np.ndarray, shape, value: np.ndarray | None = None) -> np.ndarray:
+    """The first elements of the flat buffer ``buf`` seen as ``shape`` (``value`` copied in)."""
     out = buf[:int(np.prod(shape))].reshape(shape)
-    np.copyto(out, view)
+    if value is not None:
+        np.copyto(out, value)
     return out
 
 
-def _two_sided(mat: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """``mat @ d @ mat^T`` of every tile: d (a, a, ...) -> (r, r, ...), r = mat.shape[0];
-    two GEMMs over the flattened trailing axes."""
+def _two_sided(mat: np.ndarray, d: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``mat @ d @ mat^T`` of every tile: d (a, a, ...) -> (r, r, ...), r = mat.shape[0]:
+    two GEMMs over the flattened trailing axes, into the flat buffers ``tmp`` and ``out``
+    (preallocated: fresh pages for every block cost more than the GEMMs, measured)."""
     r, a = mat.shape
     rest = d.shape[2:]
-    half = np.matmul(mat, d.reshape(a, -1)).reshape(r, a, -1)      # rows transformed
-    return np.matmul(mat, half).reshape((r, r) + rest)             # then columns
+    half = _into(tmp, (r, a * int(np.prod(rest))))
+    np.matmul(mat, d.reshape(a, -1), out=half)                     # rows transformed
+    full = _into(out, (r, r, int(np.prod(rest))))
+    np.matmul(mat, half.reshape(r, a, -1), out=full)               # then columns
+    return full.reshape((r, r) + rest)
 
 
-def _input_transform(xp, t, block, buf):
+class _Buffers:
+    """The three flat work buffers of one call, sized for its largest block of tiles."""
+
+    def __init__(self, t: Transform, plan, tiles_w: int, c: int, k: int, dtype):
+        most = max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan), default=0) * tiles_w
+        size = t.alpha ** 2 * max(c, k) * most
+        self.a, self.b = np.empty(size, dtype), np.empty(size, dtype)
+        self.m = np.empty(t.alpha ** 2 * k * most, dtype)
+
+
+def _input_transform(xp, t, block, bufs):
     """``V = B^T d B`` of a block of tiles: (alpha^2, C, P), P = n * rows * tiles_w."""
-    d = _tiles(xp, t, block, t.alpha, t.m, buf)
-    v = _two_sided(t.BT.astype(xp.dtype), d)
+    d = _tiles(xp, block, t.alpha, t.m, bufs.a)
+    v = _two_sided(t.BT.astype(xp.dtype), d, bufs.b, bufs.a)
     return v.reshape(t.alpha ** 2, xp.shape[1], -1), d.shape[3:]
 
 
@@ -149,20 +175,23 @@ def _forward(x: np.ndarray, u: np.ndarray, b, pads, t: Transform) -> np.ndarray:
     xp, (ho, wo), grid = _padded(x, pads, t)
     y = np.empty((n, k, ho, wo), x.dtype)
     plan = _blocks(n, grid, t, max(c, k), x.itemsize)
-    most = max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan), default=0) * grid[1]
-    buf = np.empty(t.alpha ** 2 * c * most, x.dtype)
+    bufs = _Buffers(t, plan, grid[1], c, k, x.dtype)
     at = t.AT.astype(x.dtype)
+    bias = None if b is None else b.reshape(1, k, 1, 1)
     for block in plan:
         n0, n1, r0, r1 = block
-        v, (nb, rows, tw) = _input_transform(xp, t, block, buf)
-        mm = np.matmul(u, v)                                   # (alpha^2, K, P): the GEMMs
-        yt = _two_sided(at, mm.reshape(t.alpha, t.alpha, -1))  # (m, m, K * P)
+        v, (nb, rows, tw) = _input_transform(xp, t, block, bufs)
+        mm = _into(bufs.m, (t.alpha ** 2, k, v.shape[2]))
+        np.matmul(u, v, out=mm)                                # the alpha^2 GEMMs
+        yt = _two_sided(at, mm.reshape(t.alpha, t.alpha, -1), bufs.b, bufs.a)  # (m, m, K*P)
         yt = yt.reshape(t.m, t.m, k, nb, rows, tw).transpose(3, 2, 4, 0, 5, 1)
         yt = yt.reshape(nb, k, rows * t.m, tw * t.m)
         r_end = min(ho, r1 * t.m)
-        y[n0:n1, :, r0 * t.m:r_end] = yt[:, :, :r_end - r0 * t.m, :wo]
-    if b is not None:
-        y += b.reshape(1, k, 1, 1)
+        part = yt[:, :, :r_end - r0 * t.m, :wo]
+        if bias is None:
+            y[n0:n1, :, r0 * t.m:r_end] = part
+        else:   # the bias added on the way out of the tiles
+            np.add(part, bias, out=y[n0:n1, :, r0 * t.m:r_end])
     return y
 
 
@@ -206,15 +235,13 @@ def _weight_grad(dy: np.ndarray, x: np.ndarray, pads, t: Transform) -> np.ndarra
     # dy zero-padded to whole tiles: the partial tiles' missing outputs get no gradient
     dyp = win.pad(dy, ((0, th * t.m - ho), (0, tw * t.m - wo)), "zeros")
     plan = _blocks(n, (th, tw), t, max(c, k), x.itemsize)
-    most = max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan), default=0) * tw
-    buf = np.empty(t.alpha ** 2 * c * most, x.dtype)
-    dbuf = np.empty(t.m ** 2 * k * most, x.dtype)
-    a = t.AT.T.astype(x.dtype)
+    bufs = _Buffers(t, plan, tw, c, k, x.dtype)
+    a = np.ascontiguousarray(t.AT.T, dtype=x.dtype)
     du = np.zeros((t.alpha ** 2, k, c), x.dtype)
     for block in plan:
-        v, _ = _input_transform(xp, t, block, buf)
-        dyt = _tiles(dyp, t, block, t.m, t.m, dbuf)               # (m, m, K, n, rows, tw)
-        dm = _two_sided(a, dyt).reshape(t.alpha ** 2, k, -1)      # A dY A^T
+        v, _ = _input_transform(xp, t, block, bufs)                 # in bufs.a
+        dyt = _tiles(dyp, block, t.m, t.m, bufs.b)                  # (m, m, K, n, rows, tw)
+        dm = _two_sided(a, dyt, bufs.m, bufs.b).reshape(t.alpha ** 2, k, -1)  # A dY A^T
         du += np.matmul(dm, v.transpose(0, 2, 1))
-    du = du.astype(np.float64).reshape(t.alpha, t.alpha, k, c)
-    return np.einsum("xa,xykc,yb->kcab", t.G, du, t.G).astype(x.dtype)
+    dw = du.reshape(t.alpha ** 2, k * c).T.astype(np.float64) @ _kron(t)   # (K*C, 9)
+    return dw.reshape(k, c, 3, 3).astype(x.dtype)
