@@ -40,12 +40,15 @@ def _case(case, dtype=np.float64, seed=0):
 @pytest.fixture(params=["one block", "row bands", "image blocks"])
 def blocking(request, monkeypatch):
     """Default blocks, and tiny ones: one tile row per block, or 1-2 whole images per block."""
+    from archstat.layers import conv_winograd
+    if request.param != "one block":
+        monkeypatch.setattr(conv_winograd, "BLOCK_BYTES", 1)
     if request.param == "row bands":
         monkeypatch.setattr(win, "BLOCK_BYTES", 1)
         monkeypatch.setattr(win, "MIN_BLOCK_COLS", 1)
     elif request.param == "image blocks":
         monkeypatch.setattr(win, "BLOCK_BYTES", 1)
-        monkeypatch.setattr(win, "MIN_BLOCK_COLS", 12)
+        monkeypatch.setattr(win, "MIN_BLOCK_COLS", 8)   # F4 on 5x5: 2 of 3 images
     return request.param
 
 

@@ -64,6 +64,13 @@ TRANSFORMS = {
                   [0, 1, -1, 8, -8, 1]], np.float64)),
 }
 
+#: preferred bytes of one block's transformed input (alpha^2 * max(C, K) per tile, bounded
+#: by :data:`archstat.layers.im2col.COL_BUDGET_BYTES`): larger than im2col's 8 MiB because
+#: the alpha^2 GEMMs are thin (P tiles wide, m^2 times fewer than im2col's columns); on VGG-16
+#: conv3_x (2 cores, shared machine, medians of 5 rotating rounds) F(4x4) ran at 194-230
+#: effective GFLOP/s with 32 MiB, 168-187 with 4 MiB, 140-147 with 1 MiB
+BLOCK_BYTES = 32 * 2**20
+
 #: algorithm name -> output tile m
 ALGORITHMS = {"winograd2": 2, "winograd4": 4}
 
@@ -91,11 +98,13 @@ def _kron(t: Transform) -> np.ndarray:
 
 
 def filter_transform(w: np.ndarray, t: Transform) -> np.ndarray:
-    """``U = G g G^T`` of every filter: w (K, C, 3, 3) -> (alpha^2, K, C) in w's dtype
-    (one float64 GEMM with ``G ⊗ G``, rounded once)."""
+    """``U = G g G^T`` of every filter: w (K, C, 3, 3) -> (alpha^2, K, C) in w's dtype, as
+    one GEMM ``(G ⊗ G) @ w^T`` that writes U in its final layout (the float64 einsum took
+    50-200 ms on VGG's 512x512 filters; float32 here adds ~1e-7 relative, far below the
+    transforms' own error)."""
     k, c = w.shape[:2]
-    u = w.reshape(k * c, 9).astype(np.float64) @ _kron(t).T        # (K*C, alpha^2)
-    return np.ascontiguousarray(u.T.reshape(t.alpha ** 2, k, c), dtype=w.dtype)
+    u = np.matmul(_kron(t).astype(w.dtype), w.reshape(k * c, 9).T)   # (alpha^2, K*C)
+    return u.reshape(t.alpha ** 2, k, c)
 
 
 def _tiles(xp: np.ndarray, block, size: int, step: int, out: np.ndarray) -> np.ndarray:
@@ -164,7 +173,7 @@ def _padded(x: np.ndarray, pads, t: Transform) -> tuple[np.ndarray, tuple[int, i
 
 
 def _blocks(n: int, grid, t: Transform, channels: int, itemsize: int):
-    return list(win.grid_blocks(n, grid, t.alpha ** 2 * channels * itemsize))
+    return list(win.grid_blocks(n, grid, t.alpha ** 2 * channels * itemsize, BLOCK_BYTES))
 
 
 def _forward(x: np.ndarray, u: np.ndarray, b, pads, t: Transform) -> np.ndarray:
@@ -173,25 +182,28 @@ def _forward(x: np.ndarray, u: np.ndarray, b, pads, t: Transform) -> np.ndarray:
     n, c = x.shape[:2]
     k = u.shape[1]
     xp, (ho, wo), grid = _padded(x, pads, t)
-    y = np.empty((n, k, ho, wo), x.dtype)
+    th, tw = grid
+    # whole tiles written straight into y (a view (n, K, rows, m, tiles_w, m)); y is cropped
+    # once at the end when the tiles overhang the output (only then is it larger)
+    y = np.empty((n, k, th * t.m, tw * t.m), x.dtype)
     plan = _blocks(n, grid, t, max(c, k), x.itemsize)
-    bufs = _Buffers(t, plan, grid[1], c, k, x.dtype)
+    bufs = _Buffers(t, plan, tw, c, k, x.dtype)
     at = t.AT.astype(x.dtype)
-    bias = None if b is None else b.reshape(1, k, 1, 1)
+    bias = None if b is None else b.reshape(1, k, 1, 1, 1, 1)
     for block in plan:
         n0, n1, r0, r1 = block
-        v, (nb, rows, tw) = _input_transform(xp, t, block, bufs)
+        v, (nb, rows, _) = _input_transform(xp, t, block, bufs)
         mm = _into(bufs.m, (t.alpha ** 2, k, v.shape[2]))
         np.matmul(u, v, out=mm)                                # the alpha^2 GEMMs
         yt = _two_sided(at, mm.reshape(t.alpha, t.alpha, -1), bufs.b, bufs.a)  # (m, m, K*P)
         yt = yt.reshape(t.m, t.m, k, nb, rows, tw).transpose(3, 2, 4, 0, 5, 1)
-        yt = yt.reshape(nb, k, rows * t.m, tw * t.m)
-        r_end = min(ho, r1 * t.m)
-        part = yt[:, :, :r_end - r0 * t.m, :wo]
+        out = y[n0:n1, :, r0 * t.m:r1 * t.m].reshape(nb, k, rows, t.m, tw, t.m)
         if bias is None:
-            y[n0:n1, :, r0 * t.m:r_end] = part
+            np.copyto(out, yt)
         else:   # the bias added on the way out of the tiles
-            np.add(part, bias, out=y[n0:n1, :, r0 * t.m:r_end])
+            np.add(yt, bias, out=out)
+    if (th * t.m, tw * t.m) != (ho, wo):
+        y = np.ascontiguousarray(y[:, :, :ho, :wo])
     return y
 
 
