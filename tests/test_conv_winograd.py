@@ -40,9 +40,6 @@ def _case(case, dtype=np.float64, seed=0):
 @pytest.fixture(params=["one block", "row bands", "image blocks"])
 def blocking(request, monkeypatch):
     """Default blocks, and tiny ones: one tile row per block, or 1-2 whole images per block."""
-    from archstat.layers import conv_winograd
-    if request.param != "one block":
-        monkeypatch.setattr(conv_winograd, "BLOCK_BYTES", 1)
     if request.param == "row bands":
         monkeypatch.setattr(win, "BLOCK_BYTES", 1)
         monkeypatch.setattr(win, "MIN_BLOCK_COLS", 1)

@@ -381,13 +381,11 @@ def blocks(n: int, geom: Geometry, col_bytes: int) -> Iterator[tuple[int, int, i
     return grid_blocks(n, geom.out_hw, col_bytes)
 
 
-def grid_blocks(n: int, out_hw: tuple[int, int], col_bytes: int,
-                block_bytes: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+def grid_blocks(n: int, out_hw: tuple[int, int], col_bytes: int) -> Iterator[tuple[int, int, int, int]]:
     """:func:`blocks` for any grid of ``n`` images of ``out_hw`` positions each costing
-    ``col_bytes`` (output pixels of im2col; the tiles of Winograd's transformed input),
-    aiming at ``block_bytes`` per block (default :data:`BLOCK_BYTES`)."""
+    ``col_bytes`` (output pixels of im2col; the tiles of Winograd's transformed input)."""
     ho, wo = out_hw
-    cols = max((block_bytes or BLOCK_BYTES) // col_bytes, MIN_BLOCK_COLS)
+    cols = max(BLOCK_BYTES // col_bytes, MIN_BLOCK_COLS)
     cols = max(min(cols, COL_BUDGET_BYTES // col_bytes), wo)
     per_image = ho * wo
     if per_image <= cols:
