@@ -247,11 +247,14 @@ def _weight_grad(dy: np.ndarray, x: np.ndarray, pads, t: Transform) -> np.ndarra
     plan = _blocks(n, (th, tw), t, max(c, k), x.itemsize)
     bufs = _Buffers(t, plan, tw, c, k, x.dtype)
     a = np.ascontiguousarray(t.AT.T, dtype=x.dtype)
-    du = np.zeros((t.alpha ** 2, k, c), x.dtype)
+    du = (np.zeros if len(plan) > 1 else np.empty)((t.alpha ** 2, k, c), x.dtype)
+    part = np.empty_like(du) if len(plan) > 1 else du   # one block: the GEMMs write du
     for block in plan:
         v, _ = _input_transform(xp, t, block, bufs)                 # in bufs.b
         dyt = _tiles(dyp, block, t.m, t.m, bufs.a)                  # (m, m, K, n, rows, tw)
         dm = _two_sided(a, dyt, bufs.m).reshape(t.alpha ** 2, k, -1)  # A dY A^T
-        du += np.matmul(dm, v.transpose(0, 2, 1))
-    dw = du.reshape(t.alpha ** 2, k * c).T.astype(np.float64) @ _kron(t)   # (K*C, 9)
-    return dw.reshape(k, c, 3, 3).astype(x.dtype)
+        np.matmul(dm, v.transpose(0, 2, 1), out=part)
+        if part is not du:
+            du += part
+    dw = np.matmul(_kron(t).T.astype(x.dtype), du.reshape(t.alpha ** 2, k * c))  # (9, K*C)
+    return np.ascontiguousarray(dw.T).reshape(k, c, 3, 3)
