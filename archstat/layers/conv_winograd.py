@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ArchstatError
 from . import im2col as win
+from .window import ceil_div
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def _padded(x: np.ndarray, pads, t: Transform) -> tuple[np.ndarray, tuple[int, i
     (pt, pb), (pl, pr) = pads
     h, w = x.shape[2:]
     ho, wo = h + pt + pb - 2, w + pl + pr - 2
-    th, tw = -(-ho // t.m), -(-wo // t.m)
+    th, tw = ceil_div(ho, t.m), ceil_div(wo, t.m)
     bottom, right = th * t.m + 2 - h - pt, tw * t.m + 2 - w - pl
     # a negative pad on the top/left (a pad of more than 2 in the backward's dual): crop
     x = x[:, :, max(0, -pt):, max(0, -pl):]
