@@ -16,6 +16,7 @@ from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
 from .conv_depthwise import depthwise_backward, is_depthwise
 from .conv_local import locally_connected2d, locally_connected2d_backward
+from .conv_winograd import ALGORITHMS as WINOGRAD, check_applicable, winograd_conv2d, winograd_conv2d_backward
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
                        LayerType, numel, register, require_rank, Shape, Window)
 from .window import Pads, output_hw, resolve_padding
@@ -208,6 +209,22 @@ def _conv_args(x, w, b, groups, padding_mode):
     return x, w, b, int(groups)
 
 
+#: the conv2d algorithms: im2col + GEMM (any layer), Winograd F(2x2,3x3) and F(4x4,3x3)
+#: (3x3, stride 1, :mod:`.conv_winograd`)
+ALGORITHMS = ("im2col",) + tuple(WINOGRAD)
+
+
+def _winograd_tile(algorithm, w, stride, dilation, groups, padding_mode):
+    """None for im2col, else the Winograd tile; ArchstatError for an unknown algorithm or
+    one that does not apply to the layer."""
+    if algorithm == "im2col":
+        return None
+    if algorithm not in WINOGRAD:
+        raise ArchstatError(f"unknown algorithm {algorithm!r}", field="algorithm",
+                            hint=f"use one of {', '.join(ALGORITHMS)}")
+    return check_applicable(algorithm, w.shape[2:], stride, dilation, groups, padding_mode)
+
+
 #: the largest kernel (kH*kW taps) whose zero-padded columns are built tap by tap
 #: (:func:`archstat.layers.im2col.im2col_unpadded`); measured on 5x5 (25 taps, C = 32) the
 #: per-tap copies were 1.3x slower than padding the input once
@@ -255,7 +272,8 @@ FOLD_BIAS_MAX_K = 2048
 
 
 @kernel
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+           algorithm="im2col"):
     """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
 
     x: (N, C_in, H, W); w: (C_out, C_in/groups, kH, kW); b: (C_out,) or None.
@@ -267,8 +285,13 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     blocked over images / output rows so the columns stay cache sized and bounded in memory
     (:func:`archstat.layers.im2col.blocks`). 1x1 stride-1 unpadded convs skip im2col. With
     groups 1 and a small K the bias rides in the GEMM (:data:`FOLD_BIAS_MAX_K`).
+    ``algorithm`` (:data:`ALGORITHMS`): ``'winograd2'`` / ``'winograd4'`` run 3x3 stride-1
+    convs by :func:`archstat.layers.conv_winograd.winograd_conv2d` (ArchstatError on others).
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
+    tile = _winograd_tile(algorithm, w, stride, dilation, g, padding_mode)
+    if tile is not None:
+        return winograd_conv2d(x, w, b, padding, tile)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
     n, c = x.shape[:2]
     c_out = w.shape[0]
@@ -308,7 +331,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
 
 
 @kernel
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+                    algorithm="im2col"):
     """Gradients of :func:`conv2d`: returns ``(dx, dw, db)`` in x's dtype.
 
     dy: (N, C_out, H_out, W_out). ``db`` is ``dy`` summed over (N, H_out, W_out) (return it
@@ -317,6 +341,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     ``dW += dY_blk @ cols^T`` and ``dcols = W^T @ dY_blk``, then col2im; with zero padding
     straight into dx (:func:`archstat.layers.im2col.col2im_unpadded`), with the other modes
     into a padded gradient folded back by :func:`archstat.layers.im2col.pad_backward`.
+    ``algorithm`` as :func:`conv2d` (:func:`archstat.layers.conv_winograd.winograd_conv2d_backward`).
     """
     x, w, _, g = _conv_args(x, w, None, groups, padding_mode)
     dy = win.check_array(dy, "dy", 4, x.dtype)
@@ -326,6 +351,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     ho, wo = geom.out_hw
     if dy.shape != (n, c_out, ho, wo):
         raise ArchstatError(f"dy must have shape {(n, c_out, ho, wo)}, got {dy.shape}", field="dy")
+    tile = _winograd_tile(algorithm, w, stride, dilation, g, padding_mode)
+    if tile is not None:
+        return winograd_conv2d_backward(dy, x, w, padding, tile)
     if is_depthwise(w, g):
         return depthwise_backward(dy, x, w, geom, padding_mode)
     cog = c_out // g

@@ -378,7 +378,13 @@ def blocks(n: int, geom: Geometry, col_bytes: int) -> Iterator[tuple[int, int, i
     aim at :data:`BLOCK_BYTES`, at least :data:`MIN_BLOCK_COLS` wide, and never exceed
     :data:`COL_BUDGET_BYTES` (but hold at least one output row).
     """
-    ho, wo = geom.out_hw
+    return grid_blocks(n, geom.out_hw, col_bytes)
+
+
+def grid_blocks(n: int, out_hw: tuple[int, int], col_bytes: int) -> Iterator[tuple[int, int, int, int]]:
+    """:func:`blocks` for any grid of ``n`` images of ``out_hw`` positions each costing
+    ``col_bytes`` (output pixels of im2col; the tiles of Winograd's transformed input)."""
+    ho, wo = out_hw
     cols = max(BLOCK_BYTES // col_bytes, MIN_BLOCK_COLS)
     cols = max(min(cols, COL_BUDGET_BYTES // col_bytes), wo)
     per_image = ho * wo
