@@ -25,6 +25,10 @@ FAMILY = declare_family("conv", "convolution", rank=0)
 
 PADDING_MODES = win.PAD_MODES   # zeros, reflect, replicate, circular (PyTorch's padding_mode)
 
+#: the conv2d algorithms: im2col + GEMM (any layer), Winograd F(2x2,3x3) and F(4x4,3x3)
+#: (3x3, stride 1, :mod:`.conv_winograd`)
+ALGORITHMS = ("im2col",) + tuple(WINOGRAD)
+
 
 _WINDOW_FIELDS = (
     Field("in_channels", "int", INFERRED, "input channels; inferred from the graph", minimum=1),
@@ -84,6 +88,8 @@ class _ConvLike(LayerType):
     def forward(self, xs, params, attrs, ctx):
         (x,) = xs
         kw = self.kernel_kwargs(attrs)
+        if ctx.algorithm is not None:   # the executor's choice among self.algorithms(...)
+            kw["algorithm"] = ctx.algorithm
         y = self.kernels()[0](x, params["weight"], params.get("bias"), **kw)
         return y, (x, params["weight"], "bias" in params, kw)
 
@@ -142,6 +148,17 @@ class Conv2d(_ConvLike):
 
     def kernel_kwargs(self, attrs):
         return dict(super().kernel_kwargs(attrs), groups=attrs["groups"])
+
+    algorithm_names = ALGORITHMS
+
+    def algorithms(self, in_shapes, attrs):
+        try:   # Winograd's conditions, stated once (conv_winograd.check_applicable)
+            for name in WINOGRAD:
+                check_applicable(name, attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["groups"],
+                                 attrs["padding_mode"])
+        except ArchstatError:
+            return ()
+        return ALGORITHMS
 
 
 @register
@@ -207,11 +224,6 @@ def _conv_args(x, w, b, groups, padding_mode):
         raise ArchstatError(f"bias must have shape ({c_out},), got {b.shape}", field="b")
     win.check_padding_mode(padding_mode)
     return x, w, b, int(groups)
-
-
-#: the conv2d algorithms: im2col + GEMM (any layer), Winograd F(2x2,3x3) and F(4x4,3x3)
-#: (3x3, stride 1, :mod:`.conv_winograd`)
-ALGORITHMS = ("im2col",) + tuple(WINOGRAD)
 
 
 def _winograd_tile(algorithm, w, stride, dilation, groups, padding_mode):

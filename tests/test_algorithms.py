@@ -1,0 +1,148 @@
+"""Algorithm choice per layer (archstat.engine.algorithms): the names come from the registry,
+a forced algorithm runs where it applies, 'auto' measures once per layer shape and reads the
+machine's cache afterwards, every algorithm gives the reference's outputs and gradients, and
+the profiler says which algorithm each layer ran."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import archstat
+from archstat.engine import Executor, algorithms
+from archstat.errors import ArchstatError
+from archstat.layers import all_types
+from archstat.profiling import profile
+
+from test_profile import fake_calibration
+
+#: 3x3 stride-1 convs (Winograd applies), a stride-2 one and a 1x1 (it does not)
+NET = {"name": "algo", "input": [3, 12, 12],
+       "layers": [{"name": "c1", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
+                  {"name": "r1", "type": "relu"},
+                  {"name": "c2", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
+                  {"name": "down", "type": "conv2d", "out_channels": 16, "kernel_size": 3, "stride": 2,
+                   "padding": 1},
+                  {"name": "point", "type": "conv2d", "out_channels": 4, "kernel_size": 1},
+                  {"name": "c3", "type": "conv2d", "out_channels": 4, "kernel_size": 3}]}
+WINOGRAD_LAYERS = {"c1", "c2", "c3"}
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path / "archstat"
+
+
+def test_the_names_are_the_registrys():
+    expected = []
+    for ltype in all_types().values():
+        expected += [n for n in ltype.algorithm_names if n not in expected]
+    assert algorithms.names() == tuple(expected)
+    assert {"im2col", "winograd2", "winograd4"} <= set(expected)
+    assert all_types()["conv2d"].algorithm_names[0] == "im2col"   # the reference first
+
+
+def test_an_unknown_choice_is_one_clear_line_with_the_choices():
+    with pytest.raises(ArchstatError) as info:
+        Executor(NET, algorithm="winograd")
+    text = str(info.value)
+    assert "unknown algorithm 'winograd'" in text and "auto, reference, im2col, winograd2, winograd4" in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("choice, expected", [("reference", "im2col"), ("im2col", "im2col"),
+                                              ("winograd2", "winograd2"), ("winograd4", "winograd4")])
+def test_a_forced_algorithm_runs_where_it_applies(choice, expected):
+    chosen = Executor(NET, algorithm=choice).algorithms(batch=2)
+    assert chosen == dict.fromkeys(sorted(WINOGRAD_LAYERS), expected)
+
+
+@pytest.mark.parametrize("choice", ["winograd2", "winograd4"])
+def test_every_algorithm_gives_the_references_outputs_and_gradients(choice):
+    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12)).astype(np.float32)
+    runs = {}
+    for name in ("reference", choice):
+        ex = Executor(NET, algorithm=name, seed=3)
+        y = ex.forward(x, train=True)
+        grads = ex.backward(np.ones_like(y))
+        runs[name] = (y, grads, ex.input_grad)
+    (y0, g0, dx0), (y1, g1, dx1) = runs["reference"], runs[choice]
+    scale = float(np.abs(y0).max())
+    np.testing.assert_allclose(y1, y0, atol=1e-4 * scale)
+    np.testing.assert_allclose(dx1, dx0, atol=1e-4 * float(np.abs(dx0).max()))
+    for layer in WINOGRAD_LAYERS:
+        np.testing.assert_allclose(g1[layer]["weight"], g0[layer]["weight"],
+                                   atol=1e-4 * float(np.abs(g0[layer]["weight"]).max()))
+
+
+def test_auto_measures_once_then_reads_the_machines_cache(cache_home, monkeypatch):
+    chosen = Executor(NET, algorithm="auto").algorithms(batch=1)
+    assert set(chosen) == WINOGRAD_LAYERS and set(chosen.values()) <= {"im2col", "winograd2", "winograd4"}
+    (path,) = cache_home.glob("algorithms-*.json")
+    data = json.loads(path.read_text())
+    assert data["version"] == algorithms.CACHE_VERSION and len(data["choices"]) == 3   # c1, c2, c3 differ
+    for entry in data["choices"].values():
+        assert set(entry["ms"]) == {"im2col", "winograd2", "winograd4"}
+        assert entry["best"] == min(entry["ms"], key=entry["ms"].get)
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+    monkeypatch.setattr(algorithms, "measure", no_measuring)
+    assert Executor(NET, algorithm="auto").algorithms(batch=1) == chosen
+    # another batch size is another shape: measured
+    with pytest.raises(AssertionError, match="measured again"):
+        Executor(NET, algorithm="auto").algorithms(batch=3)
+
+
+def test_auto_without_a_writable_cache_still_chooses(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    tuner = algorithms.Tuner()
+    ex = Executor(NET, algorithm="auto")
+    assert set(ex.algorithms(batch=1)) == WINOGRAD_LAYERS
+    tuner.best(all_types()["conv2d"], [(1, 3, 12, 12)], archstat.load(NET).layer("c1").attrs,
+               ("im2col", "winograd2"), "float32", False)
+    assert tuner.note and "not cached" in tuner.note
+
+
+def test_the_profile_says_which_algorithm_ran():
+    p = profile(NET, batch=1, repeat=1, warmup=0, memory=False, calibration=fake_calibration(),
+                algorithm="winograd4")
+    ran = dict(zip(p.layers["name"], p.layers["algorithm"]))
+    assert {k for k, v in ran.items() if v} == WINOGRAD_LAYERS and ran["c1"] == "winograd4"
+    assert ran["down"] == ran["point"] == ran["r1"] == "" and p.totals["algorithm"] == "winograd4"
+    from archstat.report.profile_table import render_profile
+    text = render_profile(p, "table", width=200)
+    assert "Algorithm" in text and "winograd4" in text
+
+
+def test_the_cli_takes_the_algorithm_and_refuses_an_unknown_one(cli, write_spec):
+    path = write_spec(NET)
+    code, out, err = cli("profile", str(path), "--conv-algorithm", "winograd2", "--repeat", "1", "--quiet")
+    assert code == 0, err
+    assert "winograd2" in out
+    code, out, err = cli("profile", str(path), "--algorithm", "fast", "--quiet")
+    assert code == 2 and "unknown algorithm 'fast'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_kernel_runs_the_chosen_algorithm(monkeypatch):
+    from archstat.layers import conv
+
+    calls = []
+    for name in ("winograd_conv2d", "winograd_conv2d_backward"):
+        real = getattr(conv, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            calls.append((_name, args[-1] if not kwargs else kwargs))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(conv, name, spy)
+    ex = Executor(NET, algorithm="winograd2")
+    y = ex.forward(np.ones((1, 3, 12, 12), np.float32), train=True)
+    ex.backward(np.ones_like(y))
+    assert [c[0] for c in calls] == ["winograd_conv2d"] * 3 + ["winograd_conv2d_backward"] * 3
+    calls.clear()
+    Executor(NET).forward(np.ones((1, 3, 12, 12), np.float32))
+    assert calls == []   # the reference: im2col everywhere
