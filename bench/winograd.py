@@ -80,15 +80,23 @@ def main(argv=None) -> None:
     busy0, t0 = bench_engine._busy_seconds(), os.times()
     wall0 = time.perf_counter()
     for n in args.batch:
+        total_flops, total = 0, dict.fromkeys(cols + ("best",), 0.0)
         for name, c, k, h in bench_engine.VGG16:
             if args.layers and name not in args.layers:
                 continue
             flops = 2 * n * k * c * 9 * h * h * (2 if args.backward else 1)
             times = bench_engine.timed_rounds(layer_fns(n, c, k, h, args.backward, rng), args.rounds)
-            gf = {key: flops / np.median(t) / 1e9 for key, t in times.items()}
+            med = {key: float(np.median(t)) for key, t in times.items()}
             best = max(bench_engine.ratio(times, "gemm", w) for w in ("winograd2", "winograd4"))
-            print(f"{name:8} {n:>2} " + " ".join(f"{gf[c]:9.1f}" for c in cols) + f"   {best:5.2f}",
-                  flush=True)
+            print(f"{name:8} {n:>2} " + " ".join(f"{flops / med[c] / 1e9:9.1f}" for c in cols)
+                  + f"   {best:5.2f}", flush=True)
+            total_flops += flops
+            for c in cols:
+                total[c] += med[c]
+            total["best"] += min(med[a] for a in ALGORITHMS)
+        print(f"{'all':8} {n:>2} " + " ".join(f"{total_flops / total[c] / 1e9:9.1f}" for c in cols)
+              + f"   (summed times; the fastest algorithm per layer: "
+              f"{total_flops / total['best'] / 1e9:.1f})", flush=True)
     share = bench_engine.others_share(busy0, t0.user + t0.system, time.perf_counter() - wall0)
     if share is not None:
         print(f"# other processes used {share:.0%} of the machine's CPU during the run "

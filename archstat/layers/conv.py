@@ -16,7 +16,8 @@ from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
 from .conv_depthwise import depthwise_backward, is_depthwise
 from .conv_local import locally_connected2d, locally_connected2d_backward
-from .conv_winograd import ALGORITHMS as WINOGRAD, check_applicable, winograd_conv2d, winograd_conv2d_backward
+from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, winograd_conv2d,
+                            winograd_conv2d_backward)
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
                        LayerType, numel, register, require_rank, Shape, Window)
 from .window import Pads, output_hw, resolve_padding
@@ -231,7 +232,7 @@ def _winograd_tile(algorithm, w, stride, dilation, groups, padding_mode):
     one that does not apply to the layer."""
     if algorithm == "im2col":
         return None
-    if algorithm not in WINOGRAD:
+    if not isinstance(algorithm, str) or algorithm not in WINOGRAD:
         raise ArchstatError(f"unknown algorithm {algorithm!r}", field="algorithm",
                             hint=f"use one of {', '.join(ALGORITHMS)}")
     return check_applicable(algorithm, w.shape[2:], stride, dilation, groups, padding_mode)
