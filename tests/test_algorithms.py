@@ -146,3 +146,16 @@ def test_the_kernel_runs_the_chosen_algorithm(monkeypatch):
     calls.clear()
     Executor(NET).forward(np.ones((1, 3, 12, 12), np.float32))
     assert calls == []   # the reference: im2col everywhere
+
+
+def test_winograds_fewer_multiplies_are_not_a_rate_above_the_roofs():
+    from archstat.layers.conv_winograd import multiply_fraction
+    from archstat.report.profile_table import _peak_cell
+
+    assert multiply_fraction("winograd2") == 16 / 36 and multiply_fraction("winograd4") == 36 / 144
+    p = profile(NET, batch=1, repeat=1, warmup=0, memory=False, calibration=fake_calibration(),
+                algorithm="winograd4")
+    work = dict(zip(p.layers["name"], p.layers["work_fraction"]))
+    assert work["c1"] == 0.25 and work["down"] == work["r1"] == 1.0
+    # 150% of the GEMM peak in direct FLOPs: a quarter of them multiplied is below the roof
+    assert _peak_cell(150.0, 0.25) == "150%" and _peak_cell(150.0) == "150%!"

@@ -94,7 +94,10 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     from ..report import plots, profile_plots
     from ..report.profile_table import render_ops_time, render_profile
 
+    from ..engine.algorithms import check_choice
+
     fmt = output_format(args, "table")
+    check_choice(args.algorithm, field="--algorithm")
     if args.plot:
         plots.check_plot_path(args.plot)
     models = [load_model(args, path) for path in args.specs]

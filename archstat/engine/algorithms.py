@@ -46,11 +46,12 @@ def names() -> tuple[str, ...]:
     return tuple(out)
 
 
-def check_choice(choice: Any) -> str:
-    """``choice`` when it is ``auto``, ``reference`` or an algorithm's name; else a clear error."""
+def check_choice(choice: Any, field: str = "algorithm") -> str:
+    """``choice`` when it is ``auto``, ``reference`` or an algorithm's name; else a clear error
+    (naming ``field``: the argument, or the command's option)."""
     known = (AUTO, REFERENCE, *names())
     if not isinstance(choice, str) or choice not in known:
-        raise ArchstatError(f"unknown algorithm {choice!r} (choose from {', '.join(known)})", field="algorithm",
+        raise ArchstatError(f"unknown algorithm {choice!r} (choose from {', '.join(known)})", field=field,
                             hint=did_you_mean(str(choice), known))
     return choice
 

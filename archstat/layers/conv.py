@@ -16,7 +16,7 @@ from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
 from .conv_depthwise import depthwise_backward, is_depthwise
 from .conv_local import locally_connected2d, locally_connected2d_backward
-from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, winograd_conv2d,
+from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, multiply_fraction, winograd_conv2d,
                             winograd_conv2d_backward)
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
                        LayerType, numel, register, require_rank, Shape, Window)
@@ -160,6 +160,9 @@ class Conv2d(_ConvLike):
         except ArchstatError:
             return ()
         return ALGORITHMS
+
+    def algorithm_work(self, algorithm, attrs):
+        return multiply_fraction(algorithm) if algorithm in WINOGRAD else 1.0
 
 
 @register

@@ -74,6 +74,14 @@ TRANSFORMS = {
 ALGORITHMS = {"winograd2": 2, "winograd4": 4}
 
 
+def multiply_fraction(algorithm: str) -> float:
+    """Multiplies of F(m x m, 3 x 3) per output as a fraction of the direct convolution's:
+    (m + 2)^2 per m^2 outputs against 9 each (4/9 for F(2x2), 1/4 for F(4x4)); the
+    transforms' additions (and their few multiplies by constants) not counted."""
+    m = ALGORITHMS[algorithm]
+    return (m + 2) ** 2 / (9 * m * m)
+
+
 def check_applicable(algorithm: str, kernel: Any, stride: Any, dilation: Any, groups: int,
                      padding_mode: str) -> int:
     """The tile ``m`` of ``algorithm`` when it applies to the layer; ArchstatError naming

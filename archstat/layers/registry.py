@@ -280,6 +280,12 @@ class LayerType:
         first), or () when there is no choice."""
         return ()
 
+    def algorithm_work(self, algorithm: str, attrs: Mapping[str, Any]) -> float:
+        """The multiplies ``algorithm`` does, as a fraction of the direct count the analysis'
+        MACs give (Winograd F(2x2,3x3): 16/36): a rate of the direct FLOPs above the GEMM
+        peak is then no measuring error, as long as this fraction of it stays below."""
+        return 1.0
+
     def forward(self, xs: Sequence[Any], params: Mapping[str, Any], attrs: Mapping[str, Any],
                 ctx: "RunContext") -> tuple[Any, Any]:
         """Return ``(y, cache)``; ``cache`` is what ``backward`` needs."""

@@ -43,6 +43,10 @@ PROFILE_COLUMNS: dict[str, str] = {
                            "+ the input: compare with live_bytes",
     "algorithm": "the algorithm the engine ran the layer with ('im2col', 'winograd4', ...), '' for a "
                  "layer type with one way to run (archstat.engine.algorithms)",
+    "work_fraction": "the multiplies that algorithm does / the direct count the MACs give (Winograd F(2x2,3x3) "
+                     "4/9, F(4x4,3x3) 1/4, else 1): gflops and peak_pct are of the direct count, so they may "
+                     "exceed the GEMM peak by 1 / work_fraction; the check for a rate above the roofs uses "
+                     "peak_pct x work_fraction",
 }
 
 #: totals a profile adds to the analysis' totals
@@ -215,7 +219,8 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
     args = dict(repeat=repeat, warmup=warmup, seed=seed, train=backward, held=held, state=state,
                 predicted=predicted, load=load, chosen=chosen, choice=ex.algorithm)
     p = _assemble(analysis, calibration, m, **args)
-    if any(above_roof(pct) for pct in p.column("peak_pct")) and discard_cached(calibration):
+    if any(above_roof(pct * work) for pct, work in zip(p.column("peak_pct"), p.column("work_fraction"))) \
+            and discard_cached(calibration):
         # the cached roofs were measured too low (on a busy machine): measure them again now,
         # for this run (cached only if this measurement is not disturbed itself)
         fresh = calibrate((dtype,), quick=True)
@@ -274,7 +279,10 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
             new["measured_live_bytes"].append(None)
         else:  # the input (and dy) are allocated before the pass and held through it
             new["measured_live_bytes"].append(held + (0 if is_input else m.memory.layers[name]))
-        new["algorithm"].append((chosen or {}).get(name, ""))
+        algorithm = (chosen or {}).get(name, "")
+        new["algorithm"].append(algorithm)
+        layer = analysis.model.layer(name)
+        new["work_fraction"].append(layer.type.algorithm_work(algorithm, layer.attrs) if algorithm else 1.0)
     layer_sum = float(np.nansum(new["time_ms"]))
     new["share"] = [t / layer_sum if layer_sum > 0 and not math.isnan(t) else (0.0 if layer_sum > 0 else math.nan)
                     for t in new["time_ms"]]
@@ -330,7 +338,8 @@ def _warnings(cols: Mapping[str, list[Any]], totals: Mapping[str, Any], cal: Cal
         out.append(f"a layer ran above the cached roofs (measured {replaced.measured_at}{busy_text(replaced)}): "
                    "that calibration was discarded and the roofs measured again for this run"
                    + (f" ({cal.cache_note})" if cal.cache_note else " and cached"))
-    over = [(pct, name) for name, pct in zip(cols["name"], cols["peak_pct"]) if above_roof(pct)]
+    over = [(pct, name) for name, pct, work in zip(cols["name"], cols["peak_pct"], cols["work_fraction"])
+            if above_roof(pct * work)]
     if over:
         pct, name = max(over)
         out.append(f"{len(over)} layer{'s' if len(over) > 1 else ''} ran above the calibrated GEMM peak "

@@ -38,10 +38,11 @@ def ms(v: float | None) -> str:
     return f"{v:.3f}"
 
 
-def _peak_cell(pct: float) -> str:
-    """% of the GEMM peak; ``!`` marks a layer measured above the roofs (see the warning)."""
+def _peak_cell(pct: float, work: float = 1.0) -> str:
+    """% of the GEMM peak; ``!`` marks a layer measured above the roofs (see the warning): its
+    multiplies (``work``: the fraction of the direct count its algorithm does) above the peak."""
     from ..profiling.calibration import above_roof
-    return _pct(pct) + ("!" if above_roof(pct) else "")
+    return _pct(pct) + ("!" if above_roof(pct * work) else "")
 
 
 def adding(*parts: float) -> list[str]:
@@ -233,7 +234,8 @@ def _profile_table(p):
                ms(r["forward_ms"]), _range(r["forward_min_ms"], r["forward_max_ms"])]
         if train:
             row += [ms(r["backward_ms"]), _range(r["backward_min_ms"], r["backward_max_ms"])]
-        row += [_pct(100 * r["share"]), _num(r["gflops"]), _peak_cell(r["peak_pct"]) if r["flops"] else "-",
+        row += [_pct(100 * r["share"]), _num(r["gflops"]),
+                _peak_cell(r["peak_pct"], r["work_fraction"]) if r["flops"] else "-",
                 _num(r["intensity"], 2) if r["flops"] else "-", _num(r["roofline_gflops"]) if r["flops"] else "-",
                 r["bound"] if r["flops"] else "-"]
         if algorithms:
