@@ -262,11 +262,18 @@ def torch_vgg16(ex, torch):
     return nn.Sequential(*mods).eval()
 
 
-def bench_vgg16(batch: int, rounds: int, torch) -> None:
+def bench_vgg16(batch: int, rounds: int, torch, algorithms=("reference",)) -> None:
     from archstat.engine.executor import Executor
-    ex = Executor("vgg16", seed=0, dtype="float32")
     x = np.random.default_rng(1).standard_normal((batch, 3, 224, 224), dtype=np.float32)
-    fns = {"engine": lambda: ex.forward(x)}
+    fns = {}
+    for choice in ("reference", *[a for a in algorithms if a != "reference"]):   # the same weights (seed 0)
+        other = Executor("vgg16", seed=0, dtype="float32", algorithm=choice)
+        chosen = other.algorithms(batch)   # 'auto' measures its choices here, untimed
+        if choice == "reference":
+            ex = other
+        else:
+            print(f"algorithm {choice}, batch {batch}: " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
+        fns["engine" if choice == "reference" else f"engine {choice}"] = (lambda e: lambda: e.forward(x))(other)
     if torch is not None:
         net = torch_vgg16(ex, torch)
         tx = torch.from_numpy(x)
@@ -284,6 +291,11 @@ def bench_vgg16(batch: int, rounds: int, torch) -> None:
     tracemalloc.stop()
     print(f"\n## whole VGG-16 forward (conv + pool + fc, the zoo model vgg16), batch {batch}")
     line = f"engine {t['engine'].min() / batch * 1e3:.0f} ms/image"
+    for name in t:
+        if name.startswith("engine "):
+            line += f", {name} {t[name].min() / batch * 1e3:.0f} ms/image"
+            if "torch" in t:
+                line += f" (torch/{name} {ratio(t, 'torch', name):.2f})"
     if "torch" in t:
         line += (f", torch {t['torch'].min() / batch * 1e3:.0f} ms/image (fastest rounds), "
                  f"torch/engine {ratio(t, 'torch'):.2f} (median of pairs; max |difference| of "
@@ -302,6 +314,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-vgg", action="store_true", help="skip the whole-network forward")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
+    ap.add_argument("--algorithms", nargs="+", default=["reference"], metavar="CHOICE",
+                    help="the whole VGG-16 forward also with these algorithm choices (auto, winograd4, ...)")
     ap.add_argument("--retain-memory", action="store_true",
                     help="re-run with glibc told to keep freed memory (MALLOC_MMAP_THRESHOLD_, "
                          "MALLOC_TRIM_THRESHOLD_): on a VM that hands freed pages back to the "
@@ -344,7 +358,7 @@ def main(argv=None) -> int:
     vgg = {}
     if not args.no_vgg:
         for batch in args.batches:
-            vgg[batch] = bench_vgg16(batch, max(2, args.rounds - 1), torch)
+            vgg[batch] = bench_vgg16(batch, max(2, args.rounds - 1), torch, args.algorithms)
     print("\n## targets")
     for batch, s in verdicts:
         # three decimals: 0.797 is not met, and must not print as 0.80
