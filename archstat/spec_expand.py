@@ -34,7 +34,17 @@ def expand(label: str, blocks: Mapping[str, Any], layers: list[Any], variables: 
     are the loader's unchanging parse of a file, see :func:`archstat.spec_replay.memo_for`)."""
     for bname, block in blocks.items():
         _check_block(bname, block, label)
-    return _Expander(label, blocks, variables, steps or expr.Budget(), parsed).run(layers)
+    steps = steps or expr.Budget()
+    before = steps.steps
+    try:
+        return _Expander(label, blocks, variables, steps, parsed).run(layers)
+    except _Stale:   # a replayed instance's inputs resolve otherwise (its probes): expand it all again
+        steps.steps = before
+        return _Expander(label, blocks, variables, steps, parsed, memo=False).run(layers)
+
+
+class _Stale(Exception):
+    """A name a replay's inputs were resolved without became a layer (see Replay.probes)."""
 
 
 def _check_block(bname: Any, block: Any, label: str) -> None:
@@ -110,7 +120,7 @@ class _Scope:
 
 class _Expander:
     def __init__(self, label: str, blocks: Mapping[str, Any], variables: Mapping[str, Any],
-                 steps: expr.Budget, parsed: bool = False):
+                 steps: expr.Budget, parsed: bool = False, memo: bool = True):
         self.label = label
         self.steps = steps
         self.blocks = blocks
@@ -122,7 +132,8 @@ class _Expander:
         # (record, references as written in its 'inputs', their scope)
         self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
-        self.memo = spec_replay.memo_for(blocks, parsed=parsed)
+        self.memo = spec_replay.memo_for(blocks, parsed=parsed) if memo else None
+        self.probes: list[str] = []   # the probes of the instances replayed (full names)
         self.alias_log: list[str] = []                    # self.aliases' keys, in order
         self.recordings: list[spec_replay.Recording] = []   # the instances being recorded, outermost first
 
@@ -144,6 +155,8 @@ class _Expander:
         if not self.records:
             raise self.error("the spec expands to no layers (every entry was dropped by when/unless or "
                              "repeat: 0)", field="layers")
+        if any(probe in self.by_name for probe in self.probes):
+            raise _Stale
         for record, refs, scope in self.pending:
             resolved = []
             for ref in refs:
@@ -388,14 +401,24 @@ class _Expander:
         memo_key = memo.key(bname, inner_vars, self.top_variables, training_only) if memo is not None else None
         replay = memo.get(memo_key) if memo_key is not None else None
         if (replay is not None and replay.steps <= self.steps.steps and scope.depth + replay.depth < MAX_BLOCK_DEPTH
-                and len(self.records) + len(replay.records) <= MAX_LAYERS):
-            block_input = self.instance_input(inputs, variables, scope, local, full, previous)
-            for outer in self.recordings:
-                outer.deepest = max(outer.deepest, scope.depth + replay.depth)
-            return self.replay(replay, full, block_input)
+                and len(self.records) + len(replay.records) <= MAX_LAYERS and self.replayable(replay, full)):
+            # the instance's input is evaluated here, not recorded: the budget must pay it and the
+            # recorded steps, else (or on an error) the real expansion runs, with the budget untouched
+            before = self.steps.steps
+            try:
+                block_input = self.instance_input(inputs, variables, scope, local, full, previous)
+            except ArchstatError:
+                block_input = None
+            if block_input is not None and replay.steps <= self.steps.steps:
+                for outer in self.recordings:
+                    outer.deepest = max(outer.deepest, scope.depth + replay.depth)
+                return self.replay(replay, full, block_input)
+            self.steps.steps = before
         steps = self.steps.steps
         inner_vars = derive(block.get("let"), inner_vars, self.label, f"blocks.{bname}.let", full, self.steps)
+        before_input = self.steps.steps
         block_input = self.instance_input(inputs, variables, scope, local, full, previous)
+        steps -= before_input - self.steps.steps   # (a replay evaluates its own input: not the block's steps)
         inner = _Scope(prefix=full + ".", variables=inner_vars, block_input=block_input, parent=scope,
                        depth=scope.depth + 1, sibling_prefix=full[:len(full) - len(local)], block=bname,
                        training_only=training_only)
@@ -404,7 +427,8 @@ class _Expander:
         rec = None
         if memo_key is not None:
             rec = spec_replay.Recording(memo_key, inner.prefix, block_input, inner, len(self.records), len(self.pending),
-                                        len(self.sharing), len(self.alias_log), steps, scope.depth)
+                                        len(self.sharing), len(self.alias_log), steps, scope.depth,
+                                        len(self.probes))
             self.recordings.append(rec)
         try:
             last = self.expand(block["layers"], inner, block_input, bname)
@@ -416,7 +440,7 @@ class _Expander:
                              full, "block")
         if rec is not None:
             made = spec_replay.record(rec, last, self.records, self.pending, self.sharing, self.alias_log,
-                                      self.aliases, self.by_name, self.steps.steps)
+                                      self.aliases, self.by_name, self.steps.steps, self.probes)
             if made is not None:
                 memo.put(memo_key, made)
         self.aliases[full] = last
@@ -441,19 +465,20 @@ class _Expander:
                     outer.inside = False
         return block_input
 
+    def replayable(self, replay: spec_replay.Replay, full: str) -> bool:
+        """False when a name the replay makes is taken: the real expansion says where, as claim does."""
+        prefix = full + "."
+        by_name, aliases = self.by_name, self.aliases
+        return not any(prefix + suffix in by_name or prefix + suffix in aliases
+                       for suffix in replay.names)
+
     def replay(self, replay: spec_replay.Replay, full: str, block_input: str) -> str:
-        """The layers of a recorded instance, renamed under ``full`` and fed by ``block_input``."""
+        """The layers of a recorded instance, renamed under ``full`` and fed by ``block_input``
+        (its names checked free: :meth:`replayable`)."""
         prefix = full + "."
         records, by_name, aliases = self.records, self.by_name, self.aliases
-        for suffix, _ in replay.aliases:   # nested instances (checked, as claim does, before their layers exist)
-            if prefix + suffix in by_name or prefix + suffix in aliases:
-                raise self.error(f"the name {short_repr(prefix + suffix)} is used twice", prefix + suffix, "name",
-                                 "give each layer (or block instance) a unique name")
         for suffix, ltype, attrs, training_only, inputs, call, shares in replay.records:
             name = prefix + suffix
-            if name in by_name or name in aliases:
-                raise self.error(f"the name {short_repr(name)} is used twice", name, "name",
-                                 "give each layer (or block instance) a unique name")
             record = LayerRecord(name, ltype, attrs, tuple(block_input if i is None else prefix + i for i in inputs),
                                  len(records), training_only)
             record.call = call
@@ -461,6 +486,7 @@ class _Expander:
                 record.shares = {tensor: prefix + owner for tensor, owner in shares}
             records.append(record)
             by_name[name] = record
+        self.probes.extend(prefix + probe for probe in replay.probes)
         for suffix, last in replay.aliases:
             aliases[prefix + suffix] = prefix + last
             self.alias_log.append(prefix + suffix)
