@@ -134,6 +134,7 @@ class _Expander:
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
         self.memo = spec_replay.memo_for(blocks, parsed=parsed) if memo else None
         self.probes: list[str] = []   # the probes of the instances replayed (full names)
+        self.input_probes: list[str] = []   # instance inputs' probes, while recording (full names)
         self.alias_log: list[str] = []                    # self.aliases' keys, in order
         self.recordings: list[spec_replay.Recording] = []   # the instances being recorded, outermost first
 
@@ -428,7 +429,7 @@ class _Expander:
         if memo_key is not None:
             rec = spec_replay.Recording(memo_key, inner.prefix, block_input, inner, len(self.records), len(self.pending),
                                         len(self.sharing), len(self.alias_log), steps, scope.depth,
-                                        len(self.probes))
+                                        len(self.probes), len(self.input_probes))
             self.recordings.append(rec)
         try:
             last = self.expand(block["layers"], inner, block_input, bname)
@@ -440,7 +441,8 @@ class _Expander:
                              full, "block")
         if rec is not None:
             made = spec_replay.record(rec, last, self.records, self.pending, self.sharing, self.alias_log,
-                                      self.aliases, self.by_name, self.steps.steps, self.probes)
+                                      self.aliases, self.by_name, self.steps.steps, self.probes,
+                                      self.input_probes)
             if made is not None:
                 memo.put(memo_key, made)
         self.aliases[full] = last
@@ -459,9 +461,11 @@ class _Expander:
         if refs in (local, full):
             raise self.error("a block instance cannot be its own input", full, "inputs")
         block_input = self.resolve_now(refs, scope, full)
-        if refs != INPUT_NAME:   # a name, not the flow of the enclosing block: a recording reaching outside
-            for outer in self.recordings:
-                if not block_input.startswith(outer.prefix):
+        if refs != INPUT_NAME and self.recordings:   # a name, not the flow of the enclosing block
+            self.input_probes.extend(spec_replay.missed(scope, refs, self.by_name))
+            made = self.by_name.get(block_input)
+            for outer in self.recordings:   # reaching outside a recording (b2.x may be a layer the spec
+                if made is None or made.index < outer.records:   # made before b2, under b2's prefix)
                     outer.inside = False
         return block_input
 
@@ -470,7 +474,7 @@ class _Expander:
         prefix = full + "."
         by_name, aliases = self.by_name, self.aliases
         return not any(prefix + suffix in by_name or prefix + suffix in aliases
-                       for suffix in replay.names)
+                       for suffix in replay.names) and not any(prefix + p in by_name for p in replay.input_probes)
 
     def replay(self, replay: spec_replay.Replay, full: str, block_input: str) -> str:
         """The layers of a recorded instance, renamed under ``full`` and fed by ``block_input``
@@ -487,6 +491,8 @@ class _Expander:
             records.append(record)
             by_name[name] = record
         self.probes.extend(prefix + probe for probe in replay.probes)
+        if self.recordings:
+            self.input_probes.extend(prefix + probe for probe in replay.input_probes)
         for suffix, last in replay.aliases:
             aliases[prefix + suffix] = prefix + last
             self.alias_log.append(prefix + suffix)

@@ -20,7 +20,9 @@ template is never memoised.
 An expansion is recorded only when it stayed inside its instance: every layer named under the
 instance's prefix (a ``${name}`` sibling is not), every input and every shared-parameter owner
 resolved, when the block ends, to a layer or block instance made by this expansion or to the
-instance's input through the name ``input`` (or by default: the flow of the block). A block
+instance's input through the name ``input`` (or by default: the flow of the block); a name
+under the prefix that the spec made outside the instance (a layer ``b2.q`` before ``b2``, maybe
+its input by the flow) is outside too. A block
 reaching outside (a later layer, a layer of the enclosing model by name) is expanded each time.
 A name found in an enclosing scope of the instance relied on ``prefix + name`` not being a layer
 in the scopes below (a *probe*): the spec may name such a layer from outside (``b2.n.q``); when
@@ -209,6 +211,8 @@ class Replay:
     steps: int    # evaluation steps the expansion took (its let and layers, not its input)
     depth: int    # how much deeper than the instance its nested instances are written
     probes: tuple[str, ...] = ()   # names whose absence the resolution of its inputs relied on
+    #: names whose absence its nested instances' inputs relied on, when they were resolved
+    input_probes: tuple[str, ...] = ()
 
     @cached_property
     def names(self) -> tuple[str, ...]:
@@ -315,11 +319,27 @@ class Recording:
     steps: int
     depth: int             # the depth of the scope the instance is written in
     probes: int = 0        # where its probes start in the expander's list of replayed probes
+    input_probes: int = 0  # where its probes start in the expander's list of instance input probes
     inside: bool = True    # False once the expansion reads a layer outside the instance
     deepest: int = -1      # the deepest scope a nested instance is written in
 
     def __post_init__(self) -> None:
         self.deepest = max(self.deepest, self.depth)
+
+
+def missed(scope: "_Scope", ref: str, full_names: Mapping[str, Any]) -> list[str]:
+    """The names ``scope.resolve(ref)`` found no layer at, in the scopes it passed before the one
+    that has ``ref`` (a nested instance's input, resolved when it is written: if one of them is a
+    layer when the instance is replayed, the expansion finds that one)."""
+    out: list[str] = []
+    current: _Scope | None = scope
+    while current is not None:
+        if ref in current.local or ref == INPUT_NAME or (current.prefix and current.prefix + ref in full_names):
+            return out
+        if current.prefix:
+            out.append(current.prefix + ref)
+        current = current.parent
+    return out
 
 
 def resolve_within(scope: "_Scope", stop: "_Scope", ref: str, full_names: Mapping[str, Any],
@@ -337,7 +357,7 @@ def resolve_within(scope: "_Scope", stop: "_Scope", ref: str, full_names: Mappin
             probes.extend(missed)
             return full if full in full_names else aliases.get(full)
         if ref == INPUT_NAME:
-            return current.block_input
+            return _Input(current.block_input)
         if current.prefix and current.prefix + ref in full_names:
             probes.extend(missed)
             return current.prefix + ref
@@ -348,9 +368,18 @@ def resolve_within(scope: "_Scope", stop: "_Scope", ref: str, full_names: Mappin
     return None
 
 
+class _Input(str):
+    """A name reached as ``input`` (a scope's input), not as a layer's name: only such a name
+    (or the flow of the block) may mean the instance's input (b2.q, made outside before b2 and
+    b2's input by the flow, is a name reached by ``q`` from inside b2: it does not follow b2's
+    input when replayed)."""
+
+    __slots__ = ()
+
+
 def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[Any], sharing: list[Any],
            alias_log: list[str], aliases: Mapping[str, str], by_name: Mapping[str, Any],
-           steps_left: int, replayed_probes: list[str]) -> Replay | None:
+           steps_left: int, replayed_probes: list[str], input_probes: list[str]) -> Replay | None:
     """The Replay of a finished expansion, or None when it reached outside its instance."""
     if not rec.inside:
         return None
@@ -364,12 +393,12 @@ def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[
     if last not in internal:
         return None
 
-    def relative(full: str | None) -> str | None | bool:
+    def relative(full: str | None, named: bool) -> str | None | bool:
         # resolved within the instance's scopes, a name reaches its input only as 'input' or by
         # the flow (an instance fed by name from outside stopped the recording: Recording.inside)
         if full in internal:
             return full[n:]
-        if full == rec.block_input:
+        if full == rec.block_input and not named:
             return None
         return False
 
@@ -381,9 +410,12 @@ def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[
         if id(r) in written:
             refs, scope = written[id(r)]
             targets = [resolve_within(scope, rec.scope, ref, by_name, aliases, probes) for ref in refs]
+            named = [not isinstance(full, _Input) for full in targets]
+            targets = [str(full) if isinstance(full, _Input) else full for full in targets]
         else:
             targets = list(r.inputs)   # the flow of the block
-        inputs = tuple(relative(full) for full in targets)
+            named = [False] * len(targets)
+        inputs = tuple(relative(full, by) for full, by in zip(targets, named))
         if any(i is False for i in inputs) or r.name in targets:
             return None
         shares = r.shares
@@ -397,7 +429,9 @@ def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[
         out.append((_interned(r.name[n:]), r.type, r.attrs, r.training_only, _interned(inputs), r.call, shares))
     if not all(aliases.get(a) in internal for a in nested):
         return None
-    if not all(p.startswith(prefix) for p in probes):
+    now = input_probes[rec.input_probes:]
+    if not all(p.startswith(prefix) for p in probes) or not all(p.startswith(prefix) for p in now):
         return None
     return Replay(tuple(out), tuple((a[n:], aliases[a][n:]) for a in nested), last[n:], rec.steps - steps_left,
-                  rec.deepest - rec.depth, tuple(sorted({_interned(p[n:]) for p in probes})))
+                  rec.deepest - rec.depth, tuple(sorted({_interned(p[n:]) for p in probes})),
+                  tuple(sorted({_interned(p[n:]) for p in now})))
