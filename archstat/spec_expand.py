@@ -248,6 +248,15 @@ class _Expander:
         name = raw["block"]
         if not isinstance(name, str) or name not in self.blocks or depth > MAX_BLOCK_DEPTH:
             return 1
+        if not self._size_hints:
+            # every block's, in the order they are defined: a function of the blocks alone, not
+            # of which entries the expansion met first (a replayed instance's entries are not
+            # met: the hints, truncated below MAX_BLOCK_DEPTH, would differ)
+            for bname in self.blocks:
+                self._block_hint(bname, 0)
+        return self._size_hints[name]
+
+    def _block_hint(self, name: str, depth: int) -> int:
         cached = self._size_hints.get(name)
         if cached is None:
             self._size_hints[name] = 1  # provisional, in case the block uses itself
@@ -257,7 +266,13 @@ class _Expander:
                     continue
                 repeat = entry.get("repeat", 1)
                 repeat = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0 else 1
-                total += (0 if ("when" in entry or "unless" in entry) else repeat * self.size_hint(entry, depth + 1))
+                if "when" in entry or "unless" in entry:
+                    continue
+                used = entry.get("block")
+                hint = 1
+                if "block" in entry and isinstance(used, str) and used in self.blocks and depth + 1 <= MAX_BLOCK_DEPTH:
+                    hint = self._block_hint(used, depth + 1)
+                total += repeat * hint
             cached = self._size_hints[name] = max(total, 1)
         return cached
 

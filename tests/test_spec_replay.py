@@ -300,6 +300,25 @@ def test_a_layer_named_into_an_instance_before_it_is_not_its_input(monkeypatch, 
     records = _same(monkeypatch, spec)
     assert ("b1.n.k.r", ("b1.q",)) in [(r[0], r[3]) for r in records]
 
+
+def test_the_layer_count_hint_does_not_depend_on_the_entries_a_replay_skipped(monkeypatch, fresh):
+    # size_hint cached each block's hint where the expansion first met it: c9's, first met
+    # under d0 (26 levels down), is truncated at MAX_BLOCK_DEPTH; in a second load d25 is
+    # replayed, so c9's hint was first computed at the top level, in full, and 'big' failed
+    # early where the expansion fails inside c9
+    import archstat.spec_expand as spec_expand
+
+    monkeypatch.setattr(spec_expand, "MAX_LAYERS", 2000)
+    blocks = {"c0": _block({"type": "relu"}),
+              "d0": _block({"type": "relu"}, {"block": "c9", "when": False})}
+    for j in range(1, 10):
+        blocks[f"c{j}"] = _block({"block": f"c{j - 1}", "repeat": 2})
+    for j in range(1, 26):
+        blocks[f"d{j}"] = _block({"block": f"d{j - 1}"})
+    spec = {"input": [4, 8, 8], "blocks": blocks,
+            "layers": [{"block": "d25", "name": "deep"}, {"block": "c9", "name": "big", "repeat": 5}]}
+    assert "would expand to more than 2,000" in _same(monkeypatch, spec)[1]
+
 # -- a differential fuzz: random blocks (nested instances, repeats, when, names with ${i},
 # ${name} and arguments, forward and outward references, shares, training_only, arguments of
 # types that compare equal, layers named into instances from outside), loaded with the memo
