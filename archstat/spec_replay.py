@@ -75,15 +75,16 @@ def freeze(value: Any) -> Any:
         return kind, tuple(freeze(v) for v in value)
     if kind is dict or isinstance(value, Mapping):
         return dict, tuple((freeze(k), freeze(v)) for k, v in value.items())
-    return kind, value
+    return kind, _exact(value)
 
 
 _SCALARS = frozenset({int, float, str, bool, type(None), _Missing})
 
 
 def _exact(value: Any) -> Any:
-    """A scalar, or a float's exact bits: -0.0 == 0.0, but ``l${x}`` names them l-0.0 and l0.0."""
-    return value.hex() if type(value) is float else value
+    """A value, or a float's (a complex's) exact text: -0.0 == 0.0, but ``l${x}`` names them
+    l-0.0 and l0.0 (a NumPy float too)."""
+    return repr(value) if isinstance(value, (float, complex)) else value
 
 
 def _definition(blocks: Mapping[str, Any]) -> Any:
@@ -103,7 +104,7 @@ def _walk(value: Any, depth: int, budget: list[int]) -> Any:
         return kind, tuple(_walk(v, depth + 1, budget) for v in value)
     if kind is dict or isinstance(value, Mapping):
         return dict, tuple((_walk(k, depth + 1, budget), _walk(v, depth + 1, budget)) for k, v in value.items())
-    return kind, value
+    return kind, _exact(value)
 
 
 @lru_cache(maxsize=4096)

@@ -227,6 +227,10 @@ def test_minus_zero_is_not_zero_in_the_key(monkeypatch, fresh):
             "blocks": {"b": {"args": {"x": "required"}, "layers": [{"type": "relu", "name": "l${x}"}]}},
             "layers": [{"block": "b", "name": "b1", "x": 0.0}, {"block": "b", "name": "b2", "x": -0.0}]}
     assert _same(monkeypatch, spec)[-1][0] == "b2.l-0.0"
+    import numpy as np   # (a float subclass: frozen whole)
+
+    spec["layers"] = [{"block": "b", "name": "b1", "x": np.float64(0.0)}, {"block": "b", "name": "b2", "x": np.float64(-0.0)}]
+    assert _same(monkeypatch, spec)[-1][0] == "b2.l-0.0"
     # nor in the blocks' definition (two dict specs otherwise share a memo)
     def spec_with(zero):
         return {"input": [4, 8, 8],
