@@ -439,3 +439,32 @@ def test_random_blocks_expand_alike_with_and_without_the_memo(monkeypatch, fresh
             # the memo is not cleared: it keeps what the specs and arguments before recorded
             loaded += isinstance(_same(monkeypatch, spec, args), list)
     assert loaded >= 10   # (most random specs are errors, compared too)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_instances_near_the_step_budget_fail_alike(monkeypatch, fresh, seed):
+    # instances whose let, arguments and inputs cost steps, replayed or not, near a budget
+    # (made smaller: 100,000 steps), with the memo kept across the specs
+    import random
+
+    from archstat import expr
+
+    monkeypatch.setattr(expr.Budget.__init__, "__defaults__", (100_000,))
+    rng = random.Random(seed)
+    failed = 0
+    for _ in range(20):
+        heavy = "${sum([j %% 7 for j in range(%d)])}" % rng.choice([1000, 1500, 2250])
+        inner = {"let": {"t": heavy}, "layers": [{"type": "relu", "name": "r"}]}
+        outer = {"args": {"k": 1}, "let": {"u": "${sum([j for j in range(%d)])}" % rng.choice([50, 250])},
+                 "layers": [{"block": "inner", "name": "n"}, {"block": "inner", "name": "m", "when": "${k > 1}"}]}
+        layers = [{"type": "relu", "name": "first"}]
+        for j in range(rng.randint(3, 14)):
+            entry = {"block": rng.choice(["inner", "outer"]), "name": f"x{j}"}
+            if entry["block"] == "outer":
+                entry["k"] = rng.choice([1, 2, "${sum([j for j in range(300)]) > 0}"])
+            if rng.random() < 0.3:
+                entry["inputs"] = "${'first' if sum([j for j in range(%d)]) > 0 else 'x'}" % rng.choice([250, 1500])
+            layers.append(entry)
+        spec = {"input": [4, 8, 8], "blocks": {"inner": inner, "outer": outer}, "layers": layers}
+        failed += _same(monkeypatch, spec)[0] == "error"
+    assert 0 < failed < 20
