@@ -485,11 +485,13 @@ class _Expander:
         return block_input
 
     def replayable(self, replay: spec_replay.Replay, full: str) -> bool:
-        """False when a name the replay makes is taken: the real expansion says where, as claim does."""
+        """False when a name the replay makes is taken (the real expansion says where, as claim
+        does), or a name its resolution relied on being free is a layer (its probes)."""
         prefix = full + "."
         by_name, aliases = self.by_name, self.aliases
-        return not any(prefix + suffix in by_name or prefix + suffix in aliases
-                       for suffix in replay.names) and not any(prefix + p in by_name for p in replay.input_probes)
+        return not (any(prefix + suffix in by_name or prefix + suffix in aliases for suffix in replay.names)
+                    or any(prefix + p in by_name for p in replay.input_probes)
+                    or any(prefix + p in by_name for p in replay.probes))   # (else found at the end: _Stale)
 
     def replay(self, replay: spec_replay.Replay, full: str, block_input: str) -> str:
         """The layers of a recorded instance, renamed under ``full`` and fed by ``block_input``

@@ -405,7 +405,7 @@ def _random_spec(rng):
         else:
             bn = f"b{rng.randrange(nb)}"
             entry = {"block": bn}
-            nm = rng.choice([None, "b1", "b2", "b3", "c${i}", "c"])
+            nm = rng.choice([None, "b1", "b2", "b3", "c${i}", "c", "b2.n", "b1.m"])
             if nm in top and rng.random() < 0.9:
                 nm = None
             if nm:
@@ -438,7 +438,7 @@ def test_random_blocks_expand_alike_with_and_without_the_memo(monkeypatch, fresh
         for args in (None, {"w": rng.choice([1, 1.0, True, 2])}, {"x": rng.choice(_VALUES)}):
             # the memo is not cleared: it keeps what the specs and arguments before recorded
             loaded += isinstance(_same(monkeypatch, spec, args), list)
-    assert loaded >= 10   # (most random specs are errors, compared too)
+    assert loaded >= 5   # (most random specs are errors, compared too)
 
 
 @pytest.mark.parametrize("seed", range(3))
