@@ -34,7 +34,17 @@ def expand(label: str, blocks: Mapping[str, Any], layers: list[Any], variables: 
     are the loader's unchanging parse of a file, see :func:`archstat.spec_replay.memo_for`)."""
     for bname, block in blocks.items():
         _check_block(bname, block, label)
-    return _Expander(label, blocks, variables, steps or expr.Budget(), parsed).run(layers)
+    steps = steps or expr.Budget()
+    before = steps.steps
+    try:
+        return _Expander(label, blocks, variables, steps, parsed).run(layers)
+    except _Stale:   # a replayed instance's inputs resolve otherwise (its probes): expand it all again
+        steps.steps = before
+        return _Expander(label, blocks, variables, steps, parsed, memo=False).run(layers)
+
+
+class _Stale(Exception):
+    """A name a replay's inputs were resolved without became a layer (see Replay.probes)."""
 
 
 def _check_block(bname: Any, block: Any, label: str) -> None:
@@ -110,7 +120,7 @@ class _Scope:
 
 class _Expander:
     def __init__(self, label: str, blocks: Mapping[str, Any], variables: Mapping[str, Any],
-                 steps: expr.Budget, parsed: bool = False):
+                 steps: expr.Budget, parsed: bool = False, memo: bool = True):
         self.label = label
         self.steps = steps
         self.blocks = blocks
@@ -122,7 +132,9 @@ class _Expander:
         # (record, references as written in its 'inputs', their scope)
         self.pending: list[tuple[LayerRecord, list[str], _Scope]] = []
         self.sharing: list[tuple[LayerRecord, dict[str, str], _Scope]] = []   # (record, its shares as written)
-        self.memo = spec_replay.memo_for(blocks, parsed=parsed)
+        self.memo = spec_replay.memo_for(blocks, parsed=parsed) if memo else None
+        self.probes: list[str] = []   # the probes of the instances replayed (full names)
+        self.input_probes: list[str] = []   # instance inputs' probes, while recording (full names)
         self.alias_log: list[str] = []                    # self.aliases' keys, in order
         self.recordings: list[spec_replay.Recording] = []   # the instances being recorded, outermost first
 
@@ -144,6 +156,8 @@ class _Expander:
         if not self.records:
             raise self.error("the spec expands to no layers (every entry was dropped by when/unless or "
                              "repeat: 0)", field="layers")
+        if any(probe in self.by_name for probe in self.probes):
+            raise _Stale
         for record, refs, scope in self.pending:
             resolved = []
             for ref in refs:
@@ -234,6 +248,15 @@ class _Expander:
         name = raw["block"]
         if not isinstance(name, str) or name not in self.blocks or depth > MAX_BLOCK_DEPTH:
             return 1
+        if not self._size_hints:
+            # every block's, in the order they are defined: a function of the blocks alone, not
+            # of which entries the expansion met first (a replayed instance's entries are not
+            # met: the hints, truncated below MAX_BLOCK_DEPTH, would differ)
+            for bname in self.blocks:
+                self._block_hint(bname, 0)
+        return self._size_hints[name]
+
+    def _block_hint(self, name: str, depth: int) -> int:
         cached = self._size_hints.get(name)
         if cached is None:
             self._size_hints[name] = 1  # provisional, in case the block uses itself
@@ -243,7 +266,13 @@ class _Expander:
                     continue
                 repeat = entry.get("repeat", 1)
                 repeat = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0 else 1
-                total += (0 if ("when" in entry or "unless" in entry) else repeat * self.size_hint(entry, depth + 1))
+                if "when" in entry or "unless" in entry:
+                    continue
+                used = entry.get("block")
+                hint = 1
+                if "block" in entry and isinstance(used, str) and used in self.blocks and depth + 1 <= MAX_BLOCK_DEPTH:
+                    hint = self._block_hint(used, depth + 1)
+                total += repeat * hint
             cached = self._size_hints[name] = max(total, 1)
         return cached
 
@@ -388,14 +417,24 @@ class _Expander:
         memo_key = memo.key(bname, inner_vars, self.top_variables, training_only) if memo is not None else None
         replay = memo.get(memo_key) if memo_key is not None else None
         if (replay is not None and replay.steps <= self.steps.steps and scope.depth + replay.depth < MAX_BLOCK_DEPTH
-                and len(self.records) + len(replay.records) <= MAX_LAYERS):
-            block_input = self.instance_input(inputs, variables, scope, local, full, previous)
-            for outer in self.recordings:
-                outer.deepest = max(outer.deepest, scope.depth + replay.depth)
-            return self.replay(replay, full, block_input)
+                and len(self.records) + len(replay.records) <= MAX_LAYERS and self.replayable(replay, full)):
+            # the instance's input is evaluated here, not recorded: the budget must pay it and the
+            # recorded steps, else (or on an error) the real expansion runs, with the budget untouched
+            before = self.steps.steps
+            try:
+                block_input = self.instance_input(inputs, variables, scope, local, full, previous)
+            except ArchstatError:
+                block_input = None
+            if block_input is not None and replay.steps <= self.steps.steps:
+                for outer in self.recordings:
+                    outer.deepest = max(outer.deepest, scope.depth + replay.depth)
+                return self.replay(replay, full, block_input)
+            self.steps.steps = before
         steps = self.steps.steps
         inner_vars = derive(block.get("let"), inner_vars, self.label, f"blocks.{bname}.let", full, self.steps)
+        before_input = self.steps.steps
         block_input = self.instance_input(inputs, variables, scope, local, full, previous)
+        steps -= before_input - self.steps.steps   # (a replay evaluates its own input: not the block's steps)
         inner = _Scope(prefix=full + ".", variables=inner_vars, block_input=block_input, parent=scope,
                        depth=scope.depth + 1, sibling_prefix=full[:len(full) - len(local)], block=bname,
                        training_only=training_only)
@@ -404,7 +443,8 @@ class _Expander:
         rec = None
         if memo_key is not None:
             rec = spec_replay.Recording(memo_key, inner.prefix, block_input, inner, len(self.records), len(self.pending),
-                                        len(self.sharing), len(self.alias_log), steps, scope.depth)
+                                        len(self.sharing), len(self.alias_log), steps, scope.depth,
+                                        len(self.probes), len(self.input_probes))
             self.recordings.append(rec)
         try:
             last = self.expand(block["layers"], inner, block_input, bname)
@@ -416,7 +456,8 @@ class _Expander:
                              full, "block")
         if rec is not None:
             made = spec_replay.record(rec, last, self.records, self.pending, self.sharing, self.alias_log,
-                                      self.aliases, self.by_name, self.steps.steps)
+                                      self.aliases, self.by_name, self.steps.steps, self.probes,
+                                      self.input_probes)
             if made is not None:
                 memo.put(memo_key, made)
         self.aliases[full] = last
@@ -435,25 +476,30 @@ class _Expander:
         if refs in (local, full):
             raise self.error("a block instance cannot be its own input", full, "inputs")
         block_input = self.resolve_now(refs, scope, full)
-        if refs != INPUT_NAME:   # a name, not the flow of the enclosing block: a recording reaching outside
-            for outer in self.recordings:
-                if not block_input.startswith(outer.prefix):
+        if refs != INPUT_NAME and self.recordings:   # a name, not the flow of the enclosing block
+            self.input_probes.extend(spec_replay.missed(scope, refs, self.by_name))
+            made = self.by_name.get(block_input)
+            for outer in self.recordings:   # reaching outside a recording (b2.x may be a layer the spec
+                if made is None or made.index < outer.records:   # made before b2, under b2's prefix)
                     outer.inside = False
         return block_input
 
+    def replayable(self, replay: spec_replay.Replay, full: str) -> bool:
+        """False when a name the replay makes is taken (the real expansion says where, as claim
+        does), or a name its resolution relied on being free is a layer (its probes)."""
+        prefix = full + "."
+        by_name, aliases = self.by_name, self.aliases
+        return not (any(prefix + suffix in by_name or prefix + suffix in aliases for suffix in replay.names)
+                    or any(prefix + p in by_name for p in replay.input_probes)
+                    or any(prefix + p in by_name for p in replay.probes))   # (else found at the end: _Stale)
+
     def replay(self, replay: spec_replay.Replay, full: str, block_input: str) -> str:
-        """The layers of a recorded instance, renamed under ``full`` and fed by ``block_input``."""
+        """The layers of a recorded instance, renamed under ``full`` and fed by ``block_input``
+        (its names checked free: :meth:`replayable`)."""
         prefix = full + "."
         records, by_name, aliases = self.records, self.by_name, self.aliases
-        for suffix, _ in replay.aliases:   # nested instances (checked, as claim does, before their layers exist)
-            if prefix + suffix in by_name or prefix + suffix in aliases:
-                raise self.error(f"the name {short_repr(prefix + suffix)} is used twice", prefix + suffix, "name",
-                                 "give each layer (or block instance) a unique name")
         for suffix, ltype, attrs, training_only, inputs, call, shares in replay.records:
             name = prefix + suffix
-            if name in by_name or name in aliases:
-                raise self.error(f"the name {short_repr(name)} is used twice", name, "name",
-                                 "give each layer (or block instance) a unique name")
             record = LayerRecord(name, ltype, attrs, tuple(block_input if i is None else prefix + i for i in inputs),
                                  len(records), training_only)
             record.call = call
@@ -461,6 +507,9 @@ class _Expander:
                 record.shares = {tensor: prefix + owner for tensor, owner in shares}
             records.append(record)
             by_name[name] = record
+        self.probes.extend(prefix + probe for probe in replay.probes)
+        if self.recordings:
+            self.input_probes.extend(prefix + probe for probe in replay.input_probes)
         for suffix, last in replay.aliases:
             aliases[prefix + suffix] = prefix + last
             self.alias_log.append(prefix + suffix)

@@ -11,28 +11,40 @@ new prefix, their inputs pointed at the new input.
 Which variables a block reads is found statically: every name in every template of its
 definition (its layers, ``let`` and argument defaults), and for the blocks it uses, theirs
 (read in the spec's top-level variables, which is all a nested instance inherits besides its
-arguments, its ``name`` and ``i``). The memo key holds those variables' values with their types
-(8 and 8.0 and True differ). A block that names the block it uses through a template is never
-memoised.
+arguments, its ``name`` and ``i``). Every name a template's expressions mention counts
+(:func:`template_names`: a variable ``e`` hides the constant e, and ``${[x for x in x]}`` reads
+x). The memo key holds those variables' values with their types (8 and 8.0 and True differ) and
+a float's exact bits (-0.0 is written ``-0.0``). A block that names the block it uses through a
+template is never memoised.
 
 An expansion is recorded only when it stayed inside its instance: every layer named under the
 instance's prefix (a ``${name}`` sibling is not), every input and every shared-parameter owner
 resolved, when the block ends, to a layer or block instance made by this expansion or to the
-instance's input through the name ``input`` (or by default: the flow of the block). A block
+instance's input through the name ``input`` (or by default: the flow of the block); a name
+under the prefix that the spec made outside the instance (a layer ``b2.q`` before ``b2``, maybe
+its input by the flow) is outside too. A block
 reaching outside (a later layer, a layer of the enclosing model by name) is expanded each time.
-A replay charges the spec's evaluation budget the steps the recorded expansion took, and is
-not used when the budget cannot pay them, so that results (and the budget's error) never depend
-on what this process expanded before. Only successful expansions are recorded: every error
-comes from a real expansion.
+A name found in an enclosing scope of the instance relied on ``prefix + name`` not being a layer
+in the scopes below (a *probe*): the spec may name such a layer from outside (``b2.n.q``); when
+a replayed instance's probe is a layer once the spec is expanded, the whole spec is expanded
+again without the memo.
+
+A replay charges the spec's evaluation budget the steps the recorded expansion took (its ``let``
+and layers; the instance's ``inputs`` is evaluated by the replay itself), and is not used when
+the budget cannot pay them, so that results (and the budget's error) never depend on what this
+process expanded before. Only successful expansions are recorded, and a replay whose names are
+taken, or whose input fails, is not used: every error comes from a real expansion.
 """
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .spec import INPUT_NAME, LayerRecord
 from .spec_io import MAX_VALUE_DEPTH
-from .spec_values import variables_in
+from . import expr, expr_template
 
 if TYPE_CHECKING:   # pragma: no cover
     from .spec_expand import _Scope
@@ -58,15 +70,21 @@ def freeze(value: Any) -> Any:
     """A hashable stand-in for a value, equal only for values of the same types and contents."""
     kind = type(value)
     if kind in _SCALARS:
-        return kind, value
+        return kind, _exact(value)
     if kind is list or kind is tuple:
         return kind, tuple(freeze(v) for v in value)
     if kind is dict or isinstance(value, Mapping):
         return dict, tuple((freeze(k), freeze(v)) for k, v in value.items())
-    return kind, value
+    return kind, _exact(value)
 
 
 _SCALARS = frozenset({int, float, str, bool, type(None), _Missing})
+
+
+def _exact(value: Any) -> Any:
+    """A value, or a float's (a complex's) exact text: -0.0 == 0.0, but ``l${x}`` names them
+    l-0.0 and l0.0 (a NumPy float too)."""
+    return repr(value) if isinstance(value, (float, complex)) else value
 
 
 def _definition(blocks: Mapping[str, Any]) -> Any:
@@ -81,12 +99,35 @@ def _walk(value: Any, depth: int, budget: list[int]) -> Any:
         raise _TooBig
     kind = type(value)
     if kind in _SCALARS:
-        return kind, value
+        return kind, _exact(value)
     if kind is list or kind is tuple:
         return kind, tuple(_walk(v, depth + 1, budget) for v in value)
     if kind is dict or isinstance(value, Mapping):
         return dict, tuple((_walk(k, depth + 1, budget), _walk(v, depth + 1, budget)) for k, v in value.items())
-    return kind, value
+    return kind, _exact(value)
+
+
+@lru_cache(maxsize=4096)
+def template_names(text: str) -> frozenset[str]:
+    """Every name a template's expressions mention: a superset of what it reads. Not
+    :func:`~archstat.spec_values.variables_in`, which leaves out the names of constants and of
+    comprehension variables, though a variable ``e`` (an expansion ratio) hides the constant e
+    and ``${[x for x in x]}`` reads the variable x."""
+    try:
+        parts = expr_template.split_template(text) or ()
+    except expr.ExprError:
+        return frozenset()   # (rendering it fails)
+    names: set[str] = set()
+    for kind, source in parts:
+        if kind == "var":
+            names.add(source)
+        elif kind == "expr":
+            try:
+                tree = expr.parse(source)
+            except expr.ExprError:
+                continue
+            names.update(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
+    return frozenset(names)
 
 
 def _names(value: Any, out: set[str]) -> None:
@@ -94,7 +135,7 @@ def _names(value: Any, out: set[str]) -> None:
     :func:`_definition` walked: bounded)."""
     if isinstance(value, str):
         if "$" in value:
-            out |= variables_in(value)
+            out |= template_names(value)
     elif isinstance(value, Mapping):
         for k, v in value.items():
             _names(k, out)
@@ -168,8 +209,16 @@ class Replay:
     records: tuple[tuple[Any, ...], ...]   # (suffix, type, attrs, training_only, inputs, call, shares)
     aliases: tuple[tuple[str, str], ...]   # nested instance -> its last layer
     last: str
-    steps: int    # evaluation steps the expansion took
+    steps: int    # evaluation steps the expansion took (its let and layers, not its input)
     depth: int    # how much deeper than the instance its nested instances are written
+    probes: tuple[str, ...] = ()   # names whose absence the resolution of its inputs relied on
+    #: names whose absence its nested instances' inputs relied on, when they were resolved
+    input_probes: tuple[str, ...] = ()
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        """Every name the replay claims: its nested instances and its layers."""
+        return tuple(a for a, _ in self.aliases) + tuple(r[0] for r in self.records)
 
 
 class Memo:
@@ -195,7 +244,7 @@ class Memo:
             for n in names:
                 value = scope.get(n, _MISSING)
                 kind = type(value)
-                parts.append(value if kind in _SCALARS else freeze(value))
+                parts.append(_exact(value) if kind in _SCALARS else freeze(value))
                 parts.append(kind)
         key = tuple(parts)
         try:
@@ -270,6 +319,8 @@ class Recording:
     aliases: int
     steps: int
     depth: int             # the depth of the scope the instance is written in
+    probes: int = 0        # where its probes start in the expander's list of replayed probes
+    input_probes: int = 0  # where its probes start in the expander's list of instance input probes
     inside: bool = True    # False once the expansion reads a layer outside the instance
     deepest: int = -1      # the deepest scope a nested instance is written in
 
@@ -277,27 +328,59 @@ class Recording:
         self.deepest = max(self.deepest, self.depth)
 
 
-def resolve_within(scope: "_Scope", stop: "_Scope", ref: str, full_names: Mapping[str, Any],
-                   aliases: Mapping[str, str]) -> str | None:
-    """``scope.resolve`` restricted to the scopes from ``scope`` up to ``stop`` (inclusive)."""
+def missed(scope: "_Scope", ref: str, full_names: Mapping[str, Any]) -> list[str]:
+    """The names ``scope.resolve(ref)`` found no layer at, in the scopes it passed before the one
+    that has ``ref`` (a nested instance's input, resolved when it is written: if one of them is a
+    layer when the instance is replayed, the expansion finds that one)."""
+    out: list[str] = []
     current: _Scope | None = scope
+    while current is not None:
+        if ref in current.local or ref == INPUT_NAME or (current.prefix and current.prefix + ref in full_names):
+            return out
+        if current.prefix:
+            out.append(current.prefix + ref)
+        current = current.parent
+    return out
+
+
+def resolve_within(scope: "_Scope", stop: "_Scope", ref: str, full_names: Mapping[str, Any],
+                   aliases: Mapping[str, str], probes: list[str]) -> str | None:
+    """``scope.resolve`` restricted to the scopes from ``scope`` up to ``stop`` (inclusive).
+
+    A name found above the scope it is written in relied on ``prefix + ref`` not being a layer
+    in each scope below: added to ``probes`` (a layer the spec names so later, from outside the
+    instance, ``b2.n.q``, wins when the spec's inputs are resolved at its end)."""
+    current: _Scope | None = scope
+    missed: list[str] = []
     while current is not None:
         if ref in current.local:
             full = current.local[ref]
+            probes.extend(missed)
             return full if full in full_names else aliases.get(full)
         if ref == INPUT_NAME:
-            return current.block_input
+            return _Input(current.block_input)
         if current.prefix and current.prefix + ref in full_names:
+            probes.extend(missed)
             return current.prefix + ref
         if current is stop:
             return None
+        missed.append(current.prefix + ref)
         current = current.parent
     return None
 
 
+class _Input(str):
+    """A name reached as ``input`` (a scope's input), not as a layer's name: only such a name
+    (or the flow of the block) may mean the instance's input (b2.q, made outside before b2 and
+    b2's input by the flow, is a name reached by ``q`` from inside b2: it does not follow b2's
+    input when replayed)."""
+
+    __slots__ = ()
+
+
 def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[Any], sharing: list[Any],
            alias_log: list[str], aliases: Mapping[str, str], by_name: Mapping[str, Any],
-           steps_left: int) -> Replay | None:
+           steps_left: int, replayed_probes: list[str], input_probes: list[str]) -> Replay | None:
     """The Replay of a finished expansion, or None when it reached outside its instance."""
     if not rec.inside:
         return None
@@ -311,31 +394,35 @@ def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[
     if last not in internal:
         return None
 
-    def relative(full: str | None) -> str | None | bool:
+    def relative(full: str | None, named: bool) -> str | None | bool:
         # resolved within the instance's scopes, a name reaches its input only as 'input' or by
         # the flow (an instance fed by name from outside stopped the recording: Recording.inside)
         if full in internal:
             return full[n:]
-        if full == rec.block_input:
+        if full == rec.block_input and not named:
             return None
         return False
 
+    probes: list[str] = list(replayed_probes[rec.probes:])   # (those of the nested instances replayed)
     written = {id(r): (refs, scope) for r, refs, scope in pending[rec.pending:]}
     shared = {id(r): (ties, scope) for r, ties, scope in sharing[rec.sharing:]}
     out = []
     for r in made:
         if id(r) in written:
             refs, scope = written[id(r)]
-            targets = [resolve_within(scope, rec.scope, ref, by_name, aliases) for ref in refs]
+            targets = [resolve_within(scope, rec.scope, ref, by_name, aliases, probes) for ref in refs]
+            named = [not isinstance(full, _Input) for full in targets]
+            targets = [str(full) if isinstance(full, _Input) else full for full in targets]
         else:
             targets = list(r.inputs)   # the flow of the block
-        inputs = tuple(relative(full) for full in targets)
+            named = [False] * len(targets)
+        inputs = tuple(relative(full, by) for full, by in zip(targets, named))
         if any(i is False for i in inputs) or r.name in targets:
             return None
         shares = r.shares
         if id(r) in shared:
             ties, scope = shared[id(r)]
-            shares = {t: resolve_within(scope, rec.scope, ref, by_name, aliases) for t, ref in ties.items()}
+            shares = {t: resolve_within(scope, rec.scope, ref, by_name, aliases, probes) for t, ref in ties.items()}
         if shares is not None:
             if not all(owner in internal and owner != r.name for owner in shares.values()):
                 return None
@@ -343,5 +430,9 @@ def record(rec: Recording, last: str, records: list[LayerRecord], pending: list[
         out.append((_interned(r.name[n:]), r.type, r.attrs, r.training_only, _interned(inputs), r.call, shares))
     if not all(aliases.get(a) in internal for a in nested):
         return None
+    now = input_probes[rec.input_probes:]
+    if not all(p.startswith(prefix) for p in probes) or not all(p.startswith(prefix) for p in now):
+        return None
     return Replay(tuple(out), tuple((a[n:], aliases[a][n:]) for a in nested), last[n:], rec.steps - steps_left,
-                  rec.deepest - rec.depth)
+                  rec.deepest - rec.depth, tuple(sorted({_interned(p[n:]) for p in probes})),
+                  tuple(sorted({_interned(p[n:]) for p in now})))
