@@ -17,8 +17,9 @@ def normalised(ltype: registry.LayerType, fields: dict[str, Any]) -> dict[str, A
     """``ltype.normalise(fields)``, shared between layers with the same fields (a network repeats
     a few dozen field sets hundreds of times). The attrs are read-only for every user."""
     try:
-        # the type is part of the key: 8.0 == 8 and True == 1, but only 8 is a channel count
-        key = (ltype.name, tuple((k, type(v), tuple((type(x), x) for x in v) if type(v) is list else v)
+        # the type is part of the key: 8.0 == 8 and True == 1, but only 8 is a channel count; and a
+        # float by its repr: -0.0 == 0.0, but a field keeps the sign it was given
+        key = (ltype.name, tuple((k, type(v), tuple((type(x), _exact(x)) for x in v) if type(v) is list else _exact(v))
                                  for k, v in fields.items()))
         cached = _NORMALISED.get(key)
     except TypeError:  # an unhashable value (a nested list): normalise will say what is wrong
@@ -29,6 +30,11 @@ def normalised(ltype: registry.LayerType, fields: dict[str, Any]) -> dict[str, A
             _NORMALISED.clear()
         _NORMALISED[key] = cached
     return cached
+
+
+def _exact(value: Any) -> Any:
+    """A float as its repr (which tells -0.0 from 0.0), anything else as it is."""
+    return repr(value) if isinstance(value, float) else value
 
 
 #: normalised attrs by (type, fields): a cache of a pure function of its key

@@ -468,3 +468,11 @@ def test_random_instances_near_the_step_budget_fail_alike(monkeypatch, fresh, se
         spec = {"input": [4, 8, 8], "blocks": {"inner": inner, "outer": outer}, "layers": layers}
         failed += _same(monkeypatch, spec)[0] == "error"
     assert 0 < failed < 20
+
+
+def test_a_negative_zero_field_keeps_its_sign_after_a_positive_one(fresh):
+    # the cache of validated fields (spec_values.normalised) keyed -0.0 as 0.0
+    def spec(p):
+        return {"input": [4, 8, 8], "layers": [{"type": "dropout", "p": p}]}
+    assert repr(archstat.load(spec(0.0)).layer("drop1").attrs["p"]) == "0.0"
+    assert repr(archstat.load(spec(-0.0)).layer("drop1").attrs["p"]) == "-0.0"
