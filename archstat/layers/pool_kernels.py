@@ -10,7 +10,7 @@ import numpy as np
 from . import im2col as win
 from ..errors import ArchstatError
 from .activation import select
-from .registry import kernel, numel
+from .registry import CACHE_BLOCK_BYTES, cache_blocks, kernel, numel
 from .window import check_pool_padding
 
 # ---------------------------------------------------------------------- engine kernels
@@ -28,9 +28,8 @@ from .window import check_pool_padding
 # float32, 2 cores, measured side by side: forward 1.8-3.7x faster (max and average, VGG-16
 # pool1 and ResNet's 3x3/2 pool, batch 1 and 8), max backward 3.0-5.5x, average backward
 # 1.7-3.8x. bench/pool_act.py times them next to PyTorch's.
-#: input bytes per block: about the 1 MiB L2 cache of the machines of
-#: shared/reference/perf-anchors.md (256 KiB and 4 MiB blocks measured slower)
-BLOCK_BYTES = 2**20
+#: input bytes per block (256 KiB and 4 MiB blocks measured slower)
+BLOCK_BYTES = CACHE_BLOCK_BYTES
 
 
 def _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
@@ -57,19 +56,8 @@ def _along(dim, index):
 
 
 def _blocks(shape, itemsize):
-    """``(images, channels)`` slices cutting an (N, C, H, W) array into blocks of about
-    :data:`BLOCK_BYTES`: several whole images when one is small, else bands of channels."""
-    n, c, h, w = shape
-    plane = max(1, h * w * itemsize)
-    if c * plane <= BLOCK_BYTES:
-        step = BLOCK_BYTES // max(1, c * plane)
-        for n0 in range(0, n, step):
-            yield slice(n0, min(n, n0 + step)), slice(None)
-    else:
-        step = max(1, BLOCK_BYTES // plane)
-        for i in range(n):
-            for c0 in range(0, c, step):
-                yield slice(i, i + 1), slice(c0, min(c, c0 + step))
+    """Blocks of :data:`BLOCK_BYTES` (:func:`archstat.layers.registry.cache_blocks`)."""
+    return cache_blocks(shape, itemsize, BLOCK_BYTES)
 
 
 def _reduce_axis(src, out, geom, dim, op, identity):
