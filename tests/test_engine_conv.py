@@ -127,6 +127,61 @@ def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 10**9], ids=["channel per block", "one block"])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[f"dw{i}" for i in range(len(DEPTHWISE_CASES))])
+def test_depthwise_forward_matches_naive(case, block_bytes, monkeypatch):
+    from archstat.layers import conv_depthwise
+    monkeypatch.setattr(conv_depthwise, "FORWARD_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_depthwise, "DIRECT_MIN_PLANE", 0)   # the direct form, even for one image
+    x, w, b, kw = _case(case, seed=7)
+    np.testing.assert_allclose(engine.conv2d(x, w, b, **kw), conv2d_naive(x, w, b, **kw),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(engine.conv2d(x, w, None, **kw), conv2d_naive(x, w, None, **kw),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_depthwise_forward_by_hand():
+    """One channel, x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], a 3x3 kernel of ones but
+    w[1, 1] = 2, padding 1, bias 10. Output (i, j) = the sum of the 3x3 neighbourhood (zeros
+    outside) + x[i, j] (the centre counted twice) + 10: (0, 0): 1+2+4+5 + 1 + 10 = 23;
+    (0, 1): 1+2+3+4+5+6 + 2 + 10 = 33; (0, 2): 2+3+5+6 + 3 + 10 = 29; (1, 0): 1+2+4+5+7+8 + 4
+    + 10 = 41; (1, 1): 45 + 5 + 10 = 60; (1, 2): 2+3+5+6+8+9 + 6 + 10 = 49; (2, 0): 4+5+7+8 + 7
+    + 10 = 41; (2, 1): 4+5+6+7+8+9 + 8 + 10 = 57; (2, 2): 5+6+8+9 + 9 + 10 = 47.
+    Stride 2 keeps (0, 0), (0, 2), (2, 0), (2, 2): 23, 29, 41, 47. A second input channel with a multiplier of 2 (weights 1 and
+    -1 at the centre only) gives +-x itself."""
+    x = np.stack([np.arange(1.0, 10.0).reshape(3, 3), np.full((3, 3), 0.5)])[None]
+    w = np.zeros((4, 1, 3, 3))
+    w[:2] = 1
+    w[:2, 0, 1, 1] = 2
+    w[2, 0, 1, 1], w[3, 0, 1, 1] = 1, -1
+    b = np.array([10.0, 0.0, 0.0, 0.0])
+    x = np.concatenate([x, x])    # two images: the direct forward (one would take im2col)
+    y = engine.conv2d(x, w, b, padding=1, groups=2)
+    np.testing.assert_array_equal(y[0, 0], [[23, 33, 29], [41, 60, 49], [41, 57, 47]])
+    np.testing.assert_array_equal(y[0, 2], np.full((3, 3), 0.5))
+    np.testing.assert_array_equal(y[0, 3], np.full((3, 3), -0.5))
+    np.testing.assert_array_equal(y[1], y[0])
+    y2 = engine.conv2d(x, w, b, stride=2, padding=1, groups=2)
+    np.testing.assert_array_equal(y2[0, 0], [[23, 29], [41, 47]])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_forward_keeps_an_inf_to_the_outputs_that_read_it(stride):
+    # the forward computes junk columns past each row's end on its flat plane grid: an inf
+    # at the row's edge must reach only the outputs whose window holds it
+    x = np.ones((2, 2, 6, 5))    # two images: the direct forward
+    x[0, 0, 0, 4] = np.inf
+    x[0, 1, 3, 0] = -np.inf
+    w = np.ones((2, 1, 3, 3))
+    kw = dict(stride=stride, padding=1, groups=2)
+    got, want = engine.conv2d(x, w, **kw), conv2d_naive(x, w, **kw)
+    np.testing.assert_array_equal(got, want)
+    # stride 1: rows 0-1 x columns 3-4 of channel 0, rows 2-4 x columns 0-1 of channel 1;
+    # stride 2: output (0, 2) of channel 0, outputs (1, 0) and (2, 0) of channel 1
+    assert np.isfinite(got[1]).all()
+    assert np.isfinite(got[0]).sum() == got[0].size - (4 + 6 if stride == 1 else 1 + 2)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_depthwise_backward_keeps_an_inf_where_only_some_taps_read_it(stride):
     # x[0, 0, 0, 4] is read by the taps b = 2 (stride 1) / b = 0, 2 (stride 2) only: the other

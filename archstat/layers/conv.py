@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ArchstatError
 from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
-from .conv_depthwise import depthwise_backward, is_depthwise
+from .conv_depthwise import depthwise_backward, depthwise_forward, direct_forward_pays, is_depthwise
 from .conv_local import locally_connected2d, locally_connected2d_backward
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
                        LayerType, numel, register, require_rank, Shape, Window)
@@ -270,6 +270,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    if is_depthwise(w, g) and not geom.is_pointwise and direct_forward_pays(x.shape[0], geom):
+        return depthwise_forward(x, w, b, geom, padding_mode)
     n, c = x.shape[:2]
     c_out = w.shape[0]
     ho, wo = geom.out_hw
