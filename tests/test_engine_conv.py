@@ -119,12 +119,32 @@ DEPTHWISE_CASES = [
 def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
     from archstat.layers import conv_depthwise
     monkeypatch.setattr(conv_depthwise, "DEPTHWISE_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_depthwise, "FORWARD_BLOCK_BYTES", block_bytes)
     x, w, b, kw = _case(case, seed=5)
     assert conv_depthwise.is_depthwise(w, kw["groups"])
     dy = np.random.default_rng(6).standard_normal(engine.conv2d(x, w, b, **kw).shape)
-    for got, want in zip(engine.conv2d_backward(dy, x, w, **kw),
-                         conv2d_backward_naive(dy, x, w, **kw)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    want = conv2d_backward_naive(dy, x, w, **kw)
+    for got, exp in zip(engine.conv2d_backward(dy, x, w, **kw), want):
+        np.testing.assert_allclose(got, exp, rtol=1e-10, atol=1e-10)
+    # the row-by-row form (taken for weights that are not all finite), on the same case
+    for got, exp in zip(conv_depthwise._backward_by_rows(dy, x, w, win.geometry(
+            x.shape[2:], w.shape[2:], kw["stride"], kw["padding"], kw["dilation"]),
+            kw["padding_mode"]), want):
+        np.testing.assert_allclose(got, exp, rtol=1e-10, atol=1e-10)
+
+
+def test_depthwise_backward_with_an_infinite_weight_matches_naive():
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 5))
+    w = np.ones((3, 1, 3, 3))
+    w[1, 0, 0, 2] = np.inf
+    kw = dict(stride=1, padding=1, groups=3)
+    dy = np.ones((2, 3, 6, 5))
+    with np.errstate(invalid="ignore"):
+        got = engine.conv2d_backward(dy, x, w, **kw)
+        want = conv2d_backward_naive(dy, x, w, **kw)
+    for g, e in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(e))
+        np.testing.assert_allclose(g[~np.isnan(e)], e[~np.isnan(e)], rtol=1e-12)
 
 
 @pytest.mark.parametrize("block_bytes", [1, 10**9], ids=["channel per block", "one block"])
