@@ -119,7 +119,7 @@ DEPTHWISE_CASES = [
 def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
     from archstat.layers import conv_depthwise
     monkeypatch.setattr(conv_depthwise, "DEPTHWISE_BLOCK_BYTES", block_bytes)
-    monkeypatch.setattr(conv_depthwise, "FORWARD_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_depthwise, "PLANE_BLOCK_BYTES", block_bytes)
     x, w, b, kw = _case(case, seed=5)
     assert conv_depthwise.is_depthwise(w, kw["groups"])
     dy = np.random.default_rng(6).standard_normal(engine.conv2d(x, w, b, **kw).shape)
@@ -151,7 +151,7 @@ def test_depthwise_backward_with_an_infinite_weight_matches_naive():
 @pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[f"dw{i}" for i in range(len(DEPTHWISE_CASES))])
 def test_depthwise_forward_matches_naive(case, block_bytes, monkeypatch):
     from archstat.layers import conv_depthwise
-    monkeypatch.setattr(conv_depthwise, "FORWARD_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_depthwise, "PLANE_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(conv_depthwise, "DIRECT_MIN_PLANE", 0)   # the direct form, even for one image
     x, w, b, kw = _case(case, seed=7)
     np.testing.assert_allclose(engine.conv2d(x, w, b, **kw), conv2d_naive(x, w, b, **kw),
