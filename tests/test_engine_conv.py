@@ -220,9 +220,9 @@ def test_depthwise_backward_keeps_an_inf_where_only_some_taps_read_it(stride):
 
 
 def test_phase_grid_merge_is_the_adjoint_of_split():
-    from archstat.layers import conv_depthwise
+    from archstat.layers.phases import PhaseGrid
     geom = win.geometry((9, 8), (3, 2), (2, 3), 1, (2, 1))
-    grid = conv_depthwise._PhaseGrid.of(geom)
+    grid = PhaseGrid.of(geom)
     rng = np.random.default_rng(0)
     xp = rng.standard_normal((2, 3) + geom.padded_hw)
     planes = grid.split(xp)
