@@ -63,6 +63,28 @@ def test_max_pool_matches_naive(case, ties):
                                max_pool2d_backward_naive(dy, x, k, s, p, d, cm), rtol=1e-12)
 
 
+@pytest.mark.parametrize("planes", [False, True], ids=["tap views", "phase planes"])
+@pytest.mark.parametrize("block_bytes", [8, 2**20])
+@pytest.mark.parametrize("case", MAX_CASES)
+def test_max_pool_backward_forms_match_naive_with_ties(monkeypatch, case, block_bytes, planes):
+    # both forms of the backward on every geometry: disjoint windows take the tap views by
+    # default, overlapping ones the phase planes; rounded inputs with -inf make ties
+    from archstat.layers import pool_kernels
+    monkeypatch.setattr(pool_kernels, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(pool_kernels, "PLANES_WHEN_DISJOINT", planes)
+    n, c, h, w, k, s, p, d, cm = case
+    x = _x((n, c, h, w), seed=21, ties=True)
+    x[np.random.default_rng(22).random(x.shape) < 0.2] = -np.inf
+    y = engine.max_pool2d(x, k, s, p, d, cm)
+    dy = np.random.default_rng(23).standard_normal(y.shape)
+    np.testing.assert_allclose(engine.max_pool2d_backward(dy, x, k, s, p, d, cm, y=y),
+                               max_pool2d_backward_naive(dy, x, k, s, p, d, cm), rtol=1e-12)
+    got32 = engine.max_pool2d_backward(dy.astype(np.float32), x.astype(np.float32), k, s, p, d, cm)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, max_pool2d_backward_naive(dy.astype(np.float32), x.astype(np.float32),
+                                                                k, s, p, d, cm), rtol=1e-5, atol=1e-6)
+
+
 def test_max_pool_ties_go_to_the_first_maximum_in_window_order():
     x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])
     dx = engine.max_pool2d_backward(np.array([[[[5.0]]]]), x, 2)
