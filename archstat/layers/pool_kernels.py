@@ -5,6 +5,8 @@ family: :mod:`archstat.layers.pool` registers the layer types and re-exports the
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import im2col as win
@@ -163,7 +165,10 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, 
     y = _check_output_shaped(y, "y", x.shape[:2] + geom.out_hw, x.dtype)
     # disjoint windows write each pixel of theirs once: no zeroing, no accumulation
     disjoint = all(s >= e for s, e in zip(geom.stride, geom.extent))
-    if (PLANES_WHEN_DISJOINT or not disjoint) and not (y.size and np.isnan(y.max())):
+    nan_free = not (y.size and np.isnan(y.max()))
+    if nan_free and _column_pairs_fit(x, geom):
+        return _max_backward_pairs(dy, x, y, geom)
+    if (PLANES_WHEN_DISJOINT or not disjoint) and nan_free:
         return _max_backward_planes(dy, x, y, geom, disjoint)
     plan = _tap_index(geom)
     if disjoint:
@@ -177,6 +182,75 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, 
     return dx
 
 
+#: 2**32 + 1: a uint32 times it, in uint64, is the uint32 twice (no carry)
+_TWICE = np.uint64(2**32 + 1)
+
+
+def _column_pairs_fit(x, geom):
+    """Whether :func:`_max_backward_pairs` applies: float32, windows kH x 2 at stride (kH, 2)
+    (VGG's 2x2/2), no padding or dilation, tiling x exactly. :data:`PAIRS` turns it off."""
+    kh = geom.kernel[0]
+    return (PAIRS and sys.byteorder == "little" and x.dtype == np.float32 and geom.kernel[1] == 2
+            and geom.stride == (kh, 2)
+            and geom.dilation == (1, 1) and geom.full_pads == ((0, 0), (0, 0))
+            and x.shape[2:] == (kh * geom.out_hw[0], 2 * geom.out_hw[1])
+            and x.shape[3] >= PAIRS_MIN_WIDTH)
+
+
+def _twice(a, out):
+    """float32 (..., w) -> ``out`` (..., 2w), each value twice, side by side (bit copies:
+    as uint32 pairs read as one uint64, u * (2**32 + 1) is u in both halves)."""
+    u = out.view(np.uint64)
+    np.copyto(u, a.view(np.uint32), casting="unsafe")
+    u *= _TWICE
+    return out
+
+
+def _max_backward_pairs(dy, x, y, geom):
+    """:func:`max_pool2d_backward` for windows that tile x by kH rows x 2 columns (float32, y
+    without NaN), with no strided pass: y and dy are widened to x's width with every value
+    twice (:func:`_twice`), x's rows of one window row compared with them in full-width
+    contiguous passes, and the first maximum kept in window order by integer operations on
+    the 0/1 masks: two adjacent bytes read as one uint16 are a window row's two taps (the
+    second cleared when the first is set), and a later row is cleared where an earlier one
+    has a hit. Measured side by side against the tap views (float32, VGG-16's pools, batch 1
+    and 8): 1.65x faster on pool1 (64x224x224), 1.45-1.55x on pool2 (128x112x112), 1.07-1.2x
+    on pool3 (256x56x56), 0.9-1.05x on the narrower pool4 and pool5 (:data:`PAIRS_MIN_WIDTH`).
+    """
+    kh = geom.kernel[0]
+    ho, w = geom.out_hw[0], x.shape[3]
+    dx = np.empty(x.shape, x.dtype)
+    bufs = {}
+    for blk in _blocks(x.shape, x.itemsize):
+        xb, yb, dyb = x[blk], y[blk], dy[blk]
+        nb, cb = xb.shape[:2]
+        if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
+            bufs = {"shape": (nb, cb), "wide": np.empty((nb, cb, ho, w), x.dtype),
+                    "hit": np.empty((nb, cb, ho, kh, w), bool),
+                    "free": np.empty((nb, cb, ho, w // 2), bool),
+                    "bits": np.empty((nb, cb, ho, kh, w // 2), np.uint16)}
+        wide, hit, free, bits = bufs["wide"], bufs["hit"], bufs["free"], bufs["bits"]
+        np.equal(xb.reshape(nb, cb, ho, kh, w), _twice(yb, wide)[:, :, :, None, :], out=hit)
+        pair = hit.view(np.uint16)              # per window row: first tap's byte, second's
+        np.bitwise_and(pair, 1, out=bits)       # (little-endian: the first tap is the low byte)
+        bits <<= 8
+        np.invert(bits, out=bits)
+        pair &= bits                            # the second tap only if the first is not hit
+        np.equal(pair[..., 0, :], 0, out=free)
+        for r in range(1, kh):                  # a later row only where no earlier row is hit
+            row = pair[..., r, :]
+            np.multiply(row, free, out=row)
+            if r < kh - 1:
+                free &= row == 0
+        select(hit, _twice(dyb, wide)[:, :, :, None, :], out=dx[blk].reshape(nb, cb, ho, kh, w))
+    return dx
+
+
+#: whether the column-pair form (:func:`_max_backward_pairs`) is used where it fits (tests
+#: turn it off to run the tap views on the same cases)
+PAIRS = True
+#: the narrowest input (W) it is used for: measured break-even between 28 and 56 columns
+PAIRS_MIN_WIDTH = 56
 #: whether disjoint windows (stride >= extent, e.g. VGG's 2x2/2) take the phase planes too:
 #: no, measured side by side they were 0.77-0.98x the tap-view form (whose 2 strided passes
 #: per tap are then only a quarter of x each); overlapping windows always do (ResNet's 3x3/2
