@@ -224,14 +224,18 @@ def test_batch_norm_inference_matches_naive_and_gradients(seed):
         _check_grad(f, arr, grad, dy)
 
 
+@pytest.mark.parametrize("short_rows", [0, 1024], ids=["per-channel columns", "repeated rows"])
 @pytest.mark.parametrize("block_bytes", [1, 64, 200, 2**20])
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_blocks_and_offset_float32_match_naive(monkeypatch, block_bytes, training):
+def test_batch_norm_blocks_and_offset_float32_match_naive(monkeypatch, block_bytes, training,
+                                                          short_rows):
     """The blocked kernels (one channel of one image per block, a few channels, several
-    images, everything at once) against the naive loops, in float32 on data whose mean (100)
-    is 200 times its spread: the statistics and the folded passes must not cancel."""
+    images, everything at once; per-channel operands as columns or repeated rows) against
+    the naive loops, in float32 on data whose mean (100) is 200 times its spread: the
+    statistics and the folded passes must not cancel."""
     from archstat.layers import norm_kernels
     monkeypatch.setattr(norm_kernels, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(norm_kernels, "SHORT_ROWS", short_rows)
     rng = _rng(7, 17)
     x = (100 + 0.5 * rng.standard_normal((3, 5, 4, 6))).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
