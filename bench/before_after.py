@@ -5,8 +5,8 @@ The "before" kernels are the modules of ``--base`` (a git commit) loaded from gi
 beside the current ones: batch norm (``norm_kernels``), max pooling (``pool_kernels``); the
 depthwise conv's before is the im2col + GEMM forward and the row-by-row backward
 (``conv_depthwise._backward_by_rows``, the base's ``depthwise_backward``). Each round runs
-before, after, then torch (an untimed call first, as bench/pool_act.py does), so that a slow
-phase of a shared machine hits all three alike. Printed per op: the fastest round of each
+before and after (taking turns at going first) then torch (an untimed call first, as
+bench/pool_act.py does), so that a slow phase of a shared machine hits all three alike. Printed per op: the fastest round of each
 (ms) and the ratios engine/torch before and after, and before/after, from those minima; and
 the median per-round before/after ratio. float32, torch on as many threads as the BLAS.
 """
@@ -122,7 +122,9 @@ def rounds(before, after, theirs, n):
         f()
     t = np.empty((n, 3))
     for i in range(n):
-        for j, f in enumerate((before, after)):
+        # the first call after torch's pause runs on cold caches: before and after take turns
+        for j in ((0, 1) if i % 2 == 0 else (1, 0)):
+            f = (before, after)[j]
             s = time.perf_counter()
             f()
             t[i, j] = time.perf_counter() - s
