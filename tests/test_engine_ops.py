@@ -243,14 +243,15 @@ def test_batch_norm_blocks_and_offset_float32_match_naive(monkeypatch, block_byt
     rm = (100 + 0.1 * rng.standard_normal(5)).astype(np.float32)
     rv = rng.uniform(0.2, 0.3, 5).astype(np.float32)
     stats = (None, None) if training else (rm, rv)
-    y = engine.batch_norm2d(x, w, b, rm.copy(), rv.copy(), training=training)
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y, batch_norm_naive(x, w, b, *stats)[0], rtol=1e-4, atol=1e-4)
-    dx, dw, db = engine.batch_norm2d_backward(dy, x, w, rm, rv, training=training)
-    ref = batch_norm_backward_naive(dy, x, w, *stats)
-    for got, want in zip((dx, dw, db), ref):
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    for xs, dys in ((x, dy), (x[:1], dy[:1])):       # several images, and one
+        y = engine.batch_norm2d(xs, w, b, rm.copy(), rv.copy(), training=training)
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, batch_norm_naive(xs, w, b, *stats)[0], rtol=1e-4, atol=1e-4)
+        dx, dw, db = engine.batch_norm2d_backward(dys, xs, w, rm, rv, training=training)
+        ref = batch_norm_backward_naive(dys, xs, w, *stats)
+        for got, want in zip((dx, dw, db), ref):
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 def test_batch_norm_backward_by_hand():
