@@ -27,13 +27,13 @@ def _per_channel(v: np.ndarray | None, x: np.ndarray) -> np.ndarray | None:
 # training forward reads x twice and writes y once (the statistics, then y = x * a + c), the
 # backward reads dy and x twice and writes dx once. Against the earlier kernels (whole-array
 # passes: ``mean``, ``var``, x - mean, ...), float32, measured side by side in one process on
-# ResNet-50's 256x56x56 and 512x28x28 at batch 1 and 8: training forward 1.8-2.1x faster,
-# backward (statistics recomputed) 1.6-1.9x, a layer's forward + backward 1.4-1.55x; the
-# inference forward, already one x * a + c, is unchanged for one image (two whole passes) and
-# 1.3x faster from two images on (blocked, per-channel operands shared). A pass with a per-channel operand
-# (x * a[c]) runs at about half the speed of a plain one in NumPy 2.4 (its stride-0 inner
-# loop is not vectorised), so the passes avoid them where a fold is exact enough.
-# bench/norm_dw.py times them next to PyTorch's.
+# ResNet-50's 256x56x56 and 512x28x28 at batch 1 and 8 (bench/before_after.py): training
+# forward 1.6-2.2x faster, backward (statistics recomputed) 1.2-2.1x; the inference forward,
+# already one x * a + c, is unchanged for one image (two whole passes) and 1.1-1.3x faster
+# from two images on. A pass with a per-channel operand (x * a[c]) runs at about half the
+# speed of a plain one in NumPy 2.4 (its stride-0 inner loop is not vectorised), so the
+# passes avoid them where a fold is exact enough. bench/norm_dw.py times them next to
+# PyTorch's.
 
 #: input bytes per block
 BLOCK_BYTES = CACHE_BLOCK_BYTES
