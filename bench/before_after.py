@@ -6,9 +6,9 @@ beside the current ones: batch norm (``norm_kernels``), max pooling (``pool_kern
 depthwise conv's before is the im2col + GEMM forward and the row-by-row backward
 (``conv_depthwise._backward_by_rows``, the base's ``depthwise_backward``). Each round runs
 before and after (taking turns at going first) then torch (an untimed call first, as
-bench/pool_act.py does), so that a slow phase of a shared machine hits all three alike. Printed per op: the fastest round of each
-(ms) and the ratios engine/torch before and after, and before/after, from those minima; and
-the median per-round before/after ratio. float32, torch on as many threads as the BLAS.
+bench/pool_act.py does), so that a slow phase of a shared machine hits all three alike.
+Printed per op: the fastest round of each (ms) and the ratios engine/torch before and after,
+and before/after, from those minima; and the median per-round before/after ratio. float32, torch on as many threads as the BLAS.
 """
 from __future__ import annotations
 

@@ -167,8 +167,8 @@ def test_depthwise_forward_by_hand():
     (0, 1): 1+2+3+4+5+6 + 2 + 10 = 33; (0, 2): 2+3+5+6 + 3 + 10 = 29; (1, 0): 1+2+4+5+7+8 + 4
     + 10 = 41; (1, 1): 45 + 5 + 10 = 60; (1, 2): 2+3+5+6+8+9 + 6 + 10 = 49; (2, 0): 4+5+7+8 + 7
     + 10 = 41; (2, 1): 4+5+6+7+8+9 + 8 + 10 = 57; (2, 2): 5+6+8+9 + 9 + 10 = 47.
-    Stride 2 keeps (0, 0), (0, 2), (2, 0), (2, 2): 23, 29, 41, 47. A second input channel with a multiplier of 2 (weights 1 and
-    -1 at the centre only) gives +-x itself."""
+    Stride 2 keeps (0, 0), (0, 2), (2, 0), (2, 2): 23, 29, 41, 47. A second input channel
+    with a multiplier of 2 (weights 1 and -1 at the centre only) gives +-x itself."""
     x = np.stack([np.arange(1.0, 10.0).reshape(3, 3), np.full((3, 3), 0.5)])[None]
     w = np.zeros((4, 1, 3, 3))
     w[:2] = 1
