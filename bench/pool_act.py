@@ -123,9 +123,11 @@ def kernel_bench(argv, description: str, rows, name_width: int, op_width: int, p
     if preamble is not None:
         print(preamble())
     head = (f"{'case':<{name_width}}{'batch':>6}  {'op':<{op_width}}{'engine ms':>10}{'torch ms':>10}"
-            f"{'torch/eng':>10}")
+            f"{'torch/eng':>10}{'eng/torch min':>14}")
     print("\nfloat32; times: median over rounds; torch/eng: median of per-round ratios "
-          "(> 1: the engine is faster)")
+          "(> 1: the engine is faster); eng/torch min: the fastest engine round over the fastest "
+          "torch round (< 1: the engine is faster), steadier when another process takes the "
+          "cores now and then")
     print(head)
     print("-" * len(head))
     for batch in args.batches:
@@ -135,7 +137,8 @@ def kernel_bench(argv, description: str, rows, name_width: int, op_width: int, p
             cells = f"{name:<{name_width}}{batch:>6}  {label:<{op_width}}{eng:10.2f}"
             if "torch" in t:
                 cells += (f"{np.median(t['torch']) * 1e3:10.2f}"
-                          f"{np.median(t['torch'] / t['engine']):10.2f}")
+                          f"{np.median(t['torch'] / t['engine']):10.2f}"
+                          f"{t['engine'].min() / t['torch'].min():14.2f}")
             print(cells, flush=True)
     print(f"\nbench time {time.perf_counter() - start:.0f} s")
     return 0

@@ -62,6 +62,37 @@ def lrn_naive(x, size, alpha=1e-4, beta=0.75, k=1.0):
     return y
 
 
+def batch_norm_backward_naive(dy, x, weight, mean=None, var=None, eps=1e-5):
+    """``(dx, dweight, dbias)`` of :func:`batch_norm_naive`, per channel with Python floats.
+    With xhat_i = (x_i - mu) / s, s = sqrt(sigma^2 + eps), m values per channel:
+    dbias = sum dy_i; dweight = sum dy_i xhat_i; with batch statistics (Ioffe & Szegedy 2015,
+    Sec. 3) dx_i = gamma / s * (dy_i - dbias / m - xhat_i * dweight / m), with given
+    (constant) statistics dx_i = gamma / s * dy_i."""
+    n_batch, channels = x.shape[:2]
+    spatial = list(np.ndindex(x.shape[2:]))
+    dx = np.zeros(x.shape, dtype=np.float64)
+    dweight, dbias = np.zeros(channels), np.zeros(channels)
+    for c in range(channels):
+        idx = [(n, c, *s) for n in range(n_batch) for s in spatial]
+        vals = [float(x[i]) for i in idx]
+        g = [float(dy[i]) for i in idx]
+        m = len(vals)
+        if mean is None:
+            mu = sum(vals) / m
+            v = sum((a - mu) ** 2 for a in vals) / m
+        else:
+            mu, v = float(mean[c]), float(var[c])
+        s = (v + eps) ** 0.5
+        xhat = [(a - mu) / s for a in vals]
+        db = sum(g)
+        dw = sum(gi * h for gi, h in zip(g, xhat))
+        gamma = 1.0 if weight is None else float(weight[c])
+        for i, gi, h in zip(idx, g, xhat):
+            dx[i] = gamma / s * (gi - db / m - h * dw / m) if mean is None else gamma / s * gi
+        dweight[c], dbias[c] = dw, db
+    return dx, dweight, dbias
+
+
 def batch_norm_naive(x, weight, bias, mean=None, var=None, eps=1e-5):
     """y = (x - mu_c) / sqrt(sigma_c^2 + eps) * gamma_c + beta_c. With mean/var None the batch
     statistics over (N, H, W) are used: mu = 1/m sum x, sigma^2 = 1/m sum (x - mu)^2 (biased).

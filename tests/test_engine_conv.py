@@ -119,12 +119,87 @@ DEPTHWISE_CASES = [
 def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
     from archstat.layers import conv_depthwise
     monkeypatch.setattr(conv_depthwise, "DEPTHWISE_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_depthwise, "PLANE_BLOCK_BYTES", block_bytes)
     x, w, b, kw = _case(case, seed=5)
     assert conv_depthwise.is_depthwise(w, kw["groups"])
     dy = np.random.default_rng(6).standard_normal(engine.conv2d(x, w, b, **kw).shape)
-    for got, want in zip(engine.conv2d_backward(dy, x, w, **kw),
-                         conv2d_backward_naive(dy, x, w, **kw)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    want = conv2d_backward_naive(dy, x, w, **kw)
+    for got, exp in zip(engine.conv2d_backward(dy, x, w, **kw), want):
+        np.testing.assert_allclose(got, exp, rtol=1e-10, atol=1e-10)
+    # the row-by-row form (taken for weights that are not all finite), on the same case
+    for got, exp in zip(conv_depthwise._backward_by_rows(dy, x, w, win.geometry(
+            x.shape[2:], w.shape[2:], kw["stride"], kw["padding"], kw["dilation"]),
+            kw["padding_mode"]), want):
+        np.testing.assert_allclose(got, exp, rtol=1e-10, atol=1e-10)
+
+
+def test_depthwise_backward_with_an_infinite_weight_matches_naive():
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 5))
+    w = np.ones((3, 1, 3, 3))
+    w[1, 0, 0, 2] = np.inf
+    kw = dict(stride=1, padding=1, groups=3)
+    dy = np.ones((2, 3, 6, 5))
+    with np.errstate(invalid="ignore"):
+        got = engine.conv2d_backward(dy, x, w, **kw)
+        want = conv2d_backward_naive(dy, x, w, **kw)
+    for g, e in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(e))
+        np.testing.assert_allclose(g[~np.isnan(e)], e[~np.isnan(e)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 10**9], ids=["channel per block", "one block"])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[f"dw{i}" for i in range(len(DEPTHWISE_CASES))])
+def test_depthwise_forward_matches_naive(case, block_bytes, monkeypatch):
+    from archstat.layers import conv_depthwise
+    monkeypatch.setattr(conv_depthwise, "PLANE_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_depthwise, "DIRECT_MIN_PLANE", 0)   # the direct form, even for one image
+    x, w, b, kw = _case(case, seed=7)
+    np.testing.assert_allclose(engine.conv2d(x, w, b, **kw), conv2d_naive(x, w, b, **kw),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(engine.conv2d(x, w, None, **kw), conv2d_naive(x, w, None, **kw),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_depthwise_forward_by_hand():
+    """One channel, x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], a 3x3 kernel of ones but
+    w[1, 1] = 2, padding 1, bias 10. Output (i, j) = the sum of the 3x3 neighbourhood (zeros
+    outside) + x[i, j] (the centre counted twice) + 10: (0, 0): 1+2+4+5 + 1 + 10 = 23;
+    (0, 1): 1+2+3+4+5+6 + 2 + 10 = 33; (0, 2): 2+3+5+6 + 3 + 10 = 29; (1, 0): 1+2+4+5+7+8 + 4
+    + 10 = 41; (1, 1): 45 + 5 + 10 = 60; (1, 2): 2+3+5+6+8+9 + 6 + 10 = 49; (2, 0): 4+5+7+8 + 7
+    + 10 = 41; (2, 1): 4+5+6+7+8+9 + 8 + 10 = 57; (2, 2): 5+6+8+9 + 9 + 10 = 47.
+    Stride 2 keeps (0, 0), (0, 2), (2, 0), (2, 2): 23, 29, 41, 47. A second input channel
+    with a multiplier of 2 (weights 1 and -1 at the centre only) gives +-x itself."""
+    x = np.stack([np.arange(1.0, 10.0).reshape(3, 3), np.full((3, 3), 0.5)])[None]
+    w = np.zeros((4, 1, 3, 3))
+    w[:2] = 1
+    w[:2, 0, 1, 1] = 2
+    w[2, 0, 1, 1], w[3, 0, 1, 1] = 1, -1
+    b = np.array([10.0, 0.0, 0.0, 0.0])
+    x = np.concatenate([x, x])    # two images: the direct forward (one would take im2col)
+    y = engine.conv2d(x, w, b, padding=1, groups=2)
+    np.testing.assert_array_equal(y[0, 0], [[23, 33, 29], [41, 60, 49], [41, 57, 47]])
+    np.testing.assert_array_equal(y[0, 2], np.full((3, 3), 0.5))
+    np.testing.assert_array_equal(y[0, 3], np.full((3, 3), -0.5))
+    np.testing.assert_array_equal(y[1], y[0])
+    y2 = engine.conv2d(x, w, b, stride=2, padding=1, groups=2)
+    np.testing.assert_array_equal(y2[0, 0], [[23, 29], [41, 47]])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_forward_keeps_an_inf_to_the_outputs_that_read_it(stride):
+    # the forward computes junk columns past each row's end on its flat plane grid: an inf
+    # at the row's edge must reach only the outputs whose window holds it
+    x = np.ones((2, 2, 6, 5))    # two images: the direct forward
+    x[0, 0, 0, 4] = np.inf
+    x[0, 1, 3, 0] = -np.inf
+    w = np.ones((2, 1, 3, 3))
+    kw = dict(stride=stride, padding=1, groups=2)
+    got, want = engine.conv2d(x, w, **kw), conv2d_naive(x, w, **kw)
+    np.testing.assert_array_equal(got, want)
+    # stride 1: rows 0-1 x columns 3-4 of channel 0, rows 2-4 x columns 0-1 of channel 1;
+    # stride 2: output (0, 2) of channel 0, outputs (1, 0) and (2, 0) of channel 1
+    assert np.isfinite(got[1]).all()
+    assert np.isfinite(got[0]).sum() == got[0].size - (4 + 6 if stride == 1 else 1 + 2)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -145,9 +220,9 @@ def test_depthwise_backward_keeps_an_inf_where_only_some_taps_read_it(stride):
 
 
 def test_phase_grid_merge_is_the_adjoint_of_split():
-    from archstat.layers import conv_depthwise
+    from archstat.layers.phases import PhaseGrid
     geom = win.geometry((9, 8), (3, 2), (2, 3), 1, (2, 1))
-    grid = conv_depthwise._PhaseGrid.of(geom)
+    grid = PhaseGrid.of(geom)
     rng = np.random.default_rng(0)
     xp = rng.standard_normal((2, 3) + geom.padded_hw)
     planes = grid.split(xp)

@@ -10,7 +10,7 @@ import archstat.engine as engine
 from archstat.errors import ArchstatError
 from archstat.layers import get
 from archstat.layers.registry import RunContext
-from naive_ops import (add_naive, batch_norm_naive, concat_naive, cross_entropy_naive,
+from naive_ops import (add_naive, batch_norm_backward_naive, batch_norm_naive, concat_naive, cross_entropy_naive,
                        dropout_naive, flatten_naive, linear_naive, lrn_naive, numerical_gradient,
                        rel_error, relu_naive, sigmoid_naive, softmax_naive, tanh_naive)
 
@@ -222,6 +222,59 @@ def test_batch_norm_inference_matches_naive_and_gradients(seed):
         return engine.batch_norm2d(x, w, b, rm, rv, training=False)
     for arr, grad in ((x, dx), (w, dw), (b, db)):
         _check_grad(f, arr, grad, dy)
+
+
+@pytest.mark.parametrize("short_rows", [0, 1024], ids=["per-channel columns", "repeated rows"])
+@pytest.mark.parametrize("block_bytes", [1, 64, 200, 2**20])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_blocks_and_offset_float32_match_naive(monkeypatch, block_bytes, training,
+                                                          short_rows):
+    """The blocked kernels (one channel of one image per block, a few channels, several
+    images, everything at once; per-channel operands as columns or repeated rows) against
+    the naive loops, in float32 on data whose mean (100) is 200 times its spread: the
+    statistics and the folded passes must not cancel."""
+    from archstat.layers import norm_kernels
+    monkeypatch.setattr(norm_kernels, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(norm_kernels, "SHORT_ROWS", short_rows)
+    rng = _rng(7, 17)
+    x = (100 + 0.5 * rng.standard_normal((3, 5, 4, 6))).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    rm = (100 + 0.1 * rng.standard_normal(5)).astype(np.float32)
+    rv = rng.uniform(0.2, 0.3, 5).astype(np.float32)
+    stats = (None, None) if training else (rm, rv)
+    for xs, dys in ((x, dy), (x[:1], dy[:1])):       # several images, and one
+        y = engine.batch_norm2d(xs, w, b, rm.copy(), rv.copy(), training=training)
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, batch_norm_naive(xs, w, b, *stats)[0], rtol=1e-4, atol=1e-4)
+        dx, dw, db = engine.batch_norm2d_backward(dys, xs, w, rm, rv, training=training)
+        ref = batch_norm_backward_naive(dys, xs, w, *stats)
+        for got, want in zip((dx, dw, db), ref):
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_batch_norm_backward_by_hand():
+    """One channel, x = (1, 3), dy = (1, 0), eps 0, gamma 2: mu = 2, sigma^2 = 1, xhat =
+    (-1, 1); dbias = 1, dweight = -1; dx = 2 * (dy - 1/2 - xhat * (-1) / 2) = 2 * (1 - 1/2 - 1/2,
+    0 - 1/2 + 1/2) = (0, 0). With dy = (1, 1): dbias 2, dweight 0, dx = 2 * (1 - 1) = (0, 0);
+    with dy = (0, 2): dbias 2, dweight 2, dx = 2 * ((0, 2) - 1 - (-1, 1)) = (0, 0). With
+    dy = (1, -1): dbias 0, dweight -2, dx = 2 * ((1, -1) - 0 + (-1, 1)) = (0, 0) too: a
+    two-value channel always normalises to (-1, 1), whatever x, so its input gradient is 0.
+    Three values x = (0, 0, 3), dy = (3, 0, 0): mu 1, sigma^2 2, s = sqrt 2, xhat = (-1, -1, 2)/s;
+    dbias 3, dweight -3/s; dx = 2/s * ((3, 0, 0) - 1 - xhat * (-1/s)) = 2/s * (2 - 1/2, -1 - 1/2,
+    -1 + 1) = sqrt 2 * (3/2, -3/2, 0)."""
+    x = np.array([0.0, 0.0, 3.0]).reshape(1, 1, 1, 3)
+    dy = np.array([3.0, 0.0, 0.0]).reshape(x.shape)
+    dx, dw, db = engine.batch_norm2d_backward(dy, x, np.array([2.0]), None, None, True, eps=0.0)
+    np.testing.assert_allclose(dx.ravel(), np.sqrt(2) * np.array([1.5, -1.5, 0]), atol=1e-12)
+    np.testing.assert_allclose(dw, [-3 / np.sqrt(2)], rtol=1e-12)
+    np.testing.assert_allclose(db, [3.0], rtol=1e-12)
+    x2 = np.array([1.0, 3.0]).reshape(1, 1, 1, 2)
+    dx2, dw2, db2 = engine.batch_norm2d_backward(np.array([1.0, 0.0]).reshape(x2.shape), x2,
+                                                 np.array([2.0]), None, None, True, eps=0.0)
+    np.testing.assert_allclose(dx2.ravel(), [0, 0], atol=1e-12)
+    np.testing.assert_allclose((dw2, db2), ([-1.0], [1.0]), rtol=1e-12)
 
 
 def test_batch_norm_needs_two_values_per_channel_in_training():

@@ -63,6 +63,62 @@ def test_max_pool_matches_naive(case, ties):
                                max_pool2d_backward_naive(dy, x, k, s, p, d, cm), rtol=1e-12)
 
 
+@pytest.mark.parametrize("planes", [False, True], ids=["tap views", "phase planes"])
+@pytest.mark.parametrize("block_bytes", [8, 2**20])
+@pytest.mark.parametrize("case", MAX_CASES)
+def test_max_pool_backward_forms_match_naive_with_ties(monkeypatch, case, block_bytes, planes):
+    # both forms of the backward on every geometry: disjoint windows take the tap views by
+    # default, overlapping ones the phase planes; rounded inputs with -inf make ties
+    from archstat.layers import pool_kernels
+    monkeypatch.setattr(pool_kernels, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(pool_kernels, "PLANES_WHEN_DISJOINT", planes)
+    n, c, h, w, k, s, p, d, cm = case
+    x = _x((n, c, h, w), seed=21, ties=True)
+    x[np.random.default_rng(22).random(x.shape) < 0.2] = -np.inf
+    y = engine.max_pool2d(x, k, s, p, d, cm)
+    dy = np.random.default_rng(23).standard_normal(y.shape)
+    np.testing.assert_allclose(engine.max_pool2d_backward(dy, x, k, s, p, d, cm, y=y),
+                               max_pool2d_backward_naive(dy, x, k, s, p, d, cm), rtol=1e-12)
+    got32 = engine.max_pool2d_backward(dy.astype(np.float32), x.astype(np.float32), k, s, p, d, cm)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, max_pool2d_backward_naive(dy.astype(np.float32), x.astype(np.float32),
+                                                                k, s, p, d, cm), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pairs", [True, False], ids=["column pairs", "tap views"])
+@pytest.mark.parametrize("block_bytes", [8, 2**20])
+@pytest.mark.parametrize("kernel", [2, (1, 2), (3, 2)])
+def test_max_pool_backward_column_pairs_match_naive(monkeypatch, kernel, block_bytes, pairs):
+    # float32 windows of kH x 2 tiling x (VGG's 2x2/2): the column-pair form against the naive
+    # loops, with ties (rounded values, zeros of both signs), -inf and an inf upstream
+    from archstat.layers import pool_kernels
+    monkeypatch.setattr(pool_kernels, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(pool_kernels, "PAIRS", pairs)
+    monkeypatch.setattr(pool_kernels, "PAIRS_MIN_WIDTH", 0)
+    kh = 2 if kernel == 2 else kernel[0]
+    rng = np.random.default_rng(31)
+    x = np.round(rng.standard_normal((2, 3, 3 * kh, 8))).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = -0.0
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    y = engine.max_pool2d(x, kernel)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy[0, 0, 0, 0] = np.inf
+    got = engine.max_pool2d_backward(dy, x, kernel, y=y)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, max_pool2d_backward_naive(dy, x, kernel))
+
+
+def test_max_pool_backward_column_pairs_by_hand(monkeypatch):
+    # 2x2 windows on one 2x4 image: [[1, 3 | 0, -1], [3, 3 | 5, 4]]; window 1's maximum 3 is
+    # at (0, 1) first (row-major), window 2's 5 at (1, 2); a window of four zeros ([0, -0],
+    # [-0, 0], all equal) sends its gradient to its first tap
+    from archstat.layers import pool_kernels
+    monkeypatch.setattr(pool_kernels, "PAIRS_MIN_WIDTH", 0)
+    x = np.array([[[[1, 3, 0, -1, 0, -0.0], [3, 3, 5, 4, -0.0, 0]]]], np.float32)
+    dx = engine.max_pool2d_backward(np.array([[[[10, 20, 30]]]], np.float32), x, 2)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 10, 0, 0, 30, 0], [0, 0, 20, 0, 0, 0]])
+
+
 def test_max_pool_ties_go_to_the_first_maximum_in_window_order():
     x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])
     dx = engine.max_pool2d_backward(np.array([[[[5.0]]]]), x, 2)

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ArchstatError
 from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
-from .conv_depthwise import depthwise_backward, is_depthwise
+from .conv_depthwise import depthwise_backward, depthwise_forward, direct_forward_pays, is_depthwise
 from .conv_local import locally_connected2d, locally_connected2d_backward
 from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, multiply_fraction, winograd_conv2d,
                             winograd_conv2d_backward)
@@ -309,6 +309,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     if tile is not None:
         return winograd_conv2d(x, w, b, padding, tile)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    if is_depthwise(w, g) and not geom.is_pointwise and direct_forward_pays(x.shape[0], geom):
+        return depthwise_forward(x, w, b, geom, padding_mode)
     n, c = x.shape[:2]
     c_out = w.shape[0]
     ho, wo = geom.out_hw

@@ -426,6 +426,29 @@ def numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
+#: bytes of input per block of a cache-blocked kernel: about the 1 MiB L2 cache of the
+#: machines of shared/reference/perf-anchors.md (256 KiB and 4 MiB blocks measured slower
+#: for the pools)
+CACHE_BLOCK_BYTES = 2**20
+
+
+def cache_blocks(shape: Shape, itemsize: int, block_bytes: int = CACHE_BLOCK_BYTES):
+    """``(images, channels)`` slices cutting an (N, C, ...) array into blocks of about
+    ``block_bytes``: several whole images when one is small, else bands of channels of one
+    image. A kernel that makes several passes over a block finds it still in cache."""
+    n, c = shape[:2]
+    plane = max(1, numel(shape[2:]) * itemsize)
+    if c * plane <= block_bytes:
+        step = block_bytes // max(1, c * plane)
+        for n0 in range(0, n, step):
+            yield slice(n0, min(n, n0 + step)), slice(None)
+    else:
+        step = max(1, block_bytes // plane)
+        for i in range(n):
+            for c0 in range(0, c, step):
+                yield slice(i, i + 1), slice(c0, min(c, c0 + step))
+
+
 def affine_flops(macs: int, out_shape: Shape, bias: bool) -> int:
     """FLOPs of a layer that multiply-accumulates and may add a bias: 2 per MAC (a multiply
     and an add) plus one add per output element when it has a bias (conv2d,
