@@ -3,8 +3,7 @@ stride and centre per axis, through windows (from each layer type's ``window``),
 permutes and mixing layers."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .graph import Model
 from .layers.registry import Shape, Window
@@ -12,8 +11,7 @@ from .layers.window import effective_kernel
 from .spec import INPUT_NAME
 
 
-@dataclass(frozen=True)
-class ReceptiveField:
+class ReceptiveField(NamedTuple):
     """Receptive field of one node, per axis (h, w), after Araujo et al., Distill 2019.
 
     ``size`` r, ``stride`` (jump) j and ``offset`` (centre of the first output's field, in
