@@ -255,7 +255,10 @@ def _profile_notes(p) -> list[str]:
     return ["Columns: times are medians over the repeats (min-max beside); Share = (forward + backward) / all layers; "
             "GFLOP/s = forward FLOPs / forward time (FLOPs = 2 per MAC + elementwise work); % peak of the np.matmul "
             "peak; FLOP/B = FLOPs / minimum bytes moved (inputs + weights + output, each once); Roof = "
-            "min(peak, FLOP/B x bandwidth) in GFLOP/s; Bound = which roof limits the layer.",
+            "min(peak, FLOP/B x bandwidth) in GFLOP/s; Bound = which roof limits the layer."
+            + (" Algorithm = what the engine ran where a layer can run several ways (--algorithm), '-' where "
+               "it runs one way; Winograd multiplies fewer than the MACs count, so its GFLOP/s may pass the "
+               "peak." if any(p.column("algorithm")) else ""),
             UNITS_NOTE]
 
 
