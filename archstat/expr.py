@@ -411,37 +411,13 @@ def _call(node: ast.Call) -> Compiled:
     args = [_compile(a) for a in node.args]
     kwargs = [(kw.arg, _compile(kw.value)) for kw in node.keywords]
 
-    if not kwargs:   # most calls (int, round, log, min, len): the same steps, less bookkeeping
-        def positional(ctx: _Context) -> Any:
-            values = [a(ctx) for a in args]
-            for value in values:
-                if type(value) not in _NUMBERS:
-                    ctx.charge(value)
-            try:
-                result = fn(*values)
-            except ExprError:
-                raise
-            except TypeError as exc:
-                raise ExprError(f"{name}(): {exc}".replace("<lambda>() ", "")) from None
-            except (ValueError, ArithmeticError, RecursionError) as exc:
-                raise ExprError(f"{name}(): {exc}") from None
-            kind = type(result)
-            if kind is float:
-                if result != result:
-                    raise ExprError("the result is not a number (NaN)")
-                return result
-            if kind is not int and isinstance(result, (list, str)):
-                _sized(result)
-                ctx.spend(len(result))
-            return _checked(result)
-        return positional
-
     def call(ctx: _Context) -> Any:
         values = [a(ctx) for a in args]
-        named = {k: v(ctx) for k, v in kwargs}
+        named = {k: v(ctx) for k, v in kwargs} if kwargs else {}
         # a function's work grows with what it reads: charge every item of its arguments
-        for value in (*values, *named.values()):
-            ctx.charge(value)
+        for value in (*values, *named.values()) if kwargs else values:
+            if type(value) not in _NUMBERS:   # (a number holds no items)
+                ctx.charge(value)
         try:
             result = fn(*values, **named)
         except ExprError:
@@ -450,7 +426,12 @@ def _call(node: ast.Call) -> Compiled:
             raise ExprError(f"{name}(): {exc}".replace("<lambda>() ", "")) from None
         except (ValueError, ArithmeticError, RecursionError) as exc:
             raise ExprError(f"{name}(): {exc}") from None
-        if isinstance(result, (list, str)):
+        kind = type(result)
+        if kind is float:
+            if result != result:
+                raise ExprError("the result is not a number (NaN)")
+            return result
+        if kind is not int and isinstance(result, (list, str)):
             _sized(result)
             ctx.spend(len(result))
         return _checked(result)
