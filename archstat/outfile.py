@@ -16,6 +16,10 @@ What happens to the target, by what it is:
   before anything changes. Missing parent folders are created.
 
 Nothing else is ever created, moved or deleted: the temporary file is removed when writing fails.
+
+A file that grows (a sweep's checkpoint) is extended with :func:`append_at`: it cuts the file
+back to the end of the last complete append and writes there, so an append torn by a crash or
+Ctrl-C is overwritten by the next one.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from typing import BinaryIO, Callable
 
 from .errors import ArchstatError
 
-__all__ = ["write_file", "write_with", "STDOUT"]
+__all__ = ["write_file", "write_with", "append_at", "STDOUT"]
 
 #: the path that means standard output
 STDOUT = "-"
@@ -44,6 +48,23 @@ def write_file(path: str | os.PathLike, data: str | bytes, *, field: str = "--ou
     """Write ``data`` (text is UTF-8) to ``path`` as the module docstring says; returns the path."""
     payload = data.encode("utf-8", errors="backslashreplace") if isinstance(data, str) else bytes(data)
     return write_with(path, lambda f: f.write(payload), field=field)
+
+
+def append_at(path: str | os.PathLike, offset: int, data: str | bytes, *, field: str = "--output") -> int:
+    """Write ``data`` (text is UTF-8) into the existing file ``path`` at byte ``offset``, cutting off
+    whatever followed it, and flush it to the disk; returns the new end offset. Pass the offset
+    this function returned last time: bytes of an append that did not finish are replaced."""
+    payload = data.encode("utf-8", errors="backslashreplace") if isinstance(data, str) else bytes(data)
+    try:
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            f.truncate()
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise _error(Path(path), field, exc) from None
+    return offset + len(payload)
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[BinaryIO], object], *,

@@ -113,6 +113,116 @@ def test_resume_after_an_interrupted_run_equals_an_uninterrupted_one(stack, tmp_
     assert not ckpt.exists()   # complete: the rows are the result
 
 
+def _saves_often(monkeypatch):
+    from archstat.space import checkpoint
+    monkeypatch.setattr(checkpoint.Throttle, "due", lambda self: True)   # a save after every chunk
+
+
+def _interrupted(stack, ckpt, after=12):
+    def stop(done, total, label):
+        if done >= after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sample(stack, n=30, seed=1, chunk=4, checkpoint=ckpt, progress=stop)
+
+
+def test_a_save_appends_only_the_new_rows(stack, tmp_path, monkeypatch):
+    from archstat import outfile
+    _saves_often(monkeypatch)
+    appended = []
+    real = outfile.append_at
+
+    def spy(path, offset, data, **kw):
+        appended.append(data)
+        return real(path, offset, data, **kw)
+
+    monkeypatch.setattr(outfile, "append_at", spy)
+    ckpt = tmp_path / "run.checkpoint.csv"
+    _interrupted(stack, ckpt)
+    # 12 rows in chunks of 4, each save carries its own rows and the running total
+    assert [d.count("\n") for d in appended] == [5, 5, 5]
+    assert [d.splitlines()[-1] for d in appended] == ["# rows 4", "# rows 8", "# rows 12"]
+    lines = ckpt.read_text().splitlines()
+    assert lines[0].startswith("# archstat space checkpoint ") and lines[1].startswith("index,width,depth,")
+    assert len(lines) == 2 + 15
+
+
+@pytest.mark.parametrize("cut", [1, 2, 17, -1])   # bytes cut from the end: inside the last block
+def test_resume_after_a_torn_last_block(stack, tmp_path, monkeypatch, cut):
+    _saves_often(monkeypatch)
+    whole = sample(stack, n=30, seed=1, chunk=4)
+    ckpt = tmp_path / "run.checkpoint.csv"
+    _interrupted(stack, ckpt)
+    data = ckpt.read_bytes()
+    last_block = data.rindex(b"# rows 8\n") + len(b"# rows 8\n")
+    ckpt.write_bytes(data[:last_block + 1 if cut == -1 else len(data) - cut])
+    resumed = sample(stack, n=30, seed=1, chunk=4, checkpoint=ckpt, resume=True)
+    assert resumed.attrs["resumed"] == 8     # the torn block's rows are computed again
+    pd.testing.assert_frame_equal(resumed, whole)
+
+
+def test_ctrl_c_in_the_middle_of_an_append_loses_nothing(stack, tmp_path, monkeypatch):
+    from archstat import outfile
+    _saves_often(monkeypatch)
+    whole = sample(stack, n=30, seed=1, chunk=4)
+    ckpt = tmp_path / "run.checkpoint.csv"
+    real = outfile.append_at
+    calls = []
+
+    def torn(path, offset, data, **kw):
+        calls.append(len(data))
+        if len(calls) == 2:      # half of the second block reaches the disk, then Ctrl-C
+            with open(path, "r+b") as f:
+                f.seek(offset)
+                f.write(data.encode()[:len(data) // 2])
+            raise KeyboardInterrupt
+        return real(path, offset, data, **kw)
+
+    monkeypatch.setattr(outfile, "append_at", torn)
+    with pytest.raises(KeyboardInterrupt):
+        sample(stack, n=30, seed=1, chunk=4, checkpoint=ckpt)
+    # the run's own final save wrote the block again over the torn half
+    assert len(calls) == 3 and calls[2] == calls[1]
+    assert ckpt.read_text().count("# rows ") == 2
+    resumed = sample(stack, n=30, seed=1, chunk=4, checkpoint=ckpt, resume=True)
+    assert resumed.attrs["resumed"] == 8
+    pd.testing.assert_frame_equal(resumed, whole)
+
+
+def test_a_block_saved_twice_and_a_version_1_checkpoint_resume_exactly(stack, tmp_path, monkeypatch):
+    _saves_often(monkeypatch)
+    whole = sample(stack, n=30, seed=1, chunk=4)
+    ckpt = tmp_path / "run.checkpoint.csv"
+    _interrupted(stack, ckpt)
+    text = ckpt.read_text()
+    head, rows = text.split("\n", 2)[:2], text.split("\n", 2)[2]
+    last = rows[rows.rindex("# rows 8\n") + len("# rows 8\n"):]
+    ckpt.write_text(text + last.replace("# rows 12", "# rows 16"))  # Ctrl-C between append and bookkeeping
+    resumed = sample(stack, n=30, seed=1, chunk=4, checkpoint=ckpt, resume=True)
+    assert resumed.attrs["resumed"] == 12
+    pd.testing.assert_frame_equal(resumed, whole)
+    # version 1 (last stop's format): the whole file rewritten at each save, no closing lines
+    _interrupted(stack, ckpt)
+    v2 = ckpt.read_text()
+    v1 = v2.replace('"version": 2', '"version": 1')
+    v1 = "".join(line for line in v1.splitlines(True) if not line.startswith("# rows "))
+    ckpt.write_text(v1)
+    resumed = sample(stack, n=30, seed=1, chunk=4, checkpoint=ckpt, resume=True)
+    assert resumed.attrs["resumed"] == 12
+    pd.testing.assert_frame_equal(resumed, whole)
+
+
+def test_a_damaged_checkpoint_is_one_clear_error(stack, tmp_path, monkeypatch):
+    _saves_often(monkeypatch)
+    ckpt = tmp_path / "run.checkpoint.csv"
+    _interrupted(stack, ckpt)
+    ckpt.write_text(ckpt.read_text().replace("# rows 12", "# rows 13"))
+    with pytest.raises(ArchstatError, match="run.checkpoint.csv.*damaged"):
+        sample(stack, n=30, seed=1, chunk=4, checkpoint=ckpt, resume=True)
+    assert "# rows 13" in ckpt.read_text()    # left as it was
+
+
 def test_a_dead_worker_loses_no_configuration(stack, tmp_path, monkeypatch):
     from archstat.space import runner
 

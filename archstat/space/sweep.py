@@ -58,6 +58,8 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
         batch: int = 1, dtype: str = "float32", measure: int = 0, measure_options: Mapping[str, Any] | None = None):
     """Evaluate every row of ``plan`` (see the module docstring); optionally time ``measure`` of them."""
 
+    import pandas as pd
+
     from ..analysis import itemsize
 
     itemsize(dtype)
@@ -83,17 +85,27 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
     todo = range(plan.n) if not seen else [i for i in range(plan.n) if i not in seen]
     total, count = plan.n, len(seen)
     fresh: list[dict[str, Any]] = []
+    unsaved: list = []       # frames done since the last save
     throttle = ckpt.Throttle()
     started = time.monotonic()
+    writer = None
+    if checkpoint is not None:
+        writer = ckpt.Writer(checkpoint, signature)
+        writer.start(done if done is not None else frame_of([], space))   # also drops a torn last block
 
-    def save() -> None:
-        nonlocal fresh
+    def collect() -> None:
         if fresh:
             frames.append(frame_of(fresh, space))
-            fresh = []
-        if checkpoint is not None:
+            unsaved.append(frames[-1])
+            fresh.clear()
+
+    def save() -> None:
+        collect()
+        if writer is not None and unsaved:
             at = time.monotonic()
-            ckpt.write(checkpoint, signature, _concat(frames, space))
+            block = unsaved[0] if len(unsaved) == 1 else pd.concat(unsaved, ignore_index=True)
+            writer.append(block)
+            unsaved.clear()
             throttle.wrote(at)
 
     def on_rows(rows: list[dict[str, Any]]) -> None:
@@ -101,9 +113,8 @@ def run(plan: Plan, *, workers: int = 1, scheduler: Any = None, chunk: int | Non
         fresh.extend(rows)
         count += len(rows)
         if len(fresh) >= 4096:
-            frames.append(frame_of(fresh, space))
-            fresh.clear()
-        if checkpoint is not None and throttle.due():
+            collect()
+        if writer is not None and throttle.due():
             save()
         if progress is not None:
             progress(count, total, "analysing")
