@@ -1,36 +1,45 @@
 """The free-after-last-use plan: when each tensor's storage is allocated and freed over the
 execution order. The analysis reports its peak (``peak_activation_bytes``) and the engine's
-executor frees tensors by it, so prediction and execution follow one plan."""
+executor allocates and frees tensors by it, so prediction and execution follow one plan. At
+inference, concatenations take their inputs into their own buffer (:mod:`archstat.placement`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
 from .graph import Model
+from .placement import NOWHERE, Placement, placement
 
 
 @dataclass(frozen=True)
 class LivenessPlan:
     """When each tensor's storage is allocated and freed over the execution order.
 
-    ``storage[name]`` is the node whose output owns the storage ``name`` writes to (itself,
-    or an ancestor for in-place layers and views); ``free_after[name]`` lists the storages
-    released once ``name`` has run. Model outputs are never freed.
+    ``storage[name]`` is the node whose output owns the storage ``name`` writes to (itself;
+    an ancestor for in-place layers and views; the concatenation whose buffer holds it, when
+    placed); ``allocate[name]`` lists the storages allocated when ``name`` runs (each at its
+    first member); ``free_after[name]`` lists the storages released once ``name`` has run.
+    Model outputs are never freed. ``placement`` says where concatenated tensors live.
     """
 
     order: tuple[str, ...]
     storage: Mapping[str, str]
     free_after: Mapping[str, tuple[str, ...]]
+    allocate: Mapping[str, tuple[str, ...]]
+    placement: Placement
+    #: storage owner -> the tensors that live in it, in order
+    members: Mapping[str, tuple[str, ...]]
 
     def peak(self, nbytes: Mapping[str, int]) -> tuple[int, dict[str, int]]:
         """Peak live bytes, and the live bytes while each layer runs, given bytes per storage."""
         live = 0
         peak = 0
         during: dict[str, int] = {}
-        storage, free_after = self.storage, self.free_after
+        allocate, free_after = self.allocate, self.free_after
         for name in self.order:
-            if storage[name] == name:
-                live += nbytes[name]
+            for owner in allocate[name]:
+                live += nbytes[owner]
             during[name] = live
             if live > peak:
                 peak = live
@@ -39,12 +48,42 @@ class LivenessPlan:
         return peak, during
 
 
-def liveness(model: Model, training: bool = False) -> LivenessPlan:
+def liveness(model: Model, training: bool = False, place: bool | None = None) -> LivenessPlan:
     """The free-after-last-use plan (used by analysis and the engine): over
-    ``model.inference_order`` at inference, over every layer (``model.order``) in training."""
-    storage = model.storage
+    ``model.inference_order`` at inference, over every layer (``model.order``) in training.
+
+    ``place`` (default: at inference) lets concatenations take their inputs into their buffer
+    (:mod:`archstat.placement`). A buffer that does so is allocated when its first input is
+    computed, which can raise the peak where that input is made long before the join: each
+    root buffer's placements are kept only if dropping them would not lower the peak (judged
+    on the spec's input size; every activation scales alike with the batch)."""
     order = model.order if training else model.inference_order
     outputs = set(model.outputs if training else model.inference_outputs)
+    placed = placement(model, order, outputs) if (not training if place is None else place) else NOWHERE
+    plan = _plan(model, training, order, outputs, placed)
+    if placed:
+        sizes = {name: math.prod(model.graph.nodes[name]["shape"]) for name in order}
+        best = plan.peak(sizes)[0]
+        for root in [h for h in placed.hosts if h not in placed.slots]:
+            trial = placed.without(root)
+            other = _plan(model, training, order, outputs, trial)
+            peak = other.peak(sizes)[0]
+            if peak < best:
+                placed, plan, best = trial, other, peak
+    return plan
+
+
+def _plan(model: Model, training: bool, order: list[str], outputs: set[str], placed: Placement) -> LivenessPlan:
+    storage = ({name: placed.root(model.storage[name]) for name in order} if placed.slots
+               else model.storage)
+    allocate: dict[str, tuple[str, ...]] = dict.fromkeys(order, ())
+    members: dict[str, tuple[str, ...]] = {}
+    for name in order:
+        owner = storage[name]
+        if owner not in members:
+            members[owner] = ()
+            allocate[name] += (owner,)
+        members[owner] += (name,)
     layers = [layer for layer in model.layers() if training or not layer.training_only]
     last_use: dict[str, int] = {}
     for step, layer in enumerate(layers):
@@ -57,4 +96,4 @@ def liveness(model: Model, training: bool = False) -> LivenessPlan:
     for owner, step in last_use.items():
         if step < len(order):
             free_after[order[step]] += (owner,)
-    return LivenessPlan(tuple(order), storage, free_after)
+    return LivenessPlan(tuple(order), storage, free_after, allocate, placed, members)

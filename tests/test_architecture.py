@@ -21,7 +21,7 @@ FLOORS = {
     "spec_io": 3, "spec": 3, "spec_values": 3, "spec_expand": 3, "spec_replay": 3, "space.declare": 3,
     "zoo": 4, "importers": 4,
     "graph": 5, "spec_writer": 5,
-    "analysis": 6, "conventions": 6, "layer_frame": 6, "liveness": 6, "receptive_field": 6,
+    "analysis": 6, "conventions": 6, "layer_frame": 6, "liveness": 6, "placement": 6, "receptive_field": 6,
     "engine": 7,
     "profiling": 8,
     "report": 9,

@@ -221,14 +221,16 @@ def test_mlp_with_batch_norm_trains():
 
 # ---------------------------------------------------------------------- liveness
 
+def _buffer(a):
+    """The array that owns ``a``'s memory."""
+    while a.base is not None:
+        a = a.base
+    return a
+
+
 def _storage_bytes(arrays):
     """Bytes of the distinct buffers behind some arrays (views and in-place results count once)."""
-    roots = {}
-    for a in arrays:
-        while a.base is not None:
-            a = a.base
-        roots[id(a)] = a.nbytes
-    return sum(roots.values())
+    return sum({id(b): b.nbytes for b in map(_buffer, arrays)}.values())
 
 
 def _liveness_specs():
@@ -255,6 +257,45 @@ def _liveness_specs():
         {"name": "g", "type": "flatten", "inputs": "c"},
         {"name": "cat", "type": "concat", "inputs": ["fc", "f2", "g"]}]}, (2, 4, 6, 6), id="views",
         marks=needs_window_kernels))
+    # concatenations take their inputs into their buffer (archstat.placement): an Inception
+    # module (a branch ending in an in-place ReLU, one a pool), a concat read later and one
+    # written in place (which copies), a concat of a concat, a tensor joined twice, along H
+    conv = {"type": "conv2d", "kernel_size": 1}
+    specs.append(pytest.param({"input": [3, 6, 6], "layers": [
+        {"name": "stem", **conv, "out_channels": 4},
+        {"name": "b1", **conv, "out_channels": 2},
+        {"name": "b2a", **conv, "out_channels": 3, "inputs": "stem"},
+        {"name": "b2", "type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1},
+        {"name": "b3a", **conv, "out_channels": 3, "inputs": "stem"},
+        {"name": "b3n", "type": "batch_norm2d"},
+        {"name": "b3", "type": "relu", "inplace": True},
+        {"name": "b4", "type": "max_pool2d", "kernel_size": 3, "stride": 1, "padding": 1, "inputs": "stem"},
+        {"name": "cat", "type": "concat", "inputs": ["b1", "b2", "b3", "b4"]},
+        {"name": "c2", **conv, "out_channels": 3},
+        {"name": "cat2", "type": "concat", "inputs": ["c2", "b1"]},     # b1 lives in cat: cat2 copies it
+        {"name": "r2", "type": "relu", "inplace": True},                 # writes cat2: cat2 cannot host
+        {"name": "twice", "type": "concat", "inputs": ["r2", "c2", "r2"]},
+        {"name": "inner", "type": "concat", "inputs": ["twice", "stem"]},
+        {"name": "h1", **conv, "out_channels": 2, "inputs": "inner"},
+        {"name": "h2", **conv, "out_channels": 2, "inputs": "inner"},
+        {"name": "outer", "type": "concat", "inputs": ["inner", "h1", "h2"]},
+        {"name": "tall", "type": "concat", "dim": 2, "inputs": ["h1", "h2"]},
+        {"name": "fin", **conv, "out_channels": 2, "inputs": "outer"}]}, (2, 3, 6, 6), id="concats",
+        marks=needs_window_kernels))
+    # a DenseNet block as torchvision runs it: every layer reads a fresh concatenation of all
+    # earlier features (views of the block's buffer here), the features a dropout view
+    dense = [{"name": "x0", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}]
+    feats = ["x0"]
+    for j in range(1, 4):
+        dense += [{"name": f"cat{j}", "type": "concat", "inputs": list(feats)},
+                  {"name": f"n{j}", "type": "batch_norm2d"}, {"name": f"r{j}", "type": "relu", "inplace": True},
+                  {"name": f"f{j}", "type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1},
+                  {"name": f"d{j}", "type": "dropout", "p": 0.2}]
+        feats.append(f"d{j}")
+    dense += [{"name": "block", "type": "concat", "inputs": feats}, {"name": "pool", "type": "avg_pool2d",
+                                                                     "kernel_size": 2}]
+    specs.append(pytest.param({"input": [3, 6, 6], "layers": dense}, (2, 3, 6, 6), id="dense-block",
+                              marks=needs_window_kernels))
     # training-only layers do not run at inference
     specs.append(pytest.param({"input": [3, 8, 8], "layers": [
         {"name": "c", "type": "conv2d", "out_channels": 4, "kernel_size": 3},
@@ -282,15 +323,25 @@ def test_inference_follows_the_liveness_plan(spec, shape):
         events.append((name, out, dict(live)))
 
     x = np.random.default_rng(8).standard_normal(shape)
-    ex.forward(x, hook=hook)
+    y = ex.forward(x, hook=hook)
     assert [e[0] for e in events] == list(model.inference_order)
+    shapes = model.shapes(shape[0], shape[1:])
+    # the same values as a pass that places nothing (one that keeps its caches)
+    plain = ex.forward(x, keep_cache=True)
+    for key in (y if isinstance(y, dict) else {0: y}):
+        np.testing.assert_array_equal((y if isinstance(y, dict) else {0: y})[key],
+                                      (plain if isinstance(plain, dict) else {0: plain})[key])
     peak = 0
     for step, (name, out, live) in enumerate(events):
         layer = model.layer(name)
-        if layer.inputs and not model.owns_storage(name):
+        if plan.storage[name] != model.storage[name]:   # lives in a concatenation's buffer
+            first = next(n for n in plan.members[plan.storage[name]] if n in live)
+            assert _buffer(out) is _buffer(live[first]) and _buffer(out).shape == shapes[plan.storage[name]], name
+        elif layer.inputs and not model.owns_storage(name):
             # in place, or a view: really no new storage
             assert np.shares_memory(out, live.get(layer.inputs[0], out)), name
-        elif layer.inputs:  # its own storage: no input's memory (a flatten of a strided view copies)
+        elif layer.inputs and name not in plan.placement.hosts:
+            # its own storage: no input's memory (a flatten of a strided view copies)
             assert not any(np.shares_memory(out, live[src]) for src in layer.inputs if src in live), name
         measured = _storage_bytes(live.values())
         assert measured == rows[name]["live_bytes"], (name, measured, rows[name]["live_bytes"])

@@ -34,6 +34,7 @@ from ..analysis import analyze, liveness
 from ..errors import ArchstatError, did_you_mean
 from ..graph import Model, load
 from ..layers.loss import softmax_cross_entropy
+from ..layers.merge import is_same_view
 from ..layers.registry import RunContext, Shape, fmt_shape
 from ..spec import INPUT_NAME
 from .algorithms import check_choice, choose
@@ -103,12 +104,12 @@ class Executor:
         #: the liveness plans of inference (training-only layers skipped) and of training
         self.plans = {False: liveness(self.model), True: liveness(self.model, training=True)}
         self.plan = self.plans[False]
-        self._members: dict[str, list[str]] = {}  # storage owner -> the tensors that live in it
-        for name in self.model.order:
-            self._members.setdefault(self.plan.storage[name], []).append(name)
+        # an inference pass that keeps its caches does not place concatenations' inputs
+        self._cached_plan = liveness(self.model, place=False) if self.plan.placement else self.plan
+        self._regions: dict[tuple[Any, ...], dict[str, tuple[str, tuple[slice, ...]]]] = {}
         # an in-place layer whose storage is the input would write over the caller's array
         self._writes_input = any(self.model.layer(n).type.writes_in_place(self.model.layer(n).attrs)
-                                 for n in self._members[INPUT_NAME][1:])
+                                 for n in self.plans[True].members[INPUT_NAME][1:])
         self.layout = StateLayout(self.model, self.dtype, self.memory_limit)
         # the caller's weights, else those the model came with (an imported file's), else initialised
         self.params, self.buffers = self.layout.initial(
@@ -258,32 +259,49 @@ class Executor:
         live = MappingProxyType(values)
         if hook is not None:
             hook(INPUT_NAME, x, live)
-        plan = self.plans[bool(train)]
+        plan = self.plans[True] if train else self._cached_plan if keep else self.plan
         chosen = self._chosen(shapes, bool(train))
-        self._free(values, INPUT_NAME, plan)
+        placed = plan.placement
+        regions = self._placed_regions(plan, shapes) if placed else {}
+        roots: dict[str, np.ndarray] = {}   # the buffers of concatenations that hold their inputs
+        self._free(values, INPUT_NAME, plan, roots)
         ran = []
         for name in plan.order[1:]:
             layer = self.model.layer(name)
             ran.append(layer)
+            for owner in plan.allocate[name]:
+                if owner in placed.hosts:
+                    roots[owner] = np.empty(shapes[owner], self.dtype)
+            if name in placed.views:   # its inputs already lie side by side in a buffer
+                root, index = regions[name]
+                values[name] = y = roots[root][index]
+                if hook is not None:
+                    hook(name, y, live)
+                self._free(values, name, plan, roots)
+                continue
             xs = [values[src] for src in layer.inputs]
             if keep and layer.type.writes_in_place(layer.attrs) and any(
                     np.may_share_memory(a, xs[0]) for c in caches.values() for a in _arrays(c)):
                 xs[0] = xs[0].copy()  # an earlier layer's cache still needs the old values
             params, buffers = self._state_of(name)
+            where = regions.get(name)
+            out = None if where is None else roots[where[0]][where[1]]
             ctx = RunContext(train=train, rng=self._rngs[name], buffers=buffers, keep_cache=keep,
-                             algorithm=chosen.get(name))
+                             algorithm=chosen.get(name), out=out)
             try:
                 y, cache = layer.type.forward(xs, params, layer.attrs, ctx)
             except ArchstatError as exc:
                 raise exc.with_context(file=self.model.file, layer=name)
             if y.shape != shapes[name] or y.dtype != self.dtype:
                 raise _contract_error(self.model, layer, "forward", "output", y, shapes[name], self.dtype)
+            if plan.storage[name] in roots:
+                y = self._into_place(y, out, name, plan, roots, regions)
             values[name] = y
             if keep:
                 caches[name] = cache
             if hook is not None:
                 hook(name, y, live)
-            self._free(values, name, plan)
+            self._free(values, name, plan, roots)
         out_names = self.model.outputs if train else self.model.inference_outputs
         outputs = {name: values[name] for name in out_names}
         if keep:
@@ -308,10 +326,38 @@ class Executor:
         _, shapes = self._check_input(np.empty((batch, *shape), self.dtype))
         return dict(self._chosen(shapes, bool(train)))
 
-    def _free(self, values: dict[str, np.ndarray], name: str, plan: Any = None) -> None:
-        for owner in (plan or self.plan).free_after[name]:
-            for member in self._members[owner]:
+    def _free(self, values: dict[str, np.ndarray], name: str, plan: Any,
+              roots: dict[str, np.ndarray]) -> None:
+        for owner in plan.free_after[name]:
+            for member in plan.members[owner]:
                 values.pop(member, None)
+            roots.pop(owner, None)
+
+    def _placed_regions(self, plan: Any, shapes: Mapping[str, Shape]) -> dict[str, tuple[str, tuple[slice, ...]]]:
+        """``{name: (root, index)}`` for the tensors the placement puts in a root's buffer
+        (placed storages, view and host concatenations) at these shapes."""
+        key = (shapes[INPUT_NAME], id(plan))
+        if key not in self._regions:
+            placed = plan.placement
+            regions = {}
+            for name in plan.order:
+                if name in placed.slots or name in placed.hosts:
+                    root, axis, start, stop = placed.region(name, shapes)
+                    regions[name] = (root, (slice(None),) * axis + (slice(start, stop),))
+            self._regions[key] = regions
+        return self._regions[key]
+
+    def _into_place(self, y: np.ndarray, out: np.ndarray | None, name: str, plan: Any,
+                    roots: dict[str, np.ndarray], regions: Mapping[str, tuple[str, tuple[slice, ...]]]) -> np.ndarray:
+        """A tensor that lives in a concatenation's buffer: the kernel's output if it wrote
+        there (or in place into a tensor there), else copied to its place."""
+        if out is None:   # an in-place layer or a view of a placed tensor
+            if np.may_share_memory(y, roots[plan.storage[name]]):
+                return y
+            out = roots[plan.storage[name]][regions[self.model.storage[name]][1]]
+        if y is not out and not is_same_view(y, out):
+            np.copyto(out, y)
+        return out
 
     # ------------------------------------------------------------------ backward
     def backward(self, dy: Any, hook: BackwardHook | None = None) -> dict[str, dict[str, np.ndarray]]:

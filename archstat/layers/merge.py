@@ -21,9 +21,26 @@ FAMILY = declare_family("merge", "merge", rank=5)
 
 
 @kernel
-def concat(xs: Sequence[np.ndarray], dim: int = 1) -> np.ndarray:
-    """Join arrays along ``dim`` (torch.cat); the result has xs[0]'s dtype."""
-    return np.concatenate(xs, axis=dim, dtype=xs[0].dtype)
+def concat(xs: Sequence[np.ndarray], dim: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+    """Join arrays along ``dim`` (torch.cat); the result has xs[0]'s dtype. With ``out``, into
+    it: an input that already is its slice of ``out`` (the engine computed it there) is not
+    copied."""
+    if out is None:
+        return np.concatenate(xs, axis=dim, dtype=xs[0].dtype)
+    start = 0
+    for x in xs:
+        part = out[(slice(None),) * dim + (slice(start, start + x.shape[dim]),)]
+        if not is_same_view(x, part):
+            np.copyto(part, x)
+        start += x.shape[dim]
+    return out
+
+
+def is_same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when ``a`` and ``b`` are the same elements of the same memory (same start, shape
+    and strides): writing one into the other would change nothing."""
+    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 @kernel
@@ -113,9 +130,14 @@ class Concat(_Merge):
     def flops(self, in_shapes, out_shape, attrs):
         return 0
 
+    joins = True
+
+    def joined_axis(self, in_shapes, attrs):
+        return attrs["dim"] % len(in_shapes[0])
+
     def forward(self, xs, params, attrs, ctx):
         dim = attrs["dim"] % xs[0].ndim
-        return concat(xs, dim), ([x.shape[dim] for x in xs], dim)
+        return concat(xs, dim, ctx.out), ([x.shape[dim] for x in xs], dim)
 
     def backward(self, dy, cache):
         sizes, dim = cache

@@ -255,6 +255,16 @@ class LayerType:
         """True when the layer overwrites its input (PyTorch ``inplace=True``)."""
         return bool(attrs.get("inplace", False))
 
+    #: True for a type whose output is its inputs laid end to end along one axis (a
+    #: concatenation); :meth:`joined_axis` says which axis
+    joins: ClassVar[bool] = False
+
+    def joined_axis(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> int | None:
+        """For a type that :attr:`joins`: the axis its inputs are laid along (non-negative,
+        batch included). The engine then writes each input straight into its slice of the
+        output (:mod:`archstat.placement`). None otherwise."""
+        return None
+
     def shares_input_storage(self, attrs: Mapping[str, Any]) -> bool:
         """True when the output needs no storage of its own: in place, or a view."""
         return self.is_view or self.writes_in_place(attrs)
@@ -308,6 +318,10 @@ class RunContext:
     keep_cache: bool = True
     #: the algorithm to run (one of the layer's ``algorithms``), None for the type's reference
     algorithm: str | None = None
+    #: where the output goes (a slice of a concatenation's buffer, :mod:`archstat.placement`),
+    #: None for a new array. A kernel that can write there does and returns it; otherwise the
+    #: executor copies its output there.
+    out: Any = None
 
 
 # ------------------------------------------------------------------------- the registry

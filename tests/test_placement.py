@@ -1,0 +1,94 @@
+"""Concatenations that hold their inputs (archstat.placement): which tensors are placed, the
+peaks the liveness plan predicts for them (derived by hand), when a placement is dropped
+because it would raise the peak, and the engine running them with the values of a plain pass.
+The executor's per-layer memory against the plan is tested in test_executor (liveness)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import archstat
+from archstat import Executor
+from archstat.liveness import liveness
+
+
+def conv(name, out, src=None, k=1):
+    layer = {"name": name, "type": "conv2d", "out_channels": out, "kernel_size": k, "padding": k // 2}
+    return {**layer, "inputs": src} if src else layer
+
+
+def peaks(spec):
+    """(placed, plain) peaks in elements at batch 1, and the analysis' bytes at batch 1 float32."""
+    model = archstat.load(spec)
+    sizes = {n: math.prod(model.graph.nodes[n]["shape"]) for n in model.inference_order}
+    placed, plain = liveness(model), liveness(model, place=False)
+    analysed = archstat.analyze(model, batch=1, dtype="float32").totals["peak_activation_bytes"]
+    return model, placed, placed.peak(sizes)[0], plain.peak(sizes)[0], analysed
+
+
+def test_two_branches_written_into_their_concatenation():
+    # x (1 x 4 x 4 = 16) -> a (4 ch = 64), b (4 ch = 64) -> cat (128). Plain: at cat, a + b + cat
+    # = 256. Placed: cat's buffer comes with a: x + cat = 144 while b runs, then cat = 128.
+    spec = {"input": [1, 4, 4], "layers": [conv("a", 4), conv("b", 4, "input"),
+                                           {"name": "cat", "type": "concat", "inputs": ["a", "b"]}]}
+    model, plan, placed, plain, analysed = peaks(spec)
+    assert (placed, plain) == (144, 256) and analysed == 144 * 4
+    assert dict(plan.placement.hosts) == {"cat": 1}
+    assert plan.storage["a"] == plan.storage["b"] == "cat" and plan.allocate["a"] == ("cat",) and plan.allocate["cat"] == ()
+    ex = Executor(model, seed=0, dtype="float64")
+    x = np.random.default_rng(0).standard_normal((3, 1, 4, 4))
+    y = ex.forward(x)
+    np.testing.assert_array_equal(y, ex.forward(x, keep_cache=True))   # a pass that places nothing
+    np.testing.assert_array_equal(y[:, :4], archstat.run({**spec, "layers": spec["layers"][:1]}, x, seed=0,
+                                                                     dtype="float64"))
+
+
+def test_a_placement_that_would_raise_the_peak_is_dropped():
+    # s (1 ch) is made long before the join: its slot would hold cat's 17 channels through t, w
+    # and v. Per 4x4 image, in channels: placed, w's step holds cat 17 + t 16 + w 16 = 49; plain,
+    # the most is at cat, s 1 + v 16 + cat 17 = 34.
+    spec = {"input": [1, 4, 4], "layers": [
+        conv("s", 1), conv("t", 16), conv("w", 16), conv("v", 16),
+        {"name": "cat", "type": "concat", "inputs": ["s", "v"]}]}
+    model, plan, placed, plain, analysed = peaks(spec)
+    assert not plan.placement and placed == plain == 34 * 16 and analysed == 34 * 16 * 4
+    forced = liveness(model, place=True)   # the same rule, whichever way asked
+    assert not forced.placement
+
+
+def test_densenet_concatenations_are_views_of_the_block():
+    model = archstat.load("densenet121")
+    plan = liveness(model)
+    placed = plan.placement
+    # the four blocks' final concatenations hold every feature; each dense layer's concatenation
+    # (58 = 6 + 12 + 24 + 16) is a prefix of its block, no copy
+    assert len(placed.hosts) == 4 and len(placed.views) == 58
+    sizes = {n: math.prod(model.graph.nodes[n]["shape"]) for n in model.inference_order}
+    assert plan.peak(sizes)[0] < liveness(model, place=False).peak(sizes)[0]
+
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3", "squeezenet1_0", "shufflenet_v2_x1_0", "densenet121"])
+def test_placement_never_raises_a_zoo_peak(name):
+    model = archstat.load(name)
+    sizes = {n: math.prod(model.graph.nodes[n]["shape"]) for n in model.inference_order}
+    assert liveness(model).placement
+    assert liveness(model).peak(sizes)[0] <= liveness(model, place=False).peak(sizes)[0]
+
+
+def test_a_host_written_in_place_copies_and_a_view_is_never_an_output():
+    spec = {"input": [2, 3, 3], "layers": [
+        conv("a", 2), conv("b", 2, "input"),
+        {"name": "cat", "type": "concat", "inputs": ["a", "b"]},
+        {"name": "r", "type": "relu", "inplace": True},     # writes cat: a and b must stay apart
+        {"name": "z", "type": "concat", "inputs": ["a", "b"]}]}   # an output: a copy, not a view
+    model = archstat.load(spec)
+    placed = liveness(model).placement
+    assert "cat" not in placed.hosts and "z" not in placed.views
+    ex = Executor(model, seed=0, dtype="float64")
+    x = np.random.default_rng(1).standard_normal((2, 2, 3, 3))
+    out = ex.forward(x)
+    a = archstat.run({**spec, "layers": spec["layers"][:1]}, x, seed=0, dtype="float64")
+    np.testing.assert_array_equal(out["r"], np.maximum(out["z"], 0))
+    np.testing.assert_array_equal(out["z"][:, :2], a)
