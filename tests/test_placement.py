@@ -92,3 +92,38 @@ def test_a_host_written_in_place_copies_and_a_view_is_never_an_output():
     a = archstat.run({**spec, "layers": spec["layers"][:1]}, x, seed=0, dtype="float64")
     np.testing.assert_array_equal(out["r"], np.maximum(out["z"], 0))
     np.testing.assert_array_equal(out["z"][:, :2], a)
+
+
+@pytest.mark.parametrize("kernel", ["conv3x3", "conv1x1", "conv3x3-groups", "batch_norm"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_kernels_write_straight_into_a_slice(kernel, batch):
+    from archstat.layers.conv import conv2d
+    from archstat.layers.norm_kernels import batch_norm2d, _bn_forward
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch, 4, 5, 5)).astype(np.float32)
+    buf = np.full((batch, 9, 5, 5), np.nan, np.float32)
+    out = buf[:, 2:8]                       # channels 2..7: not contiguous when batch > 1
+    if kernel == "batch_norm":
+        mean, var = rng.standard_normal(4), rng.random(4) + 0.5
+        w, b = rng.standard_normal(4), rng.standard_normal(4)
+        out = buf[:, 2:6]
+        want = batch_norm2d(x, w, b, mean, var, False)
+        got = _bn_forward(x, w, b, mean, var, False, 0.1, 1e-5, out)[0]
+    else:
+        k, groups = (1, 1) if kernel == "conv1x1" else (3, 2 if "groups" in kernel else 1)
+        w = rng.standard_normal((6, 4 // groups, k, k)).astype(np.float32)
+        b = rng.standard_normal(6).astype(np.float32)
+        want = conv2d(x, w, b, padding=k // 2, groups=groups)
+        got = conv2d(x, w, b, padding=k // 2, groups=groups, out=out)
+    assert got is out
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(np.delete(buf, range(2, 2 + out.shape[1]), axis=1)).all()   # nothing else written
+
+
+def test_a_buffer_that_cannot_be_viewed_is_not_used():
+    from archstat.layers.outbuf import reshaped, usable
+    a = np.zeros((2, 3, 4, 5))
+    assert reshaped(a[:, 1:], (2, 2, 20)) is not None
+    assert reshaped(a.transpose(0, 1, 3, 2), (2, 3, 20)) is None
+    assert not usable(a.transpose(0, 1, 3, 2), (2, 3, 5, 4), a.dtype, (2, 3, 20))
+    assert not usable(a, (2, 3, 4, 5), np.dtype(np.float32))

@@ -34,7 +34,7 @@ from ..analysis import analyze, liveness
 from ..errors import ArchstatError, did_you_mean
 from ..graph import Model, load
 from ..layers.loss import softmax_cross_entropy
-from ..layers.merge import is_same_view
+from ..layers.outbuf import is_same_view
 from ..layers.registry import RunContext, Shape, fmt_shape
 from ..spec import INPUT_NAME
 from .algorithms import check_choice, choose

@@ -16,6 +16,7 @@ from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
 from .conv_depthwise import depthwise_backward, depthwise_forward, direct_forward_pays, is_depthwise
 from .conv_local import locally_connected2d, locally_connected2d_backward
+from .outbuf import reshaped, usable
 from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, multiply_fraction, winograd_conv2d,
                             winograd_conv2d_backward)
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
@@ -63,6 +64,8 @@ def conv_geometry(in_shape: Shape, attrs: Mapping[str, Any]) -> tuple[Pads, tupl
 
 class _ConvLike(LayerType):
     family = FAMILY
+    #: the forward kernel takes ``out=`` (:attr:`RunContext.out`)
+    writes_out = False
 
     def flops(self, in_shapes, out_shape, attrs):
         return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
@@ -91,7 +94,8 @@ class _ConvLike(LayerType):
         kw = self.kernel_kwargs(attrs)
         if ctx.algorithm is not None:   # the executor's choice among self.algorithms(...)
             kw["algorithm"] = ctx.algorithm
-        y = self.kernels()[0](x, params["weight"], params.get("bias"), **kw)
+        into = {} if ctx.out is None or not self.writes_out else {"out": ctx.out}
+        y = self.kernels()[0](x, params["weight"], params.get("bias"), **kw, **into)
         return y, (x, params["weight"], "bias" in params, kw)
 
     def backward(self, dy, cache):
@@ -113,6 +117,7 @@ class Conv2d(_ConvLike):
 
     name = "conv2d"
     alias = "conv"
+    writes_out = True
     fields = _WINDOW_FIELDS + (
         Field("groups", "int", 1, "channel groups (C_in for depthwise)", minimum=1),
         Field("bias", "bool", True, "learn one bias per output channel"),
@@ -289,7 +294,7 @@ FOLD_BIAS_MAX_K = 2048
 
 @kernel
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           algorithm="im2col"):
+           algorithm="im2col", out=None):
     """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
 
     x: (N, C_in, H, W); w: (C_out, C_in/groups, kH, kW); b: (C_out,) or None.
@@ -303,6 +308,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     groups 1 and a small K the bias rides in the GEMM (:data:`FOLD_BIAS_MAX_K`).
     ``algorithm`` (:data:`ALGORITHMS`): ``'winograd2'`` / ``'winograd4'`` run 3x3 stride-1
     convs by :func:`archstat.layers.conv_winograd.winograd_conv2d` (ArchstatError on others).
+    ``out``: an array to write y into (a slice of a concatenation, :mod:`archstat.layers.outbuf`),
+    used by the im2col + GEMM path when it fits; the result is y either way.
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
     tile = _winograd_tile(algorithm, w, stride, dilation, g, padding_mode)
@@ -316,14 +323,15 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     ho, wo = geom.out_hw
     wm = w.reshape(g, c_out // g, -1)
     bg = None if b is None else b.reshape(g, c_out // g, 1)
-    y = np.empty((n, c_out, ho, wo), x.dtype)
+    y = (out if usable(out, (n, c_out, ho, wo), x.dtype, (n, g, c_out // g, ho * wo))
+         else np.empty((n, c_out, ho, wo), x.dtype))
     fold_bias = (bg is not None and g == 1 and not geom.is_pointwise
                  and wm.shape[2] <= FOLD_BIAS_MAX_K)
     if fold_bias:
         wm = np.concatenate([wm, bg], axis=2)   # (1, C_out, K + 1): bias as the last column
         bg = None
     if geom.is_pointwise:
-        yv = y.reshape(n, g, c_out // g, ho * wo)
+        yv = reshaped(y, (n, g, c_out // g, ho * wo))
         np.matmul(wm, x.reshape(n, g, c // g, ho * wo), out=yv)
         if bg is not None:
             yv += bg
@@ -331,20 +339,20 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     outbuf = None
     for (n0, n1, r0, r1), cols in _column_blocks(x, geom, g, padding_mode, fold_bias):
         if n1 - n0 == 1:  # a band of rows of one image: the GEMM writes straight into y
-            out = y[n0].reshape(g, c_out // g, ho * wo)[:, :, r0 * wo:r1 * wo]
-            np.matmul(wm, cols, out=out)
+            band = reshaped(y[n0], (g, c_out // g, ho * wo))[:, :, r0 * wo:r1 * wo]
+            np.matmul(wm, cols, out=band)
             if bg is not None:
-                out += bg
+                band += bg
             continue
         # whole images: (G, C_out/G, (n, i, j)) -> (n, C_out, i, j), the bias added on the way
         if outbuf is None or outbuf.shape[2] < cols.shape[2]:  # grown only if a later block is larger
             outbuf = np.empty(wm.shape[:2] + cols.shape[2:], x.dtype)
-        out = np.matmul(wm, cols, out=outbuf[:, :, :cols.shape[2]])
-        out = out.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
+        part = np.matmul(wm, cols, out=outbuf[:, :, :cols.shape[2]])
+        part = part.reshape(c_out, n1 - n0, ho, wo).transpose(1, 0, 2, 3)
         if bg is None:
-            y[n0:n1] = out
+            y[n0:n1] = part
         else:
-            np.add(out, bg.reshape(c_out, 1, 1), out=y[n0:n1])
+            np.add(part, bg.reshape(c_out, 1, 1), out=y[n0:n1])
     return y
 
 

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ArchstatError
+from .outbuf import is_same_view
 from .registry import declare_family, Field, fmt_shape, kernel, LayerType, numel, register
 
 FAMILY = declare_family("merge", "merge", rank=5)
@@ -35,12 +36,6 @@ def concat(xs: Sequence[np.ndarray], dim: int = 1, out: np.ndarray | None = None
         start += x.shape[dim]
     return out
 
-
-def is_same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when ``a`` and ``b`` are the same elements of the same memory (same start, shape
-    and strides): writing one into the other would change nothing."""
-    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 @kernel

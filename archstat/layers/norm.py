@@ -78,7 +78,7 @@ class BatchNorm2d(LayerType):
     def forward(self, xs, params, attrs, ctx):
         return _bn_forward(xs[0], params.get("weight"), params.get("bias"),
                            ctx.buffers.get("running_mean"), ctx.buffers.get("running_var"),
-                           ctx.train, attrs["momentum"], attrs["eps"])
+                           ctx.train, attrs["momentum"], attrs["eps"], ctx.out)
 
     def backward(self, dy, cache):
         dx, dweight, dbias = _bn_backward(dy, cache)

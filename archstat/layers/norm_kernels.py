@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArchstatError
+from .outbuf import reshaped, usable
 from .registry import CACHE_BLOCK_BYTES, cache_blocks, fmt_shape, kernel
 
 # ------------------------------------------------------------------- batch norm
@@ -170,11 +171,12 @@ def batch_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | No
     return _bn_backward(dy, (running_mean is None, x, mean, invstd, w))
 
 
-def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
+def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, out=None):
     """Return ``(y, cache)``: y = x * a + c per channel in one blocked pass, with
     a = invstd * weight and c = bias - mean * a, as PyTorch's CPU kernel folds it
     (``batch_norm_cpu_transform_input``). The cache keeps x itself, the float64 mean and
-    1/std, and the weight (PyTorch saves the same)."""
+    1/std, and the weight (PyTorch saves the same). y is written into ``out`` when it fits
+    (:mod:`archstat.layers.outbuf`)."""
     batch_stats = training or running_mean is None
     mean, invstd = _bn_statistics(x, running_mean, running_var, training, momentum, eps)
     w = None if weight is None else np.asarray(weight).astype(x.dtype, copy=False)
@@ -184,8 +186,9 @@ def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, 
         c += np.asarray(bias).astype(x.dtype, copy=False)
     a, c = a.astype(x.dtype), c.astype(x.dtype)
     x3 = _rows(x)
-    y = np.empty(x.shape, x.dtype)
-    y3 = _rows(y)
+    rows = x3.shape
+    y = out if usable(out, x.shape, x.dtype, rows) else np.empty(x.shape, x.dtype)
+    y3 = reshaped(y, rows)
     if x3.shape[0] == 1:    # one image: two whole passes; blocks only add their overhead
         np.multiply(x3, a[:, None], out=y3)
         y3 += c[:, None]
