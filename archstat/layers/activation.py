@@ -50,7 +50,8 @@ class _Clamp(_Elementwise):
 
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]
-        y = self.fn(x, out=x if self.writes_in_place(attrs) else None)
+        out = x if self.writes_in_place(attrs) else ctx.out
+        y = self.fn(x, out=out if out is None or (out.shape == x.shape and out.dtype == x.dtype) else None)
         return y, y
 
 

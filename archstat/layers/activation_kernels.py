@@ -13,14 +13,20 @@ import math
 
 import numpy as np
 
+from . import threads
 from .special import blockwise, erfc
 from .registry import kernel
 
 
 @kernel
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """max(0, x) elementwise; ``out=x`` computes it in place (torch.relu_)."""
-    return np.maximum(x, 0, out=out)
+    """max(0, x) elementwise; ``out=x`` computes it in place (torch.relu_). Large arrays are
+    done in parts side by side (:mod:`.threads`)."""
+    x = np.asarray(x)
+    if out is None:
+        out = np.empty_like(x)
+    threads.elementwise(lambda a, o: np.maximum(a, 0, out=o), (x, out))
+    return out
 
 
 #: the integer type of each float type's bit pattern (same size)
@@ -57,7 +63,10 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     At x = 0 the subgradient 0 is used, as PyTorch. Where y is NaN the gradient is 0 here,
     while PyTorch passes dy through (its mask is ``not (y <= 0)``).
     """
-    return select(np.greater(y, 0), dy)
+    dy = np.asarray(dy)
+    dx = np.empty(dy.shape, dy.dtype)
+    threads.elementwise(lambda d, m, o: select(np.greater(m, 0), d, out=o), (dy, np.asarray(y), dx))
+    return dx
 
 
 @kernel

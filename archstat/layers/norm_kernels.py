@@ -6,9 +6,12 @@ outputs keep the input's dtype and parameters are cast to it.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import ArchstatError
+from . import threads
 from .outbuf import reshaped, usable
 from .registry import CACHE_BLOCK_BYTES, cache_blocks, fmt_shape, kernel
 
@@ -57,12 +60,24 @@ class _Blocks:
     def __init__(self, rows: np.ndarray):
         self.shape, self.dtype = rows.shape, rows.dtype
         self.ones = np.ones(rows.shape[2], rows.dtype)
-        self._buf = None
+        self._bufs: dict[int, np.ndarray] = {}   # one scratch array per thread
         self._wide = {}
 
     def __iter__(self):
         for blk in cache_blocks(self.shape, self.dtype.itemsize, BLOCK_BYTES):
             yield blk, blk[1]
+
+    def each(self, fn, arrays: int) -> None:
+        """``fn(blk, chans)`` for every block, the blocks shared out over the cores
+        (:mod:`.threads`) when the pass is large; ``arrays``: how many arrays of the rows'
+        size the pass reads and writes."""
+        todo = list(self)
+        nbytes = arrays * self.dtype.itemsize * int(np.prod(self.shape))
+
+        def run(part):
+            for blk, chans in todo[part]:
+                fn(blk, chans)
+        threads.each(run, len(todo), nbytes)
 
     def per_channel(self, v: np.ndarray, chans: slice) -> np.ndarray:
         """Channels ``chans`` of a (C,) vector as an operand against (n, C_block, L) rows:
@@ -78,9 +93,12 @@ class _Blocks:
         return self._wide[key][1]
 
     def scratch(self, like: np.ndarray) -> np.ndarray:
-        if self._buf is None or self._buf.size < like.size:
-            self._buf = np.empty(like.size, self.dtype)
-        return self._buf[:like.size].reshape(like.shape)
+        """An array of ``like``'s shape, this thread's, reused from block to block."""
+        me = threading.get_ident()
+        buf = self._bufs.get(me)
+        if buf is None or buf.size < like.size:
+            buf = self._bufs[me] = np.empty(like.size, self.dtype)
+        return buf[:like.size].reshape(like.shape)
 
 
 def _batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,13 +115,15 @@ def _batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     row_mean = np.empty((n, c))
     row_m2 = np.empty((n, c))
     blocks = _Blocks(x3)
-    for blk, chans in blocks:
+
+    def moments(blk, chans):
         xb = x3[blk]
         mb = np.matmul(xb, blocks.ones)
         mb /= l
         t = np.subtract(xb, mb[..., None], out=blocks.scratch(xb))
         row_mean[blk] = mb
         row_m2[blk] = np.vecdot(t, t)
+    blocks.each(moments, 2)
     mean = row_mean.mean(axis=0)
     row_mean -= mean
     var = row_m2.sum(axis=0)
@@ -190,13 +210,17 @@ def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, 
     y = out if usable(out, x.shape, x.dtype, rows) else np.empty(x.shape, x.dtype)
     y3 = reshaped(y, rows)
     if x3.shape[0] == 1:    # one image: two whole passes; blocks only add their overhead
-        np.multiply(x3, a[:, None], out=y3)
-        y3 += c[:, None]
+        def affine(part):
+            yp = np.multiply(x3[:, part], a[part, None], out=y3[:, part])
+            yp += c[part, None]
+        threads.each(affine, x3.shape[1], 3 * x.nbytes)
         return y, (batch_stats, x, mean, invstd, w)
     blocks = _Blocks(x3)
-    for blk, chans in blocks:
+
+    def affine_block(blk, chans):
         yb = np.multiply(x3[blk], blocks.per_channel(a, chans), out=y3[blk])
         yb += blocks.per_channel(c, chans)
+    blocks.each(affine_block, 2)
     return y, (batch_stats, x, mean, invstd, w)
 
 
@@ -219,13 +243,15 @@ def _bn_backward(dy, cache):
     sums = np.empty((n, c))
     dots = np.empty((n, c))
     blocks = _Blocks(x3)
-    for blk, chans in blocks:
+
+    def reduce(blk, chans):
         dyb = dy3[blk]
         t = np.subtract(x3[blk], blocks.per_channel(mean_x, chans), out=blocks.scratch(dyb))
         sums[blk] = np.matmul(dyb, blocks.ones)
         dots[blk] = np.vecdot(dyb, t)
         if not batch_stats:
             np.multiply(dyb, blocks.per_channel(scale, chans), out=dx3[blk])
+    blocks.each(reduce, 2 if batch_stats else 3)
     dbias = sums.sum(axis=0)
     dweight = dots.sum(axis=0)
     dweight *= invstd
@@ -237,11 +263,13 @@ def _bn_backward(dy, cache):
         k = invstd * dweight / m
         shift = (dbias / m - mean * k).astype(x.dtype)
         k = k.astype(x.dtype)
-        for blk, chans in blocks:
+
+        def gradient(blk, chans):
             d = np.multiply(x3[blk], blocks.per_channel(k, chans), out=dx3[blk])
             d += blocks.per_channel(shift, chans)
             np.subtract(dy3[blk], d, out=d)
             d *= blocks.per_channel(scale, chans)
+        blocks.each(gradient, 3)
     return dx, dweight.astype(x.dtype), dbias.astype(x.dtype)
 
 

@@ -1,0 +1,112 @@
+"""Work outside BLAS on every core: NumPy's ufuncs release the GIL while they loop, so the
+parts of one large elementwise pass (a ReLU, batch norm's per-channel affine pass) run side by
+side in threads. BLAS already uses the cores for the GEMMs; this is for the passes between them.
+
+A pass is split only when it moves at least :data:`MIN_BYTES` (handing a part to another
+thread costs tens of microseconds) into one contiguous part per core. The threads are a pool
+made on first use, per process (a forked child makes its own). ``ARCHSTAT_THREADS`` sets the
+number of cores used (1: everything in the calling thread); by default, the cores this process
+may run on. Results do not depend on the split: every element is computed by the same
+operations whichever thread computes it.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+import numpy as np
+
+#: passes moving fewer bytes (read + written) stay in the calling thread
+MIN_BYTES = 2 << 20
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid: int | None = None
+_cores: int | None = None
+
+
+def cores() -> int:
+    """How many cores elementwise passes use (``ARCHSTAT_THREADS``, else this process's cores)."""
+    global _cores
+    if _cores is None:
+        given = os.environ.get("ARCHSTAT_THREADS", "").strip()
+        if given.isdigit() and int(given) >= 1:
+            _cores = int(given)
+        else:
+            try:
+                _cores = len(os.sched_getaffinity(0))
+            except AttributeError:   # not on Linux
+                _cores = os.cpu_count() or 1
+    return _cores
+
+
+def set_cores(n: int | None) -> None:
+    """Use ``n`` cores from now on (None: the default again); for benchmarks and tests."""
+    global _cores, _pool
+    _cores = None if n is None else max(1, int(n))
+    if _pool is not None and _pool_pid == os.getpid():
+        _pool.shutdown(wait=True)
+    _pool = None
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archstat")
+        _pool_pid = os.getpid()
+    return _pool
+
+
+def parts(total: int, nbytes: int) -> list[slice]:
+    """Contiguous parts of ``range(total)`` to run side by side: one per core when the pass
+    moves at least :data:`MIN_BYTES`, else the whole range."""
+    k = min(cores(), total)
+    if k < 2 or nbytes < MIN_BYTES:
+        return [slice(0, total)]
+    bounds = [total * i // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def each(fn: Callable[[slice], object], total: int, nbytes: int) -> None:
+    """``fn(part)`` for the :func:`parts` of ``range(total)``, the first in the calling thread
+    and the others in the pool; returns when all are done, raising the first error."""
+    split = parts(total, nbytes)
+    if len(split) == 1:
+        fn(split[0])
+        return
+    pool = _executor(cores() - 1)
+    futures = [pool.submit(fn, part) for part in split[1:]]
+    error = None
+    try:
+        fn(split[0])
+    except BaseException as exc:   # the others still finish before it propagates
+        error = exc
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
+    """The arrays as 1-D views (all C-contiguous and of one size), else None."""
+    if not all(a.flags.c_contiguous for a in arrays) or len({a.size for a in arrays}) != 1:
+        return None
+    return [a.reshape(-1) for a in arrays]
+
+
+def elementwise(fn: Callable[..., object], arrays: Sequence[np.ndarray]) -> None:
+    """``fn(*pieces)`` over matching pieces of same-shaped arrays (inputs and outputs alike),
+    side by side when large: flat pieces when all are C-contiguous, else slices along the
+    first axis."""
+    views = flat(*arrays)
+    nbytes = sum(a.nbytes for a in arrays)
+    if views is None:
+        views = list(arrays)
+    total = views[0].shape[0] if views[0].ndim else 1
+    if views[0].ndim == 0:
+        fn(*views)
+        return
+    each(lambda part: fn(*(v[part] for v in views)), total, nbytes)

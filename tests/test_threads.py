@@ -1,0 +1,65 @@
+"""Elementwise passes shared out over threads (archstat.layers.threads): the same bits as one
+thread, errors raised, parts that cover the range exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archstat.layers import threads
+from archstat.layers.activation_kernels import relu, relu_backward
+from archstat.layers.norm_kernels import batch_norm2d, batch_norm2d_backward
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    monkeypatch.setattr(threads, "MIN_BYTES", 0)
+    yield
+    threads.set_cores(None)
+
+
+@pytest.mark.parametrize("total,cores", [(1, 2), (2, 2), (7, 2), (10, 3), (5, 8)])
+def test_parts_cover_the_range_once(total, cores, split_everything):
+    threads.set_cores(cores)
+    parts = threads.parts(total, 1)
+    assert len(parts) == min(total, cores)
+    assert [i for p in parts for i in range(total)[p]] == list(range(total))
+
+
+def test_an_error_in_any_part_is_raised_after_all_parts_finish(split_everything):
+    threads.set_cores(2)
+    done = []
+
+    def fn(part):
+        done.append(part.start)
+        if part.start > 0:
+            raise ValueError("second part")
+
+    with pytest.raises(ValueError, match="second part"):
+        threads.each(fn, 4, 1)
+    assert sorted(done) == [0, 2]
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 5, 5), (4, 6, 5, 5), (3, 7)])
+def test_threaded_kernels_give_the_same_bits_as_one_thread(shape, split_everything):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    c = shape[1]
+    w, b = rng.standard_normal(c), rng.standard_normal(c)
+    mean, var = rng.standard_normal(c), rng.random(c) + 0.5
+
+    def run():
+        return [relu(x), relu_backward(dy, x), batch_norm2d(x, w, b, mean, var, False),
+                batch_norm2d(x, w, b, None, None, True), *batch_norm2d_backward(dy, x, w, None, None, True),
+                *batch_norm2d_backward(dy, x, w, mean, var, False)]
+
+    threads.set_cores(1)
+    one = run()
+    threads.set_cores(2)
+    two = run()
+    for a, b_ in zip(one, two):
+        np.testing.assert_array_equal(a, b_)
+    y = x.copy()
+    assert relu(y, out=y) is y and (y == one[0]).all()      # in place, in parts
+    strided = x.transpose(1, 0, *range(2, x.ndim))            # not contiguous: parts along axis 0
+    np.testing.assert_array_equal(relu(strided), np.maximum(strided, 0))
