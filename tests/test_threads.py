@@ -63,3 +63,27 @@ def test_threaded_kernels_give_the_same_bits_as_one_thread(shape, split_everythi
     assert relu(y, out=y) is y and (y == one[0]).all()      # in place, in parts
     strided = x.transpose(1, 0, *range(2, x.ndim))            # not contiguous: parts along axis 0
     np.testing.assert_array_equal(relu(strided), np.maximum(strided, 0))
+
+
+@pytest.mark.parametrize("case", ["pairs", "planes", "taps", "nan"])
+def test_threaded_max_pool_gives_the_same_bits_as_one_thread(case, split_everything, monkeypatch):
+    from archstat.layers import pool_kernels as pk
+    monkeypatch.setattr(pk, "BLOCK_BYTES", 8192)       # many blocks, to share out
+    rng = np.random.default_rng(3)
+    dtype = np.float64 if case == "taps" else np.float32
+    x = rng.standard_normal((2, 5, 56, 56)).astype(dtype)
+    x[:, :, ::7, ::5] = 0.5                              # ties inside windows
+    if case == "nan":
+        x[0, 1, 3, 4] = np.nan
+    k, s, p = (3, 2, 1) if case == "planes" else (2, 2, 0)
+    y = pk.max_pool2d(x, k, s, p)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+
+    def run():
+        return pk.max_pool2d(x, k, s, p), pk.max_pool2d_backward(dy, x, k, s, p), pk.avg_pool2d(x, k, s, p)
+
+    threads.set_cores(1)
+    one = run()
+    threads.set_cores(2)
+    for a, b in zip(one, run()):
+        np.testing.assert_array_equal(a, b)

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from . import im2col as win
+from . import im2col as win, threads
 from ..errors import ArchstatError
 from .activation import select
 from .phases import PhaseGrid
@@ -99,16 +99,27 @@ def _pool_reduce(x, geom, op, identity):
     columns."""
     (ho, wo), w = geom.out_hw, x.shape[3]
     y = np.empty(x.shape[:2] + (ho, wo), x.dtype)
-    buf = None
-    for blk in _blocks(x.shape, x.itemsize):
-        xb = x[blk]
-        shape = xb.shape[:2] + (ho, w)
-        if buf is None or buf.size < numel(shape):   # grown only if a later block is larger
-            buf = np.empty(numel(shape), x.dtype)
-        part = buf[:numel(shape)].reshape(shape)
-        _reduce_axis(xb, part, geom, 0, op, identity)
-        _reduce_axis(part, y[blk], geom, 1, op, identity)
+
+    def run(blocks):
+        buf = None
+        for blk in blocks:
+            xb = x[blk]
+            shape = xb.shape[:2] + (ho, w)
+            if buf is None or buf.size < numel(shape):   # grown only if a later block is larger
+                buf = np.empty(numel(shape), x.dtype)
+            part = buf[:numel(shape)].reshape(shape)
+            _reduce_axis(xb, part, geom, 0, op, identity)
+            _reduce_axis(part, y[blk], geom, 1, op, identity)
+    _each_block(run, x, 2)
     return y
+
+
+def _each_block(run, x, arrays):
+    """``run(blocks)`` over the cache blocks of x, shared out over the cores (:mod:`.threads`)
+    when the pass is large; each call keeps its own scratch buffers. ``arrays``: how many
+    arrays of x's size the pass reads and writes."""
+    blocks = list(_blocks(x.shape, x.itemsize))
+    threads.each(lambda part: run(blocks[part]), len(blocks), arrays * x.nbytes)
 
 
 @kernel
@@ -177,8 +188,11 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, 
         _zero_unread(dx, geom, 1)
     else:
         dx = np.zeros(x.shape, x.dtype)
-    for blk in _blocks(x.shape, x.itemsize):
-        _route_max(dy[blk], x[blk], y[blk], dx[blk], plan, disjoint)
+
+    def run(blocks):
+        for blk in blocks:
+            _route_max(dy[blk], x[blk], y[blk], dx[blk], plan, disjoint)
+    _each_block(run, x, 3)
     return dx
 
 
@@ -220,29 +234,32 @@ def _max_backward_pairs(dy, x, y, geom):
     kh = geom.kernel[0]
     ho, w = geom.out_hw[0], x.shape[3]
     dx = np.empty(x.shape, x.dtype)
-    bufs = {}
-    for blk in _blocks(x.shape, x.itemsize):
-        xb, yb, dyb = x[blk], y[blk], dy[blk]
-        nb, cb = xb.shape[:2]
-        if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
-            bufs = {"shape": (nb, cb), "wide": np.empty((nb, cb, ho, w), x.dtype),
-                    "hit": np.empty((nb, cb, ho, kh, w), bool),
-                    "free": np.empty((nb, cb, ho, w // 2), bool),
-                    "bits": np.empty((nb, cb, ho, kh, w // 2), np.uint16)}
-        wide, hit, free, bits = bufs["wide"], bufs["hit"], bufs["free"], bufs["bits"]
-        np.equal(xb.reshape(nb, cb, ho, kh, w), _twice(yb, wide)[:, :, :, None, :], out=hit)
-        pair = hit.view(np.uint16)              # per window row: first tap's byte, second's
-        np.bitwise_and(pair, 1, out=bits)       # (little-endian: the first tap is the low byte)
-        bits <<= 8
-        np.invert(bits, out=bits)
-        pair &= bits                            # the second tap only if the first is not hit
-        np.equal(pair[..., 0, :], 0, out=free)
-        for r in range(1, kh):                  # a later row only where no earlier row is hit
-            row = pair[..., r, :]
-            np.multiply(row, free, out=row)
-            if r < kh - 1:
-                free &= row == 0
-        select(hit, _twice(dyb, wide)[:, :, :, None, :], out=dx[blk].reshape(nb, cb, ho, kh, w))
+
+    def run(blocks):
+        bufs = {}
+        for blk in blocks:
+            xb, yb, dyb = x[blk], y[blk], dy[blk]
+            nb, cb = xb.shape[:2]
+            if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
+                bufs = {"shape": (nb, cb), "wide": np.empty((nb, cb, ho, w), x.dtype),
+                        "hit": np.empty((nb, cb, ho, kh, w), bool),
+                        "free": np.empty((nb, cb, ho, w // 2), bool),
+                        "bits": np.empty((nb, cb, ho, kh, w // 2), np.uint16)}
+            wide, hit, free, bits = bufs["wide"], bufs["hit"], bufs["free"], bufs["bits"]
+            np.equal(xb.reshape(nb, cb, ho, kh, w), _twice(yb, wide)[:, :, :, None, :], out=hit)
+            pair = hit.view(np.uint16)              # per window row: first tap's byte, second's
+            np.bitwise_and(pair, 1, out=bits)       # (little-endian: the first tap is the low byte)
+            bits <<= 8
+            np.invert(bits, out=bits)
+            pair &= bits                            # the second tap only if the first is not hit
+            np.equal(pair[..., 0, :], 0, out=free)
+            for r in range(1, kh):                  # a later row only where no earlier row is hit
+                row = pair[..., r, :]
+                np.multiply(row, free, out=row)
+                if r < kh - 1:
+                    free &= row == 0
+            select(hit, _twice(dyb, wide)[:, :, :, None, :], out=dx[blk].reshape(nb, cb, ho, kh, w))
+    _each_block(run, x, 3)
     return dx
 
 
@@ -270,34 +287,37 @@ def _max_backward_planes(dy, x, y, geom, disjoint):
     phases = grid.phases[0] * grid.phases[1]
     flat = grid.plane_hw[0] * grid.plane_hw[1]
     dx = np.empty(x.shape, x.dtype)
-    bufs = {}
-    for blk in _blocks(x.shape, x.itemsize):
-        xb, yb, dyb = x[blk], y[blk], dy[blk]
-        nb, cb = xb.shape[:2]
-        if bufs.get("shape") != (nb, cb):           # a new shape only for a last, smaller block
-            bufs = {"shape": (nb, cb), "planes": np.full((nb, cb, phases, flat), np.nan, x.dtype),
-                    "dplanes": np.empty((nb, cb, phases, flat), x.dtype),
-                    "free": np.empty(yb.shape, bool), "hit": np.empty(yb.shape, bool),
-                    "part": np.empty(yb.shape, x.dtype)}
-        planes, dplanes = bufs["planes"], bufs["dplanes"]
-        free, hit, part = bufs["free"], bufs["hit"], bufs["part"]
-        grid.fill(planes, xb)                        # the padding's positions stay NaN
-        dplanes[...] = 0
-        xv, dv = grid.plane_view(planes), grid.plane_view(dplanes)
-        free[...] = True
-        last = len(grid.taps) - 1
-        for t, (phase, oa, ob) in enumerate(grid.taps):
-            np.equal(xv[:, :, phase, oa:oa + ho, ob:ob + wo], yb, out=hit)
-            if t:
-                hit &= free
-            if t < last:
-                np.greater(free, hit, out=free)      # free and not hit
-            target = dv[:, :, phase, oa:oa + ho, ob:ob + wo]
-            if disjoint:
-                select(hit, dyb, out=target)
-            else:
-                np.add(target, select(hit, dyb, out=part), out=target)
-        grid.gather(dplanes, dx[blk])
+
+    def run(blocks):
+        bufs = {}
+        for blk in blocks:
+            xb, yb, dyb = x[blk], y[blk], dy[blk]
+            nb, cb = xb.shape[:2]
+            if bufs.get("shape") != (nb, cb):           # a new shape only for a last, smaller block
+                bufs = {"shape": (nb, cb), "planes": np.full((nb, cb, phases, flat), np.nan, x.dtype),
+                        "dplanes": np.empty((nb, cb, phases, flat), x.dtype),
+                        "free": np.empty(yb.shape, bool), "hit": np.empty(yb.shape, bool),
+                        "part": np.empty(yb.shape, x.dtype)}
+            planes, dplanes = bufs["planes"], bufs["dplanes"]
+            free, hit, part = bufs["free"], bufs["hit"], bufs["part"]
+            grid.fill(planes, xb)                        # the padding's positions stay NaN
+            dplanes[...] = 0
+            xv, dv = grid.plane_view(planes), grid.plane_view(dplanes)
+            free[...] = True
+            last = len(grid.taps) - 1
+            for t, (phase, oa, ob) in enumerate(grid.taps):
+                np.equal(xv[:, :, phase, oa:oa + ho, ob:ob + wo], yb, out=hit)
+                if t:
+                    hit &= free
+                if t < last:
+                    np.greater(free, hit, out=free)      # free and not hit
+                target = dv[:, :, phase, oa:oa + ho, ob:ob + wo]
+                if disjoint:
+                    select(hit, dyb, out=target)
+                else:
+                    np.add(target, select(hit, dyb, out=part), out=target)
+            grid.gather(dplanes, dx[blk])
+    _each_block(run, x, 3)
     return dx
 
 
