@@ -80,8 +80,10 @@ def paired(fns: dict, rounds: int) -> dict:
     return {k: np.array(v) for k, v in times.items()}
 
 
-def bench_forward(name: str, batch: int, rounds: int, algorithm: str) -> dict:
+def bench_forward(name: str, batch: int, rounds: int, algorithm: str, ab: list[str]) -> dict:
     import torch
+
+    from archstat.layers import threads
 
     net = torch_model(name)
     size = SIZE.get(name, 224)
@@ -96,11 +98,26 @@ def bench_forward(name: str, batch: int, rounds: int, algorithm: str) -> dict:
             return net(tx)
 
     diff = float(np.abs(ex.forward(x) - run_torch().numpy()).max())
-    t = paired({"engine": lambda: ex.forward(x), "torch": run_torch}, rounds)
+    fns = {"engine": lambda: ex.forward(x), "torch": run_torch}
+    if "threads" in ab:      # the same engine with every elementwise pass in one thread
+        def one_thread():
+            threads.set_cores(1)
+            try:
+                ex.forward(x)
+            finally:
+                threads.set_cores(None)
+        fns["engine, 1 thread"] = one_thread
+    if "placement" in ab and ex.plan.placement:   # the same engine, concatenations copying
+        plain = archstat.Executor(model, algorithm=algorithm)
+        plain.plan = plain.plans[False] = plain._cached_plan
+        plain.algorithms(batch)
+        fns["engine, concat copies"] = lambda: plain.forward(x)
+    t = paired(fns, rounds)
+    extra = {k: float(np.median(t[k] / t["engine"])) for k in t if k.startswith("engine,")}
     return {"model": name, "batch": batch, "engine_ms": t["engine"].min() / batch * 1e3,
             "torch_ms": t["torch"].min() / batch * 1e3,
             "ratio": float(np.median(t["engine"] / t["torch"])), "diff": diff,
-            "algorithms": _tally(chosen)}
+            "algorithms": _tally(chosen), "ab": extra, "chosen": chosen}
 
 
 def bench_train(name: str, batch: int, rounds: int, algorithm: str) -> dict:
@@ -206,6 +223,10 @@ def main(argv=None) -> int:
     ap.add_argument("--algorithm", default="auto")
     ap.add_argument("--train", nargs="*", default=[], metavar="MODEL", help="also a training step at batch 8")
     ap.add_argument("--memory", action="store_true", help="also the peak memory of one forward (fresh processes)")
+    ap.add_argument("--ab", nargs="*", default=[], choices=["threads", "placement"],
+                    help="also time the engine without one change, in the same rounds: elementwise passes "
+                         "in one thread, or concatenations copying their inputs")
+    ap.add_argument("--choices", action="store_true", help="print the algorithm of every layer that has a choice")
     ap.add_argument("--peak-of", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.peak_of:
@@ -224,9 +245,12 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
         for batch in args.batches:
-            r = bench_forward(name, batch, args.rounds, args.algorithm)
+            r = bench_forward(name, batch, args.rounds, args.algorithm, args.ab)
+            ab = "".join(f"; {k} {v:.2f}x the time" for k, v in r["ab"].items())
             print(f"| {r['model']} | {batch} | {r['engine_ms']:.1f} | {r['torch_ms']:.1f} | {r['ratio']:.2f} | "
-                  f"{r['diff']:.1e} | {r['algorithms']} |", flush=True)
+                  f"{r['diff']:.1e} | {r['algorithms']}{ab} |", flush=True)
+            if args.choices:
+                print(f"|   | {name} batch {batch}: " + ", ".join(f"{k} {v}" for k, v in r["chosen"].items()) + " |")
     for name in args.train:
         r = bench_train(name, 8, args.rounds, args.algorithm)
         print(f"| {r['model']} | 8 | {r['engine_ms']:.1f} | {r['torch_ms']:.1f} | {r['ratio']:.2f} | | |", flush=True)
