@@ -83,8 +83,6 @@ def paired(fns: dict, rounds: int) -> dict:
 def bench_forward(name: str, batch: int, rounds: int, algorithm: str, ab: list[str]) -> dict:
     import torch
 
-    from archstat.layers import threads
-
     net = torch_model(name)
     size = SIZE.get(name, 224)
     model = archstat.from_torch(net, (3, size, size))
@@ -100,13 +98,7 @@ def bench_forward(name: str, batch: int, rounds: int, algorithm: str, ab: list[s
     diff = float(np.abs(ex.forward(x) - run_torch().numpy()).max())
     fns = {"engine": lambda: ex.forward(x), "torch": run_torch}
     if "threads" in ab:      # the same engine with every elementwise pass in one thread
-        def one_thread():
-            threads.set_cores(1)
-            try:
-                ex.forward(x)
-            finally:
-                threads.set_cores(None)
-        fns["engine, 1 thread"] = one_thread
+        fns["engine, 1 thread"] = _one_thread(lambda: ex.forward(x))
     if "placement" in ab and ex.plan.placement:   # the same engine, concatenations copying
         plain = archstat.Executor(model, algorithm=algorithm)
         plain.plan = plain.plans[False] = plain._cached_plan
@@ -120,7 +112,7 @@ def bench_forward(name: str, batch: int, rounds: int, algorithm: str, ab: list[s
             "algorithms": _tally(chosen), "ab": extra, "chosen": chosen}
 
 
-def bench_train(name: str, batch: int, rounds: int, algorithm: str) -> dict:
+def bench_train(name: str, batch: int, rounds: int, algorithm: str, ab: list[str]) -> dict:
     import torch
 
     net = torch_model(name)
@@ -142,10 +134,29 @@ def bench_train(name: str, batch: int, rounds: int, algorithm: str) -> dict:
             p.grad = None
         net(tx).backward(tdy)
 
-    t = paired({"engine": run_engine, "torch": run_torch}, rounds)
+    fns = {"engine": run_engine, "torch": run_torch}
+    if "threads" in ab:
+        fns["engine, 1 thread"] = _one_thread(run_engine)
+    t = paired(fns, rounds)
+    extra = {k: float(np.median(t[k] / t["engine"])) for k in t if k.startswith("engine,")}
     return {"model": name + " train", "batch": batch, "engine_ms": t["engine"].min() / batch * 1e3,
             "torch_ms": t["torch"].min() / batch * 1e3,
-            "ratio": float(np.median(t["engine"] / t["torch"])), "diff": float("nan"), "algorithms": ""}
+            "ratio": float(np.median(t["engine"] / t["torch"])), "diff": float("nan"), "algorithms": "",
+            "ab": extra}
+
+
+def _one_thread(fn):
+    """``fn`` with every elementwise pass in the calling thread (:mod:`archstat.layers.threads`)."""
+    from archstat.layers import threads
+
+    def run():
+        before = threads.cores()
+        threads.set_cores(1)
+        try:
+            fn()
+        finally:
+            threads.set_cores(before)
+    return run
 
 
 def _tally(chosen: dict) -> str:
@@ -218,7 +229,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", default=["vgg16", "resnet50", "mobilenet_v2", "densenet121",
                                                   "efficientnet_b0"])
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--batches", type=int, nargs="*", default=[1, 8], help="(none: only --train)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--algorithm", default="auto")
     ap.add_argument("--train", nargs="*", default=[], metavar="MODEL", help="also a training step at batch 8")
@@ -241,6 +252,7 @@ def main(argv=None) -> int:
     print(f"numpy {np.__version__}: {blas_line()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"engine algorithm {args.algorithm}")
     busy0, t0, start = _busy_seconds(), os.times(), time.perf_counter()
+    own0 = t0.user + t0.system
     print("\n| model | batch | engine ms/image | torch ms/image | engine / torch | max abs diff | algorithms |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
@@ -252,8 +264,10 @@ def main(argv=None) -> int:
             if args.choices:
                 print(f"|   | {name} batch {batch}: " + ", ".join(f"{k} {v}" for k, v in r["chosen"].items()) + " |")
     for name in args.train:
-        r = bench_train(name, 8, args.rounds, args.algorithm)
-        print(f"| {r['model']} | 8 | {r['engine_ms']:.1f} | {r['torch_ms']:.1f} | {r['ratio']:.2f} | | |", flush=True)
+        r = bench_train(name, 8, args.rounds, args.algorithm, args.ab)
+        ab = "".join(f"; {k} {v:.2f}x the time" for k, v in r["ab"].items())
+        print(f"| {r['model']} | 8 | {r['engine_ms']:.1f} | {r['torch_ms']:.1f} | {r['ratio']:.2f} | | {ab[2:]} |",
+              flush=True)
     if args.memory:
         print("\n| model | batch | engine peak RSS MB | torch peak RSS MB | engine / torch | predicted MB | "
               "engine traced MB | traced / predicted |")
@@ -266,7 +280,9 @@ def main(argv=None) -> int:
                       f"{r['engine_peak_rss'] / r['torch_peak_rss']:.2f} | {r['engine_predicted'] / mb:.1f} | "
                       f"{r['engine_traced'] / mb:.1f} | {r['engine_traced'] / r['engine_predicted']:.2f} |",
                       flush=True)
-    share = others_share(busy0, t0.user + t0.system, time.perf_counter() - start)
+    t1 = os.times()   # the --memory processes are this run's own work
+    share = others_share(busy0, own0 - (t1.children_user + t1.children_system - t0.children_user
+                                        - t0.children_system), time.perf_counter() - start)
     if share is not None:
         print(f"\nother processes used {share:.0%} of the machine's CPU during the run"
               + (" (disturbed: compare ratios only)" if share > 0.05 else ""))

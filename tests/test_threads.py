@@ -87,3 +87,14 @@ def test_threaded_max_pool_gives_the_same_bits_as_one_thread(case, split_everyth
     threads.set_cores(2)
     for a, b in zip(one, run()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_one_core_unless_archstat_threads_says_otherwise(monkeypatch):
+    monkeypatch.delenv("ARCHSTAT_THREADS", raising=False)
+    threads.set_cores(None)
+    assert threads.cores() == 1 and threads.parts(10, 1 << 30) == [slice(0, 10)]
+    for given, want in [("2", min(2, threads.available())), ("0", 1), ("two", 1), ("999", threads.available())]:
+        monkeypatch.setenv("ARCHSTAT_THREADS", given)
+        threads.set_cores(None)
+        assert threads.cores() == want, given
+    threads.set_cores(None)

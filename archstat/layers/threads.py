@@ -4,10 +4,15 @@ side in threads. BLAS already uses the cores for the GEMMs; this is for the pass
 
 A pass is split only when it moves at least :data:`MIN_BYTES` (handing a part to another
 thread costs tens of microseconds) into one contiguous part per core. The threads are a pool
-made on first use, per process (a forked child makes its own). ``ARCHSTAT_THREADS`` sets the
-number of cores used (1: everything in the calling thread); by default, the cores this process
-may run on. Results do not depend on the split: every element is computed by the same
-operations whichever thread computes it.
+made on first use, per process (a forked child makes its own). Results do not depend on the
+split: every element is computed by the same operations whichever thread computes it.
+
+**Off by default** (one core): measured side by side on this project's 2-core machine
+(``bench/models.py --ab threads``, 7-9 paired rounds, 2026-12-05), whole networks ran 0.99x
+as fast *with* the second core: ResNet-50 and MobileNetV2 forward at batch 1 and 8, and a
+ResNet-18 training step at batch 8. The passes are memory-bound, and OpenBLAS's threads still
+spin on both cores after each GEMM. ``ARCHSTAT_THREADS=N`` (or :func:`set_cores`) turns it on
+for N cores, for machines where that measures faster.
 """
 from __future__ import annotations
 
@@ -26,22 +31,25 @@ _cores: int | None = None
 
 
 def cores() -> int:
-    """How many cores elementwise passes use (``ARCHSTAT_THREADS``, else this process's cores)."""
+    """How many cores elementwise passes use: ``ARCHSTAT_THREADS`` (a positive integer, at
+    most this process's cores), else 1."""
     global _cores
     if _cores is None:
         given = os.environ.get("ARCHSTAT_THREADS", "").strip()
-        if given.isdigit() and int(given) >= 1:
-            _cores = int(given)
-        else:
-            try:
-                _cores = len(os.sched_getaffinity(0))
-            except AttributeError:   # not on Linux
-                _cores = os.cpu_count() or 1
+        _cores = min(int(given), available()) if given.isdigit() and int(given) >= 1 else 1
     return _cores
 
 
+def available() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not on Linux
+        return os.cpu_count() or 1
+
+
 def set_cores(n: int | None) -> None:
-    """Use ``n`` cores from now on (None: the default again); for benchmarks and tests."""
+    """Use ``n`` cores from now on (None: the default again, from ``ARCHSTAT_THREADS``)."""
     global _cores, _pool
     _cores = None if n is None else max(1, int(n))
     if _pool is not None and _pool_pid == os.getpid():
