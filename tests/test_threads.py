@@ -97,4 +97,5 @@ def test_one_core_unless_archstat_threads_says_otherwise(monkeypatch):
         monkeypatch.setenv("ARCHSTAT_THREADS", given)
         threads.set_cores(None)
         assert threads.cores() == want, given
-    threads.set_cores(None)
+    monkeypatch.delenv("ARCHSTAT_THREADS")
+    threads.set_cores(None)     # the default again for the tests that follow
