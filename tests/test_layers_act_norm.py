@@ -562,3 +562,20 @@ def test_layer_kernels_match_shape_rule_and_param_names(raw, shape):
     (dx,), dparams = ltype.backward(rng.standard_normal(shape), cache)
     assert dx.shape == shape
     assert {k: v.shape for k, v in dparams.items()} == pshapes
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_silu_at_inference_gives_the_bits_of_the_training_form(layout):
+    from archstat.layers.activation_kernels import BLOCK, silu
+    rng = np.random.default_rng(4)
+    base = (rng.standard_normal((2, 6, 3 * BLOCK // 32, 32)) * 8).astype(np.float32)   # several blocks
+    x = base if layout == "contiguous" else base[:, 1:5]
+    y, s = silu(x)
+    assert s is not None
+    y2, none = silu(x, keep_sigmoid=False)
+    assert none is None
+    np.testing.assert_array_equal(y2, y)
+    z = x.copy() if layout == "contiguous" else base.copy()[:, 1:5]
+    out, _ = silu(z, out=z, keep_sigmoid=False)      # in place
+    assert out is z
+    np.testing.assert_array_equal(z, y)

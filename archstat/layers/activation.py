@@ -99,7 +99,7 @@ class SiLU(_Elementwise):
 
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]
-        y, s = silu(x, out=x if self.writes_in_place(attrs) else None)
+        y, s = silu(x, out=x if self.writes_in_place(attrs) else None, keep_sigmoid=ctx.keep_cache)
         return y, (y, s)
 
     def backward(self, dy, cache):

@@ -14,7 +14,8 @@ import math
 import numpy as np
 
 from . import threads
-from .special import blockwise, erfc
+from .outbuf import reshaped
+from .special import BLOCK, blockwise, erfc
 from .registry import kernel
 
 
@@ -86,7 +87,13 @@ def relu6_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 @kernel
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)), stably: with e = exp(-|x|) (never overflows), 1 / (1 + e) for
-    x >= 0 and e / (1 + e) for x < 0, so tiny outputs keep their relative precision."""
+    x >= 0 and e / (1 + e) for x < 0, so tiny outputs keep their relative precision.
+    Computed in cache-sized blocks (:func:`.special.blockwise`): its five temporaries stay
+    small instead of five arrays of x's size."""
+    return blockwise(_sigmoid, x)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
     e = np.exp(-np.abs(x))
     y = np.where(x >= 0, 1, e)
     y /= 1 + e
@@ -112,10 +119,23 @@ def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @kernel
-def silu(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """x * sigmoid(x) (torch.nn.SiLU, "swish"); returns ``(y, sigmoid(x))`` for the backward."""
-    s = sigmoid(x)
-    return np.multiply(x, s, out=out), s
+def silu(x: np.ndarray, out: np.ndarray | None = None, keep_sigmoid: bool = True
+         ) -> tuple[np.ndarray, np.ndarray | None]:
+    """x * sigmoid(x) (torch.nn.SiLU, "swish"); returns ``(y, sigmoid(x))`` for the backward,
+    or ``(y, None)`` without ``keep_sigmoid`` (inference: y is then made block by block, with
+    no array of x's size but y; ``out=x`` works, each block read before it is written)."""
+    if keep_sigmoid:
+        s = sigmoid(x)
+        return np.multiply(x, s, out=out), s
+    if out is None:
+        return blockwise(lambda xb: xb * _sigmoid(xb), x), None
+    flat_x, flat_out = reshaped(np.asarray(x), (-1,)), reshaped(out, (-1,))
+    if flat_x is None or flat_out is None:     # not contiguous: the whole-array form
+        return np.multiply(x, sigmoid(x), out=out), None
+    for start in range(0, flat_x.size, BLOCK):
+        xb = flat_x[start:start + BLOCK]
+        flat_out[start:start + BLOCK] = xb * _sigmoid(xb)
+    return out, None
 
 
 @kernel
