@@ -99,3 +99,29 @@ def test_one_core_unless_archstat_threads_says_otherwise(monkeypatch):
         assert threads.cores() == want, given
     monkeypatch.delenv("ARCHSTAT_THREADS")
     threads.set_cores(None)     # the default again for the tests that follow
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_threaded_depthwise_conv_gives_the_same_bits_as_one_thread(stride, monkeypatch, split_everything):
+    from archstat.layers import conv_depthwise as dw
+    from archstat.layers import im2col as win
+    monkeypatch.setattr(dw, "PLANE_BLOCK_BYTES", 4096)      # many blocks, to share out
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 12, 17, 17)).astype(np.float32)
+    w = rng.standard_normal((24, 1, 3, 3)).astype(np.float32)      # channel multiplier 2
+    b = rng.standard_normal(24).astype(np.float32)
+    geom = win.geometry(x.shape[2:], (3, 3), stride, 1, 1)
+    threads.set_cores(1)
+    one = dw.depthwise_forward(x, w, b, geom, "zeros")
+    threads.set_cores(2)
+    assert len(threads.parts(8, 1, compute=True)) == 2
+    np.testing.assert_array_equal(dw.depthwise_forward(x, w, b, geom, "zeros"), one)
+
+
+def test_compute_bound_kernels_use_every_core_by_default(monkeypatch):
+    monkeypatch.delenv("ARCHSTAT_THREADS", raising=False)
+    threads.set_cores(None)
+    assert threads.cores() == 1 and threads.compute_cores() == threads.available()
+    threads.set_cores(1)           # a caller's choice covers both
+    assert threads.compute_cores() == 1
+    threads.set_cores(None)
