@@ -529,3 +529,13 @@ def test_an_image_without_its_batch_axis_is_refused_with_the_fix():
         with pytest.raises(ArchstatError, match=r"x must have 4 dimensions, got shape \(3, 8, 8\)") as err:
             call()
         assert "x[None]" in err.value.hint
+
+
+def test_depthwise_takes_the_direct_forward_where_it_was_measured_to_pay():
+    from archstat.layers import im2col as win
+    from archstat.layers.conv_depthwise import direct_forward_pays
+    small3, small5 = win.geometry((14, 14), (3, 3), 1, 1, 1), win.geometry((14, 14), (5, 5), 1, 2, 1)
+    large3 = win.geometry((56, 56), (3, 3), 1, 1, 1)
+    assert not direct_forward_pays(1, small3)      # one image's small 3x3 planes: im2col's columns stay in cache
+    assert direct_forward_pays(2, small3) and direct_forward_pays(1, large3)
+    assert direct_forward_pays(1, small5)          # 5x5: columns 25x the input, no faster (measured)

@@ -42,11 +42,18 @@ PLANE_BLOCK_BYTES = 2**21
 #: the fewest outputs per channel (over the whole batch) for which the direct forward pays
 #: off against im2col at batch 1 (above); from two images on it always did
 DIRECT_MIN_PLANE = 56 * 56
+#: kernels with this many taps or more take the direct forward at every size: im2col's
+#: columns are taps times the input. Measured side by side on whole networks at batch 1 (with
+#: the direct forward on both cores, :mod:`.threads`): the direct forward everywhere made
+#: EfficientNet-B0 (5x5 and 3x3 depthwise layers) 0.90x the time and MobileNetV2 (3x3 only)
+#: 1.04x; for 5x5 alone see the note at the top of the module
+DIRECT_MIN_TAPS = 25
 
 
 def direct_forward_pays(n, geom):
     """Whether :func:`depthwise_forward` beats im2col + GEMM for n images (measured, above)."""
-    return n > 1 or geom.out_hw[0] * geom.out_hw[1] >= DIRECT_MIN_PLANE
+    return (n > 1 or geom.out_hw[0] * geom.out_hw[1] >= DIRECT_MIN_PLANE
+            or geom.kernel[0] * geom.kernel[1] >= DIRECT_MIN_TAPS)
 
 
 def depthwise_forward(x, w, b, geom, padding_mode):
