@@ -100,8 +100,7 @@ def bench_forward(name: str, batch: int, rounds: int, algorithm: str, ab: list[s
     if "threads" in ab:      # the same engine with every elementwise pass in one thread
         fns["engine, 1 thread"] = _one_thread(lambda: ex.forward(x))
     if "placement" in ab and ex.plan.placement:   # the same engine, concatenations copying
-        plain = archstat.Executor(model, algorithm=algorithm)
-        plain.plan = plain.plans[False] = plain._cached_plan
+        plain = archstat.Executor(model, algorithm=algorithm, place=False)
         plain.algorithms(batch)
         fns["engine, concat copies"] = lambda: plain.forward(x)
     t = paired(fns, rounds)

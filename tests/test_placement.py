@@ -127,3 +127,11 @@ def test_a_buffer_that_cannot_be_viewed_is_not_used():
     assert reshaped(a.transpose(0, 1, 3, 2), (2, 3, 20)) is None
     assert not usable(a.transpose(0, 1, 3, 2), (2, 3, 5, 4), a.dtype, (2, 3, 20))
     assert not usable(a, (2, 3, 4, 5), np.dtype(np.float32))
+
+
+def test_an_executor_told_not_to_place_copies_and_gives_the_same_values():
+    model = archstat.load("squeezenet1_0")
+    x = np.random.default_rng(6).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    placed, plain = Executor(model, seed=0), Executor(model, seed=0, place=False)
+    assert placed.plan.placement and not plain.plan.placement
+    np.testing.assert_array_equal(placed.forward(x), plain.forward(x))

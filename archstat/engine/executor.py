@@ -77,6 +77,10 @@ class Executor:
         ``'reference'`` (the default: im2col + GEMM for every convolution), ``'auto'`` (the
         fastest measured on this machine for each layer's shape, cached), or an algorithm's
         name (``'winograd4'``: wherever it applies). :meth:`algorithms` says what ran.
+    place : bool
+        At inference, let concatenations hold their inputs (:mod:`archstat.placement`: no
+        copies, a lower peak, as the analysis predicts); False runs every concatenation as a
+        copy (for comparisons: the analysis' peak then no longer applies).
 
     Attributes
     ----------
@@ -93,7 +97,7 @@ class Executor:
 
     def __init__(self, model: Model | Any, weights: Mapping[str, Mapping[str, Any]] | None = None,
                  seed: int = 0, dtype: str = "float32", memory_limit: int | None = None,
-                 algorithm: str = "reference"):
+                 algorithm: str = "reference", place: bool = True):
         self.model = load(model)
         self.dtype = _engine_dtype(dtype)
         self.algorithm = check_choice(algorithm)
@@ -102,7 +106,7 @@ class Executor:
         self.memory_limit = None if memory_limit is None else _count(
             memory_limit, "memory_limit", "a positive number of bytes", minimum=1)
         #: the liveness plans of inference (training-only layers skipped) and of training
-        self.plans = {False: liveness(self.model), True: liveness(self.model, training=True)}
+        self.plans = {False: liveness(self.model, place=bool(place)), True: liveness(self.model, training=True)}
         self.plan = self.plans[False]
         # an inference pass that keeps its caches does not place concatenations' inputs
         self._cached_plan = liveness(self.model, place=False) if self.plan.placement else self.plan
