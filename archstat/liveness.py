@@ -54,9 +54,10 @@ def liveness(model: Model, training: bool = False, place: bool | None = None) ->
 
     ``place`` (default: at inference) lets concatenations take their inputs into their buffer
     (:mod:`archstat.placement`). A buffer that does so is allocated when its first input is
-    computed, which can raise the peak where that input is made long before the join: each
-    root buffer's placements are kept only if dropping them would not lower the peak (judged
-    on the spec's input size; every activation scales alike with the batch)."""
+    computed, which can raise the peak where that input is made long before the join: a root
+    buffer's placements are dropped while dropping one lowers the peak, and none are made if the
+    plan would still peak above the plain one (judged on the spec's input size; every
+    activation scales alike with the batch)."""
     order = model.order if training else model.inference_order
     outputs = set(model.outputs if training else model.inference_outputs)
     placed = placement(model, order, outputs) if (not training if place is None else place) else NOWHERE
@@ -64,12 +65,18 @@ def liveness(model: Model, training: bool = False, place: bool | None = None) ->
     if placed:
         sizes = {name: math.prod(model.graph.nodes[name]["shape"]) for name in order}
         best = plan.peak(sizes)[0]
-        for root in [h for h in placed.hosts if h not in placed.slots]:
-            trial = placed.without(root)
-            other = _plan(model, training, order, outputs, trial)
-            peak = other.peak(sizes)[0]
-            if peak < best:
-                placed, plan, best = trial, other, peak
+        dropped = True
+        while dropped and placed:   # until no single root's placements are worth dropping
+            dropped = False
+            for root in [h for h in placed.hosts if h not in placed.slots]:
+                trial = placed.without(root)
+                other = _plan(model, training, order, outputs, trial)
+                peak = other.peak(sizes)[0]
+                if peak < best:
+                    placed, plan, best, dropped = trial, other, peak, True
+        plain = _plan(model, training, order, outputs, NOWHERE)
+        if plain.peak(sizes)[0] < best:   # roots that only hurt together: place nothing
+            plan = plain
     return plan
 
 

@@ -10,16 +10,17 @@ The plan is made once per model, over the inference order, from the layer regist
 largest join (a DenseNet block's final one) claims its inputs first. For each one, in order:
 
 * a **view**: every input already lies in one host's buffer, side by side in the same order
-  along the same axis. Nothing runs; the tensor is that region of the host.
+  along the same axis, and no in-place layer writes them after the view. Nothing runs; the
+  tensor is that region of the host.
 * a **host**: each input storage that may move (below) is *placed* at its slice; the others
   are copied there when the concatenation runs. A host placed in a later host (a concat of
   concats, along the same axis) writes its inputs into its own slice of that one.
 * otherwise the concatenation copies, as before.
 
-A storage (a tensor and the in-place layers and same-shape views that share its memory) may
-move into a host when it is not the model's input or an output, is not placed already, has
-the same shape in every member, and no in-place layer writes it after the host runs (it
-would change the joined tensor). Hosts and views have no in-place writers of their own, since
+A storage (a tensor and the in-place layers and views that share its memory) may move into a
+host when it is not the model's input or an output, is not placed already, every member lies
+in it as the owner does (same shape, C-contiguous: a same-shape permute does not), and no
+in-place layer writes it after the host runs (it would change the joined tensor). Hosts and views have no in-place writers of their own, since
 their members are read later. A view is never an output (it would keep the whole host alive).
 
 The buffer of a host that is not itself placed (a *root*) is allocated when its first member
@@ -118,8 +119,10 @@ def placement(model: Model, order: Iterable[str], outputs: Iterable[str]) -> Pla
         return [position[m] for m in members[owner][1:]
                 if model.layer(m).type.writes_in_place(model.layer(m).attrs)]
 
-    def same_shape(owner: str) -> bool:
-        return all(shape[m] == shape[owner] for m in members[owner])
+    def same_layout(owner: str) -> bool:
+        """Every tensor of the storage lies in it as the owner does (same shape, C-contiguous):
+        an in-place result or a dropout view, not a permute or a split."""
+        return all(shape[m] == shape[owner] and model.contiguous[m] for m in members[owner])
 
     slots: dict[str, Slot] = {}
     hosts: dict[str, int] = {}
@@ -128,7 +131,7 @@ def placement(model: Model, order: Iterable[str], outputs: Iterable[str]) -> Pla
 
     def movable(owner: str, host: str) -> bool:
         return (owner not in slots and owner not in outputs and bool(model.layer(owner).inputs)
-                and not any(m in outputs for m in members[owner]) and same_shape(owner)
+                and not any(m in outputs for m in members[owner]) and same_layout(owner)
                 and all(at < position[host] for at in writers(owner)))
 
     for name in reversed(order):
@@ -140,13 +143,15 @@ def placement(model: Model, order: Iterable[str], outputs: Iterable[str]) -> Pla
             continue
         owners = [storage[src] for src in layer.inputs]
         placed = [slots.get(owner) for owner in owners]
-        if (name not in slots and name not in outputs and same_shape(name) and all(placed)
+        if (name not in slots and name not in outputs and same_layout(name) and all(placed)
                 and len({s.host for s in placed}) == 1 and placed[0].axis == axis
-                and all(a.last == b.first for a, b in zip(placed, placed[1:]))):
+                and all(a.last == b.first for a, b in zip(placed, placed[1:]))
+                and all(at < position[name] for owner in owners for at in writers(owner))):
+            # (a view must not see its inputs' storage written in place after it)
             slots[name] = Slot(placed[0].host, placed[0].first, placed[-1].last, axis)
             views.add(name)
             continue
-        if name in slots and (slots[name].axis != axis or not same_shape(name)):
+        if name in slots and (slots[name].axis != axis or not same_layout(name)):
             continue   # lies in a host along another axis: it copies into its slice
         mine = [i for i, owner in enumerate(owners) if movable(owner, name) and owner not in owners[:i]]
         for i in mine:
