@@ -300,6 +300,10 @@ class Executor:
                 raise _contract_error(self.model, layer, "forward", "output", y, shapes[name], self.dtype)
             if plan.storage[name] in roots:
                 y = self._into_place(y, out, name, plan, roots, regions)
+            elif not y.flags.c_contiguous and self.model.contiguous[name] and self.model.storage[name] == name:
+                # a new tensor in its input's strided layout (NumPy's elementwise ops keep a
+                # permuted input's order): C order, as the storage plan and later views expect
+                y = np.ascontiguousarray(y)
             values[name] = y
             if keep:
                 caches[name] = cache
