@@ -74,32 +74,32 @@ def depthwise_forward(x, w, b, geom, padding_mode):
     bt = None if b is None else b.reshape(c, m)
     y = np.empty((n, c * m, ho, wo), x.dtype)
     y5 = y.reshape(n, c, m, ho, wo)
-    blocks = list(cache_blocks(x.shape, x.itemsize, PLANE_BLOCK_BYTES))
+    phases = grid.phases[0] * grid.phases[1]
 
-    def run(part):   # each part of the blocks with its own buffers
-        bufs = {}
-        for imgs, chans in blocks[part]:
-            xb = x[imgs, chans]
-            nb, cb = xb.shape[:2]
-            if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
-                phases = grid.phases[0] * grid.phases[1]
-                bufs = {"shape": (nb, cb), "planes": np.zeros((nb, cb, phases, flat), x.dtype),
-                        "out": np.empty((nb, cb, span), x.dtype), "tmp": np.empty((nb, cb, span), x.dtype)}
-            planes, out, tmp = bufs["planes"], bufs["out"], bufs["tmp"]
-            grid.fill(planes, xb, padding_mode)
-            for j in range(m):
-                for k, (phase, off) in enumerate(taps):
-                    src = planes[:, :, phase, off:off + span]
-                    wk = wt[chans, j, k, None]
-                    if k == 0:
-                        np.multiply(src, wk, out=out)
-                    else:
-                        np.multiply(src, wk, out=tmp)
-                        out += tmp
-                if bt is not None:
-                    out += bt[chans, j, None]
-                y5[imgs, chans, j] = out.reshape(nb, cb, ho, wg)[..., :wo]
-    threads.each(run, len(blocks), 3 * x.nbytes * m, compute=True)
+    def scratch(nb, cb):   # the padding's positions of the planes stay 0 from block to block
+        return (np.zeros((nb, cb, phases, flat), x.dtype), np.empty((nb, cb, span), x.dtype),
+                np.empty((nb, cb, span), x.dtype))
+
+    def step(block, bufs):
+        imgs, chans = block
+        xb = x[block]
+        nb, cb = xb.shape[:2]
+        planes, out, tmp = bufs
+        grid.fill(planes, xb, padding_mode)
+        for j in range(m):
+            for k, (phase, off) in enumerate(taps):
+                src = planes[:, :, phase, off:off + span]
+                wk = wt[chans, j, k, None]
+                if k == 0:
+                    np.multiply(src, wk, out=out)
+                else:
+                    np.multiply(src, wk, out=tmp)
+                    out += tmp
+            if bt is not None:
+                out += bt[chans, j, None]
+            y5[imgs, chans, j] = out.reshape(nb, cb, ho, wg)[..., :wo]
+    threads.each_block(step, x, list(cache_blocks(x.shape, x.itemsize, PLANE_BLOCK_BYTES)), 3 * m, scratch,
+                       compute=True)
     return y
 
 

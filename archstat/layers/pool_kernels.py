@@ -100,26 +100,18 @@ def _pool_reduce(x, geom, op, identity):
     (ho, wo), w = geom.out_hw, x.shape[3]
     y = np.empty(x.shape[:2] + (ho, wo), x.dtype)
 
-    def run(blocks):
-        buf = None
-        for blk in blocks:
-            xb = x[blk]
-            shape = xb.shape[:2] + (ho, w)
-            if buf is None or buf.size < numel(shape):   # grown only if a later block is larger
-                buf = np.empty(numel(shape), x.dtype)
-            part = buf[:numel(shape)].reshape(shape)
-            _reduce_axis(xb, part, geom, 0, op, identity)
-            _reduce_axis(part, y[blk], geom, 1, op, identity)
-    _each_block(run, x, 2)
+    def rows_then_columns(blk, rows):
+        _reduce_axis(x[blk], rows, geom, 0, op, identity)
+        _reduce_axis(rows, y[blk], geom, 1, op, identity)
+    _each_block(rows_then_columns, x, 2, lambda nb, cb: np.empty((nb, cb, ho, w), x.dtype))
     return y
 
 
-def _each_block(run, x, arrays):
-    """``run(blocks)`` over the cache blocks of x, shared out over the cores (:mod:`.threads`)
-    when the pass is large; each call keeps its own scratch buffers. ``arrays``: how many
-    arrays of x's size the pass reads and writes."""
-    blocks = list(_blocks(x.shape, x.itemsize))
-    threads.each(lambda part: run(blocks[part]), len(blocks), arrays * x.nbytes)
+def _each_block(step, x, arrays, scratch=None):
+    """``step(block, buffers)`` over the cache blocks of x, shared out over the cores when the
+    pass is large (:func:`archstat.layers.threads.each_block`: each part makes its own
+    ``scratch(n, c)`` buffers)."""
+    threads.each_block(step, x, list(_blocks(x.shape, x.itemsize)), arrays, scratch)
 
 
 @kernel
@@ -188,11 +180,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, 
         _zero_unread(dx, geom, 1)
     else:
         dx = np.zeros(x.shape, x.dtype)
-
-    def run(blocks):
-        for blk in blocks:
-            _route_max(dy[blk], x[blk], y[blk], dx[blk], plan, disjoint)
-    _each_block(run, x, 3)
+    _each_block(lambda blk, _: _route_max(dy[blk], x[blk], y[blk], dx[blk], plan, disjoint), x, 3)
     return dx
 
 
@@ -235,31 +223,28 @@ def _max_backward_pairs(dy, x, y, geom):
     ho, w = geom.out_hw[0], x.shape[3]
     dx = np.empty(x.shape, x.dtype)
 
-    def run(blocks):
-        bufs = {}
-        for blk in blocks:
-            xb, yb, dyb = x[blk], y[blk], dy[blk]
-            nb, cb = xb.shape[:2]
-            if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
-                bufs = {"shape": (nb, cb), "wide": np.empty((nb, cb, ho, w), x.dtype),
-                        "hit": np.empty((nb, cb, ho, kh, w), bool),
-                        "free": np.empty((nb, cb, ho, w // 2), bool),
-                        "bits": np.empty((nb, cb, ho, kh, w // 2), np.uint16)}
-            wide, hit, free, bits = bufs["wide"], bufs["hit"], bufs["free"], bufs["bits"]
-            np.equal(xb.reshape(nb, cb, ho, kh, w), _twice(yb, wide)[:, :, :, None, :], out=hit)
-            pair = hit.view(np.uint16)              # per window row: first tap's byte, second's
-            np.bitwise_and(pair, 1, out=bits)       # (little-endian: the first tap is the low byte)
-            bits <<= 8
-            np.invert(bits, out=bits)
-            pair &= bits                            # the second tap only if the first is not hit
-            np.equal(pair[..., 0, :], 0, out=free)
-            for r in range(1, kh):                  # a later row only where no earlier row is hit
-                row = pair[..., r, :]
-                np.multiply(row, free, out=row)
-                if r < kh - 1:
-                    free &= row == 0
-            select(hit, _twice(dyb, wide)[:, :, :, None, :], out=dx[blk].reshape(nb, cb, ho, kh, w))
-    _each_block(run, x, 3)
+    def scratch(nb, cb):
+        return (np.empty((nb, cb, ho, w), x.dtype), np.empty((nb, cb, ho, kh, w), bool),
+                np.empty((nb, cb, ho, w // 2), bool), np.empty((nb, cb, ho, kh, w // 2), np.uint16))
+
+    def step(blk, bufs):
+        xb, yb, dyb = x[blk], y[blk], dy[blk]
+        nb, cb = xb.shape[:2]
+        wide, hit, free, bits = bufs
+        np.equal(xb.reshape(nb, cb, ho, kh, w), _twice(yb, wide)[:, :, :, None, :], out=hit)
+        pair = hit.view(np.uint16)              # per window row: first tap's byte, second's
+        np.bitwise_and(pair, 1, out=bits)       # (little-endian: the first tap is the low byte)
+        bits <<= 8
+        np.invert(bits, out=bits)
+        pair &= bits                            # the second tap only if the first is not hit
+        np.equal(pair[..., 0, :], 0, out=free)
+        for r in range(1, kh):                  # a later row only where no earlier row is hit
+            row = pair[..., r, :]
+            np.multiply(row, free, out=row)
+            if r < kh - 1:
+                free &= row == 0
+        select(hit, _twice(dyb, wide)[:, :, :, None, :], out=dx[blk].reshape(nb, cb, ho, kh, w))
+    _each_block(step, x, 3, scratch)
     return dx
 
 
@@ -288,36 +273,33 @@ def _max_backward_planes(dy, x, y, geom, disjoint):
     flat = grid.plane_hw[0] * grid.plane_hw[1]
     dx = np.empty(x.shape, x.dtype)
 
-    def run(blocks):
-        bufs = {}
-        for blk in blocks:
-            xb, yb, dyb = x[blk], y[blk], dy[blk]
-            nb, cb = xb.shape[:2]
-            if bufs.get("shape") != (nb, cb):           # a new shape only for a last, smaller block
-                bufs = {"shape": (nb, cb), "planes": np.full((nb, cb, phases, flat), np.nan, x.dtype),
-                        "dplanes": np.empty((nb, cb, phases, flat), x.dtype),
-                        "free": np.empty(yb.shape, bool), "hit": np.empty(yb.shape, bool),
-                        "part": np.empty(yb.shape, x.dtype)}
-            planes, dplanes = bufs["planes"], bufs["dplanes"]
-            free, hit, part = bufs["free"], bufs["hit"], bufs["part"]
-            grid.fill(planes, xb)                        # the padding's positions stay NaN
-            dplanes[...] = 0
-            xv, dv = grid.plane_view(planes), grid.plane_view(dplanes)
-            free[...] = True
-            last = len(grid.taps) - 1
-            for t, (phase, oa, ob) in enumerate(grid.taps):
-                np.equal(xv[:, :, phase, oa:oa + ho, ob:ob + wo], yb, out=hit)
-                if t:
-                    hit &= free
-                if t < last:
-                    np.greater(free, hit, out=free)      # free and not hit
-                target = dv[:, :, phase, oa:oa + ho, ob:ob + wo]
-                if disjoint:
-                    select(hit, dyb, out=target)
-                else:
-                    np.add(target, select(hit, dyb, out=part), out=target)
-            grid.gather(dplanes, dx[blk])
-    _each_block(run, x, 3)
+    def scratch(nb, cb):
+        out_shape = (nb, cb, ho, wo)
+        return (np.full((nb, cb, phases, flat), np.nan, x.dtype),    # the padding's positions stay NaN
+                np.empty((nb, cb, phases, flat), x.dtype), np.empty(out_shape, bool),
+                np.empty(out_shape, bool), np.empty(out_shape, x.dtype))
+
+    def step(blk, bufs):
+        xb, yb, dyb = x[blk], y[blk], dy[blk]
+        planes, dplanes, free, hit, part = bufs
+        grid.fill(planes, xb)
+        dplanes[...] = 0
+        xv, dv = grid.plane_view(planes), grid.plane_view(dplanes)
+        free[...] = True
+        last = len(grid.taps) - 1
+        for t, (phase, oa, ob) in enumerate(grid.taps):
+            np.equal(xv[:, :, phase, oa:oa + ho, ob:ob + wo], yb, out=hit)
+            if t:
+                hit &= free
+            if t < last:
+                np.greater(free, hit, out=free)      # free and not hit
+            target = dv[:, :, phase, oa:oa + ho, ob:ob + wo]
+            if disjoint:
+                select(hit, dyb, out=target)
+            else:
+                np.add(target, select(hit, dyb, out=part), out=target)
+        grid.gather(dplanes, dx[blk])
+    _each_block(step, x, 3, scratch)
     return dx
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -32,18 +32,29 @@ MIN_BYTES = 2 << 20
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid: int | None = None
-_cores: int | None = None
-_set_by_caller = False
+_UNREAD = object()
+#: the cores ``ARCHSTAT_THREADS`` or :func:`set_cores` asked for; None: neither (the defaults)
+_asked: Any = _UNREAD
+
+
+def _setting() -> int | None:
+    global _asked
+    if _asked is _UNREAD:
+        given = os.environ.get("ARCHSTAT_THREADS", "").strip()
+        _asked = min(int(given), available()) if given.isdigit() and int(given) >= 1 else None
+    return _asked
 
 
 def cores() -> int:
-    """How many cores elementwise passes use: ``ARCHSTAT_THREADS`` (a positive integer, at
-    most this process's cores), else 1."""
-    global _cores
-    if _cores is None:
-        given = os.environ.get("ARCHSTAT_THREADS", "").strip()
-        _cores = min(int(given), available()) if given.isdigit() and int(given) >= 1 else 1
-    return _cores
+    """How many cores memory-bound passes use: ``ARCHSTAT_THREADS`` (a positive integer, at
+    most this process's cores) or :func:`set_cores`, else 1."""
+    return _setting() or 1
+
+
+def compute_cores() -> int:
+    """How many cores cache-blocked kernels with many passes per block use (the depthwise
+    convolution's taps): as :func:`cores` when asked, else every core of this process."""
+    return _setting() or available()
 
 
 def available() -> int:
@@ -56,9 +67,8 @@ def available() -> int:
 
 def set_cores(n: int | None) -> None:
     """Use ``n`` cores from now on for every kind of pass (None: the defaults again)."""
-    global _cores, _pool, _set_by_caller
-    _cores = None if n is None else max(1, int(n))
-    _set_by_caller = n is not None
+    global _asked, _pool
+    _asked = _UNREAD if n is None else max(1, int(n))
     if _pool is not None and _pool_pid == os.getpid():
         _pool.shutdown(wait=True)
     _pool = None
@@ -70,13 +80,6 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archstat")
         _pool_pid = os.getpid()
     return _pool
-
-
-def compute_cores() -> int:
-    """How many cores cache-blocked kernels with many passes per block use (the depthwise
-    convolution's taps): ``ARCHSTAT_THREADS`` when set, else every core of this process."""
-    given = os.environ.get("ARCHSTAT_THREADS", "").strip()
-    return cores() if _set_by_caller or (given.isdigit() and int(given) >= 1) else available()
 
 
 def parts(total: int, nbytes: int, compute: bool = False) -> list[slice]:
@@ -113,6 +116,23 @@ def each(fn: Callable[[slice], object], total: int, nbytes: int, compute: bool =
         raise error
 
 
+def each_block(step: Callable[[Any, Any], object], x: np.ndarray, blocks: Sequence[Any], arrays: float,
+               scratch: Callable[[int, int], Any] | None = None, compute: bool = False) -> None:
+    """``step(block, buffers)`` for every cache block of x (``(images, channels)`` slices,
+    :func:`archstat.layers.registry.cache_blocks`), the blocks shared out as :func:`each`
+    does. ``buffers = scratch(n, c)`` for a block of n images and c channels, made in each part
+    and again only when a block's extent changes (a last, smaller block); None without
+    ``scratch``. ``arrays``: how many arrays of x's size the pass reads and writes."""
+    def run(part: slice) -> None:
+        made, extent = None, None
+        for block in blocks[part]:
+            if scratch is not None and x[block].shape[:2] != extent:
+                extent = x[block].shape[:2]
+                made = scratch(*extent)
+            step(block, made)
+    each(run, len(blocks), int(arrays * x.nbytes), compute)
+
+
 def flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
     """The arrays as 1-D views (all C-contiguous and of one size), else None."""
     if not all(a.flags.c_contiguous for a in arrays) or len({a.size for a in arrays}) != 1:
@@ -124,12 +144,8 @@ def elementwise(fn: Callable[..., object], arrays: Sequence[np.ndarray]) -> None
     """``fn(*pieces)`` over matching pieces of same-shaped arrays (inputs and outputs alike),
     side by side when large: flat pieces when all are C-contiguous, else slices along the
     first axis."""
-    views = flat(*arrays)
-    nbytes = sum(a.nbytes for a in arrays)
-    if views is None:
-        views = list(arrays)
-    total = views[0].shape[0] if views[0].ndim else 1
-    if views[0].ndim == 0:
-        fn(*views)
+    if arrays[0].ndim == 0:
+        fn(*arrays)
         return
-    each(lambda part: fn(*(v[part] for v in views)), total, nbytes)
+    views = flat(*arrays) or list(arrays)
+    each(lambda part: fn(*(v[part] for v in views)), views[0].shape[0], sum(a.nbytes for a in arrays))
