@@ -136,11 +136,9 @@ def placement(model: Model, order: Iterable[str], outputs: Iterable[str]) -> Pla
 
     for name in reversed(order):
         layer = model.layer(name)
-        if not layer.inputs or storage[name] != name:
+        if not layer.type.joins or storage[name] != name or writers(name):
             continue
         axis = layer.type.joined_axis([(1, *shape[src]) for src in layer.inputs], layer.attrs)
-        if axis is None or writers(name):
-            continue
         owners = [storage[src] for src in layer.inputs]
         placed = [slots.get(owner) for owner in owners]
         if (name not in slots and name not in outputs and same_layout(name) and all(placed)
