@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from archstat import engine  # noqa: E402
-from archstat.engine import memory  # noqa: E402
 from pool_act import kernel_bench  # noqa: E402
 
 #: ResNet-50 batch norms: channels, H = W
@@ -90,8 +89,7 @@ def main(argv=None) -> int:
                 for label, fns in dw_ops(c, h, s, batch, torch):
                     yield name, label, fns
 
-    return kernel_bench(argv, __doc__.splitlines()[0], rows, 20, 10,
-                        preamble=lambda: f"glibc keeps freed memory: {'yes' if memory.keep_freed_memory() else 'no'}")
+    return kernel_bench(argv, __doc__.splitlines()[0], rows, 20, 10, keep_freed_memory=True)
 
 
 if __name__ == "__main__":

@@ -97,11 +97,13 @@ def ops(c, h, pool, batch, torch):
     return out
 
 
-def kernel_bench(argv, description: str, rows, name_width: int, op_width: int, preamble=None) -> int:
+def kernel_bench(argv, description: str, rows, name_width: int, op_width: int,
+                 keep_freed_memory: bool = False) -> int:
     """The command line every kernel bench shares: ``--batches``, ``--rounds``, ``--no-torch``;
     torch (when it imports) runs on as many threads as the BLAS; one line per (case, batch,
     op) with the engine's and torch's median ms and the median of per-round torch/engine
-    ratios. ``rows(batch, torch)`` yields ``(case name, op label, {"engine": fn, "torch": fn})``."""
+    ratios. ``rows(batch, torch)`` yields ``(case name, op label, {"engine": fn, "torch": fn})``.
+    ``keep_freed_memory``: apply (and report) :func:`archstat.engine.memory.keep_freed_memory`."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per op (batch 1: +4)")
@@ -120,8 +122,8 @@ def kernel_bench(argv, description: str, rows, name_width: int, op_width: int, p
     print(f"NumPy {np.__version__}" + (f", PyTorch {torch.__version__} "
                                        f"({torch.get_num_threads()} threads)" if torch else
                                        ", no PyTorch"))
-    if preamble is not None:
-        print(preamble())
+    if keep_freed_memory:
+        print(f"glibc keeps freed memory: {'yes' if memory.keep_freed_memory() else 'no'}")
     head = (f"{'case':<{name_width}}{'batch':>6}  {'op':<{op_width}}{'engine ms':>10}{'torch ms':>10}"
             f"{'torch/eng':>10}{'eng/torch min':>14}")
     print("\nfloat32; times: median over rounds; torch/eng: median of per-round ratios "
@@ -150,8 +152,7 @@ def main(argv=None) -> int:
             for label, fns in ops(c, h, pool, batch, torch):
                 yield name, label, fns
 
-    return kernel_bench(argv, __doc__.splitlines()[0], rows, 16, 9,
-                        preamble=lambda: f"glibc keeps freed memory: {'yes' if memory.keep_freed_memory() else 'no'}")
+    return kernel_bench(argv, __doc__.splitlines()[0], rows, 16, 9, keep_freed_memory=True)
 
 
 if __name__ == "__main__":
