@@ -272,14 +272,18 @@ def test_a_layer_named_into_a_replayed_instance_from_outside_is_found_as_the_exp
     assert ("b2.n.r", ("b2.n.q",)) in [(r[0], r[3]) for r in records]
 
 
+def _leaf_in_inner_in_outer():
+    """outer = relu q, then inner n; inner = relu a, then leaf k reading 'q'; leaf = relu r."""
+    return {"leaf": _block({"type": "relu", "name": "r"}),
+            "inner": _block({"type": "relu", "name": "a"}, {"block": "leaf", "name": "k", "inputs": "q"}),
+            "outer": _block({"type": "relu", "name": "q"}, {"block": "inner", "name": "n"})}
+
 
 def test_a_nested_instance_input_named_into_a_replayed_instance_from_outside(monkeypatch, fresh):
     # k's input 'q' is looked up when k is written: first as b2.n.q, which the top level made
     # before b2 (the recording of b1 found b1.q)
     spec = {"input": [4, 8, 8],
-            "blocks": {"leaf": _block({"type": "relu", "name": "r"}),
-                       "inner": _block({"type": "relu", "name": "a"}, {"block": "leaf", "name": "k", "inputs": "q"}),
-                       "outer": _block({"type": "relu", "name": "q"}, {"block": "inner", "name": "n"})},
+            "blocks": _leaf_in_inner_in_outer(),
             "layers": [{"block": "outer", "name": "b1"}, {"type": "relu", "name": "b2.n.q"},
                        {"block": "outer", "name": "b2"}]}
     records = _same(monkeypatch, spec)
@@ -296,9 +300,7 @@ def test_a_layer_named_into_an_instance_before_it_is_not_its_input(monkeypatch, 
     assert "no layer named 'n.q'" in _same(monkeypatch, spec)[1]
     # the same through a nested instance's input (k's input q is b2.n.q, b2's input by the flow)
     spec = {"input": [4, 8, 8],
-            "blocks": {"leaf": _block({"type": "relu", "name": "r"}),
-                       "inner": _block({"type": "relu", "name": "a"}, {"block": "leaf", "name": "k", "inputs": "q"}),
-                       "outer": _block({"type": "relu", "name": "q"}, {"block": "inner", "name": "n"})},
+            "blocks": _leaf_in_inner_in_outer(),
             "layers": [{"type": "relu", "name": "b2.n.q"}, {"block": "outer", "name": "b2"},
                        {"block": "outer", "name": "b1"}]}
     records = _same(monkeypatch, spec)
