@@ -46,15 +46,19 @@ def _umask() -> int:
 
 def write_file(path: str | os.PathLike, data: str | bytes, *, field: str = "--output") -> Path:
     """Write ``data`` (text is UTF-8) to ``path`` as the module docstring says; returns the path."""
-    payload = data.encode("utf-8", errors="backslashreplace") if isinstance(data, str) else bytes(data)
+    payload = _bytes(data)
     return write_with(path, lambda f: f.write(payload), field=field)
+
+
+def _bytes(data: str | bytes) -> bytes:
+    return data.encode("utf-8", errors="backslashreplace") if isinstance(data, str) else bytes(data)
 
 
 def append_at(path: str | os.PathLike, offset: int, data: str | bytes, *, field: str = "--output") -> int:
     """Write ``data`` (text is UTF-8) into the existing file ``path`` at byte ``offset``, cutting off
     whatever followed it, and flush it to the disk; returns the new end offset. Pass the offset
     this function returned last time: bytes of an append that did not finish are replaced."""
-    payload = data.encode("utf-8", errors="backslashreplace") if isinstance(data, str) else bytes(data)
+    payload = _bytes(data)
     try:
         with open(path, "r+b") as f:
             f.seek(offset)

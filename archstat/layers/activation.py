@@ -15,6 +15,7 @@ from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_b
                                  relu_backward, sigmoid, sigmoid_backward, silu, silu_backward, tanh,
                                  tanh_backward)
 from .activation_kernels import hardsigmoid_backward, select  # noqa: F401 (re-exported)
+from .outbuf import usable
 from .registry import declare_family, Field, LayerType, numel, register
 
 FAMILY = declare_family("activation", "activation", rank=4)
@@ -50,8 +51,8 @@ class _Clamp(_Elementwise):
 
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]
-        out = x if self.writes_in_place(attrs) else ctx.out
-        y = self.fn(x, out=out if out is None or (out.shape == x.shape and out.dtype == x.dtype) else None)
+        out = x if self.writes_in_place(attrs) else ctx.out if usable(ctx.out, x.shape, x.dtype) else None
+        y = self.fn(x, out=out)
         return y, y
 
 

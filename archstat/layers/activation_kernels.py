@@ -25,7 +25,7 @@ def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     done in parts side by side (:mod:`.threads`)."""
     x = np.asarray(x)
     if out is None:
-        out = np.empty_like(x)
+        out = np.empty(x.shape, x.dtype)   # C order, whatever x's layout (a new tensor, as planned)
     threads.elementwise(lambda a, o: np.maximum(a, 0, out=o), (x, out))
     return out
 

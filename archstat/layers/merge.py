@@ -37,7 +37,6 @@ def concat(xs: Sequence[np.ndarray], dim: int = 1, out: np.ndarray | None = None
     return out
 
 
-
 @kernel
 def concat_backward(dy: np.ndarray, sizes: Sequence[int], dim: int = 1) -> list[np.ndarray]:
     """Split dy along ``dim`` into pieces of ``sizes`` (each input's extent): views of dy."""
