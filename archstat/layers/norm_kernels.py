@@ -58,26 +58,18 @@ class _Blocks:
     array of the block's shape, reused."""
 
     def __init__(self, rows: np.ndarray):
+        self.rows = rows
         self.shape, self.dtype = rows.shape, rows.dtype
         self.ones = np.ones(rows.shape[2], rows.dtype)
         self._bufs: dict[int, np.ndarray] = {}   # one scratch array per thread
         self._wide = {}
 
-    def __iter__(self):
-        for blk in cache_blocks(self.shape, self.dtype.itemsize, BLOCK_BYTES):
-            yield blk, blk[1]
-
     def each(self, fn, arrays: int) -> None:
         """``fn(blk, chans)`` for every block, the blocks shared out over the cores
         (:mod:`.threads`) when the pass is large; ``arrays``: how many arrays of the rows'
         size the pass reads and writes."""
-        todo = list(self)
-        nbytes = arrays * self.dtype.itemsize * int(np.prod(self.shape))
-
-        def run(part):
-            for blk, chans in todo[part]:
-                fn(blk, chans)
-        threads.each(run, len(todo), nbytes)
+        blocks = list(cache_blocks(self.shape, self.dtype.itemsize, BLOCK_BYTES))
+        threads.each_block(lambda blk, _: fn(blk, blk[1]), self.rows, blocks, arrays)
 
     def per_channel(self, v: np.ndarray, chans: slice) -> np.ndarray:
         """Channels ``chans`` of a (C,) vector as an operand against (n, C_block, L) rows:
