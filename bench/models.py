@@ -66,7 +66,11 @@ def torch_model(name: str):
 
 
 def paired(fns: dict, rounds: int) -> dict:
-    """Wall times per round, the two taking turns at going first, pauses around torch."""
+    """Wall times per round: the calls in the given order, then reversed, round by round (so each
+    takes turns at going first), with a pause before each (torch's OpenMP threads spin after a
+    call). Unlike bench/engine.py's ``timed_rounds`` (torch always last) and bench/pool_act.py's
+    ``paired`` (small kernels, torch woken by an untimed call), a whole network is long enough
+    that waking threads does not matter, and order does."""
     for f in fns.values():
         f()
     times = {k: [] for k in fns}
