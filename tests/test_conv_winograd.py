@@ -9,6 +9,7 @@ import pytest
 from archstat import engine
 from archstat.errors import ArchstatError
 from archstat.layers import im2col as win
+from archstat.layers import conv_winograd as wino
 from archstat.layers.conv_winograd import TRANSFORMS
 
 from naive_window import conv2d_backward_naive, conv2d_naive, numeric_grad, rel_error
@@ -37,15 +38,18 @@ def _case(case, dtype=np.float64, seed=0):
     return x, wt, b, p
 
 
-@pytest.fixture(params=["one block", "row bands", "image blocks"])
+@pytest.fixture(params=["one block", "row bands", "image blocks", "filter chunks"])
 def blocking(request, monkeypatch):
-    """Default blocks, and tiny ones: one tile row per block, or 1-2 whole images per block."""
-    if request.param == "row bands":
-        monkeypatch.setattr(win, "BLOCK_BYTES", 1)
-        monkeypatch.setattr(win, "MIN_BLOCK_COLS", 1)
+    """Default blocks, and tiny ones: one tile row per block, or 1-2 whole images per block;
+    or the filters transformed a few output channels at a time, over row bands."""
+    if request.param in ("row bands", "filter chunks"):
+        monkeypatch.setattr(wino, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(wino, "MIN_BLOCK_TILES", 1)
     elif request.param == "image blocks":
-        monkeypatch.setattr(win, "BLOCK_BYTES", 1)
-        monkeypatch.setattr(win, "MIN_BLOCK_COLS", 8)   # F4 on 5x5: 2 of 3 images
+        monkeypatch.setattr(wino, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(wino, "MIN_BLOCK_TILES", 8)   # F4 on 5x5: 2 of 3 images
+    if request.param == "filter chunks":
+        monkeypatch.setattr(wino, "FILTER_CHUNK_BYTES", 1)   # one output channel per chunk
     return request.param
 
 

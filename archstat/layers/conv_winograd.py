@@ -28,13 +28,14 @@ in the Winograd domain (bench/winograd.py --backward).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ArchstatError
 from . import im2col as win
+from .outbuf import usable
 from .window import ceil_div
 
 
@@ -104,14 +105,15 @@ def _kron(t: Transform) -> np.ndarray:
     return np.kron(t.G, t.G)
 
 
-def filter_transform(w: np.ndarray, t: Transform) -> np.ndarray:
+def filter_transform(w: np.ndarray, t: Transform, out: np.ndarray | None = None) -> np.ndarray:
     """``U = G g G^T`` of every filter: w (K, C, 3, 3) -> (alpha^2, K, C) in w's dtype, as
     one GEMM ``(G ⊗ G) @ w^T`` that writes U in its final layout (an einsum in float64 took
     50-200 ms on VGG's 512x512 filters; in float32 the measured errors above did not
     change). Done per call: on small images (VGG's 14x14 at batch 1) it is a third to half
     of the forward's time."""
     k, c = w.shape[:2]
-    u = np.matmul(_kron(t).astype(w.dtype), w.reshape(k * c, 9).T)   # (alpha^2, K*C)
+    u = None if out is None else _into(out, (t.alpha ** 2, k * c))
+    u = np.matmul(_kron(t).astype(w.dtype), w.reshape(k * c, 9).T, out=u)   # (alpha^2, K*C)
     return u.reshape(t.alpha ** 2, k, c)
 
 
@@ -147,15 +149,26 @@ def _two_sided(mat: np.ndarray, d: np.ndarray, out: np.ndarray) -> np.ndarray:
     return full.reshape((r, r) + rest)
 
 
-class _Buffers:
-    """The three flat work buffers of one call, sized for its largest block of tiles
-    (preallocated: fresh pages for every block cost more than the transforms, measured)."""
+class _Buffers(NamedTuple):
+    """The flat work buffers of one call, sized for its largest block of tiles and filter
+    chunk (preallocated: fresh pages for every block cost more than the transforms,
+    measured): ``a`` the gathered tiles, then the output tiles; ``b`` the transformed
+    tiles; ``m`` their products with the filters."""
 
-    def __init__(self, t: Transform, plan, tiles_w: int, c: int, k: int, dtype):
-        most = max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan), default=0) * tiles_w
-        size = t.alpha ** 2 * max(c, k) * most
-        self.a, self.b = np.empty(size, dtype), np.empty(size, dtype)
-        self.m = np.empty(t.alpha ** 2 * k * most, dtype)
+    a: np.ndarray
+    b: np.ndarray
+    m: np.ndarray
+
+    @staticmethod
+    def sizes(t: Transform, blocks, tiles_w: int, c: int, k: int) -> dict[str, int]:
+        """Elements of each buffer for ``c`` input and ``k`` output channels."""
+        most = max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks), default=0) * tiles_w
+        a2 = t.alpha ** 2
+        return {"a": max(a2 * c, t.m ** 2 * k) * most, "b": a2 * c * most, "m": a2 * k * most}
+
+    @classmethod
+    def sized(cls, t: Transform, blocks, tiles_w: int, c: int, k: int, dtype) -> "_Buffers":
+        return cls(*(np.empty(size, dtype) for size in cls.sizes(t, blocks, tiles_w, c, k).values()))
 
 
 def _input_transform(xp, t, block, bufs):
@@ -166,74 +179,192 @@ def _input_transform(xp, t, block, bufs):
     return v.reshape(t.alpha ** 2, xp.shape[1], -1), d.shape[3:]
 
 
+def _grid(in_hw, pads, t: Transform):
+    """The output size and the tile grid of an input ``in_hw`` with per-side ``pads``."""
+    (pt, pb), (pl, pr) = pads
+    ho, wo = in_hw[0] + pt + pb - 2, in_hw[1] + pl + pr - 2
+    return (ho, wo), (ceil_div(ho, t.m), ceil_div(wo, t.m))
+
+
 def _padded(x: np.ndarray, pads, t: Transform) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     """Zero-pad (or crop, for a negative pad) ``x`` so that whole tiles cover the output:
     returns the padded input, the output size and the tile grid."""
-    (pt, pb), (pl, pr) = pads
+    (ho, wo), (th, tw) = _grid(x.shape[2:], pads, t)
+    band = np.empty((x.shape[0], x.shape[1], th * t.m + 2, tw * t.m + 2), x.dtype)
+    _fill_band(x, pads, t, (0, x.shape[0], 0, th), band)
+    return band, (ho, wo), (th, tw)
+
+
+def _fill_band(x: np.ndarray, pads, t: Transform, block, band: np.ndarray) -> np.ndarray:
+    """Write into ``band`` (n, C, rows * m + 2, tiles_w * m + 2) the zero-padded (or, for
+    a negative pad, cropped) input that the tiles of ``block`` (images n0:n1, tile rows
+    r0:r1) read: padded row ``p`` is input row ``p - top``, zero outside the input."""
+    n0, n1, r0, r1 = block
+    (pt, _), (pl, _) = pads
     h, w = x.shape[2:]
-    ho, wo = h + pt + pb - 2, w + pl + pr - 2
-    th, tw = ceil_div(ho, t.m), ceil_div(wo, t.m)
-    bottom, right = th * t.m + 2 - h - pt, tw * t.m + 2 - w - pl
-    # a negative pad on the top/left (a pad of more than 2 in the backward's dual): crop
-    x = x[:, :, max(0, -pt):, max(0, -pl):]
-    x = x[:, :, :x.shape[2] + min(0, bottom), :x.shape[3] + min(0, right)]
-    xp = win.pad(x, ((max(0, pt), max(0, bottom)), (max(0, pl), max(0, right))), "zeros")
-    return np.ascontiguousarray(xp), (ho, wo), (th, tw)
+    rows, cols = band.shape[2:]
+    lo, hi = r0 * t.m - pt, r0 * t.m - pt + rows          # input rows the band covers
+    left, right = -pl, -pl + cols                         # input columns
+    i0, i1 = max(lo, 0), min(hi, h)
+    j0, j1 = max(left, 0), min(right, w)
+    if i1 <= i0 or j1 <= j0:
+        band[...] = 0
+        return band
+    band[:, :, :i0 - lo] = 0
+    band[:, :, i1 - lo:] = 0
+    band[:, :, i0 - lo:i1 - lo, :j0 - left] = 0
+    band[:, :, i0 - lo:i1 - lo, j1 - left:] = 0
+    band[:, :, i0 - lo:i1 - lo, j0 - left:j1 - left] = x[n0:n1, :, i0:i1, j0:j1]
+    return band
+
+
+#: Winograd's block of tiles aims at this many bytes of transformed tiles (alpha^2 * C each),
+#: and holds at least :data:`MIN_BLOCK_TILES` tiles (see :func:`_blocks`). Measured on VGG-16
+#: conv1_2 to conv3_1 in F(4x4) against the earlier 2,048-tile minimum (paired rounds, a noisy
+#: machine): as fast or faster at batch 1 and 8, with half to a third of the work buffers
+#: (conv1_2 at batch 8: 132 MB traced in all, output included, where it was 264 MB); a
+#: 256-tile minimum saved a little more memory but was up to 1.4x slower at batch 8.
+BLOCK_BYTES = 8 * 2**20
+MIN_BLOCK_TILES = 512
+#: the filters are transformed in chunks of output channels whose U (alpha^2 * C each)
+#: stays under this many bytes: VGG's 512x512 filters have a U of 37.7 MB in F(4x4), where
+#: the output of their 14x14 layer is 0.4 MB
+FILTER_CHUNK_BYTES = 8 * 2**20
 
 
 def _blocks(n: int, grid, t: Transform, channels: int, itemsize: int):
     """Blocks of images / tile rows whose transformed tiles (alpha^2 * channels each) aim at
-    im2col's block size: measured on VGG-16 conv1_2 to conv4 at batch 1 (paired rounds),
-    8 MiB (at least 2048 tiles) was within 10 % of the best of 1-64 MiB for every layer,
-    and the best size differed by layer (4 MiB for C = 64, 32-64 MiB for C >= 128 in F(4x4))."""
-    return list(win.grid_blocks(n, grid, t.alpha ** 2 * channels * itemsize))
+    :data:`BLOCK_BYTES` (:func:`archstat.layers.im2col.grid_blocks`; an iterator)."""
+    return win.grid_blocks(n, grid, t.alpha ** 2 * channels * itemsize, BLOCK_BYTES, MIN_BLOCK_TILES)
 
 
-def _forward(x: np.ndarray, u: np.ndarray, b, pads, t: Transform) -> np.ndarray:
-    """Winograd forward with transformed filters ``u`` (alpha^2, K, C) and per-side
-    ``pads`` (entries may be negative: cropped)."""
+def _chunks(k: int, c: int, t: Transform, itemsize: int) -> list[tuple[int, int]]:
+    """Output-channel chunks ``(k0, k1)`` whose transformed filters stay under
+    :data:`FILTER_CHUNK_BYTES` (one chunk when all of them do)."""
+    step = max(1, min(k, FILTER_CHUNK_BYTES // max(1, t.alpha ** 2 * c * itemsize)))
+    return [(k0, min(k, k0 + step)) for k0 in range(0, k, step)]
+
+
+def _tile_parts(block, out_hw, t: Transform, tiles_w: int):
+    """The parts of a block's output tiles that fall inside the output: ``(rows, cols)`` pairs
+    of tile-index slices with the extent they cover, whole tiles first, then the partial last
+    tile row / column (cropped) where the tiles overhang the output."""
+    n0, n1, r0, r1 = block
+    ho, wo = out_hw
+    full_r = min(r1, ho // t.m) - r0          # tile rows of the block that are whole
+    full_c = wo // t.m
+    row_parts = [(slice(0, full_r), t.m)] if full_r > 0 else []
+    if r0 + max(full_r, 0) < r1:               # the last tile row, cut at the output's edge
+        row_parts.append((slice(max(full_r, 0), r1 - r0), ho - (r1 - 1) * t.m))
+    col_parts = [(slice(0, full_c), t.m)] if full_c > 0 else []
+    if full_c < tiles_w:
+        col_parts.append((slice(full_c, tiles_w), wo - full_c * t.m))
+    return [(rp, cp) for rp in row_parts for cp in col_parts]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How :func:`_forward` cuts one call: the output size and tile grid, the filter chunks,
+    the blocks of tiles, and the sizes (elements) of the buffers it allocates besides y
+    (from the first block, the largest: blocks shrink only at the end)."""
+
+    out_hw: tuple[int, int]
+    grid: tuple[int, int]
+    chunks: list
+    tiles: tuple[int, int]      # (images, channels per tile) the blocks are cut for
+    buffers: dict
+
+    @classmethod
+    def of(cls, x_shape, k: int, pads, t: Transform, itemsize: int) -> "_Plan":
+        n, c = x_shape[:2]
+        out_hw, (th, tw) = _grid(tuple(x_shape[2:]), pads, t)
+        chunks = _chunks(k, c, t, itemsize)
+        kc = max((k1 - k0 for k0, k1 in chunks), default=0)
+        plan = cls(out_hw, (th, tw), chunks, (n, max(c, kc)), {})
+        first = [block for block in [next(plan.blocks(t, itemsize), None)] if block is not None]
+        band = sum((n1 - n0) * ((r1 - r0) * t.m + 2) for n0, n1, r0, r1 in first)
+        plan.buffers.update(_Buffers.sizes(t, first, tw, c, kc), band=band * c * (tw * t.m + 2),
+                            u=t.alpha ** 2 * kc * c)
+        return plan
+
+    def blocks(self, t: Transform, itemsize: int):
+        """The blocks of images / tile rows, in order (an iterator)."""
+        return _blocks(self.tiles[0], self.grid, t, self.tiles[1], itemsize)
+
+
+def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int) -> int:
+    """Bytes :func:`winograd_conv2d` allocates beyond y while it runs, for an input of
+    ``x_shape`` and ``k`` filters: the transformed filters (or one chunk's), the block's input
+    band, tiles, transformed tiles and products (:class:`_Plan`)."""
+    t = TRANSFORMS[tile]
+    geom = win.geometry(tuple(x_shape[2:]), (3, 3), 1, padding, 1)
+    return itemsize * sum(_Plan.of(x_shape, k, geom.pads, t, itemsize).buffers.values())
+
+
+def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarray | None = None) -> np.ndarray:
+    """Winograd forward of ``x`` with the filters ``w`` (K, C, 3, 3) and per-side ``pads``
+    (entries may be negative: cropped). Per block of tiles: the block's padded input band,
+    its transformed tiles, then per chunk of output channels the alpha^2 GEMMs and the
+    output transform, written straight into y (a filter chunk is transformed once when
+    there is one block, else once per block). y is ``out`` when that fits
+    (:func:`archstat.layers.outbuf.usable`)."""
     n, c = x.shape[:2]
-    k = u.shape[1]
-    xp, (ho, wo), grid = _padded(x, pads, t)
-    th, tw = grid
-    # whole tiles written straight into y (a view (n, K, rows, m, tiles_w, m)); y is cropped
-    # once at the end when the tiles overhang the output (only then is it larger)
-    y = np.empty((n, k, th * t.m, tw * t.m), x.dtype)
-    plan = _blocks(n, grid, t, max(c, k), x.itemsize)
-    bufs = _Buffers(t, plan, tw, c, k, x.dtype)
+    k = w.shape[0]
+    plan = _Plan.of(x.shape, k, pads, t, x.itemsize)
+    out_hw, (_, tw), chunks = plan.out_hw, plan.grid, plan.chunks
+    y = out if usable(out, (n, k) + out_hw, x.dtype) else np.empty((n, k) + out_hw, x.dtype)
+    sizes = plan.buffers
+    bufs = _Buffers(*(np.empty(sizes[name], x.dtype) for name in _Buffers._fields))
+    band_buf = np.empty(sizes["band"], x.dtype)
+    u_buf = np.empty(sizes["u"], x.dtype)
+    whole = filter_transform(w, t, u_buf) if len(chunks) == 1 else None
     at = t.AT.astype(x.dtype)
-    bias = None if b is None else b.reshape(1, k, 1, 1, 1, 1)
-    for block in plan:
+    for block in plan.blocks(t, x.itemsize):
         n0, n1, r0, r1 = block
-        v, (nb, rows, _) = _input_transform(xp, t, block, bufs)
-        mm = _into(bufs.m, (t.alpha ** 2, k, v.shape[2]))
-        np.matmul(u, v, out=mm)                                # the alpha^2 GEMMs
-        yt = _two_sided(at, mm.reshape(t.alpha, t.alpha, -1), bufs.a)  # (m, m, K*P)
-        yt = yt.reshape(t.m, t.m, k, nb, rows, tw).transpose(3, 2, 4, 0, 5, 1)
-        out = y[n0:n1, :, r0 * t.m:r1 * t.m].reshape(nb, k, rows, t.m, tw, t.m)
-        if bias is None:
-            np.copyto(out, yt)
-        else:   # the bias added on the way out of the tiles
-            np.add(yt, bias, out=out)
-    if (th * t.m, tw * t.m) != (ho, wo):
-        y = np.ascontiguousarray(y[:, :, :ho, :wo])
+        band = _into(band_buf, (n1 - n0, c, (r1 - r0) * t.m + 2, tw * t.m + 2))
+        _fill_band(x, pads, t, block, band)
+        v, (nb, rows, _) = _input_transform(band, t, (0, n1 - n0, 0, r1 - r0), bufs)
+        for k0, k1 in chunks:
+            u = whole if whole is not None else filter_transform(w[k0:k1], t, u_buf)
+            mm = _into(bufs.m, (t.alpha ** 2, k1 - k0, v.shape[2]))
+            np.matmul(u, v, out=mm)                                # the alpha^2 GEMMs
+            yt = _two_sided(at, mm.reshape(t.alpha, t.alpha, -1), bufs.a)  # (m, m, K*P)
+            yt = yt.reshape(t.m, t.m, k1 - k0, nb, rows, tw).transpose(3, 2, 4, 0, 5, 1)
+            for (rs, hr), (cs, wc) in _tile_parts(block, out_hw, t, tw):
+                i0 = (r0 + rs.start) * t.m
+                j0 = cs.start * t.m
+                nr, nc = rs.stop - rs.start, cs.stop - cs.start
+                out = y[n0:n1, k0:k1, i0:i0 + (nr - 1) * t.m + hr, j0:j0 + (nc - 1) * t.m + wc]
+                src = yt[:, :, rs, :, cs, :]
+                if hr < t.m or wc < t.m:   # a partial tile row / column: one tile wide, cropped
+                    out = out.reshape(nb, k1 - k0, nr, hr, nc, wc)
+                    src = src[:, :, :, :hr, :, :wc]
+                else:
+                    out = out.reshape(nb, k1 - k0, nr, t.m, nc, t.m)
+                if b is None:
+                    np.copyto(out, src)
+                else:   # the bias added on the way out of the tiles
+                    np.add(src, b[k0:k1].reshape(1, -1, 1, 1, 1, 1), out=out)
     return y
 
 
 def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Any,
-                    tile: int) -> np.ndarray:
+                    tile: int, out: np.ndarray | None = None) -> np.ndarray:
     """3x3 stride-1 convolution by Winograd F(tile x tile, 3x3), ``tile`` 2 or 4.
 
     x: (N, C, H, W) float32/float64; w: (K, C, 3, 3); b: (K,) or None (cast to x's dtype
     by the caller, :func:`archstat.layers.conv.conv2d`). ``padding``: anything
     :func:`archstat.layers.im2col.geometry` takes (int, pair, per-side pairs, 'same',
-    'valid'). Returns y: (N, K, H_out, W_out) in x's dtype, as ``conv2d``. Memory: the
-    transformed input is built per block of images / tile rows
-    (:func:`archstat.layers.im2col.grid_blocks`).
+    'valid'). Returns y: (N, K, H_out, W_out) in x's dtype, as ``conv2d`` (``out`` when it
+    fits, :func:`archstat.layers.outbuf.usable`). Memory: the
+    padded input and its transformed tiles are built per block of images / tile rows
+    (:func:`_blocks`), the filters transformed in chunks of output channels
+    (:data:`FILTER_CHUNK_BYTES`), and the output tiles written straight into y, cropped where
+    they overhang it; :func:`workspace_bytes` says how much all that takes.
     """
     geom = win.geometry(x.shape[2:], w.shape[2:], 1, padding, 1)
     t = TRANSFORMS[tile]
-    return _forward(x, filter_transform(w, t), b, geom.pads, t)
+    return _forward(x, w, b, geom.pads, t, out)
 
 
 def winograd_conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Any,
@@ -248,7 +379,7 @@ def winograd_conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, paddi
     t = TRANSFORMS[tile]
     (pt, pb), (pl, pr) = geom.pads
     w_dual = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx = _forward(dy, filter_transform(w_dual, t), None, ((2 - pt, 2 - pb), (2 - pl, 2 - pr)), t)
+    dx = _forward(dy, w_dual, None, ((2 - pt, 2 - pb), (2 - pl, 2 - pr)), t)
     return dx, _weight_grad(dy, x, geom.pads, t), dy.sum(axis=(0, 2, 3))
 
 
@@ -259,8 +390,8 @@ def _weight_grad(dy: np.ndarray, x: np.ndarray, pads, t: Transform) -> np.ndarra
     xp, (ho, wo), (th, tw) = _padded(x, pads, t)
     # dy zero-padded to whole tiles: the partial tiles' missing outputs get no gradient
     dyp = win.pad(dy, ((0, th * t.m - ho), (0, tw * t.m - wo)), "zeros")
-    plan = _blocks(n, (th, tw), t, max(c, k), x.itemsize)
-    bufs = _Buffers(t, plan, tw, c, k, x.dtype)
+    plan = list(_blocks(n, (th, tw), t, max(c, k), x.itemsize))
+    bufs = _Buffers.sized(t, plan, tw, c, k, x.dtype)
     a = np.ascontiguousarray(t.AT.T, dtype=x.dtype)
     du = (np.zeros if len(plan) > 1 else np.empty)((t.alpha ** 2, k, c), x.dtype)
     part = np.empty_like(du) if len(plan) > 1 else du   # one block: the GEMMs write du

@@ -25,6 +25,7 @@ sized, so the GEMM reads columns that were just written) and never over
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -231,6 +232,18 @@ def _fold(g: np.ndarray, axis: int, lo: int, size: int, src: np.ndarray) -> np.n
 
 # ----------------------------------------------------------------- windows, columns
 
+def pad_peak_elements(shape: tuple[int, ...], pads: Pads, mode: str = "zeros") -> int:
+    """Elements :func:`pad` holds at its peak, its result included, for an input of
+    ``shape``: the padded array; for the modes other than zeros also the array padded along
+    the rows alone, from which it takes the columns. 0 when there is nothing to pad."""
+    (t, b), (l, r) = pads
+    if t == b == l == r == 0:
+        return 0
+    *lead, h, w = shape
+    rows = math.prod(lead) * (h + t + b)
+    return rows * (w + l + r) + (0 if mode == "zeros" else rows * w)
+
+
 def windows(xp: np.ndarray, geom: Geometry, writeable: bool = False) -> np.ndarray:
     """Strided view ``(N, C, H_out, W_out, kH, kW)`` of a padded input (no copy).
 
@@ -381,11 +394,15 @@ def blocks(n: int, geom: Geometry, col_bytes: int) -> Iterator[tuple[int, int, i
     return grid_blocks(n, geom.out_hw, col_bytes)
 
 
-def grid_blocks(n: int, out_hw: tuple[int, int], col_bytes: int) -> Iterator[tuple[int, int, int, int]]:
+def grid_blocks(n: int, out_hw: tuple[int, int], col_bytes: int, block_bytes: int | None = None,
+                min_cols: int | None = None) -> Iterator[tuple[int, int, int, int]]:
     """:func:`blocks` for any grid of ``n`` images of ``out_hw`` positions each costing
-    ``col_bytes`` (output pixels of im2col; the tiles of Winograd's transformed input)."""
+    ``col_bytes`` (output pixels of im2col; the tiles of Winograd's transformed input), aiming
+    at ``block_bytes`` (default :data:`BLOCK_BYTES`) and at least ``min_cols`` positions
+    (default :data:`MIN_BLOCK_COLS`)."""
     ho, wo = out_hw
-    cols = max(BLOCK_BYTES // col_bytes, MIN_BLOCK_COLS)
+    cols = max((BLOCK_BYTES if block_bytes is None else block_bytes) // col_bytes,
+               MIN_BLOCK_COLS if min_cols is None else min_cols)
     cols = max(min(cols, COL_BUDGET_BYTES // col_bytes), wo)
     per_image = ho * wo
     if per_image <= cols:
