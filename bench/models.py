@@ -13,8 +13,9 @@ times a training step the same way (forward with batch statistics, backward of a
 gradient; no optimizer), and ``--memory`` the peak memory of one forward of each: the peak
 resident set of a fresh process (``VmHWM`` after a reset, every library's allocations and
 workspace; glibc told to map every array over 64 kB and hand it back when freed, so that the
-resident set follows what is live) and, for the engine, the analysis' liveness peak (the input
-and activations) and tracemalloc's peak (plus the input: activations and kernel workspace).
+resident set follows what is live) and, for the engine, the executor's prediction
+(``Executor.predict_memory`` less the weights: the input, the live activations and each
+kernel's workspace) and tracemalloc's peak (plus the caller's input, which is not traced).
 
 OpenBLAS: ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` are unset for this command (the
 script re-executes itself once and says so), as in bench/engine.py.
@@ -190,7 +191,9 @@ def peak_of(which: str, name: str, batch: int, algorithm: str) -> dict:
         ex = archstat.Executor(model, algorithm=algorithm)
         ex.algorithms(batch)
         del net
-        out["predicted"] = archstat.analyze(model, batch=batch).totals["peak_activation_bytes"]
+        totals = archstat.analyze(model, batch=batch).totals
+        # the executor's prediction: input, activations and kernel workspace (weights apart)
+        out["predicted"] = ex.predict_memory(batch) - totals["param_bytes"] - totals["buffer_bytes"]
         run = lambda: ex.forward(x)   # noqa: E731
     else:
         tx = torch.from_numpy(x)

@@ -375,7 +375,10 @@ def test_in_place_layer_keeps_an_earlier_cache_intact():
 def test_memory_limit_refuses_before_running():
     model = archstat.load(branchy())
     a = archstat.analyze(model, batch=64, dtype="float32").totals
-    need = a["param_bytes"] + a["buffer_bytes"] + a["peak_activation_bytes"]
+    # the analysis frees the input after its last reader, before the peak; the input is the
+    # caller's array, so the executor counts it through the pass: 64 * 4*3*3 * 4 bytes more
+    # (no kernel here has workspace at the peak's step)
+    need = a["param_bytes"] + a["buffer_bytes"] + a["peak_activation_bytes"] + 64 * 36 * 4
     ex = Executor(model, memory_limit=need - 1)
     assert ex.predict_memory(64) == need
     ran = []

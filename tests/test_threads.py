@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archstat.layers import threads
+from archstat.layers import registry, threads
 from archstat.layers.activation_kernels import relu, relu_backward
 from archstat.layers.norm_kernels import batch_norm2d, batch_norm2d_backward
 
@@ -125,3 +125,33 @@ def test_compute_bound_kernels_use_every_core_by_default(monkeypatch):
     threads.set_cores(1)           # a caller's choice covers both
     assert threads.compute_cores() == 1
     threads.set_cores(None)
+
+
+def test_each_part_gets_its_first_scratch_before_any_part_starts(split_everything):
+    """The parts' first buffers are all made up front in the calling thread, so the peak
+    (threads.scratch_bytes) does not depend on which thread starts first; a part makes new
+    ones only for a smaller last block, after dropping its old ones."""
+    import threading
+    threads.set_cores(2)
+    x = np.zeros((1, 10, 4, 4), np.float32)
+    layout = registry.CacheBlocks.of(x.shape, 4, 256)                      # 4, 4 and 2 channels
+    blocks = list(registry.cache_blocks(x.shape, 4, 256))
+    assert blocks == [(slice(0, 1), slice(c, min(10, c + 4))) for c in range(0, 10, 4)]
+    events = []
+    lock = threading.Lock()
+
+    def scratch(n, c):
+        with lock:
+            events.append(("scratch", c, threading.get_ident()))
+        return np.empty((n, c))
+
+    def step(block, bufs):
+        with lock:
+            events.append(("step", bufs.shape[1], threading.get_ident()))
+
+    threads.each_block(step, x, blocks, 1, scratch)
+    caller = threading.get_ident()
+    assert events[:2] == [("scratch", 4, caller), ("scratch", 4, caller)]   # parts [0:1] and [1:3]
+    later = [e[:2] for e in events[2:]]
+    assert sorted(later) == [("scratch", 2), ("step", 2), ("step", 4), ("step", 4)]
+    assert threads.scratch_bytes(x.shape, 4, layout, 1, lambda n, c: 100 * c) == 800

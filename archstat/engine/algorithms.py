@@ -57,9 +57,10 @@ def check_choice(choice: Any, field: str = "algorithm") -> str:
 
 
 def choose(model: Any, shapes: Mapping[str, Shape], choice: str, *, dtype: str, train: bool,
-           tuner: "Tuner | None" = None) -> dict[str, str]:
+           tuner: "Tuner | None" = None, measure: bool = True) -> dict[str, str]:
     """``{layer: algorithm}`` for every layer with more than one algorithm (``shapes``: every
-    layer's output shape, batch included)."""
+    layer's output shape, batch included). ``measure=False`` measures nothing: an ``auto``
+    layer this machine's cache does not know yet is left out."""
     out = {}
     for layer in model.layers():
         if not layer.inputs or not layer.type.algorithm_names:
@@ -70,7 +71,10 @@ def choose(model: Any, shapes: Mapping[str, Shape], choice: str, *, dtype: str, 
             continue
         if choice == AUTO:
             tuner = tuner or Tuner()
-            out[layer.name] = tuner.best(layer.type, in_shapes, layer.attrs, options, dtype, train)
+            best = (tuner.best if measure else tuner.known)(layer.type, in_shapes, layer.attrs, options, dtype,
+                                                            train)
+            if best is not None:
+                out[layer.name] = best
         elif choice in options:
             out[layer.name] = choice
         else:   # the reference, or an algorithm that does not apply to this layer
@@ -105,12 +109,18 @@ class Tuner:
         return json.dumps([ltype.name, [list(s) for s in in_shapes], fields, dtype, "train" if train else "eval"],
                           sort_keys=True, default=str)
 
+    def known(self, ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
+              options: Sequence[str], dtype: str, train: bool) -> str | None:
+        """The cached fastest of ``options`` for this layer, None when it was never measured."""
+        known = self.choices.get(self.case(ltype, in_shapes, attrs, dtype, train))
+        return known["best"] if known and set(known.get("ms", {})) == set(options) else None
+
     def best(self, ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
              options: Sequence[str], dtype: str, train: bool) -> str:
+        known = self.known(ltype, in_shapes, attrs, options, dtype, train)
+        if known is not None:
+            return known
         case = self.case(ltype, in_shapes, attrs, dtype, train)
-        known = self.choices.get(case)
-        if known and set(known.get("ms", {})) == set(options):
-            return known["best"]
         ms = {name: measure(ltype, in_shapes, attrs, name, dtype, train) for name in options}
         best = min(options, key=lambda name: (ms[name], options.index(name)))
         self.choices[case] = {"best": best, "ms": ms}

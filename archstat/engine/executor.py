@@ -25,6 +25,7 @@ Types override it: layer_scale starts at its ``init``, the layer norms at weight
 """
 from __future__ import annotations
 
+import math
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
@@ -157,19 +158,51 @@ class Executor:
                        input_shape: tuple[int, ...] | None = None) -> int:
         """Predicted peak bytes of one pass, from the analysis (nothing is allocated).
 
-        Inference: parameters + buffers + ``peak_activation_bytes`` (the liveness peak).
+        Inference: parameters + buffers + the input + the largest, over the layers, of the
+        activations live while the layer runs (the analysis' liveness plan, ``live_bytes``;
+        the input, the caller's, counts through the whole pass) plus the workspace its
+        kernel allocates for the algorithm this executor runs it with
+        (``LayerType.workspace_bytes``: im2col's columns, Winograd's buffers; with
+        ``algorithm='auto'``, where this machine's cache does not know the choice yet, the
+        largest of the layer's algorithms: nothing is measured or allocated).
         Training: the analysis' ``training_memory_bytes`` with plain SGD (activations kept
         for backward, parameters and their gradients, buffers, the largest transient
-        gradient). Kernel workspace (im2col columns) is not included in either.
+        gradient); backward kernels' workspace is not included.
         """
         key = (batch, bool(train), None if input_shape is None else tuple(input_shape))
         if key not in self._predicted:  # the same pass is guarded on every forward: analyse once
-            totals = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape,
-                             optimizer="sgd").totals
+            a = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape, optimizer="sgd")
+            totals = a.totals
             self._predicted[key] = int(totals["training_memory_bytes"] if train else
                                        totals["param_bytes"] + totals["buffer_bytes"]
-                                       + totals["peak_activation_bytes"])
+                                       + self._peak_with_workspace(a, batch, input_shape))
         return self._predicted[key]
+
+    def _peak_with_workspace(self, a: Any, batch: int, input_shape: tuple[int, ...] | None) -> int:
+        """The inference peak of the input, activations and kernel workspace together (bytes).
+
+        The input is the caller's array: it stays allocated through the pass even after the
+        plan lets it go, so it counts at every step (an executor whose in-place layer would
+        write over it works on a copy, which the plan counts besides). Nothing is measured:
+        a layer whose ``auto`` choice is not known yet counts its largest workspace."""
+        shapes = self._shapes(batch, tuple(input_shape) if input_shape is not None else self.model.input_shape)
+        key = (shapes[INPUT_NAME], False)
+        chosen = self._algorithms.get(key) or choose(self.model, shapes, self.algorithm, dtype=self.dtype.name,
+                                                     train=False, measure=False)
+        live = dict(zip(a.layers["name"], a.layers["live_bytes"]))
+        given = math.prod(shapes[INPUT_NAME]) * self.dtype.itemsize
+        in_plan = not self._writes_input    # the plan's input storage is the caller's array
+        peak = 0
+        for name in self.plan.order[1:]:
+            layer = self.model.layer(name)
+            in_shapes = [shapes[src] for src in layer.inputs]
+            options = [chosen[name]] if name in chosen else layer.type.algorithms(in_shapes, layer.attrs) or [None]
+            work = max(layer.type.workspace_bytes(in_shapes, layer.attrs, self.dtype.itemsize, option)
+                       for option in options)
+            peak = max(peak, int(live[name]) - (given if in_plan else 0) + work)
+            if INPUT_NAME in self.plan.free_after[name]:
+                in_plan = False
+        return given + peak
 
     def _guard(self, batch: int, input_shape: tuple[int, ...], train: bool) -> None:
         if self.memory_limit is None:
@@ -202,7 +235,14 @@ class Executor:
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise ArchstatError(f"the input must be numbers, got dtype {arr.dtype}",
                                 file=self.model.file, layer=INPUT_NAME)
-        in_shape = tuple(int(s) for s in arr.shape[1:])
+        return arr.astype(self.dtype, copy=False), self._shapes(arr.shape[0], arr.shape[1:])
+
+    def _shapes(self, batch: int, input_shape: tuple[int, ...]) -> dict[str, Shape]:
+        """Every tensor's shape (batch included) at this input size, after checking once per
+        size that every layer's weights fit it (ArchstatError naming the layer otherwise)."""
+        spec = self.model.input_shape
+        expected = "(N, " + ", ".join(str(s) for s in spec) + ")"
+        in_shape = tuple(int(s) for s in input_shape)
         if in_shape not in self._checked_inputs:
             shapes = self.model.shapes(1, in_shape)
             for layer in self.model.layers():
@@ -219,9 +259,7 @@ class Executor:
                             layer=layer.name, field=field,
                             hint=f"run at input size {expected}, or load the spec at this size")
             self._checked_inputs[in_shape] = shapes
-        batch = arr.shape[0]
-        shapes = {k: (batch, *s[1:]) for k, s in self._checked_inputs[in_shape].items()}
-        return arr.astype(self.dtype, copy=False), shapes
+        return {k: (batch, *s[1:]) for k, s in self._checked_inputs[in_shape].items()}
 
     def forward(self, x: Any, train: bool = False, hook: Hook | None = None,
                 keep_cache: bool | None = None) -> np.ndarray | dict[str, np.ndarray]:
@@ -310,6 +348,9 @@ class Executor:
             if hook is not None:
                 hook(name, y, live)
             self._free(values, name, plan, roots)
+            # a cache not kept (batch norm's holds its input) and the step's arrays go now, not
+            # when the next layer's kernel returns: the plan has freed what they hold
+            xs = y = cache = out = None
         out_names = self.model.outputs if train else self.model.inference_outputs
         outputs = {name: values[name] for name in out_names}
         if keep:
@@ -330,8 +371,7 @@ class Executor:
         """``{layer: algorithm}`` for the layers that have a choice, as a pass at this batch
         size (and input size) runs them; with ``algorithm='auto'`` this measures what the
         machine's cache does not know yet."""
-        shape = tuple(input_shape) if input_shape is not None else self.model.input_shape
-        _, shapes = self._check_input(np.empty((batch, *shape), self.dtype))
+        shapes = self._shapes(batch, tuple(input_shape) if input_shape is not None else self.model.input_shape)
         return dict(self._chosen(shapes, bool(train)))
 
     def _free(self, values: dict[str, np.ndarray], name: str, plan: Any,

@@ -7,6 +7,7 @@ Conv weights are ``[C_out, C_in/groups, kH, kW]``; locally connected weights are
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -14,11 +15,12 @@ import numpy as np
 from ..errors import ArchstatError
 from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
-from .conv_depthwise import depthwise_backward, depthwise_forward, direct_forward_pays, is_depthwise
+from .conv_depthwise import (depthwise_backward, depthwise_forward, depthwise_workspace, direct_forward_pays,
+                             is_depthwise)
 from .conv_local import locally_connected2d, locally_connected2d_backward
 from .outbuf import reshaped, usable
 from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, multiply_fraction, winograd_conv2d,
-                            winograd_conv2d_backward)
+                            winograd_conv2d_backward, workspace_bytes as winograd_workspace)
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
                        LayerType, numel, register, require_rank, Shape, Window)
 from .window import Pads, output_hw, resolve_padding
@@ -169,6 +171,11 @@ class Conv2d(_ConvLike):
     def algorithm_work(self, algorithm, attrs):
         return multiply_fraction(algorithm) if algorithm in WINOGRAD else 1.0
 
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+        w_shape = self.param_shapes(in_shapes, attrs)["weight"]
+        return conv2d_workspace(in_shapes[0], w_shape, attrs["bias"], **self.kernel_kwargs(attrs),
+                                algorithm=algorithm or "im2col", itemsize=itemsize)
+
 
 @register
 class LocallyConnected2d(_ConvLike):
@@ -235,21 +242,45 @@ def _conv_args(x, w, b, groups, padding_mode):
     return x, w, b, int(groups)
 
 
-def _winograd_tile(algorithm, w, stride, dilation, groups, padding_mode):
+def _winograd_tile(algorithm, kernel, stride, dilation, groups, padding_mode):
     """None for im2col, else the Winograd tile; ArchstatError for an unknown algorithm or
-    one that does not apply to the layer."""
+    one that does not apply to the layer (``kernel``: (kH, kW))."""
     if algorithm == "im2col":
         return None
     if not isinstance(algorithm, str) or algorithm not in WINOGRAD:
         raise ArchstatError(f"unknown algorithm {algorithm!r}", field="algorithm",
                             hint=f"use one of {', '.join(ALGORITHMS)}")
-    return check_applicable(algorithm, w.shape[2:], stride, dilation, groups, padding_mode)
+    return check_applicable(algorithm, kernel, stride, dilation, groups, padding_mode)
 
 
 #: the largest kernel (kH*kW taps) whose zero-padded columns are built tap by tap
 #: (:func:`archstat.layers.im2col.im2col_unpadded`); measured on 5x5 (25 taps, C = 32) the
 #: per-tap copies were 1.3x slower than padding the input once
 UNPADDED_MAX_TAPS = 9
+
+
+def _per_tap(geom, padding_mode):
+    """Whether zero padding is left unbuilt, the columns copied tap by tap (a small kernel,
+    :data:`UNPADDED_MAX_TAPS`); otherwise the whole input is padded once (the padded copy
+    is x itself when there is nothing to pad)."""
+    kh, kw = geom.kernel
+    return (padding_mode == "zeros" and kh * kw <= UNPADDED_MAX_TAPS
+            and geom.full_pads != ((0, 0), (0, 0)))
+
+
+def _column_plan(n, c, geom, itemsize):
+    """The column blocks of im2col over ``n`` images of ``c`` channels (an iterator), and the
+    first block: the widest (blocks shrink only at the end), None for no images."""
+    kh, kw = geom.kernel
+    return win.blocks(n, geom, c * kh * kw * itemsize), next(win.blocks(n, geom, c * kh * kw * itemsize), None)
+
+
+def _columns(block, geom):
+    """Output positions (columns) of a block ``(n0, n1, r0, r1)``."""
+    if block is None:
+        return 0
+    n0, n1, r0, r1 = block
+    return (n1 - n0) * (r1 - r0) * geom.out_hw[1]
 
 
 def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
@@ -264,14 +295,12 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
     n, c = x.shape[:2]
     kh, kw = geom.kernel
     k = c * kh * kw
-    plan = list(win.blocks(n, geom, k * x.itemsize))
-    most = max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in plan), default=0)  # no images: none
-    colbuf = np.empty(most * geom.out_hw[1] * (k + ones_row), x.dtype)
+    plan, first = _column_plan(n, c, geom, x.itemsize)
+    colbuf = np.empty(_columns(first, geom) * (k + ones_row), x.dtype)
     # zero padding of a small kernel: copied tap by tap, the padding never built; otherwise
     # one copy of the (padded) input's windows, faster when there are many taps (AlexNet's
     # 11x11: 2.4x) or nothing to pad
-    per_tap = (padding_mode == "zeros" and kh * kw <= UNPADDED_MAX_TAPS
-               and geom.full_pads != ((0, 0), (0, 0)))
+    per_tap = _per_tap(geom, padding_mode)
     xp = x if per_tap else win.pad(x, geom.full_pads, padding_mode)
     for block in plan:
         if per_tap:
@@ -292,6 +321,49 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
 FOLD_BIAS_MAX_K = 2048
 
 
+def _folds_bias(w_shape, groups, geom):
+    """Whether the bias rides in the GEMM (:data:`FOLD_BIAS_MAX_K`)."""
+    return groups == 1 and not geom.is_pointwise and math.prod(w_shape[1:]) <= FOLD_BIAS_MAX_K
+
+
+def _direct_depthwise(x_shape, w_shape, groups, geom):
+    """Whether a depthwise conv takes the direct forward (:mod:`.conv_depthwise`)."""
+    return (groups > 1 and w_shape[1] == 1 and not geom.is_pointwise
+            and direct_forward_pays(x_shape[0], geom))
+
+
+def conv2d_workspace(x_shape, w_shape, has_bias, stride=1, padding=0, dilation=1, groups=1,
+                     padding_mode="zeros", algorithm="im2col", itemsize=4):
+    """Bytes :func:`conv2d` allocates beyond its output while it runs, at their peak, for a
+    C-contiguous input of ``x_shape`` and weights of ``w_shape`` (the same arguments,
+    shapes instead of arrays): Winograd's work buffers
+    (:func:`archstat.layers.conv_winograd.workspace_bytes`), the direct depthwise forward's
+    block scratch, or im2col's: the weight with the bias as a column, the column buffer, the
+    padded input, and the GEMM's output for blocks of several images."""
+    g = int(groups)
+    tile = _winograd_tile(algorithm, tuple(w_shape[2:]), stride, dilation, g, padding_mode)
+    if tile is not None:
+        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize)
+    geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
+    if _direct_depthwise(x_shape, w_shape, g, geom):
+        return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize)
+    if geom.is_pointwise:
+        return 0
+    n, c = x_shape[:2]
+    c_out = w_shape[0]
+    fold = has_bias and _folds_bias(w_shape, g, geom)
+    weight = c_out * (math.prod(w_shape[1:]) + 1) if fold else 0
+    _, first = _column_plan(n, c, geom, itemsize)
+    kh, kw = geom.kernel
+    cols = _columns(first, geom) * (c * kh * kw + fold)
+    per_tap = _per_tap(geom, padding_mode)
+    padding = 0 if per_tap else win.pad_peak_elements(tuple(x_shape), geom.full_pads, padding_mode)
+    padded = 0 if per_tap else win.pad_peak_elements(tuple(x_shape), geom.full_pads)
+    # blocks of several images have the GEMM write a buffer first (bands of one image do not)
+    gemm_out = c_out * _columns(first, geom) if first is not None and first[1] - first[0] > 1 else 0
+    return itemsize * (weight + cols + max(padding, padded + gemm_out))
+
+
 @kernel
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
            algorithm="im2col", out=None):
@@ -309,15 +381,15 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     ``algorithm`` (:data:`ALGORITHMS`): ``'winograd2'`` / ``'winograd4'`` run 3x3 stride-1
     convs by :func:`archstat.layers.conv_winograd.winograd_conv2d` (ArchstatError on others).
     ``out``: an array to write y into (a slice of a concatenation, :mod:`archstat.layers.outbuf`),
-    used by the im2col + GEMM path when it fits; the result is y either way.
+    used by every path when it fits; the result is y either way.
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
-    tile = _winograd_tile(algorithm, w, stride, dilation, g, padding_mode)
+    tile = _winograd_tile(algorithm, w.shape[2:], stride, dilation, g, padding_mode)
     if tile is not None:
-        return winograd_conv2d(x, w, b, padding, tile)
+        return winograd_conv2d(x, w, b, padding, tile, out=out)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
-    if is_depthwise(w, g) and not geom.is_pointwise and direct_forward_pays(x.shape[0], geom):
-        return depthwise_forward(x, w, b, geom, padding_mode)
+    if _direct_depthwise(x.shape, w.shape, g, geom):
+        return depthwise_forward(x, w, b, geom, padding_mode, out=out)
     n, c = x.shape[:2]
     c_out = w.shape[0]
     ho, wo = geom.out_hw
@@ -325,8 +397,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     bg = None if b is None else b.reshape(g, c_out // g, 1)
     y = (out if usable(out, (n, c_out, ho, wo), x.dtype, (n, g, c_out // g, ho * wo))
          else np.empty((n, c_out, ho, wo), x.dtype))
-    fold_bias = (bg is not None and g == 1 and not geom.is_pointwise
-                 and wm.shape[2] <= FOLD_BIAS_MAX_K)
+    fold_bias = bg is not None and _folds_bias(w.shape, g, geom)
     if fold_bias:
         wm = np.concatenate([wm, bg], axis=2)   # (1, C_out, K + 1): bias as the last column
         bg = None
@@ -377,7 +448,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     ho, wo = geom.out_hw
     if dy.shape != (n, c_out, ho, wo):
         raise ArchstatError(f"dy must have shape {(n, c_out, ho, wo)}, got {dy.shape}", field="dy")
-    tile = _winograd_tile(algorithm, w, stride, dilation, g, padding_mode)
+    tile = _winograd_tile(algorithm, w.shape[2:], stride, dilation, g, padding_mode)
     if tile is not None:
         return winograd_conv2d_backward(dy, x, w, padding, tile)
     if is_depthwise(w, g):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import im2col as win, threads
+from .outbuf import usable
 from .phases import PhaseGrid
-from .registry import cache_blocks
+from .registry import CacheBlocks, cache_blocks
 
 # Depthwise convs (groups = C_in, each group sees one input channel) make im2col + GEMM
 # degenerate: G tiny matmuls of 1-2 rows, around columns kH*kW times the input's size. Both
@@ -56,25 +57,59 @@ def direct_forward_pays(n, geom):
             or geom.kernel[0] * geom.kernel[1] >= DIRECT_MIN_TAPS)
 
 
-def depthwise_forward(x, w, b, geom, padding_mode):
+class _Layout:
+    """The direct forward's flat phase planes for an input shape: per channel, ``phases``
+    planes of ``flat`` elements, and the plane-wide output grid of ``span`` elements."""
+
+    def __init__(self, x_shape, w_shape, geom):
+        self.m = w_shape[0] // x_shape[1]           # channel multiplier
+        self.grid = PhaseGrid.of(geom)
+        hg, wg = self.grid.plane_hw
+        self.taps = self.grid.flat_taps()
+        self.span = geom.out_hw[0] * wg
+        self.flat = max(hg * wg, max(off for _, off in self.taps) + self.span)
+        self.phases = self.grid.phases[0] * self.grid.phases[1]
+
+    @staticmethod
+    def blocks_of(x_shape, itemsize):
+        """The cache blocks the forward works on."""
+        return list(cache_blocks(x_shape, itemsize, PLANE_BLOCK_BYTES))
+
+    def scratch_elements(self, nb, cb):
+        """Elements of one block's scratch: its planes, the output grid and a temporary."""
+        return nb * cb * (self.phases * self.flat + 2 * self.span)
+
+
+def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize):
+    """Bytes :func:`depthwise_forward` allocates beyond y while it runs: each part's block
+    scratch (and, for a padding mode other than zeros, the block padded on the way into its
+    planes), the parts side by side (:func:`archstat.layers.threads.scratch_bytes`)."""
+    lay = _Layout(x_shape, w_shape, geom)
+    h, w = x_shape[2:]
+
+    def per_block(nb, cb):
+        padding = 0 if padding_mode == "zeros" else win.pad_peak_elements((nb, cb, h, w), lay.grid.pads, padding_mode)
+        return itemsize * (lay.scratch_elements(nb, cb) + padding)
+    return threads.scratch_bytes(x_shape, itemsize, CacheBlocks.of(x_shape, itemsize, PLANE_BLOCK_BYTES), 3 * lay.m,
+                                 per_block, compute=True)
+
+
+def depthwise_forward(x, w, b, geom, padding_mode, out=None):
     """Depthwise conv2d (groups = C_in, C_out = m * C_in): y (N, C_out, H_out, W_out), each
     output channel c*m + j the cross-correlation of input channel c with w[c*m + j], plus b.
 
     Direct: per cache block of channels, the input as flat phase planes and per tap one
-    multiply-add over the block (see the comment at the top of this module).
+    multiply-add over the block (see the comment at the top of this module). y is ``out``
+    when that fits (:func:`archstat.layers.outbuf.usable`).
     """
     n, c = x.shape[:2]
-    m = w.shape[0] // c                         # channel multiplier
-    grid = PhaseGrid.of(geom)
-    (ho, wo), (hg, wg) = geom.out_hw, grid.plane_hw
-    taps = grid.flat_taps()
-    span = ho * wg                              # the plane-wide output grid, per channel
-    flat = max(hg * wg, max(off for _, off in taps) + span)
+    lay = _Layout(x.shape, w.shape, geom)
+    m, grid, taps, span, flat, phases = lay.m, lay.grid, lay.taps, lay.span, lay.flat, lay.phases
+    (ho, wo), wg = geom.out_hw, grid.plane_hw[1]
     wt = w.reshape(c, m, -1)
     bt = None if b is None else b.reshape(c, m)
-    y = np.empty((n, c * m, ho, wo), x.dtype)
+    y = out if usable(out, (n, c * m, ho, wo), x.dtype, (n, c, m, ho, wo)) else np.empty((n, c * m, ho, wo), x.dtype)
     y5 = y.reshape(n, c, m, ho, wo)
-    phases = grid.phases[0] * grid.phases[1]
 
     def scratch(nb, cb):   # the padding's positions of the planes stay 0 from block to block
         return (np.zeros((nb, cb, phases, flat), x.dtype), np.empty((nb, cb, span), x.dtype),
@@ -98,8 +133,7 @@ def depthwise_forward(x, w, b, geom, padding_mode):
             if bt is not None:
                 out += bt[chans, j, None]
             y5[imgs, chans, j] = out.reshape(nb, cb, ho, wg)[..., :wo]
-    threads.each_block(step, x, list(cache_blocks(x.shape, x.itemsize, PLANE_BLOCK_BYTES)), 3 * m, scratch,
-                       compute=True)
+    threads.each_block(step, x, lay.blocks_of(x.shape, x.itemsize), 3 * m, scratch, compute=True)
     return y
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import ArchstatError
 from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_forward, _lrn_scale,
-                           _per_channel, _trailing_axes, channel_bias, channel_bias_backward, layer_scale,
-                           layer_scale_backward, lrn_backward)
+                           _per_channel, _trailing_axes, bn_inference_workspace, channel_bias, channel_bias_backward,
+                           layer_scale, layer_scale_backward, lrn_backward)
 from .norm_kernels import (batch_norm2d, batch_norm2d_backward, layer_norm,  # noqa: F401 (kernels)
                            layer_norm2d, layer_norm2d_backward, layer_norm_backward, lrn)
 from .registry import (INFERRED, REQUIRED, check_declared, declare_family, Field, fmt_shape, LayerType,
@@ -74,6 +74,9 @@ class BatchNorm2d(LayerType):
 
     def flops(self, in_shapes, out_shape, attrs):
         return 2 * numel(out_shape)
+
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+        return bn_inference_workspace(in_shapes[0], itemsize)
 
     def forward(self, xs, params, attrs, ctx):
         return _bn_forward(xs[0], params.get("weight"), params.get("bias"),

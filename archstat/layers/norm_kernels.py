@@ -6,6 +6,8 @@ outputs keep the input's dtype and parameters are cast to it.
 """
 from __future__ import annotations
 
+import math
+
 import threading
 
 import numpy as np
@@ -71,13 +73,19 @@ class _Blocks:
         blocks = list(cache_blocks(self.shape, self.dtype.itemsize, BLOCK_BYTES))
         threads.each_block(lambda blk, _: fn(blk, blk[1]), self.rows, blocks, arrays)
 
+    @staticmethod
+    def widens(shape) -> bool:
+        """Whether :meth:`per_channel` repeats its vectors to full rows for (N, C, L) rows:
+        short rows of several images (long rows, or one image: nothing to share)."""
+        return shape[2] <= SHORT_ROWS and shape[0] >= 2
+
     def per_channel(self, v: np.ndarray, chans: slice) -> np.ndarray:
         """Channels ``chans`` of a (C,) vector as an operand against (n, C_block, L) rows:
         (C_block, 1) for long rows; for short ones (L <= :data:`SHORT_ROWS`) each value
         repeated L times, (C_block, L), made once per vector and channel slice, so that the
         pass runs as one long contiguous loop instead of one short loop per row."""
         l = self.shape[2]
-        if l > SHORT_ROWS or self.shape[0] < 2:     # long rows, or one image: nothing to share
+        if not self.widens(self.shape):
             return v[chans, None]
         key = (id(v), chans.start, chans.stop)
         if key not in self._wide:
@@ -181,6 +189,17 @@ def batch_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | No
     mean, invstd = _bn_statistics(x, running_mean, running_var, False, 0.0, eps)
     w = None if weight is None else np.asarray(weight).astype(x.dtype, copy=False)
     return _bn_backward(dy, (running_mean is None, x, mean, invstd, w))
+
+
+def bn_inference_workspace(shape, itemsize: int) -> int:
+    """Bytes :func:`_bn_forward` allocates beyond y at inference for an input of ``shape``:
+    for several images, a row of ones and, on short rows, its scale and shift repeated to
+    full rows (:meth:`_Blocks.per_channel`); nothing for one image."""
+    n, c = shape[:2]
+    rows = (n, c, math.prod(shape[2:]))
+    if n == 1:
+        return 0
+    return itemsize * rows[2] * (1 + (2 * c if _Blocks.widens(rows) else 0))
 
 
 def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, out=None):

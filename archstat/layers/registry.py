@@ -296,6 +296,16 @@ class LayerType:
         peak is then no measuring error, as long as this fraction of it stays below."""
         return 1.0
 
+    def workspace_bytes(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], itemsize: int,
+                        algorithm: str | None = None) -> int:
+        """Bytes the inference forward kernel allocates beyond its output while it runs, at
+        their peak (im2col's columns, Winograd's buffers, a padded copy of the input), for
+        C-contiguous inputs of ``in_shapes`` (batch included) and ``algorithm`` (None: the
+        reference). The executor adds it to the live activations of the layer's step
+        (:meth:`archstat.engine.Executor.predict_memory`). Default 0: the kernel allocates
+        nothing but its output, or only cache-sized scratch."""
+        return 0
+
     def forward(self, xs: Sequence[Any], params: Mapping[str, Any], attrs: Mapping[str, Any],
                 ctx: "RunContext") -> tuple[Any, Any]:
         """Return ``(y, cache)``; ``cache`` is what ``backward`` needs."""
@@ -446,21 +456,54 @@ def numel(shape: Shape) -> int:
 CACHE_BLOCK_BYTES = 2**20
 
 
+class CacheBlocks(NamedTuple):
+    """How :func:`cache_blocks` cuts an (N, C, ...) array: ``images`` whole images per block
+    (``channels`` = C), or bands of ``channels`` channels of one image (``images`` = 1).
+    Every block has that extent but the last of the batch, or of each image's bands, which
+    may be smaller. Indexable and sized without listing the blocks."""
+
+    n: int
+    c: int
+    images: int
+    channels: int
+    whole: bool    # blocks of whole images (else bands of channels)
+
+    @classmethod
+    def of(cls, shape: Shape, itemsize: int, block_bytes: int = CACHE_BLOCK_BYTES) -> "CacheBlocks":
+        n, c = shape[:2]
+        plane = max(1, numel(shape[2:]) * itemsize)
+        if c * plane <= block_bytes:
+            return cls(n, c, block_bytes // max(1, c * plane), c, True)
+        return cls(n, c, 1, max(1, block_bytes // plane), False)
+
+    @property
+    def bands(self) -> int:
+        """Blocks per image (1 when blocks are whole images)."""
+        return 1 if self.whole else -(-self.c // self.channels)
+
+    @property
+    def count(self) -> int:
+        """How many blocks (a Python int: no listing, any batch)."""
+        return -(-self.n // self.images) if self.whole else self.n * self.bands
+
+    def __getitem__(self, j: int) -> tuple[slice, slice]:
+        """Block ``j`` as ``(images, channels)`` slices."""
+        if self.whole:
+            n0 = j * self.images
+            return slice(n0, min(self.n, n0 + self.images)), slice(None)
+        i, band = divmod(j, self.bands)
+        c0 = band * self.channels
+        return slice(i, i + 1), slice(c0, min(self.c, c0 + self.channels))
+
+
 def cache_blocks(shape: Shape, itemsize: int, block_bytes: int = CACHE_BLOCK_BYTES):
     """``(images, channels)`` slices cutting an (N, C, ...) array into blocks of about
     ``block_bytes``: several whole images when one is small, else bands of channels of one
-    image. A kernel that makes several passes over a block finds it still in cache."""
-    n, c = shape[:2]
-    plane = max(1, numel(shape[2:]) * itemsize)
-    if c * plane <= block_bytes:
-        step = block_bytes // max(1, c * plane)
-        for n0 in range(0, n, step):
-            yield slice(n0, min(n, n0 + step)), slice(None)
-    else:
-        step = max(1, block_bytes // plane)
-        for i in range(n):
-            for c0 in range(0, c, step):
-                yield slice(i, i + 1), slice(c0, min(c, c0 + step))
+    image (:class:`CacheBlocks`). A kernel that makes several passes over a block finds it
+    still in cache."""
+    layout = CacheBlocks.of(shape, itemsize, block_bytes)
+    for j in range(layout.count):
+        yield layout[j]
 
 
 def affine_flops(macs: int, out_shape: Shape, bias: bool) -> int:

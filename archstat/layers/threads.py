@@ -21,6 +21,8 @@ EfficientNet-B0 ran 1.11x and 1.06x faster at batch 1 with it, and the same at b
 """
 from __future__ import annotations
 
+import math
+
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
@@ -120,17 +122,43 @@ def each_block(step: Callable[[Any, Any], object], x: np.ndarray, blocks: Sequen
                scratch: Callable[[int, int], Any] | None = None, compute: bool = False) -> None:
     """``step(block, buffers)`` for every cache block of x (``(images, channels)`` slices,
     :func:`archstat.layers.registry.cache_blocks`), the blocks shared out as :func:`each`
-    does. ``buffers = scratch(n, c)`` for a block of n images and c channels, made in each part
-    and again only when a block's extent changes (a last, smaller block); None without
-    ``scratch``. ``arrays``: how many arrays of x's size the pass reads and writes."""
+    does. ``buffers = scratch(n, c)`` for a block of n images and c channels, made for every
+    part before the parts start and again only when a block's extent changes (a last,
+    smaller block); None without ``scratch``. ``arrays``: how many arrays of x's size the pass reads and writes."""
+    nbytes = int(arrays * x.nbytes)
+    split = parts(len(blocks), nbytes, compute)
+    # each part's first buffers are made here, before any part starts, so that they are all
+    # held at once whatever the threads' timing (the peak :func:`scratch_bytes` states)
+    first = ({p.start: scratch(*x[blocks[p.start]].shape[:2]) for p in split if p.start < p.stop}
+             if scratch is not None else {})
+
     def run(part: slice) -> None:
-        made, extent = None, None
+        made = first.pop(part.start, None)
+        extent = None if made is None else x[blocks[part.start]].shape[:2]
         for block in blocks[part]:
             if scratch is not None and x[block].shape[:2] != extent:
                 extent = x[block].shape[:2]
+                made = None   # the old buffers go before the new ones come
                 made = scratch(*extent)
             step(block, made)
-    each(run, len(blocks), int(arrays * x.nbytes), compute)
+    each(run, len(blocks), nbytes, compute)
+
+
+def scratch_bytes(shape: Sequence[int], itemsize: int, blocks: Any, arrays: float,
+                  per_block: Callable[[int, int], int], compute: bool = False) -> int:
+    """The most bytes of scratch that :func:`each_block` holds at once over an array of
+    ``shape`` cut into ``blocks`` (a :class:`archstat.layers.registry.CacheBlocks`, never
+    listed): ``per_block(n, c)`` bytes for the first block of every part that runs side by
+    side (a part's later blocks are never larger)."""
+    total = int(arrays * itemsize * math.prod(shape))
+    n, c = shape[:2]
+    held = 0
+    for part in parts(blocks.count, total, compute):
+        if part.start == part.stop:    # no blocks (an empty batch)
+            continue
+        imgs, chans = blocks[part.start]
+        held += per_block(len(range(n)[imgs]), len(range(c)[chans]))
+    return held
 
 
 def flat(*arrays: np.ndarray) -> list[np.ndarray] | None:

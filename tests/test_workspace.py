@@ -1,0 +1,226 @@
+"""Kernel workspace (``LayerType.workspace_bytes``) and the executor's memory prediction.
+
+What a kernel allocates beyond its output is stated next to the kernel (conv2d's im2col
+columns, padded input, folded-bias weight and GEMM output; Winograd's band, tiles, products
+and transformed filters; the direct depthwise forward's block scratch; batch norm's repeated
+per-channel operands). Checked three ways: hand-derived sizes on small cases; tracemalloc's
+peak of each kernel on many shapes and every algorithm; and whole networks, where
+``Executor.predict_memory`` must match tracemalloc's peak of a forward pass.
+"""
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import archstat
+from archstat import Executor
+from archstat.layers import conv_winograd as wino, im2col as win, registry, threads
+from archstat.layers.conv import conv2d, conv2d_workspace
+from archstat.layers.norm_kernels import batch_norm2d, bn_inference_workspace
+
+# NumPy's own small temporaries (ufunc buffers of 8,192 elements per operand, index arrays)
+# are not stated: up to this much, plus 1 %
+SLACK = 128 * 1024
+
+
+def _transient(fn) -> tuple[int, object]:
+    """Bytes ``fn`` held at its peak beyond what it returns (its inputs exist already)."""
+    tracemalloc.start()
+    try:
+        out = fn()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - current, out
+
+
+def _close(measured: int, declared: int) -> bool:
+    return abs(measured - declared) <= SLACK + declared // 100
+
+
+# --------------------------------------------------------------- hand-derived sizes
+
+def test_im2col_workspace_by_hand():
+    # 3x3, pad 1 on (1, 2, 5, 5), 4 filters with a bias: K = 2*9 = 18; zero padding left
+    # unbuilt (tap by tap), one block of 25 columns; the bias rides in the GEMM as a row of
+    # ones (K + 1 rows) and a weight column (4 x 19)
+    assert conv2d_workspace((1, 2, 5, 5), (4, 2, 3, 3), True, padding=1) == 4 * (4 * 19 + 19 * 25)
+    assert conv2d_workspace((1, 2, 5, 5), (4, 2, 3, 3), False, padding=1) == 4 * 18 * 25
+    # reflect padding builds the padded input (7x7), rows first (7x5) then columns
+    assert conv2d_workspace((1, 2, 5, 5), (4, 2, 3, 3), False, padding=1, padding_mode="reflect") == \
+        4 * (18 * 25 + 2 * 7 * 5 + 2 * 7 * 7)
+    # a 1x1 stride-1 conv is one GEMM on the input itself: nothing
+    assert conv2d_workspace((8, 64, 56, 56), (256, 64, 1, 1), True) == 0
+
+
+def test_winograd_workspace_by_hand():
+    # F(2x2, 3x3) on (1, 2, 4, 4), 3 filters, pad 1: a 2x2 grid of tiles in one block, one
+    # filter chunk. Tiles then output tiles: max(16*2, 4*3) * 4; transformed tiles 16*2*4;
+    # products 16*3*4; the padded band 2 channels x 6 x 6; transformed filters 16*3*2
+    elements = 32 * 4 + 32 * 4 + 48 * 4 + 2 * 6 * 6 + 16 * 3 * 2
+    assert conv2d_workspace((1, 2, 4, 4), (3, 2, 3, 3), False, padding=1, algorithm="winograd2") == 4 * elements
+
+
+def test_batch_norm_workspace_by_hand():
+    # several images of short rows (L = 16): a row of ones and the scale and shift repeated
+    # to full rows (C x L each); one image: nothing
+    assert bn_inference_workspace((2, 3, 4, 4), 4) == 4 * 16 * (1 + 2 * 3)
+    assert bn_inference_workspace((1, 3, 4, 4), 4) == 0
+    assert bn_inference_workspace((2, 3, 40, 40), 8) == 8 * 1600   # long rows: the ones only
+
+
+def test_winograd_filters_are_chunked_on_wide_layers():
+    # VGG's 512 x 512 filters: 37.7 MB transformed in F(4x4); in chunks the workspace of the
+    # 14x14 layer at batch 1 stays under half of that
+    whole = 36 * 512 * 512 * 4
+    assert conv2d_workspace((1, 512, 14, 14), (512, 512, 3, 3), True, padding=1, algorithm="winograd4") < whole / 2
+
+
+# --------------------------------------------------------------- against tracemalloc
+
+CONV_CASES = [
+    # (N, C, H, C_out, k, stride, pad, groups, bias, padding_mode)
+    (1, 3, 64, 16, 3, 1, 1, 1, True, "zeros"),
+    (1, 16, 40, 16, 3, 1, 1, 1, False, "zeros"),
+    (4, 16, 30, 24, 3, 1, 1, 1, True, "zeros"),
+    (2, 3, 96, 16, 7, 2, 3, 1, False, "zeros"),
+    (2, 32, 28, 64, 1, 2, 0, 1, False, "zeros"),
+    (1, 32, 56, 32, 3, 1, 1, 32, False, "zeros"),      # depthwise, direct
+    (1, 32, 28, 32, 3, 1, 1, 32, False, "zeros"),      # depthwise at batch 1 on a small plane: im2col
+    (4, 32, 28, 32, 3, 2, 1, 32, True, "zeros"),       # depthwise, direct, stride 2
+    (1, 24, 28, 48, 5, 1, 2, 24, False, "zeros"),      # 5x5 depthwise with a multiplier 2
+    (2, 16, 30, 8, 3, 1, 1, 1, True, "reflect"),
+    (2, 16, 30, 8, 3, 1, 1, 2, True, "circular"),
+    (1, 32, 60, 32, 3, 1, 1, 32, True, "replicate"),   # direct depthwise, padding built per block
+    (4, 8, 13, 16, 5, 2, 2, 1, True, "zeros"),
+    (3, 64, 14, 64, 3, 1, 1, 1, True, "zeros"),
+    (8, 24, 27, 32, 5, 1, 2, 2, True, "zeros"),
+    (2, 3, 99, 24, 11, 4, 0, 1, True, "zeros"),
+    (2, 8, 17, 12, 3, 1, 1, 1, True, "zeros"),         # odd sizes: Winograd's tiles overhang
+]
+
+
+def _conv_inputs(case):
+    n, c, h, c_out, k, s, p, g, bias, mode = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+    w = rng.standard_normal((c_out, c // g, k, k), dtype=np.float32)
+    b = rng.standard_normal(c_out, dtype=np.float32) if bias else None
+    return x, w, b
+
+
+def _algorithms(case):
+    _, _, _, _, k, s, _, g, _, mode = case
+    return ["im2col"] + (list(wino.ALGORITHMS) if (k, s, g, mode) == (3, 1, 1, "zeros") else [])
+
+
+@pytest.fixture(params=["default blocks", "small blocks"])
+def blocks(request, monkeypatch):
+    """The kernels' own block sizes, and tiny ones (many blocks, several images per block,
+    Winograd's filters one chunk per output channel)."""
+    if request.param == "small blocks":
+        monkeypatch.setattr(win, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(win, "MIN_BLOCK_COLS", 300)
+        monkeypatch.setattr(wino, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(wino, "MIN_BLOCK_TILES", 20)
+        monkeypatch.setattr(wino, "FILTER_CHUNK_BYTES", 1)
+    return request.param
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_conv_workspace_matches_what_the_kernel_allocates(case, blocks):
+    x, w, b = _conv_inputs(case)
+    _, _, _, _, _, s, p, g, bias, mode = case
+    for algorithm in _algorithms(case):
+        declared = conv2d_workspace(x.shape, w.shape, bias, s, p, 1, g, mode, algorithm, 4)
+        measured, _ = _transient(lambda: conv2d(x, w, b, s, p, 1, g, mode, algorithm=algorithm))
+        assert _close(measured, declared), (algorithm, measured, declared)
+        assert declared > 0 or (w.shape[2:] == (1, 1) and s == 1 and p == 0)
+
+
+def test_direct_depthwise_scratch_is_held_for_every_part_at_once(monkeypatch):
+    """Two cores: each part's block scratch is made before the parts start, so the peak is
+    the same on every call (not whichever thread happens to start first)."""
+    monkeypatch.setattr(threads, "MIN_BYTES", 0)
+    threads.set_cores(2)
+    try:
+        x, w, _ = _conv_inputs((1, 96, 112, 96, 3, 2, 1, 96, False, "zeros"))
+        declared = conv2d_workspace(x.shape, w.shape, False, 2, 1, 1, 96)
+        measured = {_transient(lambda: conv2d(x, w, None, 2, 1, 1, 96))[0] for _ in range(4)}
+        assert all(_close(m, declared) for m in measured), (measured, declared)
+        threads.set_cores(1)
+        alone = conv2d_workspace(x.shape, w.shape, False, 2, 1, 1, 96)
+        assert declared > 1.5 * alone   # the 41-channel blocks of two parts against one part's
+    finally:
+        threads.set_cores(None)
+
+
+@pytest.mark.parametrize("shape", [(8, 64, 28, 28), (4, 32, 7, 7), (2, 16, 40, 40), (1, 64, 14, 14)])
+def test_batch_norm_workspace_matches_what_the_kernel_allocates(shape):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    c = shape[1]
+    gamma, beta = rng.random(c, dtype=np.float32), rng.random(c, dtype=np.float32)
+    mean, var = rng.random(c, dtype=np.float32), rng.random(c, dtype=np.float32) + 0.5
+    measured, _ = _transient(lambda: batch_norm2d(x, gamma, beta, mean, var, training=False))
+    assert _close(measured, bn_inference_workspace(shape, 4)), measured
+
+
+def test_every_type_states_its_workspace_through_the_registry():
+    conv = registry.get("conv2d")
+    attrs = conv.normalise({"out_channels": 16, "kernel_size": 3, "padding": 1})
+    assert conv.workspace_bytes([(2, 8, 20, 20)], attrs, 4, "winograd4") == \
+        conv2d_workspace((2, 8, 20, 20), (16, 8, 3, 3), True, padding=1, algorithm="winograd4")
+    assert conv.workspace_bytes([(2, 8, 20, 20)], attrs, 4) == conv2d_workspace((2, 8, 20, 20), (16, 8, 3, 3), True,
+                                                                                 padding=1)
+    relu = registry.get("relu")
+    assert relu.workspace_bytes([(2, 8, 20, 20)], relu.normalise({}), 4) == 0
+
+
+# --------------------------------------------------------------- whole networks
+
+def _traced_forward(ex: Executor, x: np.ndarray) -> int:
+    """tracemalloc's peak of one forward (after a first, untimed one), plus the caller's input."""
+    ex.forward(x)
+    tracemalloc.start()
+    try:
+        ex.forward(x)
+        return tracemalloc.get_traced_memory()[1] + x.nbytes
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name,batch,algorithm", [
+    ("resnet18", 2, "reference"),          # conv -> batch norm chains, residual adds
+    ("mobilenet_v2", 1, "reference"),      # direct depthwise convs on both cores
+    ("densenet121", 1, "winograd4"),       # concatenations that hold their inputs, Winograd into them
+    ("squeezenet1_0", 2, "winograd2"),
+    ("alexnet", 2, "reference"),           # an 11x11 stride-4 conv: padded copy and columns
+])
+def test_predicted_peak_matches_a_traced_forward(name, batch, algorithm):
+    ex = Executor(name, algorithm=algorithm)
+    a = archstat.analyze(ex.model, batch=batch).totals
+    predicted = ex.predict_memory(batch) - a["param_bytes"] - a["buffer_bytes"]
+    x = np.random.default_rng(0).standard_normal((batch, *ex.model.input_shape), dtype=np.float32)
+    traced = _traced_forward(ex, x)
+    assert abs(traced - predicted) <= 0.02 * predicted, (traced, predicted)
+    # workspace is real: the activations and the input alone fall short of the traced peak
+    assert a["peak_activation_bytes"] + x.nbytes < traced
+
+
+def test_an_absurd_batch_is_predicted_without_listing_blocks_or_measuring():
+    """The memory guard runs before anything: the workspace of every path comes from the
+    first block and a count, so a batch of 10**20 is refused at once (listing its blocks or
+    measuring 'auto' at that size would exhaust the machine)."""
+    spec = {"input": [8, 30, 30], "layers": [
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "groups": 8},   # direct depthwise
+        {"type": "batch_norm2d"},
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},                # Winograd or im2col
+        {"type": "conv2d", "out_channels": 4, "kernel_size": 5, "stride": 2, "padding_mode": "reflect",
+         "padding": 2},
+    ]}
+    for algorithm in ("reference", "winograd4", "auto"):
+        need = Executor(spec, algorithm=algorithm).predict_memory(10**20)
+        assert need > 10**20 * 8 * 30 * 30 * 4 * 3    # the input and two activations at least
