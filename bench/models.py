@@ -240,6 +240,7 @@ def main(argv=None) -> int:
     ap.add_argument("--algorithm", default="auto")
     ap.add_argument("--train", nargs="*", default=[], metavar="MODEL", help="also a training step at batch 8")
     ap.add_argument("--memory", action="store_true", help="also the peak memory of one forward (fresh processes)")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak memory (no timing)")
     ap.add_argument("--ab", nargs="*", default=[], choices=["threads", "placement"],
                     help="also time the engine without one change, in the same rounds: elementwise passes "
                          "in one thread, or concatenations copying their inputs")
@@ -261,7 +262,7 @@ def main(argv=None) -> int:
     own0 = t0.user + t0.system
     print("\n| model | batch | engine ms/image | torch ms/image | engine / torch | max abs diff | algorithms |")
     print("|---|---|---|---|---|---|---|")
-    for name in args.models:
+    for name in args.models if not args.memory_only else []:
         for batch in args.batches:
             r = bench_forward(name, batch, args.rounds, args.algorithm, args.ab)
             ab = "".join(f"; {k} {v:.2f}x the time" for k, v in r["ab"].items())
@@ -274,7 +275,7 @@ def main(argv=None) -> int:
         ab = "".join(f"; {k} {v:.2f}x the time" for k, v in r["ab"].items())
         print(f"| {r['model']} | 8 | {r['engine_ms']:.1f} | {r['torch_ms']:.1f} | {r['ratio']:.2f} | | {ab[2:]} |",
               flush=True)
-    if args.memory:
+    if args.memory or args.memory_only:
         print("\n| model | batch | engine peak RSS MB | torch peak RSS MB | engine / torch | predicted MB | "
               "engine traced MB | traced / predicted |")
         print("|---|---|---|---|---|---|---|---|")

@@ -17,6 +17,7 @@ import pytest
 import archstat
 from archstat import Executor
 from archstat.layers import conv_winograd as wino, im2col as win, registry, threads
+from archstat.layers.registry import RunContext
 from archstat.layers.conv import conv2d, conv2d_workspace
 from archstat.layers.norm_kernels import batch_norm2d, bn_inference_workspace
 
@@ -168,6 +169,34 @@ def test_batch_norm_workspace_matches_what_the_kernel_allocates(shape):
     assert _close(measured, bn_inference_workspace(shape, 4)), measured
 
 
+def test_lrn_workspace_matches_what_the_kernel_allocates():
+    x = np.random.default_rng(0).standard_normal((2, 64, 28, 28), dtype=np.float32)
+    lrn = registry.get("lrn")
+    attrs = lrn.normalise({"size": 5})
+    measured, _ = _transient(lambda: lrn.forward([x], {}, attrs, RunContext(keep_cache=False))[0])
+    assert _close(measured, lrn.workspace_bytes([x.shape], attrs, 4)) and measured > x.nbytes // 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_workspace_is_one_block_or_a_stated_bound(dtype):
+    gelu = registry.get("gelu")
+    rng = np.random.default_rng(0)
+    for approximate in ("none", "tanh"):
+        attrs = gelu.normalise({"approximate": approximate})
+        declared = gelu.workspace_bytes([(4, 300_000)], attrs, np.dtype(dtype).itemsize)
+        worst = 0
+        for x in (rng.standard_normal((4, 300_000)), np.full((4, 300_000), 10.0), np.full((4, 300_000), 2.0),
+                  rng.uniform(-8, 8, (4, 300_000))):
+            x = x.astype(dtype)
+            measured, _ = _transient(lambda: gelu.forward([x], {}, attrs, RunContext(keep_cache=False))[0])
+            assert measured <= declared + SLACK // 8, (approximate, measured, declared)
+            worst = max(worst, measured)
+        if approximate == "tanh":
+            assert _close(worst, declared)
+        else:   # the bound is near the worst case (values in erf's tail)
+            assert worst > 0.8 * declared
+
+
 def test_every_type_states_its_workspace_through_the_registry():
     conv = registry.get("conv2d")
     attrs = conv.normalise({"out_channels": 16, "kernel_size": 3, "padding": 1})
@@ -198,6 +227,7 @@ def _traced_forward(ex: Executor, x: np.ndarray) -> int:
     ("densenet121", 1, "winograd4"),       # concatenations that hold their inputs, Winograd into them
     ("squeezenet1_0", 2, "winograd2"),
     ("alexnet", 2, "reference"),           # an 11x11 stride-4 conv: padded copy and columns
+    ("vgg11_lrn", 1, "winograd4"),         # local response normalisation's squares and window sums
 ])
 def test_predicted_peak_matches_a_traced_forward(name, batch, algorithm):
     ex = Executor(name, algorithm=algorithm)

@@ -10,7 +10,7 @@ Kernels (in :mod:`.activation_kernels`, re-exported here): :func:`relu`, :func:`
 """
 from __future__ import annotations
 
-from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_backward, hardsigmoid,
+from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_backward, gelu_workspace, hardsigmoid,
                                  hardswish, hardswish_backward, relu, relu6, relu6_backward,
                                  relu_backward, sigmoid, sigmoid_backward, silu, silu_backward, tanh,
                                  tanh_backward)
@@ -217,6 +217,9 @@ class GELU(_Elementwise):
     alias = "gelu"
     fields = (Field("approximate", "choice", "none", "'none': exact, with erf; 'tanh': the tanh "
                     "approximation", choices=("none", "tanh")),)
+
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+        return gelu_workspace(numel(in_shapes[0]), itemsize, attrs["approximate"])
 
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]

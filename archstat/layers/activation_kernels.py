@@ -251,6 +251,17 @@ def _gelu_inner(x: np.ndarray) -> np.ndarray:
     return u
 
 
+def gelu_workspace(size: int, itemsize: int, approximate: str = "none") -> int:
+    """Bytes :func:`gelu` allocates beyond its output: its temporaries for one block of
+    :data:`archstat.layers.special.BLOCK` elements. The tanh form's is one array of the
+    block; the exact form's depend on which of erf's three regions each value falls in
+    (index arrays, gathered values, partial results): measured 57-65 bytes per element in
+    float32 and 97-113 in float64 over normal, uniform, constant and NaN blocks, under the
+    bound stated here, 16 values and one 8-byte index per element."""
+    block = min(size, BLOCK)
+    return block * itemsize if approximate == "tanh" else block * (16 * itemsize + 8)
+
+
 @kernel
 def gelu_backward(dy: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """Gradient of :func:`gelu` with respect to x (x: the forward input), as PyTorch's

@@ -116,6 +116,12 @@ class LRN(LayerType):
     def flops(self, in_shapes, out_shape, attrs):
         return (attrs["size"] + 4) * numel(out_shape)
 
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+        # the squares and their window sum side by side; then the scale (kept for backward)
+        # and its power, which the multiply by x reuses as the output (NumPy elides a large
+        # temporary): one array of the input's size beyond the output either way
+        return numel(in_shapes[0]) * itemsize
+
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]
         args = attrs["size"], attrs["alpha"], attrs["beta"], attrs["k"]
