@@ -160,7 +160,8 @@ class Executor:
 
         Inference: parameters + buffers + the input + the largest, over the layers, of the
         activations live while the layer runs (the analysis' liveness plan, ``live_bytes``;
-        the input, the caller's, counts through the whole pass) plus the workspace its
+        the input, the caller's, counts through the whole pass, in this executor's dtype: an
+        input of another dtype is cast, and the caller's array is then extra) plus the workspace its
         kernel allocates for the algorithm this executor runs it with
         (``LayerType.workspace_bytes``: im2col's columns, Winograd's buffers; with
         ``algorithm='auto'``, where this machine's cache does not know the choice yet, the

@@ -343,7 +343,7 @@ def conv2d_workspace(x_shape, w_shape, has_bias, stride=1, padding=0, dilation=1
     g = int(groups)
     tile = _winograd_tile(algorithm, tuple(w_shape[2:]), stride, dilation, g, padding_mode)
     if tile is not None:
-        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize)
+        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, has_bias)
     geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
     if _direct_depthwise(x_shape, w_shape, g, geom):
         return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize)

@@ -292,13 +292,16 @@ class _Plan:
         return _blocks(self.tiles[0], self.grid, t, self.tiles[1], itemsize)
 
 
-def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int) -> int:
+def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int, bias: bool = False) -> int:
     """Bytes :func:`winograd_conv2d` allocates beyond y while it runs, for an input of
     ``x_shape`` and ``k`` filters: the transformed filters (or one chunk's), the block's input
-    band, tiles, transformed tiles and products (:class:`_Plan`)."""
+    band, tiles, transformed tiles and products (:class:`_Plan`); with a bias, NumPy's buffers
+    for adding it on the way out of the tiles (strided operands: ``np.getbufsize()`` elements
+    for each of the three)."""
     t = TRANSFORMS[tile]
     geom = win.geometry(tuple(x_shape[2:]), (3, 3), 1, padding, 1)
-    return itemsize * sum(_Plan.of(x_shape, k, geom.pads, t, itemsize).buffers.values())
+    buffered = 3 * np.getbufsize() if bias else 0
+    return itemsize * (sum(_Plan.of(x_shape, k, geom.pads, t, itemsize).buffers.values()) + buffered)
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarray | None = None) -> np.ndarray:

@@ -95,10 +95,12 @@ def parts(total: int, nbytes: int, compute: bool = False) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-def each(fn: Callable[[slice], object], total: int, nbytes: int, compute: bool = False) -> None:
-    """``fn(part)`` for the :func:`parts` of ``range(total)``, the first in the calling thread
-    and the others in the pool; returns when all are done, raising the first error."""
-    split = parts(total, nbytes, compute)
+def each(fn: Callable[[slice], object], total: int, nbytes: int, compute: bool = False,
+         split: Sequence[slice] | None = None) -> None:
+    """``fn(part)`` for the :func:`parts` of ``range(total)`` (or the given ``split``), the
+    first in the calling thread and the others in the pool; returns when all are done,
+    raising the first error."""
+    split = parts(total, nbytes, compute) if split is None else split
     if len(split) == 1:
         fn(split[0])
         return
@@ -141,23 +143,29 @@ def each_block(step: Callable[[Any, Any], object], x: np.ndarray, blocks: Sequen
                 made = None   # the old buffers go before the new ones come
                 made = scratch(*extent)
             step(block, made)
-    each(run, len(blocks), nbytes, compute)
+    each(run, len(blocks), nbytes, compute, split)
 
 
 def scratch_bytes(shape: Sequence[int], itemsize: int, blocks: Any, arrays: float,
                   per_block: Callable[[int, int], int], compute: bool = False) -> int:
-    """The most bytes of scratch that :func:`each_block` holds at once over an array of
+    """The most bytes of scratch that :func:`each_block` can hold at once over an array of
     ``shape`` cut into ``blocks`` (a :class:`archstat.layers.registry.CacheBlocks`, never
-    listed): ``per_block(n, c)`` bytes for the first block of every part that runs side by
-    side (a part's later blocks are never larger)."""
+    listed): for every part that runs side by side, ``per_block(n, c)`` of its largest
+    block. Blocks are full-sized but for the last of the batch or of an image's channel
+    bands, so that is the part's first block or, when the first is such a last one, the
+    next (a full band of the next image): a bound, reached when the parts overlap in time,
+    and exact when every part starts on a full block."""
     total = int(arrays * itemsize * math.prod(shape))
     n, c = shape[:2]
+
+    def scratch_of(j: int) -> int:
+        imgs, chans = blocks[j]
+        return per_block(len(range(n)[imgs]), len(range(c)[chans]))
     held = 0
     for part in parts(blocks.count, total, compute):
         if part.start == part.stop:    # no blocks (an empty batch)
             continue
-        imgs, chans = blocks[part.start]
-        held += per_block(len(range(n)[imgs]), len(range(c)[chans]))
+        held += max(scratch_of(j) for j in range(part.start, min(part.stop, part.start + 2)))
     return held
 
 
