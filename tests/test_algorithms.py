@@ -83,9 +83,17 @@ def test_auto_measures_once_then_reads_the_machines_cache(cache_home, monkeypatc
     (path,) = cache_home.glob("algorithms-*.json")
     data = json.loads(path.read_text())
     assert data["version"] == algorithms.CACHE_VERSION and len(data["choices"]) == 3   # c1, c2, c3 differ
-    for entry in data["choices"].values():
+    net = archstat.load(NET)
+    shapes = net.shapes(1)
+    for name in sorted(WINOGRAD_LAYERS):
+        layer = net.layer(name)
+        entry = data["choices"][algorithms.Tuner.case(layer.type, [shapes[layer.inputs[0]]], layer.attrs, "float32",
+                                                      False)]
         assert set(entry["ms"]) == {"im2col", "winograd2", "winograd4"}
-        assert entry["best"] == min(entry["ms"], key=entry["ms"].get)
+        ms = entry["ms"]
+        tied = [k for k in ms if ms[k] <= min(ms.values()) * (1 + algorithms.TIE)]
+        work = {k: layer.type.workspace_bytes([shapes[layer.inputs[0]]], layer.attrs, 4, k) for k in tied}
+        assert entry["best"] in tied and work[entry["best"]] == min(work.values())
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again")
@@ -94,6 +102,20 @@ def test_auto_measures_once_then_reads_the_machines_cache(cache_home, monkeypatc
     # another batch size is another shape: measured
     with pytest.raises(AssertionError, match="measured again"):
         Executor(NET, algorithm="auto").algorithms(batch=3)
+
+
+def test_auto_breaks_near_ties_by_workspace_at_inference():
+    conv = all_types()["conv2d"]
+    attrs = conv.normalise({"out_channels": 64, "kernel_size": 3, "padding": 1})
+    shape = [(1, 64, 224, 224)]     # VGG-16's conv1_2: Winograd's buffers are several times im2col's
+    options = ("im2col", "winograd2", "winograd4")
+    work = {k: conv.workspace_bytes(shape, attrs, 4, k) for k in options}
+    assert work["im2col"] < work["winograd4"]
+    ms = {"im2col": 10.4, "winograd2": 15.0, "winograd4": 10.0}          # 4 % apart: a tie
+    assert algorithms.pick(conv, shape, attrs, ms, options, "float32", False) == "im2col"
+    assert algorithms.pick(conv, shape, attrs, ms, options, "float32", True) == "winograd4"   # training: time
+    ms["im2col"] = 10.6                                                    # 6 % apart: the faster
+    assert algorithms.pick(conv, shape, attrs, ms, options, "float32", False) == "winograd4"
 
 
 def test_auto_without_a_writable_cache_still_chooses(tmp_path, monkeypatch):

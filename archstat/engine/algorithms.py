@@ -13,7 +13,8 @@ Choices:
 * an algorithm's name (``"winograd4"``): every layer it applies to runs it, the others their
   reference;
 * ``"auto"``: each layer with a choice runs the algorithm that was fastest for its type,
-  input shapes, fields, dtype and pass (inference: forward; training: forward + backward),
+  input shapes, fields, dtype and pass (inference: forward, ties within :data:`TIE` going to
+  the least workspace; training: forward + backward),
   measured once on this machine (the best of a few runs of each, on random data) and cached as
   JSON in ``$XDG_CACHE_HOME/archstat/algorithms-<machine key>.json`` beside the calibrated roofs
   (:mod:`archstat.machine`). Deleting the file measures again.
@@ -33,7 +34,11 @@ from ..layers.registry import RunContext, Shape
 AUTO = "auto"
 REFERENCE = "reference"
 #: bumped when the cache file's layout changes (older files are then ignored)
-CACHE_VERSION = 1
+CACHE_VERSION = 2    # 2: Winograd's blocks and filter chunks changed, and ties go to less workspace
+#: at inference, algorithms within this fraction of the fastest time count as tied, and the
+#: one with the least workspace (``LayerType.workspace_bytes``) wins: as cuDNN's search, a
+#: lower peak for a time within the noise of measuring it
+TIE = 0.05
 #: timed runs per candidate (after one untimed), the best kept
 RUNS = 3
 
@@ -111,7 +116,8 @@ class Tuner:
 
     def known(self, ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
               options: Sequence[str], dtype: str, train: bool) -> str | None:
-        """The cached fastest of ``options`` for this layer, None when it was never measured."""
+        """The cached choice among ``options`` for this layer (:func:`pick`), None when it was
+        never measured."""
         known = self.choices.get(self.case(ltype, in_shapes, attrs, dtype, train))
         return known["best"] if known and set(known.get("ms", {})) == set(options) else None
 
@@ -122,7 +128,7 @@ class Tuner:
             return known
         case = self.case(ltype, in_shapes, attrs, dtype, train)
         ms = {name: measure(ltype, in_shapes, attrs, name, dtype, train) for name in options}
-        best = min(options, key=lambda name: (ms[name], options.index(name)))
+        best = pick(ltype, in_shapes, attrs, ms, options, dtype, train)
         self.choices[case] = {"best": best, "ms": ms}
         self.save()
         return best
@@ -135,6 +141,20 @@ class Tuner:
             write_file(self.path, json.dumps(data, indent=1) + "\n", field="algorithm cache")
         except ArchstatError as exc:
             self.note = f"the algorithm choices are not cached: {exc}"
+
+
+def pick(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], ms: Mapping[str, float],
+         options: Sequence[str], dtype: str, train: bool) -> str:
+    """The algorithm ``auto`` runs given each option's measured milliseconds: the fastest; at
+    inference, of those within :data:`TIE` of it, the one with the least workspace (then the
+    faster, then the earlier in ``options``)."""
+    if train:
+        return min(options, key=lambda name: (ms[name], options.index(name)))
+    fastest = min(ms[name] for name in options)
+    tied = [name for name in options if ms[name] <= fastest * (1 + TIE)]
+    itemsize = np.dtype(dtype).itemsize
+    return min(tied, key=lambda name: (ltype.workspace_bytes(in_shapes, attrs, itemsize, name), ms[name],
+                                       options.index(name)))
 
 
 def measure(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], algorithm: str,
