@@ -260,3 +260,26 @@ def test_an_absurd_batch_is_predicted_without_listing_blocks_or_measuring():
     for algorithm in ("reference", "winograd4", "auto"):
         need = Executor(spec, algorithm=algorithm).predict_memory(10**20)
         assert need > 10**20 * 8 * 30 * 30 * 4 * 3    # the input and two activations at least
+
+
+def test_auto_predicts_the_largest_workspace_until_it_knows_its_choices(tmp_path, monkeypatch):
+    """Before 'auto' has measured a shape the prediction counts each layer's largest
+    workspace (a bound, nothing measured); once a pass has chosen, the prediction follows the
+    choices and matches tracemalloc again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    from archstat.engine import algorithms
+    speed = {"im2col": 1.0, "winograd2": 3.0, "winograd4": 2.0}      # im2col, the least workspace, wins
+    monkeypatch.setattr(algorithms, "measure", lambda ltype, shapes, attrs, name, dtype, train: speed[name])
+    spec = {"input": [16, 40, 40], "layers": [
+        {"type": "conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1},
+        {"type": "relu", "inplace": True},
+        {"type": "conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1},
+    ]}
+    ex = Executor(spec, algorithm="auto")
+    a = archstat.analyze(ex.model, batch=2).totals
+    before = ex.predict_memory(2) - a["param_bytes"] - a["buffer_bytes"]
+    x = np.random.default_rng(0).standard_normal((2, 16, 40, 40), dtype=np.float32)
+    traced = _traced_forward(ex, x)
+    after = ex.predict_memory(2) - a["param_bytes"] - a["buffer_bytes"]
+    assert set(ex.algorithms(2).values()) == {"im2col"}
+    assert before > after and abs(traced - after) <= 0.02 * after, (before, after, traced)

@@ -170,8 +170,11 @@ class Executor:
         for backward, parameters and their gradients, buffers, the largest transient
         gradient); backward kernels' workspace is not included.
         """
-        key = (batch, bool(train), None if input_shape is None else tuple(input_shape))
-        if key not in self._predicted:  # the same pass is guarded on every forward: analyse once
+        shape = tuple(input_shape) if input_shape is not None else self.model.input_shape
+        # the same pass is guarded on every forward: analyse once, and again once this executor
+        # knows the algorithms it runs at this shape (until then the largest workspace counts)
+        key = (batch, bool(train), shape, ((batch, *shape), False) in self._algorithms)
+        if key not in self._predicted:
             a = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape, optimizer="sgd")
             totals = a.totals
             self._predicted[key] = int(totals["training_memory_bytes"] if train else
