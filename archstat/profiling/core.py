@@ -70,12 +70,13 @@ PROFILE_TOTALS: dict[str, str] = {
     "gemm_peak_gflops": "calibrated np.matmul peak (GFLOP/s)",
     "bandwidth_gbs": "calibrated np.copyto bandwidth, read + write (GB/s)",
     "ridge_intensity": "gemm_peak_gflops / bandwidth_gbs (FLOP/byte)",
-    "predicted_peak_bytes": "params + buffers + the liveness peak of activations (training: the "
-                            "analysis' training_memory_bytes); kernel workspace not included",
+    "predicted_peak_bytes": "Executor.predict_memory: params + buffers + the input + the largest of the "
+                            "live activations plus the kernel's workspace at any step (training: the "
+                            "analysis' training_memory_bytes, without backward's workspace)",
     "measured_peak_bytes": "params + buffers + input (+ output gradient) + the tracemalloc peak of "
                            "one untimed pass",
-    "workspace_bytes": "measured_peak_bytes - predicted_peak_bytes: mostly kernel workspace "
-                       "(im2col columns, temporaries)",
+    "unpredicted_bytes": "measured_peak_bytes - predicted_peak_bytes: what the prediction does not count "
+                         "(NumPy's small temporaries; in training, the backward kernels' workspace)",
     "load_average": "1-minute load average when timing started",
     "other_cpu_share": "share of the CPUs other processes used during the timed passes (/proc/stat)",
     "warnings": "sentences: a layer faster than the calibrated peak, a busy machine",
@@ -315,7 +316,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         "gemm_peak_gflops": roof.peak_gflops, "bandwidth_gbs": roof.bandwidth_gbs, "ridge_intensity": roof.ridge,
         "predicted_peak_bytes": predicted,
         "measured_peak_bytes": None if m.memory is None else state + held + m.memory.peak,
-        "workspace_bytes": None if m.memory is None else state + held + m.memory.peak - predicted,
+        "unpredicted_bytes": None if m.memory is None else state + held + m.memory.peak - predicted,
         "held_bytes": held, "state_bytes": state, "load_average": load, "other_cpu_share": m.other_cpu_share,
         "algorithm": choice,
     })

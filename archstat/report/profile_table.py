@@ -197,12 +197,13 @@ def profile_summary(p) -> list[tuple[str, str]]:
     ]
     if t["measured_peak_bytes"] is not None:
         predicted = ("the analysis' training-memory estimate with SGD" if train else
-                     f"weights {human_bytes(t['param_bytes'] + t['buffer_bytes'])} + peak live activations "
-                     f"{human_bytes(t['peak_activation_bytes'])}")
-        extra = t["workspace_bytes"]
+                     f"weights {human_bytes(t['param_bytes'] + t['buffer_bytes'])} + the input, the live "
+                     "activations and the kernels' workspace at the step where they peak")
+        extra = t["unpredicted_bytes"]
         if extra >= 0:
-            why = (f"{human_bytes(extra)} more: kernel workspace the analysis does not count (im2col columns, "
-                   "temporaries)" + (" and the caches kept for backward" if train else ""))
+            why = (f"{human_bytes(extra)} more: " + ("the backward kernels' workspace and temporaries, which the "
+                                                     "estimate does not count" if train else
+                                                     "NumPy's small temporaries, which the prediction does not count"))
         else:
             why = (f"{human_bytes(-extra)} less: the estimate holds every layer's output and the largest "
                    "gradient at once, the engine frees some sooner")
@@ -352,9 +353,9 @@ def render_sweep(s, fmt: str = "table", width: int | None = None) -> str:
     if busy and max(busy) > BUSY:
         tail.append(("Warning", f"other processes used up to {100 * max(busy):.0f}% of the CPUs while timing: "
                                 "absolute times are inflated; compare ratios, or re-run when the machine is idle"))
-    notes = ["Predicted peak: weights + the analysis' peak live activations (training: its training-memory "
-             "estimate); measured: tracemalloc over one untimed pass + weights and input (the difference is "
-             "kernel workspace).", UNITS_NOTE]
+    notes = ["Predicted peak: weights + the input, live activations and kernel workspace at their peak step "
+             "(training: the analysis' training-memory estimate); measured: tracemalloc over one untimed pass + "
+             "weights and input.", UNITS_NOTE]
     from . import sweep_plots
     figures = _embedded(lambda path: [sweep_plots.batch_sweep(s, path)],
                         {"figure": "Time per image and peak memory against batch size."}) if s.profiles else None
