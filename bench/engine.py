@@ -266,13 +266,14 @@ def bench_vgg16(batch: int, rounds: int, torch, algorithms=("reference",)) -> No
     from archstat.engine.executor import Executor
     x = np.random.default_rng(1).standard_normal((batch, 3, 224, 224), dtype=np.float32)
     fns = {}
+    choices = []
     for choice in ("reference", *[a for a in algorithms if a != "reference"]):   # the same weights (seed 0)
         other = Executor("vgg16", seed=0, dtype="float32", algorithm=choice)
         chosen = other.algorithms(batch)   # 'auto' measures its choices here, untimed
         if choice == "reference":
             ex = other
         else:
-            print(f"algorithm {choice}, batch {batch}: " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
+            choices.append(f"algorithm {choice}: " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
         fns["engine" if choice == "reference" else f"engine {choice}"] = (lambda e: lambda: e.forward(x))(other)
     if torch is not None:
         net = torch_vgg16(ex, torch)
@@ -290,6 +291,8 @@ def bench_vgg16(batch: int, rounds: int, torch, algorithms=("reference",)) -> No
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     print(f"\n## whole VGG-16 forward (conv + pool + fc, the zoo model vgg16), batch {batch}")
+    for line in choices:
+        print(line)
     line = f"engine {t['engine'].min() / batch * 1e3:.0f} ms/image"
     for name in t:
         if name.startswith("engine "):
