@@ -272,7 +272,8 @@ def _column_plan(n, c, geom, itemsize):
     """The column blocks of im2col over ``n`` images of ``c`` channels (an iterator), and the
     first block: the widest (blocks shrink only at the end), None for no images."""
     kh, kw = geom.kernel
-    return win.blocks(n, geom, c * kh * kw * itemsize), next(win.blocks(n, geom, c * kh * kw * itemsize), None)
+    col_bytes = c * kh * kw * itemsize
+    return win.blocks(n, geom, col_bytes), next(win.blocks(n, geom, col_bytes), None)
 
 
 def _columns(block, geom):

@@ -11,7 +11,7 @@ import numpy as np
 from . import im2col as win, threads
 from .outbuf import usable
 from .phases import PhaseGrid
-from .registry import CacheBlocks, cache_blocks
+from .registry import CacheBlocks
 
 # Depthwise convs (groups = C_in, each group sees one input channel) make im2col + GEMM
 # degenerate: G tiny matmuls of 1-2 rows, around columns kH*kW times the input's size. Both
@@ -72,8 +72,8 @@ class _Layout:
 
     @staticmethod
     def blocks_of(x_shape, itemsize):
-        """The cache blocks the forward works on."""
-        return list(cache_blocks(x_shape, itemsize, PLANE_BLOCK_BYTES))
+        """The cache blocks both directions work on (:class:`CacheBlocks`: iterate, or index)."""
+        return CacheBlocks.of(x_shape, itemsize, PLANE_BLOCK_BYTES)
 
     def scratch_elements(self, nb, cb):
         """Elements of one block's scratch: its planes, the output grid and a temporary."""
@@ -90,8 +90,8 @@ def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize):
     def per_block(nb, cb):
         padding = 0 if padding_mode == "zeros" else win.pad_peak_elements((nb, cb, h, w), lay.grid.pads, padding_mode)
         return itemsize * (lay.scratch_elements(nb, cb) + padding)
-    return threads.scratch_bytes(x_shape, itemsize, CacheBlocks.of(x_shape, itemsize, PLANE_BLOCK_BYTES), 3 * lay.m,
-                                 per_block, compute=True)
+    return threads.scratch_bytes(x_shape, itemsize, lay.blocks_of(x_shape, itemsize), 3 * lay.m, per_block,
+                                 compute=True)
 
 
 def depthwise_forward(x, w, b, geom, padding_mode, out=None):
@@ -133,7 +133,7 @@ def depthwise_forward(x, w, b, geom, padding_mode, out=None):
             if bt is not None:
                 out += bt[chans, j, None]
             y5[imgs, chans, j] = out.reshape(nb, cb, ho, wg)[..., :wo]
-    threads.each_block(step, x, lay.blocks_of(x.shape, x.itemsize), 3 * m, scratch, compute=True)
+    threads.each_block(step, x, list(lay.blocks_of(x.shape, x.itemsize)), 3 * m, scratch, compute=True)
     return y
 
 
@@ -176,7 +176,7 @@ def depthwise_backward(dy, x, w, geom, padding_mode):
     dx = np.empty(x.shape, x.dtype)
     dw = np.zeros(wt.shape, x.dtype)
     bufs = {}
-    for imgs, chans in cache_blocks(x.shape, x.itemsize, PLANE_BLOCK_BYTES):
+    for imgs, chans in _Layout.blocks_of(x.shape, x.itemsize):
         xb = x[imgs, chans]
         nb, cb = xb.shape[:2]
         if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block

@@ -271,7 +271,7 @@ class _Plan:
     out_hw: tuple[int, int]
     grid: tuple[int, int]
     chunks: list
-    tiles: tuple[int, int]      # (images, channels per tile) the blocks are cut for
+    blocks: Any      # a function: the blocks of images / tile rows, in order (an iterator)
     buffers: dict
 
     @classmethod
@@ -280,16 +280,15 @@ class _Plan:
         out_hw, (th, tw) = _grid(tuple(x_shape[2:]), pads, t)
         chunks = _chunks(k, c, t, itemsize)
         kc = max((k1 - k0 for k0, k1 in chunks), default=0)
-        plan = cls(out_hw, (th, tw), chunks, (n, max(c, kc)), {})
-        first = [block for block in [next(plan.blocks(t, itemsize), None)] if block is not None]
-        band = sum((n1 - n0) * ((r1 - r0) * t.m + 2) for n0, n1, r0, r1 in first)
-        plan.buffers.update(_Buffers.sizes(t, first, tw, c, kc), band=band * c * (tw * t.m + 2),
-                            u=t.alpha ** 2 * kc * c)
-        return plan
 
-    def blocks(self, t: Transform, itemsize: int):
-        """The blocks of images / tile rows, in order (an iterator)."""
-        return _blocks(self.tiles[0], self.grid, t, self.tiles[1], itemsize)
+        def blocks():
+            return _blocks(n, (th, tw), t, max(c, kc), itemsize)
+        first = next(blocks(), None)
+        first = [] if first is None else [first]
+        band = sum((n1 - n0) * ((r1 - r0) * t.m + 2) for n0, n1, r0, r1 in first)
+        buffers = dict(_Buffers.sizes(t, first, tw, c, kc), band=band * c * (tw * t.m + 2),
+                       u=t.alpha ** 2 * kc * c)
+        return cls(out_hw, (th, tw), chunks, blocks, buffers)
 
 
 def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int, bias: bool = False) -> int:
@@ -322,7 +321,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarra
     u_buf = np.empty(sizes["u"], x.dtype)
     whole = filter_transform(w, t, u_buf) if len(chunks) == 1 else None
     at = t.AT.astype(x.dtype)
-    for block in plan.blocks(t, x.itemsize):
+    for block in plan.blocks():
         n0, n1, r0, r1 = block
         band = _into(band_buf, (n1 - n0, c, (r1 - r0) * t.m + 2, tw * t.m + 2))
         _fill_band(x, pads, t, block, band)

@@ -7,7 +7,6 @@ outputs keep the input's dtype and parameters are cast to it.
 from __future__ import annotations
 
 import math
-
 import threading
 
 import numpy as np

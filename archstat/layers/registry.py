@@ -456,11 +456,12 @@ def numel(shape: Shape) -> int:
 CACHE_BLOCK_BYTES = 2**20
 
 
-class CacheBlocks(NamedTuple):
+@dataclass(frozen=True)
+class CacheBlocks:
     """How :func:`cache_blocks` cuts an (N, C, ...) array: ``images`` whole images per block
     (``channels`` = C), or bands of ``channels`` channels of one image (``images`` = 1).
     Every block has that extent but the last of the batch, or of each image's bands, which
-    may be smaller. Indexable and sized without listing the blocks."""
+    may be smaller. Iterating gives the blocks; ``count`` and indexing need no listing."""
 
     n: int
     c: int
@@ -486,6 +487,9 @@ class CacheBlocks(NamedTuple):
         """How many blocks (a Python int: no listing, any batch)."""
         return -(-self.n // self.images) if self.whole else self.n * self.bands
 
+    def __iter__(self):
+        return (self[j] for j in range(self.count))
+
     def __getitem__(self, j: int) -> tuple[slice, slice]:
         """Block ``j`` as ``(images, channels)`` slices."""
         if self.whole:
@@ -501,9 +505,7 @@ def cache_blocks(shape: Shape, itemsize: int, block_bytes: int = CACHE_BLOCK_BYT
     ``block_bytes``: several whole images when one is small, else bands of channels of one
     image (:class:`CacheBlocks`). A kernel that makes several passes over a block finds it
     still in cache."""
-    layout = CacheBlocks.of(shape, itemsize, block_bytes)
-    for j in range(layout.count):
-        yield layout[j]
+    return iter(CacheBlocks.of(shape, itemsize, block_bytes))
 
 
 def affine_flops(macs: int, out_shape: Shape, bias: bool) -> int:

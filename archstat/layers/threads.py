@@ -22,7 +22,6 @@ EfficientNet-B0 ran 1.11x and 1.06x faster at batch 1 with it, and the same at b
 from __future__ import annotations
 
 import math
-
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
