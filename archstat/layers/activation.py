@@ -47,6 +47,8 @@ class _Elementwise(LayerType):
 class _Clamp(_Elementwise):
     """A clamp that may write over its input (PyTorch's ``inplace``): ``fn(x, out=)``."""
 
+    writes_out = True
+
     fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
 
     def forward(self, xs, params, attrs, ctx):
@@ -218,7 +220,7 @@ class GELU(_Elementwise):
     fields = (Field("approximate", "choice", "none", "'none': exact, with erf; 'tanh': the tanh "
                     "approximation", choices=("none", "tanh")),)
 
-    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
         return gelu_workspace(numel(in_shapes[0]), itemsize, attrs["approximate"])
 
     def forward(self, xs, params, attrs, ctx):

@@ -7,6 +7,7 @@ Conv weights are ``[C_out, C_in/groups, kH, kW]``; locally connected weights are
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -66,8 +67,8 @@ def conv_geometry(in_shape: Shape, attrs: Mapping[str, Any]) -> tuple[Pads, tupl
 
 class _ConvLike(LayerType):
     family = FAMILY
-    #: the forward kernel takes ``out=`` (:attr:`RunContext.out`)
-    writes_out = False
+    #: the forward kernel takes ``workspace=``, a cap (:attr:`RunContext.workspace`)
+    caps_workspace = False
 
     def flops(self, in_shapes, out_shape, attrs):
         return affine_flops(self.macs(in_shapes, out_shape, attrs), out_shape, attrs["bias"])
@@ -97,6 +98,8 @@ class _ConvLike(LayerType):
         if ctx.algorithm is not None:   # the executor's choice among self.algorithms(...)
             kw["algorithm"] = ctx.algorithm
         into = {} if ctx.out is None or not self.writes_out else {"out": ctx.out}
+        if ctx.workspace is not None and self.caps_workspace:
+            into["workspace"] = ctx.workspace
         y = self.kernels()[0](x, params["weight"], params.get("bias"), **kw, **into)
         return y, (x, params["weight"], "bias" in params, kw)
 
@@ -120,6 +123,7 @@ class Conv2d(_ConvLike):
     name = "conv2d"
     alias = "conv"
     writes_out = True
+    caps_workspace = True
     fields = _WINDOW_FIELDS + (
         Field("groups", "int", 1, "channel groups (C_in for depthwise)", minimum=1),
         Field("bias", "bool", True, "learn one bias per output channel"),
@@ -171,10 +175,10 @@ class Conv2d(_ConvLike):
     def algorithm_work(self, algorithm, attrs):
         return multiply_fraction(algorithm) if algorithm in WINOGRAD else 1.0
 
-    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
         w_shape = self.param_shapes(in_shapes, attrs)["weight"]
         return conv2d_workspace(in_shapes[0], w_shape, attrs["bias"], **self.kernel_kwargs(attrs),
-                                algorithm=algorithm or "im2col", itemsize=itemsize)
+                                algorithm=algorithm or "im2col", itemsize=itemsize, workspace=limit)
 
 
 @register
@@ -268,12 +272,13 @@ def _per_tap(geom, padding_mode):
             and geom.full_pads != ((0, 0), (0, 0)))
 
 
-def _column_plan(n, c, geom, itemsize):
+def _column_plan(n, c, geom, itemsize, block_bytes=None):
     """The column blocks of im2col over ``n`` images of ``c`` channels (an iterator), and the
-    first block: the widest (blocks shrink only at the end), None for no images."""
+    first block: the widest (blocks shrink only at the end), None for no images.
+    ``block_bytes``: the aim :func:`archstat.layers.im2col.fit_block` chose (None: the default)."""
     kh, kw = geom.kernel
     col_bytes = c * kh * kw * itemsize
-    return win.blocks(n, geom, col_bytes), next(win.blocks(n, geom, col_bytes), None)
+    return win.blocks(n, geom, col_bytes, block_bytes), next(win.blocks(n, geom, col_bytes, block_bytes), None)
 
 
 def _columns(block, geom):
@@ -284,19 +289,19 @@ def _columns(block, geom):
     return (n1 - n0) * (r1 - r0) * geom.out_hw[1]
 
 
-def _column_blocks(x, geom, groups, padding_mode, ones_row=False):
+def _column_blocks(x, geom, groups, padding_mode, ones_row=False, block_bytes=None):
     """Blocked im2col of ``x``: yield ``(block, cols)`` per block of output rows, ``cols``
     shaped ``(G, K_g, L)``. Zero padding of a small kernel is never materialised
     (:func:`archstat.layers.im2col.im2col_unpadded`); otherwise the whole input is padded
     once. One column buffer serves every block. With ``ones_row`` (groups 1 only) the
     columns get one more row of ones, so that a weight with the bias as its last column
     adds the bias inside the GEMM (CS231n's bias trick) instead of in one more pass over
-    the output.
+    the output. ``block_bytes``: smaller blocks (:func:`archstat.layers.im2col.fit_block`).
     """
     n, c = x.shape[:2]
     kh, kw = geom.kernel
     k = c * kh * kw
-    plan, first = _column_plan(n, c, geom, x.itemsize)
+    plan, first = _column_plan(n, c, geom, x.itemsize, block_bytes)
     colbuf = np.empty(_columns(first, geom) * (k + ones_row), x.dtype)
     # zero padding of a small kernel: copied tap by tap, the padding never built; otherwise
     # one copy of the (padded) input's windows, faster when there are many taps (AlexNet's
@@ -334,17 +339,40 @@ def _direct_depthwise(x_shape, w_shape, groups, geom):
 
 
 def conv2d_workspace(x_shape, w_shape, has_bias, stride=1, padding=0, dilation=1, groups=1,
-                     padding_mode="zeros", algorithm="im2col", itemsize=4):
+                     padding_mode="zeros", algorithm="im2col", itemsize=4, workspace=None):
     """Bytes :func:`conv2d` allocates beyond its output while it runs, at their peak, for a
     C-contiguous input of ``x_shape`` and weights of ``w_shape`` (the same arguments,
-    shapes instead of arrays): Winograd's work buffers
+    shapes instead of arrays; ``workspace`` the same cap): Winograd's work buffers
     (:func:`archstat.layers.conv_winograd.workspace_bytes`), the direct depthwise forward's
     block scratch, or im2col's: the weight with the bias as a column, the column buffer, the
     padded input, and the GEMM's output for blocks of several images."""
+    args = (tuple(x_shape), tuple(w_shape), bool(has_bias), _key(stride), _key(padding), _key(dilation), int(groups),
+            padding_mode, algorithm, int(itemsize))
+    return _workspace(*args, _block_for(*args, workspace))
+
+
+def _key(value):
+    """A hashable form of a conv argument (an int, a string or nested pairs)."""
+    return tuple(_key(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_for(x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize,
+               workspace):
+    """The block aim (:func:`archstat.layers.im2col.fit_block`; None: the default blocks) at
+    which a conv keeps its workspace under ``workspace`` bytes; cached per layer shape, as the
+    executor runs the same shapes again and again."""
+    args = (x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize)
+    return win.fit_block(lambda aim: _workspace(*args, aim), workspace, win.BLOCK_BYTES)
+
+
+def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize,
+               block_bytes):
+    """:func:`conv2d_workspace` at a given block aim (None: the default)."""
     g = int(groups)
     tile = _winograd_tile(algorithm, tuple(w_shape[2:]), stride, dilation, g, padding_mode)
     if tile is not None:
-        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, has_bias)
+        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, has_bias, block_bytes)
     geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
     if _direct_depthwise(x_shape, w_shape, g, geom):
         return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize)
@@ -354,7 +382,7 @@ def conv2d_workspace(x_shape, w_shape, has_bias, stride=1, padding=0, dilation=1
     c_out = w_shape[0]
     fold = has_bias and _folds_bias(w_shape, g, geom)
     weight = c_out * (math.prod(w_shape[1:]) + 1) if fold else 0
-    _, first = _column_plan(n, c, geom, itemsize)
+    _, first = _column_plan(n, c, geom, itemsize, block_bytes)
     kh, kw = geom.kernel
     cols = _columns(first, geom) * (c * kh * kw + fold)
     per_tap = _per_tap(geom, padding_mode)
@@ -367,7 +395,7 @@ def conv2d_workspace(x_shape, w_shape, has_bias, stride=1, padding=0, dilation=1
 
 @kernel
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-           algorithm="im2col", out=None):
+           algorithm="im2col", out=None, workspace=None):
     """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
 
     x: (N, C_in, H, W); w: (C_out, C_in/groups, kH, kW); b: (C_out,) or None.
@@ -382,12 +410,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     ``algorithm`` (:data:`ALGORITHMS`): ``'winograd2'`` / ``'winograd4'`` run 3x3 stride-1
     convs by :func:`archstat.layers.conv_winograd.winograd_conv2d` (ArchstatError on others).
     ``out``: an array to write y into (a slice of a concatenation, :mod:`archstat.layers.outbuf`),
-    used by every path when it fits; the result is y either way.
+    used by every path when it fits; the result is y either way. ``workspace``: a cap in bytes
+    on what the call allocates besides y (:func:`conv2d_workspace`; None: the default blocks):
+    im2col's and Winograd's blocks are the largest that fit, down to one output row (one
+    tile row) of one image, where the cap is smaller than that.
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
+    block_bytes = None if workspace is None else _block_for(
+        x.shape, w.shape, b is not None, _key(stride), _key(padding), _key(dilation), g, padding_mode, algorithm,
+        x.itemsize, int(workspace))
     tile = _winograd_tile(algorithm, w.shape[2:], stride, dilation, g, padding_mode)
     if tile is not None:
-        return winograd_conv2d(x, w, b, padding, tile, out=out)
+        return winograd_conv2d(x, w, b, padding, tile, out=out, block_bytes=block_bytes)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if _direct_depthwise(x.shape, w.shape, g, geom):
         return depthwise_forward(x, w, b, geom, padding_mode, out=out)
@@ -409,7 +443,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
             yv += bg
         return y
     outbuf = None
-    for (n0, n1, r0, r1), cols in _column_blocks(x, geom, g, padding_mode, fold_bias):
+    for (n0, n1, r0, r1), cols in _column_blocks(x, geom, g, padding_mode, fold_bias, block_bytes):
         if n1 - n0 == 1:  # a band of rows of one image: the GEMM writes straight into y
             band = reshaped(y[n0], (g, c_out // g, ho * wo))[:, :, r0 * wo:r1 * wo]
             np.matmul(wm, cols, out=band)

@@ -232,16 +232,20 @@ MIN_BLOCK_TILES = 512
 FILTER_CHUNK_BYTES = 8 * 2**20
 
 
-def _blocks(n: int, grid, t: Transform, channels: int, itemsize: int):
+def _blocks(n: int, grid, t: Transform, channels: int, itemsize: int, block_bytes: int | None = None):
     """Blocks of images / tile rows whose transformed tiles (alpha^2 * channels each) aim at
-    :data:`BLOCK_BYTES` (:func:`archstat.layers.im2col.grid_blocks`; an iterator)."""
-    return win.grid_blocks(n, grid, t.alpha ** 2 * channels * itemsize, BLOCK_BYTES, MIN_BLOCK_TILES)
+    :data:`BLOCK_BYTES` (:func:`archstat.layers.im2col.grid_blocks`; an iterator), or at
+    ``block_bytes`` (:func:`archstat.layers.im2col.fit_block`: a workspace cap)."""
+    return win.grid_blocks(n, grid, t.alpha ** 2 * channels * itemsize,
+                           *win.aim(BLOCK_BYTES, MIN_BLOCK_TILES, block_bytes))
 
 
-def _chunks(k: int, c: int, t: Transform, itemsize: int) -> list[tuple[int, int]]:
+def _chunks(k: int, c: int, t: Transform, itemsize: int, block_bytes: int | None = None) -> list[tuple[int, int]]:
     """Output-channel chunks ``(k0, k1)`` whose transformed filters stay under
-    :data:`FILTER_CHUNK_BYTES` (one chunk when all of them do)."""
-    step = max(1, min(k, FILTER_CHUNK_BYTES // max(1, t.alpha ** 2 * c * itemsize)))
+    :data:`FILTER_CHUNK_BYTES` (one chunk when all of them do), scaled down as ``block_bytes``
+    is below :data:`BLOCK_BYTES`."""
+    limit = FILTER_CHUNK_BYTES if block_bytes is None else max(1, FILTER_CHUNK_BYTES * block_bytes // BLOCK_BYTES)
+    step = max(1, min(k, limit // max(1, t.alpha ** 2 * c * itemsize)))
     return [(k0, min(k, k0 + step)) for k0 in range(0, k, step)]
 
 
@@ -275,14 +279,14 @@ class _Plan:
     buffers: dict
 
     @classmethod
-    def of(cls, x_shape, k: int, pads, t: Transform, itemsize: int) -> "_Plan":
+    def of(cls, x_shape, k: int, pads, t: Transform, itemsize: int, block_bytes: int | None = None) -> "_Plan":
         n, c = x_shape[:2]
         out_hw, (th, tw) = _grid(tuple(x_shape[2:]), pads, t)
-        chunks = _chunks(k, c, t, itemsize)
+        chunks = _chunks(k, c, t, itemsize, block_bytes)
         kc = max((k1 - k0 for k0, k1 in chunks), default=0)
 
         def blocks():
-            return _blocks(n, (th, tw), t, max(c, kc), itemsize)
+            return _blocks(n, (th, tw), t, max(c, kc), itemsize, block_bytes)
         first = next(blocks(), None)
         first = [] if first is None else [first]
         band = sum((n1 - n0) * ((r1 - r0) * t.m + 2) for n0, n1, r0, r1 in first)
@@ -291,19 +295,21 @@ class _Plan:
         return cls(out_hw, (th, tw), chunks, blocks, buffers)
 
 
-def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int, bias: bool = False) -> int:
+def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int, bias: bool = False,
+                    block_bytes: int | None = None) -> int:
     """Bytes :func:`winograd_conv2d` allocates beyond y while it runs, for an input of
     ``x_shape`` and ``k`` filters: the transformed filters (or one chunk's), the block's input
     band, tiles, transformed tiles and products (:class:`_Plan`); with a bias, NumPy's buffers
     for adding it on the way out of the tiles (strided operands: ``np.getbufsize()`` elements
-    for each of the three)."""
+    for each of the three). ``block_bytes``: the block aim of :func:`winograd_conv2d`."""
     t = TRANSFORMS[tile]
     geom = win.geometry(tuple(x_shape[2:]), (3, 3), 1, padding, 1)
     buffered = 3 * np.getbufsize() if bias else 0
-    return itemsize * (sum(_Plan.of(x_shape, k, geom.pads, t, itemsize).buffers.values()) + buffered)
+    return itemsize * (sum(_Plan.of(x_shape, k, geom.pads, t, itemsize, block_bytes).buffers.values()) + buffered)
 
 
-def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarray | None = None) -> np.ndarray:
+def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarray | None = None,
+             block_bytes: int | None = None) -> np.ndarray:
     """Winograd forward of ``x`` with the filters ``w`` (K, C, 3, 3) and per-side ``pads``
     (entries may be negative: cropped). Per block of tiles: the block's padded input band,
     its transformed tiles, then per chunk of output channels the alpha^2 GEMMs and the
@@ -312,7 +318,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarra
     (:func:`archstat.layers.outbuf.usable`)."""
     n, c = x.shape[:2]
     k = w.shape[0]
-    plan = _Plan.of(x.shape, k, pads, t, x.itemsize)
+    plan = _Plan.of(x.shape, k, pads, t, x.itemsize, block_bytes)
     out_hw, (_, tw), chunks = plan.out_hw, plan.grid, plan.chunks
     y = out if usable(out, (n, k) + out_hw, x.dtype) else np.empty((n, k) + out_hw, x.dtype)
     sizes = plan.buffers
@@ -351,7 +357,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarra
 
 
 def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Any,
-                    tile: int, out: np.ndarray | None = None) -> np.ndarray:
+                    tile: int, out: np.ndarray | None = None, block_bytes: int | None = None) -> np.ndarray:
     """3x3 stride-1 convolution by Winograd F(tile x tile, 3x3), ``tile`` 2 or 4.
 
     x: (N, C, H, W) float32/float64; w: (K, C, 3, 3); b: (K,) or None (cast to x's dtype
@@ -362,11 +368,13 @@ def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
     padded input and its transformed tiles are built per block of images / tile rows
     (:func:`_blocks`), the filters transformed in chunks of output channels
     (:data:`FILTER_CHUNK_BYTES`), and the output tiles written straight into y, cropped where
-    they overhang it; :func:`workspace_bytes` says how much all that takes.
+    they overhang it; :func:`workspace_bytes` says how much all that takes. ``block_bytes``
+    replaces the blocks' aim and scales the filter chunks down alike
+    (:func:`archstat.layers.im2col.fit_block`: the conv's workspace cap).
     """
     geom = win.geometry(x.shape[2:], w.shape[2:], 1, padding, 1)
     t = TRANSFORMS[tile]
-    return _forward(x, w, b, geom.pads, t, out)
+    return _forward(x, w, b, geom.pads, t, out, block_bytes)
 
 
 def winograd_conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Any,

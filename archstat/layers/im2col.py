@@ -383,15 +383,43 @@ def cols_view(cols: np.ndarray, c: int, geom: Geometry, n: int) -> np.ndarray:
     return cols.reshape(c, kh, kw, n, -1, geom.out_hw[1]).transpose(3, 0, 4, 5, 1, 2)
 
 
-def blocks(n: int, geom: Geometry, col_bytes: int) -> Iterator[tuple[int, int, int, int]]:
+def blocks(n: int, geom: Geometry, col_bytes: int, block_bytes: int | None = None) -> Iterator[tuple[int, int, int, int]]:
     """Cut the output rows ``(n, i)`` into blocks ``(n0, n1, r0, r1)`` for blocked im2col.
 
     ``col_bytes`` is the size of one column (``C*kH*kW*itemsize``). A block is several whole
     images when one image's columns are small, else a band of rows of one image. Its columns
     aim at :data:`BLOCK_BYTES`, at least :data:`MIN_BLOCK_COLS` wide, and never exceed
-    :data:`COL_BUDGET_BYTES` (but hold at least one output row).
+    :data:`COL_BUDGET_BYTES` (but hold at least one output row). A ``block_bytes`` given
+    (:func:`fit_block`) replaces the aim and drops the minimum width.
     """
-    return grid_blocks(n, geom.out_hw, col_bytes)
+    return grid_blocks(n, geom.out_hw, col_bytes, *aim(BLOCK_BYTES, MIN_BLOCK_COLS, block_bytes))
+
+
+def aim(default_bytes: int, min_cols: int, block_bytes: int | None) -> tuple[int, int]:
+    """A blocked kernel's ``(block_bytes, min_cols)``: its default, or ``block_bytes`` with no
+    minimum width (a block still holds one row) when :func:`fit_block` chose one."""
+    return (default_bytes, min_cols) if block_bytes is None else (max(int(block_bytes), 1), 0)
+
+
+def fit_block(workspace_at, limit: int | None, default_bytes: int) -> int | None:
+    """The block aim (bytes) under which a blocked kernel's workspace fits in ``limit`` bytes:
+    None (its default blocks) when they fit or there is no limit, else the largest aim up to
+    ``default_bytes`` that fits (a binary search), else 1 (blocks of one row, the smallest):
+    the largest blocks under a workspace cap, as cuDNN's algorithm search keeps within the
+    workspace it is given. ``workspace_at(aim)`` is the kernel's exact workspace at an aim
+    (None: the default), from its block plan; nothing is allocated."""
+    if limit is None or workspace_at(None) <= limit:
+        return None
+    lo, hi = 1, int(default_bytes)
+    if workspace_at(lo) > limit:
+        return lo
+    while lo < hi:      # the workspace never shrinks as the aim grows
+        mid = (lo + hi + 1) // 2
+        if workspace_at(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def grid_blocks(n: int, out_hw: tuple[int, int], col_bytes: int, block_bytes: int | None = None,

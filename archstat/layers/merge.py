@@ -95,6 +95,8 @@ class Concat(_Merge):
     Counts: MACs = 0. FLOPs = 0 (a copy).
     """
 
+    writes_out = True
+
     name = "concat"
     torch_call = "torch"
     alias = "concat"

@@ -37,6 +37,8 @@ class BatchNorm2d(LayerType):
     running_var, C each, when track_running_stats (PyTorch's scalar num_batches_tracked is not counted).
     """
 
+    writes_out = True
+
     name = "batch_norm2d"
     alias = "bn"
     family = FAMILY
@@ -75,7 +77,7 @@ class BatchNorm2d(LayerType):
     def flops(self, in_shapes, out_shape, attrs):
         return 2 * numel(out_shape)
 
-    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
         return bn_inference_workspace(in_shapes[0], itemsize)
 
     def forward(self, xs, params, attrs, ctx):
@@ -116,7 +118,7 @@ class LRN(LayerType):
     def flops(self, in_shapes, out_shape, attrs):
         return (attrs["size"] + 4) * numel(out_shape)
 
-    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None):
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
         # the squares and their window sum side by side; then the scale (kept for backward)
         # and its power, which the multiply by x reuses as the output (NumPy elides a large
         # temporary): one array of the input's size beyond the output either way

@@ -12,7 +12,7 @@ import numpy as np
 
 from .pool_adaptive import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
                             adaptive_max_pool2d_backward)
-from .pool_kernels import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
+from .pool_kernels import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d, pool_workspace,
                            global_avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 from .registry import REQUIRED, declare_family, Field, LayerType, numel, register, require_rank, Window
 from .window import (Pads, adaptive_geometry, adaptive_output_hw, adaptive_taps, check_pool_padding,
@@ -53,6 +53,10 @@ class _Pool(LayerType):
         stride, pads, _ = pool_geometry(in_shapes[0], attrs)
         return Window(attrs["kernel_size"], stride, (pads[0][0], pads[1][0]),
                       attrs.get("dilation", (1, 1)))
+
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
+        return pool_workspace(in_shapes[0], attrs["kernel_size"], attrs["stride"], attrs["padding"],
+                              attrs.get("dilation", 1), attrs["ceil_mode"], itemsize)
 
 
 @register

@@ -13,7 +13,7 @@ from . import im2col as win, threads
 from ..errors import ArchstatError
 from .activation import select
 from .phases import PhaseGrid
-from .registry import CACHE_BLOCK_BYTES, cache_blocks, kernel, numel
+from .registry import CACHE_BLOCK_BYTES, CacheBlocks, cache_blocks, kernel, numel
 from .window import check_pool_padding
 
 # ---------------------------------------------------------------------- engine kernels
@@ -105,6 +105,27 @@ def _pool_reduce(x, geom, op, identity):
         _reduce_axis(rows, y[blk], geom, 1, op, identity)
     _each_block(rows_then_columns, x, 2, lambda nb, cb: np.empty((nb, cb, ho, w), x.dtype))
     return y
+
+
+def pool_workspace(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, itemsize=4):
+    """Bytes :func:`max_pool2d` and :func:`avg_pool2d` allocate beyond y while they run: each
+    part's row-reduced block (``(n, c, H_out, W)``, :func:`_pool_reduce`) and NumPy's buffers
+    for the ufuncs over its strided views, the parts side by side
+    (:func:`archstat.layers.threads.scratch_bytes`). The buffers are NumPy's choice: measured,
+    a pass of two taps buffers two operands, one of more taps three, each of at most
+    ``np.getbufsize()`` elements (a bound: within a few kB, and up to half a buffer over)."""
+    kernel = win.pair(kernel_size, "kernel_size", 1)
+    geom = win.geometry(tuple(x_shape[2:]), kernel, kernel if stride is None else stride, padding, dilation,
+                        ceil_mode)
+    (ho, wo), w = geom.out_hw, x_shape[3]
+
+    def per_block(nb, cb):
+        passes = ((geom.kernel[0], nb * cb * ho * w), (geom.kernel[1], nb * cb * ho * wo))   # rows, columns
+        buffers = max(((2 if taps == 2 else 3) * min(np.getbufsize(), n) for taps, n in passes if taps > 1),
+                      default=0)
+        return itemsize * (nb * cb * ho * w + buffers)
+    return threads.scratch_bytes(x_shape, itemsize, CacheBlocks.of(tuple(x_shape), itemsize, BLOCK_BYTES), 2,
+                                 per_block)
 
 
 def _each_block(step, x, arrays, scratch=None):

@@ -255,6 +255,11 @@ class LayerType:
         """True when the layer overwrites its input (PyTorch ``inplace=True``)."""
         return bool(attrs.get("inplace", False))
 
+    #: True for a type whose forward kernel writes its output into :attr:`RunContext.out`
+    #: when it is given one (a slice of a concatenation's buffer); otherwise the executor
+    #: copies the output there, and the output's own array is extra memory for that step
+    writes_out: ClassVar[bool] = False
+
     #: True for a type whose output is its inputs laid end to end along one axis (a
     #: concatenation); :meth:`joined_axis` says which axis
     joins: ClassVar[bool] = False
@@ -297,12 +302,14 @@ class LayerType:
         return 1.0
 
     def workspace_bytes(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], itemsize: int,
-                        algorithm: str | None = None) -> int:
+                        algorithm: str | None = None, limit: int | None = None) -> int:
         """Bytes the inference forward kernel allocates beyond its output while it runs, at
         their peak (im2col's columns, Winograd's buffers, a padded copy of the input), for
         C-contiguous inputs of ``in_shapes`` (batch included) and ``algorithm`` (None: the
-        reference). The executor adds it to the live activations of the layer's step
-        (:meth:`archstat.engine.Executor.predict_memory`). Default 0: the kernel allocates
+        reference), when the executor caps it at ``limit`` bytes (:attr:`RunContext.workspace`;
+        a kernel that can shrink its blocks fits under the cap as far as its smallest block
+        allows, others ignore it). The executor adds it to the live activations of the layer's
+        step (:meth:`archstat.engine.Executor.predict_memory`). Default 0: the kernel allocates
         nothing but its output, or only cache-sized scratch."""
         return 0
 
@@ -332,6 +339,9 @@ class RunContext:
     #: None for a new array. A kernel that can write there does and returns it; otherwise the
     #: executor copies its output there.
     out: Any = None
+    #: a cap in bytes on the kernel's workspace (:meth:`LayerType.workspace_bytes` with
+    #: ``limit``), None for none: kernels with blocks take smaller ones to fit under it
+    workspace: int | None = None
 
 
 # ------------------------------------------------------------------------- the registry
