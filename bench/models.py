@@ -108,6 +108,10 @@ def bench_forward(name: str, batch: int, rounds: int, algorithm: str, ab: list[s
         plain = archstat.Executor(model, algorithm=algorithm, place=False)
         plain.algorithms(batch)
         fns["engine, concat copies"] = lambda: plain.forward(x)
+    if "workspace" in ab:    # the same engine, every kernel on its default blocks
+        free = archstat.Executor(model, algorithm=algorithm, workspace=None)
+        free.algorithms(batch)
+        fns["engine, workspace uncapped"] = lambda: free.forward(x)
     t = paired(fns, rounds)
     extra = {k: float(np.median(t[k] / t["engine"])) for k in t if k.startswith("engine,")}
     return {"model": name, "batch": batch, "engine_ms": t["engine"].min() / batch * 1e3,
@@ -241,9 +245,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train", nargs="*", default=[], metavar="MODEL", help="also a training step at batch 8")
     ap.add_argument("--memory", action="store_true", help="also the peak memory of one forward (fresh processes)")
     ap.add_argument("--memory-only", action="store_true", help="only the peak memory (no timing)")
-    ap.add_argument("--ab", nargs="*", default=[], choices=["threads", "placement"],
+    ap.add_argument("--ab", nargs="*", default=[], choices=["threads", "placement", "workspace"],
                     help="also time the engine without one change, in the same rounds: elementwise passes "
-                         "in one thread, or concatenations copying their inputs")
+                         "in one thread, concatenations copying their inputs, or kernels' workspace uncapped")
     ap.add_argument("--choices", action="store_true", help="print the algorithm of every layer that has a choice")
     ap.add_argument("--peak-of", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -194,10 +194,11 @@ def test_measured_memory_is_plausible(lenet_infer, lenet_train):
         t = p.totals
         assert t["measured_peak_bytes"] > 0 and t["predicted_peak_bytes"] > 0
         assert t["unpredicted_bytes"] == t["measured_peak_bytes"] - t["predicted_peak_bytes"]
-    # inference: the prediction counts the kernels' workspace too, so only NumPy's small
-    # temporaries are left over (5 kB of 455 kB here)
+    # inference: the prediction counts the kernels' workspace too (the pools' a bound, a few kB
+    # over on tiny arrays), so only NumPy's small temporaries are left over either way
+    # (-7 kB of 455 kB here)
     t = lenet_infer.totals
-    assert 0 <= t["unpredicted_bytes"] <= 0.03 * t["predicted_peak_bytes"]
+    assert abs(t["unpredicted_bytes"]) <= 0.03 * t["predicted_peak_bytes"]
     # training: the estimate has no backward workspace, within reason
     t = lenet_train.totals
     assert 0.5 * t["predicted_peak_bytes"] <= t["measured_peak_bytes"] <= 20 * t["predicted_peak_bytes"]

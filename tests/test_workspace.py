@@ -18,8 +18,11 @@ import archstat
 from archstat import Executor
 from archstat.layers import conv_winograd as wino, im2col as win, registry, threads
 from archstat.layers.registry import RunContext
+from archstat.engine import workspace
+from archstat.errors import ArchstatError
 from archstat.layers.conv import conv2d, conv2d_workspace
 from archstat.layers.norm_kernels import batch_norm2d, bn_inference_workspace
+from archstat.layers.pool_kernels import avg_pool2d, max_pool2d, pool_workspace
 
 # NumPy's own small temporaries (ufunc buffers of 8,192 elements per operand, index arrays)
 # are not stated: up to this much, plus 1 %
@@ -164,6 +167,22 @@ def test_direct_depthwise_scratch_is_held_for_every_part_at_once(monkeypatch):
         threads.set_cores(None)
 
 
+@pytest.mark.parametrize("shape,k,s,p,ceil", [
+    ((1, 64, 112, 112), 3, 2, 1, False),    # ResNet's stem pool: three taps, three buffers
+    ((1, 64, 224, 224), 2, 2, 0, False),    # VGG's pool1: two taps, two buffers
+    ((8, 64, 112, 112), 3, 2, 1, False),
+    ((2, 96, 55, 55), 3, 2, 0, True),       # AlexNet's overlapping pool, ceil mode
+])
+def test_pool_workspace_matches_what_the_kernel_allocates(shape, k, s, p, ceil):
+    """The row-reduced block and NumPy's buffers for the strided ufuncs (a bound: up to half
+    a buffer over, here 0-30 kB of 0.6 MB)."""
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    declared = pool_workspace(shape, k, s, p, 1, ceil, 4)
+    for pool in (max_pool2d, avg_pool2d):
+        measured, _ = _transient(lambda: pool(x, k, s, p, ceil_mode=ceil))
+        assert declared - 32 * 1024 <= measured <= declared + 8 * 1024, (pool.__name__, measured, declared)
+
+
 @pytest.mark.parametrize("shape", [(8, 64, 28, 28), (4, 32, 7, 7), (2, 16, 40, 40), (1, 64, 14, 14)])
 def test_batch_norm_workspace_matches_what_the_kernel_allocates(shape):
     rng = np.random.default_rng(0)
@@ -227,16 +246,18 @@ def _traced_forward(ex: Executor, x: np.ndarray) -> int:
         tracemalloc.stop()
 
 
-@pytest.mark.parametrize("name,batch,algorithm", [
-    ("resnet18", 2, "reference"),          # conv -> batch norm chains, residual adds
-    ("mobilenet_v2", 1, "reference"),      # direct depthwise convs on both cores
-    ("densenet121", 1, "winograd4"),       # concatenations that hold their inputs, Winograd into them
-    ("squeezenet1_0", 2, "winograd2"),
-    ("alexnet", 2, "reference"),           # an 11x11 stride-4 conv: padded copy and columns
-    ("vgg11_lrn", 1, "winograd4"),         # local response normalisation's squares and window sums
+@pytest.mark.parametrize("name,batch,algorithm,cap", [
+    ("resnet18", 2, "reference", "auto"),      # conv -> batch norm chains, residual adds
+    ("mobilenet_v2", 1, "reference", "auto"),  # direct depthwise convs on both cores
+    ("densenet121", 1, "winograd4", "auto"),   # concatenations that hold their inputs, Winograd into them
+    ("densenet121", 1, "winograd4", None),     # the same with every kernel on its default blocks
+    ("squeezenet1_0", 2, "winograd2", "auto"),
+    ("alexnet", 2, "reference", None),         # an 11x11 stride-4 conv: padded copy and columns
+    ("vgg11_lrn", 1, "winograd4", "auto"),     # local response normalisation's squares and window sums
+    ("vgg11_lrn", 1, "winograd4", None),
 ])
-def test_predicted_peak_matches_a_traced_forward(name, batch, algorithm):
-    ex = Executor(name, algorithm=algorithm)
+def test_predicted_peak_matches_a_traced_forward(name, batch, algorithm, cap):
+    ex = Executor(name, algorithm=algorithm, workspace=cap)
     a = archstat.analyze(ex.model, batch=batch).totals
     predicted = ex.predict_memory(batch) - a["param_bytes"] - a["buffer_bytes"]
     x = np.random.default_rng(0).standard_normal((batch, *ex.model.input_shape), dtype=np.float32)
@@ -269,7 +290,7 @@ def test_auto_predicts_the_largest_workspace_until_it_knows_its_choices(tmp_path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     from archstat.engine import algorithms
     speed = {"im2col": 1.0, "winograd2": 3.0, "winograd4": 2.0}      # im2col, the least workspace, wins
-    monkeypatch.setattr(algorithms, "measure", lambda ltype, shapes, attrs, name, dtype, train: speed[name])
+    monkeypatch.setattr(algorithms, "measure", lambda ltype, shapes, attrs, name, dtype, train, cap=None: speed[name])
     spec = {"input": [16, 40, 40], "layers": [
         {"type": "conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1},
         {"type": "relu", "inplace": True},
@@ -283,3 +304,87 @@ def test_auto_predicts_the_largest_workspace_until_it_knows_its_choices(tmp_path
     after = ex.predict_memory(2) - a["param_bytes"] - a["buffer_bytes"]
     assert set(ex.algorithms(2).values()) == {"im2col"}
     assert before > after and abs(traced - after) <= 0.02 * after, (before, after, traced)
+
+
+# --------------------------------------------------------------- workspace caps
+
+def test_fit_block_finds_the_largest_aim_under_the_cap():
+    def work(aim):      # a kernel whose workspace grows with its block aim
+        return 1000 if aim is None else 100 + aim // 10
+    assert win.fit_block(work, None, 8000) is None      # no cap: the default blocks
+    assert win.fit_block(work, 1000, 8000) is None      # the default fits
+    assert win.fit_block(work, 500, 8000) == 4009       # 100 + 400 = 500; 4010 would be 501
+    assert win.fit_block(work, 50, 8000) == 1           # nothing fits: the smallest blocks
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4"])
+def test_a_capped_conv_fits_its_cap_and_computes_the_same(algorithm):
+    """VGG-like 64 -> 64 channels at 112x112: the default blocks take 8-30 MB; under a cap the
+    blocks shrink until the workspace fits, tracemalloc agrees with the declared size, and
+    the output is the uncapped one (up to float32 rounding: the GEMMs are cut differently)."""
+    x, w, b = _conv_inputs((1, 64, 112, 64, 3, 1, 1, 1, True, "zeros"))
+    full = conv2d_workspace(x.shape, w.shape, True, 1, 1, algorithm=algorithm)
+    want = conv2d(x, w, b, 1, 1, algorithm=algorithm)
+    assert full > 7 * 2**20
+    assert conv2d_workspace(x.shape, w.shape, True, 1, 1, algorithm=algorithm, workspace=full) == full
+    for cap in (4 * 2**20, 2**20):
+        declared = conv2d_workspace(x.shape, w.shape, True, 1, 1, algorithm=algorithm, workspace=cap)
+        assert cap / 2 < declared <= cap      # the largest blocks that fit, not just any
+        measured, y = _transient(lambda: conv2d(x, w, b, 1, 1, algorithm=algorithm, workspace=cap))
+        assert _close(measured, declared), (cap, measured, declared)
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+    # a cap below one output row (one tile row) of blocks: the smallest blocks, over the cap
+    smallest = conv2d_workspace(x.shape, w.shape, True, 1, 1, algorithm=algorithm, workspace=1)
+    assert 1 < smallest < 2**20
+
+
+#: three 3x3 convs without bias on a 16 x 64 x 64 input (float32): outputs of 256 kB, 512 kB,
+#: 512 kB, 256 kB; in-place ReLUs
+CHAIN = {"input": [16, 64, 64], "layers": [
+    {"name": "c1", "type": "conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1, "bias": False},
+    {"name": "r1", "type": "relu", "inplace": True},
+    {"name": "c2", "type": "conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1, "bias": False},
+    {"name": "r2", "type": "relu", "inplace": True},
+    {"name": "c3", "type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1, "bias": False},
+]}
+
+
+def test_auto_caps_by_hand():
+    """Live besides the caller's input, by hand: c1 its output (512 kB: the input is the
+    caller's), c2 two 512 kB tensors (the peak, P = 1 MiB), c3 512 + 256 kB. A step's cap is
+    what keeps it under P, and at least a tenth of P (104,858 bytes)."""
+    kb = 1024
+    caps = Executor(CHAIN).workspace_caps(1)
+    floor = -(-2**20 // 10)
+    assert workspace.SHARE == 0.10 and floor == 104_858
+    assert caps == {"c1": 512 * kb, "r1": 512 * kb, "c2": floor, "r2": 512 * kb, "c3": 256 * kb}
+    assert Executor(CHAIN, workspace=None).workspace_caps(1) == {}
+    assert Executor(CHAIN, workspace=300_000).workspace_caps(1) == dict.fromkeys(caps, 300_000)
+
+
+@pytest.mark.parametrize("algorithm", ["reference", "winograd4"])
+def test_auto_caps_hold_the_peak_within_a_tenth_of_the_activations(algorithm):
+    """Uncapped, the convs' workspace sets the peak (im2col's 8 MiB blocks, Winograd's
+    buffers); capped, the pass peaks within 1.1 times the activations' peak (with the
+    caller's input), or at c2's smallest blocks where they are over its cap (Winograd's one
+    tile row of 16 tiles: 200 kB), tracemalloc agrees, and the output is the same."""
+    x = np.random.default_rng(0).standard_normal((1, 16, 64, 64), dtype=np.float32)
+    capped, free = Executor(CHAIN, algorithm=algorithm), Executor(CHAIN, algorithm=algorithm, workspace=None)
+    a = archstat.analyze(capped.model, batch=1).totals
+    weights = a["param_bytes"]
+    activations = 2**20 + x.nbytes      # c2's step, and the caller's input
+    assert free.predict_memory(1) - weights > 1.5 * activations
+    predicted = capped.predict_memory(1) - weights
+    tool = "im2col" if algorithm == "reference" else algorithm
+    smallest = conv2d_workspace((1, 32, 64, 64), (32, 32, 3, 3), False, 1, 1, algorithm=tool, workspace=1)
+    assert (smallest < 2**20 // 10) == (algorithm == "reference")
+    assert activations <= predicted <= max((1 + workspace.SHARE) * activations, activations + smallest)
+    traced = _traced_forward(capped, x)
+    assert abs(traced - predicted) <= 0.02 * predicted, (traced, predicted)
+    np.testing.assert_allclose(capped.forward(x), free.forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_bad_workspace_setting_is_refused():
+    for bad in (-1, 2.5, "huge", True, float("nan")):
+        with pytest.raises(ArchstatError, match="workspace"):
+            Executor(CHAIN, workspace=bad)

@@ -109,7 +109,8 @@ def _cmd_profile(args: argparse.Namespace) -> None:
             bar.prefix = f"{models[0].name}: "
             result = profile(models[0], batch=args.batch, repeat=args.repeat, warmup=args.warmup,
                              backward=args.backward, dtype=args.dtype, input_shape=input_shape, seed=args.seed,
-                             memory_limit=limit, memory=args.memory, progress=bar, algorithm=args.algorithm)
+                             memory_limit=limit, memory=args.memory, progress=bar, algorithm=args.algorithm,
+                             workspace=args.workspace)
         else:
             if args.backward or input_shape:
                 raise ArchstatError("with several specs, profile measures inference at each spec's input size",
@@ -124,7 +125,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 
             result = ops_vs_time(models, batch=args.batch, repeat=args.repeat, warmup=args.warmup,
                                  dtype=args.dtype, seed=args.seed, memory_limit=limit, calibration=cal,
-                                 progress=progress, algorithm=args.algorithm)
+                                 progress=progress, algorithm=args.algorithm, workspace=args.workspace)
     finally:
         bar.close()
     emit(args, (render_profile if len(models) == 1 else render_ops_time)(result, fmt, width=terminal_width(args)))
@@ -152,7 +153,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     try:
         result = sweep(model, batches=args.batch, repeat=args.repeat, warmup=args.warmup, backward=args.backward,
                        dtype=args.dtype, input_shape=tuple(args.input) if args.input else None, seed=args.seed,
-                       memory_limit=memory_limit_of(args.memory_limit), progress=bar)
+                       memory_limit=memory_limit_of(args.memory_limit), progress=bar, workspace=args.workspace)
     finally:
         bar.close()
     emit(args, render_sweep(result, output_format(args, "table"), width=terminal_width(args)))

@@ -14,7 +14,9 @@ Choices:
   reference;
 * ``"auto"``: each layer with a choice runs the algorithm that was fastest for its type,
   input shapes, fields, dtype and pass (inference: forward, ties within :data:`TIE` going to
-  the least workspace; training: forward + backward),
+  the least workspace, under the workspace cap the executor gives the layer when one binds,
+  :mod:`archstat.engine.workspace`, as cuDNN's search within a workspace limit; training:
+  forward + backward),
   measured once on this machine (the best of a few runs of each, on random data) and cached as
   JSON in ``$XDG_CACHE_HOME/archstat/algorithms-<machine key>.json`` beside the calibrated roofs
   (:mod:`archstat.machine`). Deleting the file measures again.
@@ -62,10 +64,13 @@ def check_choice(choice: Any, field: str = "algorithm") -> str:
 
 
 def choose(model: Any, shapes: Mapping[str, Shape], choice: str, *, dtype: str, train: bool,
-           tuner: "Tuner | None" = None, measure: bool = True) -> dict[str, str]:
+           tuner: "Tuner | None" = None, measure: bool = True,
+           caps: Mapping[str, int] | None = None) -> dict[str, str]:
     """``{layer: algorithm}`` for every layer with more than one algorithm (``shapes``: every
     layer's output shape, batch included). ``measure=False`` measures nothing: an ``auto``
-    layer this machine's cache does not know yet is left out."""
+    layer this machine's cache does not know yet is left out. ``caps``: each layer's workspace
+    cap (bytes) at inference; ``auto`` measures a layer under its cap where the cap binds (some
+    option's default workspace is over it)."""
     out = {}
     for layer in model.layers():
         if not layer.inputs or not layer.type.algorithm_names:
@@ -76,8 +81,10 @@ def choose(model: Any, shapes: Mapping[str, Shape], choice: str, *, dtype: str, 
             continue
         if choice == AUTO:
             tuner = tuner or Tuner()
+            cap = None if train or not caps else binding_cap(layer.type, in_shapes, layer.attrs, options, dtype,
+                                                             caps.get(layer.name))
             best = (tuner.best if measure else tuner.known)(layer.type, in_shapes, layer.attrs, options, dtype,
-                                                            train)
+                                                            train, cap)
             if best is not None:
                 out[layer.name] = best
         elif choice in options:
@@ -85,6 +92,16 @@ def choose(model: Any, shapes: Mapping[str, Shape], choice: str, *, dtype: str, 
         else:   # the reference, or an algorithm that does not apply to this layer
             out[layer.name] = options[0]
     return out
+
+
+def binding_cap(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
+                options: Sequence[str], dtype: str, cap: int | None) -> int | None:
+    """``cap`` when it binds some option (its default workspace is over it), else None: the
+    uncapped measurement then holds, and is shared with every cap that changes nothing."""
+    itemsize = np.dtype(dtype).itemsize
+    if cap is None or all(ltype.workspace_bytes(in_shapes, attrs, itemsize, name) <= cap for name in options):
+        return None
+    return cap
 
 
 class Tuner:
@@ -108,27 +125,28 @@ class Tuner:
 
     @staticmethod
     def case(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], dtype: str,
-             train: bool) -> str:
-        """The cache key of one layer: type, input shapes, fields, dtype and pass."""
+             train: bool, cap: int | None = None) -> str:
+        """The cache key of one layer: type, input shapes, fields, dtype and pass, and the
+        workspace cap it runs under (left out when None)."""
         fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(attrs.items())}
-        return json.dumps([ltype.name, [list(s) for s in in_shapes], fields, dtype, "train" if train else "eval"],
-                          sort_keys=True, default=str)
+        key = [ltype.name, [list(s) for s in in_shapes], fields, dtype, "train" if train else "eval"]
+        return json.dumps(key + ([{"workspace": int(cap)}] if cap is not None else []), sort_keys=True, default=str)
 
     def known(self, ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
-              options: Sequence[str], dtype: str, train: bool) -> str | None:
+              options: Sequence[str], dtype: str, train: bool, cap: int | None = None) -> str | None:
         """The cached choice among ``options`` for this layer (:func:`pick`), None when it was
         never measured."""
-        known = self.choices.get(self.case(ltype, in_shapes, attrs, dtype, train))
+        known = self.choices.get(self.case(ltype, in_shapes, attrs, dtype, train, cap))
         return known["best"] if known and set(known.get("ms", {})) == set(options) else None
 
     def best(self, ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
-             options: Sequence[str], dtype: str, train: bool) -> str:
-        known = self.known(ltype, in_shapes, attrs, options, dtype, train)
+             options: Sequence[str], dtype: str, train: bool, cap: int | None = None) -> str:
+        known = self.known(ltype, in_shapes, attrs, options, dtype, train, cap)
         if known is not None:
             return known
-        case = self.case(ltype, in_shapes, attrs, dtype, train)
-        ms = {name: measure(ltype, in_shapes, attrs, name, dtype, train) for name in options}
-        best = pick(ltype, in_shapes, attrs, ms, options, dtype, train)
+        case = self.case(ltype, in_shapes, attrs, dtype, train, cap)
+        ms = {name: measure(ltype, in_shapes, attrs, name, dtype, train, cap) for name in options}
+        best = pick(ltype, in_shapes, attrs, ms, options, dtype, train, cap)
         self.choices[case] = {"best": best, "ms": ms}
         self.save()
         return best
@@ -144,23 +162,24 @@ class Tuner:
 
 
 def pick(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], ms: Mapping[str, float],
-         options: Sequence[str], dtype: str, train: bool) -> str:
+         options: Sequence[str], dtype: str, train: bool, cap: int | None = None) -> str:
     """The algorithm ``auto`` runs given each option's measured milliseconds: the fastest; at
-    inference, of those within :data:`TIE` of it, the one with the least workspace (then the
-    faster, then the earlier in ``options``)."""
+    inference, of those within :data:`TIE` of it, the one with the least workspace under the
+    cap (then the faster, then the earlier in ``options``)."""
     if train:
         return min(options, key=lambda name: (ms[name], options.index(name)))
     fastest = min(ms[name] for name in options)
     tied = [name for name in options if ms[name] <= fastest * (1 + TIE)]
     itemsize = np.dtype(dtype).itemsize
-    return min(tied, key=lambda name: (ltype.workspace_bytes(in_shapes, attrs, itemsize, name), ms[name],
+    return min(tied, key=lambda name: (ltype.workspace_bytes(in_shapes, attrs, itemsize, name, cap), ms[name],
                                        options.index(name)))
 
 
 def measure(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], algorithm: str,
-            dtype: str, train: bool) -> float:
+            dtype: str, train: bool, cap: int | None = None) -> float:
     """Milliseconds of one forward (training: forward + backward) of a layer with this
-    algorithm, on random data: the best of :data:`RUNS` runs after an untimed one."""
+    algorithm, on random data, under the workspace cap ``cap`` (None: none): the best of
+    :data:`RUNS` runs after an untimed one."""
     rng = np.random.default_rng(0)
     kind = np.dtype(dtype).type
     xs = [rng.standard_normal(s, dtype=kind) for s in in_shapes]
@@ -170,7 +189,7 @@ def measure(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mappin
     best = float("inf")
     for run in range(RUNS + 1):
         ctx = RunContext(train=train, rng=np.random.default_rng(run), buffers=buffers, keep_cache=train,
-                         algorithm=algorithm)
+                         algorithm=algorithm, workspace=cap)
         start = time.perf_counter()
         y, cache = ltype.forward(list(xs), params, attrs, ctx)
         if train:

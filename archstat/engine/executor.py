@@ -38,6 +38,7 @@ from ..layers.loss import softmax_cross_entropy
 from ..layers.outbuf import is_same_view
 from ..layers.registry import RunContext, Shape, fmt_shape
 from ..spec import INPUT_NAME
+from . import workspace as caps_of
 from .algorithms import check_choice, choose
 from .state import StateLayout, name_hash
 
@@ -82,6 +83,10 @@ class Executor:
         At inference, let concatenations hold their inputs (:mod:`archstat.placement`: no
         copies, a lower peak, as the analysis predicts); False runs every concatenation as a
         copy (for comparisons: the analysis' peak then no longer applies).
+    workspace : 'auto', None or int
+        At inference, a cap on each kernel's work buffers (:mod:`archstat.engine.workspace`):
+        ``'auto'`` (the default) keeps the pass within 1.1 times its activations' peak, None
+        lets every kernel run its default blocks, a number caps every kernel at that many bytes.
 
     Attributes
     ----------
@@ -98,10 +103,11 @@ class Executor:
 
     def __init__(self, model: Model | Any, weights: Mapping[str, Mapping[str, Any]] | None = None,
                  seed: int = 0, dtype: str = "float32", memory_limit: int | None = None,
-                 algorithm: str = "reference", place: bool = True):
+                 algorithm: str = "reference", place: bool = True, workspace: str | int | None = "auto"):
         self.model = load(model)
         self.dtype = _engine_dtype(dtype)
         self.algorithm = check_choice(algorithm)
+        self.workspace = caps_of.check_setting(workspace)
         self._algorithms: dict[tuple[Any, ...], dict[str, str]] = {}
         self.seed = _count(seed, "seed", "a non-negative integer", minimum=0)
         self.memory_limit = None if memory_limit is None else _count(
@@ -112,6 +118,7 @@ class Executor:
         # an inference pass that keeps its caches does not place concatenations' inputs
         self._cached_plan = liveness(self.model, place=False) if self.plan.placement else self.plan
         self._regions: dict[tuple[Any, ...], dict[str, tuple[str, tuple[slice, ...]]]] = {}
+        self._steps: dict[tuple[Any, ...], _Steps] = {}
         # an in-place layer whose storage is the input would write over the caller's array
         self._writes_input = any(self.model.layer(n).type.writes_in_place(self.model.layer(n).attrs)
                                  for n in self.plans[True].members[INPUT_NAME][1:])
@@ -162,10 +169,11 @@ class Executor:
         activations live while the layer runs (the analysis' liveness plan, ``live_bytes``;
         the input, the caller's, counts through the whole pass, in this executor's dtype: an
         input of another dtype is cast, and the caller's array is then extra) plus the workspace its
-        kernel allocates for the algorithm this executor runs it with
-        (``LayerType.workspace_bytes``: im2col's columns, Winograd's buffers; with
-        ``algorithm='auto'``, where this machine's cache does not know the choice yet, the
-        largest of the layer's algorithms: nothing is measured or allocated).
+        kernel allocates for the algorithm this executor runs it with, under its cap
+        (``LayerType.workspace_bytes``: im2col's columns, Winograd's buffers; the caps of
+        :mod:`archstat.engine.workspace`; with ``algorithm='auto'``, where this machine's
+        cache does not know the choice yet, the largest of the layer's algorithms: nothing
+        is measured or allocated).
         Training: the analysis' ``training_memory_bytes`` with plain SGD (activations kept
         for backward, parameters and their gradients, buffers, the largest transient
         gradient); backward kernels' workspace is not included.
@@ -179,34 +187,63 @@ class Executor:
             totals = a.totals
             self._predicted[key] = int(totals["training_memory_bytes"] if train else
                                        totals["param_bytes"] + totals["buffer_bytes"]
-                                       + self._peak_with_workspace(a, batch, input_shape))
+                                       + self._peak_with_workspace(batch, input_shape))
         return self._predicted[key]
 
-    def _peak_with_workspace(self, a: Any, batch: int, input_shape: tuple[int, ...] | None) -> int:
+    def _peak_with_workspace(self, batch: int, input_shape: tuple[int, ...] | None) -> int:
         """The inference peak of the input, activations and kernel workspace together (bytes).
 
         The input is the caller's array: it stays allocated through the pass even after the
         plan lets it go, so it counts at every step (an executor whose in-place layer would
-        write over it works on a copy, which the plan counts besides). Nothing is measured:
-        a layer whose ``auto`` choice is not known yet counts its largest workspace."""
+        write over it works on a copy, which the plan counts besides). Each kernel's workspace
+        is counted at its cap (:meth:`_step_bytes`). Nothing is measured: a layer whose
+        ``auto`` choice is not known yet counts its largest workspace."""
         shapes = self._shapes(batch, tuple(input_shape) if input_shape is not None else self.model.input_shape)
         key = (shapes[INPUT_NAME], False)
+        steps = self._step_bytes(self.plan, shapes)
         chosen = self._algorithms.get(key) or choose(self.model, shapes, self.algorithm, dtype=self.dtype.name,
-                                                     train=False, measure=False)
-        live = dict(zip(a.layers["name"], a.layers["live_bytes"]))
-        given = math.prod(shapes[INPUT_NAME]) * self.dtype.itemsize
-        in_plan = not self._writes_input    # the plan's input storage is the caller's array
+                                                     train=False, measure=False, caps=steps.caps)
         peak = 0
-        for name in self.plan.order[1:]:
+        for name, held in steps.live.items():
             layer = self.model.layer(name)
             in_shapes = [shapes[src] for src in layer.inputs]
             options = [chosen[name]] if name in chosen else layer.type.algorithms(in_shapes, layer.attrs) or [None]
-            work = max(layer.type.workspace_bytes(in_shapes, layer.attrs, self.dtype.itemsize, option)
-                       for option in options)
-            peak = max(peak, int(live[name]) - (given if in_plan else 0) + work)
-            if INPUT_NAME in self.plan.free_after[name]:
-                in_plan = False
-        return given + peak
+            work = max(layer.type.workspace_bytes(in_shapes, layer.attrs, self.dtype.itemsize, option,
+                                                  steps.caps.get(name)) for option in options)
+            peak = max(peak, held + work)
+        return steps.given + peak
+
+    def workspace_caps(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, int]:
+        """``{layer: bytes}``: the cap on each layer's kernel workspace in an inference pass at
+        this batch (and input) size (:mod:`archstat.engine.workspace`; empty for
+        ``workspace=None``)."""
+        shapes = self._shapes(batch, tuple(input_shape) if input_shape is not None else self.model.input_shape)
+        return dict(self._step_bytes(self.plan, shapes).caps)
+
+    def _step_bytes(self, plan: Any, shapes: Mapping[str, Shape]) -> "_Steps":
+        """What each step of an inference pass by ``plan`` holds at these shapes, besides the
+        caller's input and the kernel's workspace: the liveness plan's live storage
+        (:meth:`LivenessPlan.peak`), and the output's own array where the kernel of a tensor
+        that lives in a concatenation's buffer cannot write there (``LayerType.writes_out``:
+        it is copied in); also the input's bytes, and each step's workspace cap
+        (:func:`archstat.engine.workspace.caps`)."""
+        key = (shapes[INPUT_NAME], id(plan))
+        if key not in self._steps:
+            itemsize = self.dtype.itemsize
+            _, during = plan.peak({owner: math.prod(shapes[owner]) * itemsize for owner in plan.members})
+            given = math.prod(shapes[INPUT_NAME]) * itemsize
+            in_plan = not self._writes_input    # the plan's input storage is the caller's array
+            placed = plan.placement
+            live = {}
+            for name in plan.order[1:]:
+                copied = (name in placed.slots and name not in placed.views and self.model.storage[name] == name
+                          and not self.model.layer(name).type.writes_out)
+                live[name] = during[name] - (given if in_plan else 0) + (
+                    math.prod(shapes[name]) * itemsize if copied else 0)
+                if INPUT_NAME in plan.free_after[name]:
+                    in_plan = False
+            self._steps[key] = _Steps(live, given, caps_of.caps(self.workspace, live))
+        return self._steps[key]
 
     def _guard(self, batch: int, input_shape: tuple[int, ...], train: bool) -> None:
         if self.memory_limit is None:
@@ -307,6 +344,9 @@ class Executor:
             hook(INPUT_NAME, x, live)
         plan = self.plans[True] if train else self._cached_plan if keep else self.plan
         chosen = self._chosen(shapes, bool(train))
+        # the inference plan's caps, also for a pass that keeps its caches: the same blocks,
+        # so the same rounding, whichever plan frees the tensors
+        caps = {} if train else self._step_bytes(self.plan, shapes).caps
         placed = plan.placement
         regions = self._placed_regions(plan, shapes) if placed else {}
         roots: dict[str, np.ndarray] = {}   # the buffers of concatenations that hold their inputs
@@ -333,7 +373,7 @@ class Executor:
             where = regions.get(name)
             out = None if where is None else roots[where[0]][where[1]]
             ctx = RunContext(train=train, rng=self._rngs[name], buffers=buffers, keep_cache=keep,
-                             algorithm=chosen.get(name), out=out)
+                             algorithm=chosen.get(name), out=out, workspace=caps.get(name))
             try:
                 y, cache = layer.type.forward(xs, params, layer.attrs, ctx)
             except ArchstatError as exc:
@@ -367,7 +407,9 @@ class Executor:
     def _chosen(self, shapes: Mapping[str, Shape], train: bool) -> dict[str, str]:
         key = (shapes[INPUT_NAME], train)
         if key not in self._algorithms:
-            self._algorithms[key] = choose(self.model, shapes, self.algorithm, dtype=self.dtype.name, train=train)
+            caps = None if train else self._step_bytes(self.plan, shapes).caps
+            self._algorithms[key] = choose(self.model, shapes, self.algorithm, dtype=self.dtype.name, train=train,
+                                           caps=caps)
         return self._algorithms[key]
 
     def algorithms(self, batch: int = 1, train: bool = False,
@@ -486,6 +528,14 @@ class Executor:
 
 
 _BUG_HINT = "a bug in that layer type's kernel (archstat/layers/): please report it with the spec"
+
+
+class _Steps(NamedTuple):
+    """An inference pass's bytes by step (:meth:`Executor._step_bytes`)."""
+
+    live: dict[str, int]     # step -> activation bytes live while it runs, besides the caller's input
+    given: int               # the caller's input
+    caps: dict[str, int]     # step -> workspace cap (empty: none)
 
 
 def _contract_error(model: Model, layer: Any, which: str, what: str, got: Any, shape: Shape,

@@ -82,6 +82,8 @@ PROFILE_TOTALS: dict[str, str] = {
     "warnings": "sentences: a layer faster than the calibrated peak, a busy machine",
     "algorithm": "the algorithm choice asked for: 'reference', 'auto' or an algorithm's name (the per-layer "
                  "column says what each layer ran)",
+    "workspace": "the cap on the kernels' work buffers at inference: 'auto' (within 1.1 times the activations' "
+                 "peak), None (none) or bytes (archstat.engine.workspace)",
 }
 
 
@@ -137,7 +139,8 @@ class Profile(Analysis):
 def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int = 1, backward: bool = False,
             dtype: str = "float32", input_shape: tuple[int, ...] | None = None, seed: int = 0,
             memory_limit: int | None = None, memory: bool = True, calibration: Calibration | None = None,
-            progress: Progress | None = None, algorithm: str = "reference") -> Profile:
+            progress: Progress | None = None, algorithm: str = "reference",
+            workspace: str | int | None = "auto") -> Profile:
     """Time every layer of a model through the NumPy engine; compare with the analysis.
 
     Parameters
@@ -160,6 +163,9 @@ def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int 
         convolutions), 'auto' (the fastest for each layer's shape on this machine, measured once
         and cached) or an algorithm's name (see :class:`archstat.engine.Executor`); the
         per-layer ``algorithm`` column says what ran.
+    workspace : the cap on each kernel's work buffers at inference: 'auto' (the default: the
+        pass stays within 1.1 times its activations' peak), None (every kernel's default
+        blocks) or bytes (:mod:`archstat.engine.workspace`).
 
     Returns
     -------
@@ -175,19 +181,20 @@ def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int 
     _check_counts(batch=batch, repeat=repeat, warmup=warmup)
     model = load(model)
     analysis = analyze(model, batch=batch, dtype=dtype, input_shape=input_shape)
-    ex = make_executor(model, dtype, seed, memory_limit, [batch], input_shape, backward, algorithm)
+    ex = make_executor(model, dtype, seed, memory_limit, [batch], input_shape, backward, algorithm, workspace)
     calibration = calibration or get_calibration(dtype, progress=progress)
     return run_profile(ex, analysis, calibration, repeat=repeat, warmup=warmup, backward=backward, seed=seed,
                        memory=memory, progress=progress)
 
 
 def make_executor(model: Model, dtype: str, seed: int, memory_limit: int | None, batches, input_shape,
-                  train: bool, algorithm: str = "reference"):
+                  train: bool, algorithm: str = "reference", workspace: str | int | None = "auto"):
     """An Executor whose memory guard has accepted every batch in ``batches`` (refusing the
     first that does not fit, before any activation is allocated)."""
     from ..engine.executor import Executor
 
-    ex = Executor(model, seed=seed, dtype=dtype, memory_limit=memory_limit, algorithm=algorithm)
+    ex = Executor(model, seed=seed, dtype=dtype, memory_limit=memory_limit, algorithm=algorithm,
+                  workspace=workspace)
     shape = tuple(input_shape) if input_shape else model.input_shape
     for b in batches:
         ex._guard(b, shape, train)  # the executor's own check and message
@@ -218,7 +225,7 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
     state = sum(a.nbytes for group in (ex.params, ex.buffers) for arrays in group.values() for a in arrays.values())
     predicted = ex.predict_memory(batch, backward, analysis.input_shape)
     args = dict(repeat=repeat, warmup=warmup, seed=seed, train=backward, held=held, state=state,
-                predicted=predicted, load=load, chosen=chosen, choice=ex.algorithm)
+                predicted=predicted, load=load, chosen=chosen, choice=ex.algorithm, workspace=ex.workspace)
     p = _assemble(analysis, calibration, m, **args)
     if any(above_roof(pct * work) for pct, work in zip(p.column("peak_pct"), p.column("work_fraction"))) \
             and discard_cached(calibration):
@@ -250,7 +257,7 @@ def _engine_backward_flops(analysis: Analysis) -> dict[str, int]:
 def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: int, warmup: int, seed: int,
               train: bool, held: int, state: int, predicted: int, load: float | None = None,
               replaced: Calibration | None = None, chosen: Mapping[str, str] | None = None,
-              choice: str = "reference") -> Profile:
+              choice: str = "reference", workspace: str | int | None = "auto") -> Profile:
     rows = analysis.rows()
     roof = cal.roofline(analysis.dtype)
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
@@ -318,7 +325,7 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         "measured_peak_bytes": None if m.memory is None else state + held + m.memory.peak,
         "unpredicted_bytes": None if m.memory is None else state + held + m.memory.peak - predicted,
         "held_bytes": held, "state_bytes": state, "load_average": load, "other_cpu_share": m.other_cpu_share,
-        "algorithm": choice,
+        "algorithm": choice, "workspace": workspace,
     })
     totals["warnings"] = _warnings(cols, totals, cal, replaced)
     return Profile(analysis, cols, totals, cal, m)

@@ -131,7 +131,7 @@ class Sweep:
 def sweep(model: Model | Any, batches: Sequence[int] = (1, 2, 4, 8, 16), *, repeat: int = 3, warmup: int = 1,
           backward: bool = False, dtype: str = "float32", input_shape: tuple[int, ...] | None = None,
           seed: int = 0, memory_limit: int | None = None, calibration: Calibration | None = None,
-          progress: Progress | None = None) -> Sweep:
+          progress: Progress | None = None, workspace: str | int | None = "auto") -> Sweep:
     """Profile one model at several batch sizes (same weights): time per image and memory.
 
     Every batch size is checked against ``memory_limit`` before anything runs (the first
@@ -146,7 +146,7 @@ def sweep(model: Model | Any, batches: Sequence[int] = (1, 2, 4, 8, 16), *, repe
     _check_counts(repeat=repeat, warmup=warmup)
     model = load(model)
     analyses = {b: analyze(model, batch=b, dtype=dtype, input_shape=input_shape) for b in batches}
-    ex = make_executor(model, dtype, seed, memory_limit, batches, input_shape, backward)
+    ex = make_executor(model, dtype, seed, memory_limit, batches, input_shape, backward, workspace=workspace)
     calibration = calibration or get_calibration(dtype, progress=progress)
     per_run = 1 + warmup + repeat
     total = per_run * len(batches)
@@ -223,12 +223,12 @@ class OpsTime:
 def ops_vs_time(models: Sequence[Model | Any], batch: int = 1, *, repeat: int = 3, warmup: int = 1,
                 dtype: str = "float32", seed: int = 0, memory_limit: int | None = None,
                 calibration: Calibration | None = None, progress: Progress | None = None,
-                algorithm: str = "reference") -> OpsTime:
+                algorithm: str = "reference", workspace: str | int | None = "auto") -> OpsTime:
     """Measure forward time against MACs for every conv/linear layer of several models, and
     per model; fit a line to each (Canziani et al. 2016's operations-predict-time claim).
 
     ``models`` are Models, spec paths or mappings. Each is profiled at inference
-    (:func:`profile` with ``memory=False``; ``algorithm`` as there). Plot the result with
+    (:func:`profile` with ``memory=False``; ``algorithm`` and ``workspace`` as there). Plot the result with
     :func:`archstat.report.profile_plots.ops_vs_time`. Ctrl-C keeps the models done.
     """
     _check_counts(batch=batch, repeat=repeat, warmup=warmup)
@@ -242,7 +242,7 @@ def ops_vs_time(models: Sequence[Model | Any], batch: int = 1, *, repeat: int = 
     interrupted = False
     for i, (model, analysis) in enumerate(zip(loaded, analyses)):
         # one executor (one set of weights) at a time; its guard refuses before any activation
-        ex = make_executor(model, dtype, seed, memory_limit, [batch], None, False, algorithm)
+        ex = make_executor(model, dtype, seed, memory_limit, [batch], None, False, algorithm, workspace)
         p = run_profile(ex, analysis, calibration, repeat=repeat, warmup=warmup, backward=False, seed=seed,
                         memory=False, progress=progress, offset=i * per_run, total=per_run * len(loaded))
         calibration = p.calibration  # measured again if the cached roofs proved too low

@@ -196,17 +196,23 @@ def profile_summary(p) -> list[tuple[str, str]]:
                        f" of the time (ridge at {t['ridge_intensity']:.1f} FLOP/B)"),
     ]
     if t["measured_peak_bytes"] is not None:
+        cap = t.get("workspace", "auto")
+        capped = ("capped to keep the pass within 1.1x the activations' peak" if cap == "auto" else
+                  "on their default blocks" if cap is None else f"capped at {human_bytes(cap)} each")
         predicted = ("the analysis' training-memory estimate with SGD" if train else
                      f"weights {human_bytes(t['param_bytes'] + t['buffer_bytes'])} + the input, the live "
-                     "activations and the kernels' workspace at the step where they peak")
+                     f"activations and the kernels' workspace ({capped}) at the step where they peak")
         extra = t["unpredicted_bytes"]
         if extra >= 0:
             why = (f"{human_bytes(extra)} more: " + ("the backward kernels' workspace and temporaries, which the "
                                                      "estimate does not count" if train else
                                                      "NumPy's small temporaries, which the prediction does not count"))
-        else:
+        elif train:
             why = (f"{human_bytes(-extra)} less: the estimate holds every layer's output and the largest "
                    "gradient at once, the engine frees some sooner")
+        else:
+            why = (f"{human_bytes(-extra)} less: some kernels' workspace is a bound (NumPy's buffers in the "
+                   "pools)")
         pairs.append(("Memory", f"measured peak {human_bytes(t['measured_peak_bytes'])} (tracemalloc, one untimed "
                                 f"pass, + weights and input) vs predicted {human_bytes(t['predicted_peak_bytes'])} "
                                 f"({predicted}): {why}"))
