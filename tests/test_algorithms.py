@@ -91,10 +91,10 @@ def test_auto_measures_once_then_reads_the_machines_cache(cache_home, monkeypatc
     for name in sorted(WINOGRAD_LAYERS):
         layer = net.layer(name)
         ins = [shapes[layer.inputs[0]]]
-        # measured under the executor's workspace cap where it binds: everywhere in this small
-        # net, where Winograd's default buffers (100-135 kB) dwarf the activations (4.6 kB at most)
+        # measured under the executor's workspace cap where it binds: c1's and c2's, whose
+        # default buffers (17-66 kB) dwarf their caps (4.6 and 0.9 kB); c3's 2.9-4.7 kB fit its 8.4
         cap = algorithms.binding_cap(layer.type, ins, layer.attrs, ALL, "float32", caps[name])
-        assert cap == caps[name] < 10_000
+        assert cap == (caps[name] if name in ("c1", "c2") else None)
         entry = data["choices"][algorithms.Tuner.case(layer.type, ins, layer.attrs, "float32", False, cap)]
         assert set(entry["ms"]) == set(ALL)
         ms = entry["ms"]

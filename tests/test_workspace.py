@@ -24,6 +24,8 @@ from archstat.layers.conv import conv2d, conv2d_workspace
 from archstat.layers.norm_kernels import batch_norm2d, bn_inference_workspace
 from archstat.layers.pool_kernels import avg_pool2d, max_pool2d, pool_workspace
 
+from test_kernel_contract import TYPES as CONTRACT_TYPES, one_layer_spec
+
 # NumPy's own small temporaries (ufunc buffers of 8,192 elements per operand, index arrays)
 # are not stated: up to this much, plus 1 %
 SLACK = 128 * 1024
@@ -222,6 +224,26 @@ def test_gelu_workspace_is_one_block_or_a_stated_bound(dtype):
             assert worst > 0.8 * declared
 
 
+@pytest.mark.parametrize("type_name", CONTRACT_TYPES)
+def test_every_type_declares_what_its_forward_allocates(type_name):
+    """One layer of each registered type (the kernel contract's specs, on a 2 x 16 x 48 x 48
+    input: 295 kB per tensor), no caps: the executor's prediction matches tracemalloc's peak
+    of a forward, within NumPy's small buffers; exact GELU's stated bound only over."""
+    spec = one_layer_spec(type_name)
+    spec["input"] = [16, 48, 48]
+    for layer in spec["layers"]:
+        if layer["type"] == "linear":
+            layer["in_features"] = 48
+    ex = Executor(spec, workspace=None)
+    a = archstat.analyze(ex.model, batch=2).totals
+    predicted = ex.predict_memory(2) - a["param_bytes"] - a["buffer_bytes"]
+    traced = _traced_forward(ex, np.random.default_rng(0).standard_normal((2, 16, 48, 48), dtype=np.float32))
+    if type_name == "gelu":
+        assert predicted / 2 < traced <= predicted
+    else:
+        assert _close(traced, predicted), (traced, predicted)
+
+
 def test_every_type_states_its_workspace_through_the_registry():
     conv = registry.get("conv2d")
     attrs = conv.normalise({"out_channels": 16, "kernel_size": 3, "padding": 1})
@@ -310,11 +332,11 @@ def test_auto_predicts_the_largest_workspace_until_it_knows_its_choices(tmp_path
 
 def test_fit_block_finds_the_largest_aim_under_the_cap():
     def work(aim):      # a kernel whose workspace grows with its block aim
-        return 1000 if aim is None else 100 + aim // 10
-    assert win.fit_block(work, None, 8000) is None      # no cap: the default blocks
-    assert win.fit_block(work, 1000, 8000) is None      # the default fits
+        return 100 + aim // 10
+    assert win.fit_block(work, 10**6, 8000) == 8000     # the largest aim fits
     assert win.fit_block(work, 500, 8000) == 4009       # 100 + 400 = 500; 4010 would be 501
-    assert win.fit_block(work, 50, 8000) == 1           # nothing fits: the smallest blocks
+    assert win.fit_block(work, 100, 8000) == 9          # 100 + 0
+    assert win.fit_block(work, 50, 8000) is None        # nothing fits, not even one row
 
 
 @pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4"])
@@ -336,6 +358,21 @@ def test_a_capped_conv_fits_its_cap_and_computes_the_same(algorithm):
     # a cap below one output row (one tile row) of blocks: the smallest blocks, over the cap
     smallest = conv2d_workspace(x.shape, w.shape, True, 1, 1, algorithm=algorithm, workspace=1)
     assert 1 < smallest < 2**20
+
+
+def test_a_cap_below_the_folded_weight_adds_the_bias_in_its_own_pass():
+    """AlexNet's conv4 (192 -> 384 at 13x13, with a bias): folding the bias into the GEMM
+    takes a 2.66 MB copy of the weight, more than any small cap; under one the bias is added
+    in a pass of its own, the workspace fits, and the output is the same."""
+    x, w, b = _conv_inputs((1, 192, 13, 384, 3, 1, 1, 1, True, "zeros"))
+    fold = 384 * (192 * 9 + 1) * 4
+    assert conv2d_workspace(x.shape, w.shape, True, 1, 1) > fold == 2_655_744
+    want = conv2d(x, w, b, 1, 1)
+    for cap in (600_000, 160_000):
+        declared = conv2d_workspace(x.shape, w.shape, True, 1, 1, workspace=cap)
+        measured, y = _transient(lambda: conv2d(x, w, b, 1, 1, workspace=cap))
+        assert declared <= cap and abs(measured - declared) <= 8 * 1024, (cap, measured, declared)
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
 
 
 #: three 3x3 convs without bias on a 16 x 64 x 64 input (float32): outputs of 256 kB, 512 kB,

@@ -205,9 +205,10 @@ def run_options(p: argparse.ArgumentParser) -> None:
                    help="refuse, before allocating, a run predicted to need more (e.g. 4GB, 512MB; "
                         "'none'; default 'auto': 80%% of physical memory)")
     p.add_argument("--workspace", type=byte_size, default="auto", metavar="SIZE",
-                   help="cap on each kernel's work buffers at inference (im2col's columns, Winograd's tiles): "
-                        "'auto' (the default: the pass stays within 1.1 times its activations' peak), 'none' "
-                        "(every kernel's default blocks, sometimes faster) or a size such as 4MB")
+                   help="cap on each convolution's work buffers at inference (im2col's columns, Winograd's "
+                        "tiles): 'auto' (the default: what keeps its step under the activations' peak, at least "
+                        "a tenth of it), 'none' (every kernel's default blocks, sometimes faster) or a size "
+                        "such as 4MB")
     p.add_argument("--plot", metavar="FILE", help="also draw the figures (FILE.png, FILE.svg or FILE.pdf)")
     unknown_option(p)
     threads_option(p)

@@ -126,11 +126,16 @@ class Tuner:
     @staticmethod
     def case(ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], dtype: str,
              train: bool, cap: int | None = None) -> str:
-        """The cache key of one layer: type, input shapes, fields, dtype and pass, and the
-        workspace cap it runs under (left out when None)."""
+        """The cache key of one layer: type, input shapes, fields, dtype and pass, and under a
+        workspace cap (left out when None) the workspace each algorithm takes at it: caps that
+        give the same blocks share one measurement."""
         fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(attrs.items())}
         key = [ltype.name, [list(s) for s in in_shapes], fields, dtype, "train" if train else "eval"]
-        return json.dumps(key + ([{"workspace": int(cap)}] if cap is not None else []), sort_keys=True, default=str)
+        if cap is not None:
+            itemsize = np.dtype(dtype).itemsize
+            key.append({"workspace": {name: ltype.workspace_bytes(in_shapes, attrs, itemsize, name, cap)
+                                      for name in ltype.algorithms(in_shapes, attrs)}})
+        return json.dumps(key, sort_keys=True, default=str)
 
     def known(self, ltype: registry.LayerType, in_shapes: Sequence[Shape], attrs: Mapping[str, Any],
               options: Sequence[str], dtype: str, train: bool, cap: int | None = None) -> str | None:

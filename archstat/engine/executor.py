@@ -84,9 +84,10 @@ class Executor:
         copies, a lower peak, as the analysis predicts); False runs every concatenation as a
         copy (for comparisons: the analysis' peak then no longer applies).
     workspace : 'auto', None or int
-        At inference, a cap on each kernel's work buffers (:mod:`archstat.engine.workspace`):
-        ``'auto'`` (the default) keeps the pass within 1.1 times its activations' peak, None
-        lets every kernel run its default blocks, a number caps every kernel at that many bytes.
+        At inference, a cap on each convolution's work buffers (im2col's columns, Winograd's
+        tiles; :mod:`archstat.engine.workspace`): ``'auto'`` (the default) gives each what keeps
+        its step under the activations' peak, at least a tenth of that peak; None lets every
+        kernel run its default blocks; a number caps each at that many bytes.
 
     Attributes
     ----------
@@ -342,6 +343,7 @@ class Executor:
         live = MappingProxyType(values)
         if hook is not None:
             hook(INPUT_NAME, x, live)
+        x = None   # held by ``values`` alone: a copy (or cast) made here goes when the plan frees it
         plan = self.plans[True] if train else self._cached_plan if keep else self.plan
         chosen = self._chosen(shapes, bool(train))
         # the inference plan's caps, also for a pass that keeps its caches: the same blocks,

@@ -1,4 +1,4 @@
-"""Workspace caps: how many bytes each kernel of an inference pass may allocate beyond its output.
+"""Workspace caps: how many bytes each convolution of an inference pass may allocate beyond its output.
 
 Some kernels need work buffers (``LayerType.workspace_bytes``): im2col's columns, Winograd's
 transformed tiles, a padded copy. Left to their default blocks (8 MiB aims, cache sized and
@@ -6,27 +6,34 @@ fast) they can set a pass's peak: on VGG-16 at batch 1 Winograd's buffers for co
 sit on 12 MB of live activations, where the activations alone peak at 24.5 MB. The executor
 knows, from the liveness plan, what is live at every step and where the activations peak, so
 it can tell each kernel how much room is left (:attr:`archstat.layers.registry.RunContext.workspace`),
-as cuDNN's algorithm search is given a workspace limit; blocked kernels then take the largest
-blocks that fit (:func:`archstat.layers.im2col.fit_block`).
+as cuDNN's algorithm search is given a workspace limit. The convolution takes the largest
+blocks that fit (:func:`archstat.layers.conv._blocking_for`), and ``auto`` measures its
+algorithms under that cap.
 
 Settings (``Executor(workspace=...)``):
 
 - ``'auto'`` (the default): a step may use what keeps it under the activations' peak, and at
-  least :data:`SHARE` of that peak. The pass then peaks at most ``(1 + SHARE)`` times its
-  activations' peak (the analysis' ``peak_activation_bytes`` with the caller's input), unless
-  a kernel's smallest block (one output row, one tile row) is larger than its cap; the
-  prediction (``Executor.predict_memory``) counts each kernel's workspace at its cap, so it
+  least :data:`SHARE` of that peak. Where the convolutions' buffers set the peak, the pass
+  then peaks within ``(1 + SHARE)`` times its activations' (the analysis'
+  ``peak_activation_bytes`` with the caller's input), unless a convolution's smallest blocks
+  (one output row, one row of Winograd tiles) are larger than its cap. Kernels with fixed,
+  cache-sized blocks (the pools, batch norm, the direct depthwise convolution, the
+  activations' blocks) are not capped: their workspace is counted, not shrunk. The
+  prediction (``Executor.predict_memory``) counts every kernel's workspace at its cap, so it
   stays exact either way. Where a cap binds the kernel runs smaller blocks, which can cost
-  time (bench/models.py measures it).
+  time (``bench/models.py --ab workspace`` measures it).
 - ``None``: no caps; every kernel runs its default blocks.
-- a number of bytes: the same cap for every kernel.
+- a number of bytes (0 included: the smallest blocks): the same cap for every convolution.
 
 Caps apply at inference; a training pass runs the default blocks.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Mapping
+
+import numpy as np
 
 from ..errors import ArchstatError
 
@@ -37,16 +44,17 @@ SHARE = 0.10
 SETTINGS = ("auto", None, "a number of bytes")
 
 
-def check_setting(value: Any) -> str | int | None:
-    """``'auto'``, None, or a positive int of bytes; ArchstatError naming the field otherwise."""
-    if value is None or value == "auto":
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("none", "unlimited"):
+def check_setting(value: Any, field: str = "workspace") -> str | int | None:
+    """``'auto'``, None (also ``'none'``), or a whole number of bytes >= 0 (0: every kernel on
+    its smallest blocks); ArchstatError naming ``field`` otherwise."""
+    if isinstance(value, str) and value.strip().lower() in ("auto", "none", "unlimited"):
+        return "auto" if value.strip().lower() == "auto" else None
+    if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or value != int(value):
-        raise ArchstatError(f"workspace must be 'auto', None or a whole number of bytes >= 0, got {value!r}",
-                            field="workspace", hint="use 'auto' (the default), None for no cap, or e.g. 4_000_000")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)) \
+            or not math.isfinite(value) or value < 0 or value != int(value):
+        raise ArchstatError(f"{field} must be 'auto', None or a whole number of bytes >= 0, got {value!r}",
+                            field=field, hint="use 'auto' (the default), None for no cap, or e.g. 4_000_000")
     return int(value)
 
 

@@ -11,6 +11,7 @@ Kernels (in :mod:`.activation_kernels`, re-exported here): :func:`relu`, :func:`
 from __future__ import annotations
 
 from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_backward, gelu_workspace, hardsigmoid,
+                                 sigmoid_workspace,
                                  hardswish, hardswish_backward, relu, relu6, relu6_backward,
                                  relu_backward, sigmoid, sigmoid_backward, silu, silu_backward, tanh,
                                  tanh_backward)
@@ -100,6 +101,9 @@ class SiLU(_Elementwise):
     fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
     flops_per_element = 5
 
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
+        return sigmoid_workspace(numel(in_shapes[0]), itemsize)   # made block by block, y of each block
+
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]
         y, s = silu(x, out=x if self.writes_in_place(attrs) else None, keep_sigmoid=ctx.keep_cache)
@@ -122,6 +126,9 @@ class Sigmoid(_Elementwise):
     flops_per_element = 4
     fn = staticmethod(sigmoid)
     grad = staticmethod(sigmoid_backward)
+
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
+        return sigmoid_workspace(numel(in_shapes[0]), itemsize)
 
 
 @register

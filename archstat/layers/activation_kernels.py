@@ -93,6 +93,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return blockwise(_sigmoid, x)
 
 
+def sigmoid_workspace(size: int, itemsize: int) -> int:
+    """Bytes :func:`sigmoid` (and :func:`silu` at inference) allocate beyond the output: three
+    arrays of one block of :data:`archstat.layers.special.BLOCK` elements at once (measured:
+    exp(-|x|), the ``where``'s result and ``1 + e``)."""
+    return 3 * min(size, BLOCK) * itemsize
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     e = np.exp(-np.abs(x))
     y = np.where(x >= 0, 1, e)

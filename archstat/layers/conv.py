@@ -18,8 +18,9 @@ from . import im2col as win
 # kept in their own modules (split past ~400 lines); re-exported here, the family's home
 from .conv_depthwise import (depthwise_backward, depthwise_forward, depthwise_workspace, direct_forward_pays,
                              is_depthwise)
-from .conv_local import locally_connected2d, locally_connected2d_backward
+from .conv_local import lc_workspace, locally_connected2d, locally_connected2d_backward
 from .outbuf import reshaped, usable
+from . import conv_winograd as wino
 from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, multiply_fraction, winograd_conv2d,
                             winograd_conv2d_backward, workspace_bytes as winograd_workspace)
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
@@ -218,6 +219,10 @@ class LocallyConnected2d(_ConvLike):
     def kernels(self):
         return locally_connected2d, locally_connected2d_backward
 
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
+        w_shape = self.param_shapes(in_shapes, attrs)["weight"]
+        return lc_workspace(in_shapes[0], w_shape, **self.kernel_kwargs(attrs), itemsize=itemsize)
+
 
 # ---------------------------------------------------------------------- engine kernels
 #
@@ -275,7 +280,7 @@ def _per_tap(geom, padding_mode):
 def _column_plan(n, c, geom, itemsize, block_bytes=None):
     """The column blocks of im2col over ``n`` images of ``c`` channels (an iterator), and the
     first block: the widest (blocks shrink only at the end), None for no images.
-    ``block_bytes``: the aim :func:`archstat.layers.im2col.fit_block` chose (None: the default)."""
+    ``block_bytes``: the aim a workspace cap chose (:class:`archstat.layers.im2col.Blocking`; None: the default)."""
     kh, kw = geom.kernel
     col_bytes = c * kh * kw * itemsize
     return win.blocks(n, geom, col_bytes, block_bytes), next(win.blocks(n, geom, col_bytes, block_bytes), None)
@@ -296,7 +301,7 @@ def _column_blocks(x, geom, groups, padding_mode, ones_row=False, block_bytes=No
     once. One column buffer serves every block. With ``ones_row`` (groups 1 only) the
     columns get one more row of ones, so that a weight with the bias as its last column
     adds the bias inside the GEMM (CS231n's bias trick) instead of in one more pass over
-    the output. ``block_bytes``: smaller blocks (:func:`archstat.layers.im2col.fit_block`).
+    the output. ``block_bytes``: smaller blocks (:class:`archstat.layers.im2col.Blocking`'s aim).
     """
     n, c = x.shape[:2]
     kh, kw = geom.kernel
@@ -348,7 +353,7 @@ def conv2d_workspace(x_shape, w_shape, has_bias, stride=1, padding=0, dilation=1
     padded input, and the GEMM's output for blocks of several images."""
     args = (tuple(x_shape), tuple(w_shape), bool(has_bias), _key(stride), _key(padding), _key(dilation), int(groups),
             padding_mode, algorithm, int(itemsize))
-    return _workspace(*args, _block_for(*args, workspace))
+    return _workspace(*args, _blocking(*args, win.check_cap(workspace)))
 
 
 def _key(value):
@@ -356,23 +361,43 @@ def _key(value):
     return tuple(_key(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+def _blocking(*args):
+    """:func:`_blocking_for` with the block constants it depends on in its cache key."""
+    return _blocking_for(*args, (win.BLOCK_BYTES, win.MIN_BLOCK_COLS, win.COL_BUDGET_BYTES, wino.BLOCK_BYTES,
+                                 wino.MIN_BLOCK_TILES, wino.FILTER_CHUNK_BYTES))
+
+
 @functools.lru_cache(maxsize=4096)
-def _block_for(x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize,
-               workspace):
-    """The block aim (:func:`archstat.layers.im2col.fit_block`; None: the default blocks) at
-    which a conv keeps its workspace under ``workspace`` bytes; cached per layer shape, as the
-    executor runs the same shapes again and again."""
+def _blocking_for(x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize,
+                  workspace, constants):
+    """How a conv cuts its work to keep its workspace under ``workspace`` bytes
+    (:class:`archstat.layers.im2col.Blocking`; its defaults for None or when they fit): first
+    the largest blocks that fit with the defaults otherwise (Winograd's filters transformed in
+    their usual chunks, once per chunk, im2col's bias in the GEMM); where even one row does not
+    fit that way, the filter chunks shrink with the blocks (each chunk is then transformed
+    again for every block) and the bias is added in a pass of its own (no weight copy);
+    where nothing fits, the smallest blocks. Cached per layer shape (and ``constants``, the
+    kernels' block settings), as the executor runs the same shapes again and again."""
     args = (x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize)
-    return win.fit_block(lambda aim: _workspace(*args, aim), workspace, win.BLOCK_BYTES)
+    if workspace is None or _workspace(*args, win.DEFAULT_BLOCKING) <= workspace:
+        return win.DEFAULT_BLOCKING
+    default = wino.BLOCK_BYTES if algorithm in WINOGRAD else win.BLOCK_BYTES
+    stages = (lambda aim: win.Blocking(aim),
+              lambda aim: win.Blocking(aim, max(1, wino.FILTER_CHUNK_BYTES * aim // default), fold_bias=False))
+    for stage in stages:
+        aim = win.fit_block(lambda a: _workspace(*args, stage(a)), workspace, default)
+        if aim is not None:
+            return stage(aim)
+    return stages[-1](1)
 
 
 def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize,
-               block_bytes):
-    """:func:`conv2d_workspace` at a given block aim (None: the default)."""
+               blocking):
+    """:func:`conv2d_workspace` when the conv cuts its work by ``blocking``."""
     g = int(groups)
     tile = _winograd_tile(algorithm, tuple(w_shape[2:]), stride, dilation, g, padding_mode)
     if tile is not None:
-        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, has_bias, block_bytes)
+        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, blocking.aim, blocking.chunk)
     geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
     if _direct_depthwise(x_shape, w_shape, g, geom):
         return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize)
@@ -380,9 +405,9 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
         return 0
     n, c = x_shape[:2]
     c_out = w_shape[0]
-    fold = has_bias and _folds_bias(w_shape, g, geom)
+    fold = has_bias and blocking.fold_bias and _folds_bias(w_shape, g, geom)
     weight = c_out * (math.prod(w_shape[1:]) + 1) if fold else 0
-    _, first = _column_plan(n, c, geom, itemsize, block_bytes)
+    _, first = _column_plan(n, c, geom, itemsize, blocking.aim)
     kh, kw = geom.kernel
     cols = _columns(first, geom) * (c * kh * kw + fold)
     per_tap = _per_tap(geom, padding_mode)
@@ -390,7 +415,10 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
     padded = 0 if per_tap else win.pad_peak_elements(tuple(x_shape), geom.full_pads)
     # blocks of several images have the GEMM write a buffer first (bands of one image do not)
     gemm_out = c_out * _columns(first, geom) if first is not None and first[1] - first[0] > 1 else 0
-    return itemsize * (weight + cols + max(padding, padded + gemm_out))
+    # a bias not in the GEMM is added over y's strided band of the block: NumPy buffers its
+    # three operands (at most np.getbufsize() elements each)
+    bias_pass = 3 * min(np.getbufsize(), c_out * _columns(first, geom)) if has_bias and not fold else 0
+    return itemsize * (weight + cols + max(padding, padded + gemm_out) + bias_pass)
 
 
 @kernel
@@ -411,17 +439,19 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     convs by :func:`archstat.layers.conv_winograd.winograd_conv2d` (ArchstatError on others).
     ``out``: an array to write y into (a slice of a concatenation, :mod:`archstat.layers.outbuf`),
     used by every path when it fits; the result is y either way. ``workspace``: a cap in bytes
-    on what the call allocates besides y (:func:`conv2d_workspace`; None: the default blocks):
-    im2col's and Winograd's blocks are the largest that fit, down to one output row (one
-    tile row) of one image, where the cap is smaller than that.
+    on what im2col and Winograd allocate besides y (:func:`conv2d_workspace`; None: the
+    default blocks): their blocks are the largest that fit (:func:`_blocking_for`), down to
+    one output row (one tile row) of one image; the direct depthwise path keeps its
+    cache-sized blocks.
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
-    block_bytes = None if workspace is None else _block_for(
+    cap = win.check_cap(workspace)
+    blocking = win.DEFAULT_BLOCKING if cap is None else _blocking(
         x.shape, w.shape, b is not None, _key(stride), _key(padding), _key(dilation), g, padding_mode, algorithm,
-        x.itemsize, int(workspace))
+        x.itemsize, cap)
     tile = _winograd_tile(algorithm, w.shape[2:], stride, dilation, g, padding_mode)
     if tile is not None:
-        return winograd_conv2d(x, w, b, padding, tile, out=out, block_bytes=block_bytes)
+        return winograd_conv2d(x, w, b, padding, tile, out=out, block_bytes=blocking.aim, chunk_bytes=blocking.chunk)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if _direct_depthwise(x.shape, w.shape, g, geom):
         return depthwise_forward(x, w, b, geom, padding_mode, out=out)
@@ -432,7 +462,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     bg = None if b is None else b.reshape(g, c_out // g, 1)
     y = (out if usable(out, (n, c_out, ho, wo), x.dtype, (n, g, c_out // g, ho * wo))
          else np.empty((n, c_out, ho, wo), x.dtype))
-    fold_bias = bg is not None and _folds_bias(w.shape, g, geom)
+    fold_bias = bg is not None and blocking.fold_bias and _folds_bias(w.shape, g, geom)
     if fold_bias:
         wm = np.concatenate([wm, bg], axis=2)   # (1, C_out, K + 1): bias as the last column
         bg = None
@@ -443,7 +473,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
             yv += bg
         return y
     outbuf = None
-    for (n0, n1, r0, r1), cols in _column_blocks(x, geom, g, padding_mode, fold_bias, block_bytes):
+    for (n0, n1, r0, r1), cols in _column_blocks(x, geom, g, padding_mode, fold_bias, blocking.aim):
         if n1 - n0 == 1:  # a band of rows of one image: the GEMM writes straight into y
             band = reshaped(y[n0], (g, c_out // g, ho * wo))[:, :, r0 * wo:r1 * wo]
             np.matmul(wm, cols, out=band)

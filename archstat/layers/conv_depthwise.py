@@ -83,13 +83,16 @@ class _Layout:
 def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize):
     """Bytes :func:`depthwise_forward` allocates beyond y while it runs: each part's block
     scratch (and, for a padding mode other than zeros, the block padded on the way into its
-    planes), the parts side by side (:func:`archstat.layers.threads.scratch_bytes`)."""
+    planes) and NumPy's buffers for its strided multiplies, the parts side by side
+    (:func:`archstat.layers.threads.scratch_bytes`)."""
     lay = _Layout(x_shape, w_shape, geom)
     h, w = x_shape[2:]
 
     def per_block(nb, cb):
         padding = 0 if padding_mode == "zeros" else win.pad_peak_elements((nb, cb, h, w), lay.grid.pads, padding_mode)
-        return itemsize * (lay.scratch_elements(nb, cb) + padding)
+        # NumPy's buffers for the multiplies over the planes' strided runs (measured: two)
+        buffers = 2 * min(np.getbufsize(), nb * cb * lay.span)
+        return itemsize * (lay.scratch_elements(nb, cb) + padding + buffers)
     return threads.scratch_bytes(x_shape, itemsize, lay.blocks_of(x_shape, itemsize), 3 * lay.m, per_block,
                                  compute=True)
 

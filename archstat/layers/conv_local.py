@@ -39,9 +39,21 @@ def _lc_cols(x, geom, padding_mode, n0, n1):
     return cols.reshape(p, -1, n1 - n0), xp.shape
 
 
-def _lc_batch_step(x, geom):
-    col_bytes = x.shape[1] * geom.kernel[0] * geom.kernel[1] * geom.out_hw[0] * geom.out_hw[1]
-    return max(1, win.COL_BUDGET_BYTES // (col_bytes * x.itemsize))
+def _lc_batch_step(x_shape, geom, itemsize):
+    col_bytes = x_shape[1] * geom.kernel[0] * geom.kernel[1] * geom.out_hw[0] * geom.out_hw[1]
+    return max(1, win.COL_BUDGET_BYTES // (col_bytes * itemsize))
+
+
+def lc_workspace(x_shape, w_shape, stride=1, padding=0, dilation=1, padding_mode="zeros", itemsize=4) -> int:
+    """Bytes :func:`locally_connected2d` allocates beyond y, for the first (largest) step of
+    images: the padded copy and the columns while the columns are built, then the columns
+    and the GEMM's output (``(P, K, n)`` and ``(P, C_out, n)``, P = H_out * W_out)."""
+    geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[4:]), stride, padding, dilation)
+    step = min(x_shape[0], _lc_batch_step(x_shape, geom, itemsize))
+    p = geom.out_hw[0] * geom.out_hw[1]
+    cols = p * x_shape[1] * geom.kernel[0] * geom.kernel[1] * step
+    padded = win.pad_peak_elements((step,) + tuple(x_shape[1:]), geom.full_pads, padding_mode)
+    return itemsize * max(padded + cols, cols + p * w_shape[2] * step)
 
 
 @kernel
@@ -60,7 +72,7 @@ def locally_connected2d(x, w, b=None, stride=1, padding=0, dilation=1, padding_m
     c_out = w.shape[2]
     wl = w.reshape(ho * wo, c_out, -1)
     y = np.empty((n, c_out, ho, wo), x.dtype)
-    step = _lc_batch_step(x, geom)
+    step = _lc_batch_step(x.shape, geom, x.itemsize)
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
         cols, _ = _lc_cols(x, geom, padding_mode, n0, n1)
@@ -89,7 +101,7 @@ def locally_connected2d_backward(dy, x, w, stride=1, padding=0, dilation=1, padd
     wl = w.reshape(ho * wo, c_out, -1)
     dw = np.zeros(wl.shape, x.dtype)
     dxp = None
-    step = _lc_batch_step(x, geom)
+    step = _lc_batch_step(x.shape, geom, x.itemsize)
     kh, kw = geom.kernel
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)

@@ -235,16 +235,15 @@ FILTER_CHUNK_BYTES = 8 * 2**20
 def _blocks(n: int, grid, t: Transform, channels: int, itemsize: int, block_bytes: int | None = None):
     """Blocks of images / tile rows whose transformed tiles (alpha^2 * channels each) aim at
     :data:`BLOCK_BYTES` (:func:`archstat.layers.im2col.grid_blocks`; an iterator), or at
-    ``block_bytes`` (:func:`archstat.layers.im2col.fit_block`: a workspace cap)."""
+    ``block_bytes`` (:class:`archstat.layers.im2col.Blocking`: a workspace cap)."""
     return win.grid_blocks(n, grid, t.alpha ** 2 * channels * itemsize,
                            *win.aim(BLOCK_BYTES, MIN_BLOCK_TILES, block_bytes))
 
 
-def _chunks(k: int, c: int, t: Transform, itemsize: int, block_bytes: int | None = None) -> list[tuple[int, int]]:
+def _chunks(k: int, c: int, t: Transform, itemsize: int, chunk_bytes: int | None = None) -> list[tuple[int, int]]:
     """Output-channel chunks ``(k0, k1)`` whose transformed filters stay under
-    :data:`FILTER_CHUNK_BYTES` (one chunk when all of them do), scaled down as ``block_bytes``
-    is below :data:`BLOCK_BYTES`."""
-    limit = FILTER_CHUNK_BYTES if block_bytes is None else max(1, FILTER_CHUNK_BYTES * block_bytes // BLOCK_BYTES)
+    :data:`FILTER_CHUNK_BYTES`, or ``chunk_bytes`` (a workspace cap), one chunk when all of them do."""
+    limit = FILTER_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     step = max(1, min(k, limit // max(1, t.alpha ** 2 * c * itemsize)))
     return [(k0, min(k, k0 + step)) for k0 in range(0, k, step)]
 
@@ -279,10 +278,11 @@ class _Plan:
     buffers: dict
 
     @classmethod
-    def of(cls, x_shape, k: int, pads, t: Transform, itemsize: int, block_bytes: int | None = None) -> "_Plan":
+    def of(cls, x_shape, k: int, pads, t: Transform, itemsize: int, block_bytes: int | None = None,
+           chunk_bytes: int | None = None) -> "_Plan":
         n, c = x_shape[:2]
         out_hw, (th, tw) = _grid(tuple(x_shape[2:]), pads, t)
-        chunks = _chunks(k, c, t, itemsize, block_bytes)
+        chunks = _chunks(k, c, t, itemsize, chunk_bytes)
         kc = max((k1 - k0 for k0, k1 in chunks), default=0)
 
         def blocks():
@@ -295,21 +295,19 @@ class _Plan:
         return cls(out_hw, (th, tw), chunks, blocks, buffers)
 
 
-def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int, bias: bool = False,
-                    block_bytes: int | None = None) -> int:
+def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int, block_bytes: int | None = None,
+                    chunk_bytes: int | None = None) -> int:
     """Bytes :func:`winograd_conv2d` allocates beyond y while it runs, for an input of
     ``x_shape`` and ``k`` filters: the transformed filters (or one chunk's), the block's input
-    band, tiles, transformed tiles and products (:class:`_Plan`); with a bias, NumPy's buffers
-    for adding it on the way out of the tiles (strided operands: ``np.getbufsize()`` elements
-    for each of the three). ``block_bytes``: the block aim of :func:`winograd_conv2d`."""
+    band, tiles, transformed tiles and products (:class:`_Plan`). ``block_bytes``,
+    ``chunk_bytes``: as :func:`winograd_conv2d`."""
     t = TRANSFORMS[tile]
     geom = win.geometry(tuple(x_shape[2:]), (3, 3), 1, padding, 1)
-    buffered = 3 * np.getbufsize() if bias else 0
-    return itemsize * (sum(_Plan.of(x_shape, k, geom.pads, t, itemsize, block_bytes).buffers.values()) + buffered)
+    return itemsize * sum(_Plan.of(x_shape, k, geom.pads, t, itemsize, block_bytes, chunk_bytes).buffers.values())
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarray | None = None,
-             block_bytes: int | None = None) -> np.ndarray:
+             block_bytes: int | None = None, chunk_bytes: int | None = None) -> np.ndarray:
     """Winograd forward of ``x`` with the filters ``w`` (K, C, 3, 3) and per-side ``pads``
     (entries may be negative: cropped). Per block of tiles: the block's padded input band,
     its transformed tiles, then per chunk of output channels the alpha^2 GEMMs and the
@@ -318,7 +316,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarra
     (:func:`archstat.layers.outbuf.usable`)."""
     n, c = x.shape[:2]
     k = w.shape[0]
-    plan = _Plan.of(x.shape, k, pads, t, x.itemsize, block_bytes)
+    plan = _Plan.of(x.shape, k, pads, t, x.itemsize, block_bytes, chunk_bytes)
     out_hw, (_, tw), chunks = plan.out_hw, plan.grid, plan.chunks
     y = out if usable(out, (n, k) + out_hw, x.dtype) else np.empty((n, k) + out_hw, x.dtype)
     sizes = plan.buffers
@@ -337,6 +335,9 @@ def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarra
             mm = _into(bufs.m, (t.alpha ** 2, k1 - k0, v.shape[2]))
             np.matmul(u, v, out=mm)                                # the alpha^2 GEMMs
             yt = _two_sided(at, mm.reshape(t.alpha, t.alpha, -1), bufs.a)  # (m, m, K*P)
+            if b is not None:   # while the block is in cache; in place on a C-contiguous array,
+                # so NumPy needs no buffers (added on the way into y's strided view, it did)
+                yt.reshape(t.m, t.m, k1 - k0, -1)[...] += b[k0:k1, None]
             yt = yt.reshape(t.m, t.m, k1 - k0, nb, rows, tw).transpose(3, 2, 4, 0, 5, 1)
             for (rs, hr), (cs, wc) in _tile_parts(block, out_hw, t, tw):
                 i0 = (r0 + rs.start) * t.m
@@ -349,15 +350,13 @@ def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarra
                     src = src[:, :, :, :hr, :, :wc]
                 else:
                     out = out.reshape(nb, k1 - k0, nr, t.m, nc, t.m)
-                if b is None:
-                    np.copyto(out, src)
-                else:   # the bias added on the way out of the tiles
-                    np.add(src, b[k0:k1].reshape(1, -1, 1, 1, 1, 1), out=out)
+                np.copyto(out, src)
     return y
 
 
 def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Any,
-                    tile: int, out: np.ndarray | None = None, block_bytes: int | None = None) -> np.ndarray:
+                    tile: int, out: np.ndarray | None = None, block_bytes: int | None = None,
+                    chunk_bytes: int | None = None) -> np.ndarray:
     """3x3 stride-1 convolution by Winograd F(tile x tile, 3x3), ``tile`` 2 or 4.
 
     x: (N, C, H, W) float32/float64; w: (K, C, 3, 3); b: (K,) or None (cast to x's dtype
@@ -369,12 +368,12 @@ def winograd_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding:
     (:func:`_blocks`), the filters transformed in chunks of output channels
     (:data:`FILTER_CHUNK_BYTES`), and the output tiles written straight into y, cropped where
     they overhang it; :func:`workspace_bytes` says how much all that takes. ``block_bytes``
-    replaces the blocks' aim and scales the filter chunks down alike
-    (:func:`archstat.layers.im2col.fit_block`: the conv's workspace cap).
+    and ``chunk_bytes`` replace the blocks' aim and the filter chunks' size
+    (:class:`archstat.layers.im2col.Blocking`: the conv's workspace cap).
     """
     geom = win.geometry(x.shape[2:], w.shape[2:], 1, padding, 1)
     t = TRANSFORMS[tile]
-    return _forward(x, w, b, geom.pads, t, out, block_bytes)
+    return _forward(x, w, b, geom.pads, t, out, block_bytes, chunk_bytes)
 
 
 def winograd_conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, padding: Any,

@@ -390,30 +390,53 @@ def blocks(n: int, geom: Geometry, col_bytes: int, block_bytes: int | None = Non
     images when one image's columns are small, else a band of rows of one image. Its columns
     aim at :data:`BLOCK_BYTES`, at least :data:`MIN_BLOCK_COLS` wide, and never exceed
     :data:`COL_BUDGET_BYTES` (but hold at least one output row). A ``block_bytes`` given
-    (:func:`fit_block`) replaces the aim and drops the minimum width.
+    (:class:`Blocking`'s aim) replaces the aim and drops the minimum width.
     """
     return grid_blocks(n, geom.out_hw, col_bytes, *aim(BLOCK_BYTES, MIN_BLOCK_COLS, block_bytes))
 
 
 def aim(default_bytes: int, min_cols: int, block_bytes: int | None) -> tuple[int, int]:
     """A blocked kernel's ``(block_bytes, min_cols)``: its default, or ``block_bytes`` with no
-    minimum width (a block still holds one row) when :func:`fit_block` chose one."""
+    minimum width (a block still holds one row) when a cap chose one (:class:`Blocking`)."""
     return (default_bytes, min_cols) if block_bytes is None else (max(int(block_bytes), 1), 0)
 
 
-def fit_block(workspace_at, limit: int | None, default_bytes: int) -> int | None:
-    """The block aim (bytes) under which a blocked kernel's workspace fits in ``limit`` bytes:
-    None (its default blocks) when they fit or there is no limit, else the largest aim up to
-    ``default_bytes`` that fits (a binary search), else 1 (blocks of one row, the smallest):
-    the largest blocks under a workspace cap, as cuDNN's algorithm search keeps within the
-    workspace it is given. ``workspace_at(aim)`` is the kernel's exact workspace at an aim
-    (None: the default), from its block plan; nothing is allocated."""
-    if limit is None or workspace_at(None) <= limit:
+@dataclass(frozen=True)
+class Blocking:
+    """How a convolution cuts its work to fit a workspace cap (the defaults: its own blocks).
+
+    ``aim``: bytes a block of columns (im2col) or of transformed tiles (Winograd) aims at, with
+    no minimum width; ``chunk``: bytes of Winograd's transformed filters per chunk of output
+    channels; ``fold_bias``: whether im2col may fold the bias into the GEMM (which takes a copy
+    of the weight with the bias as a column)."""
+
+    aim: int | None = None
+    chunk: int | None = None
+    fold_bias: bool = True
+
+
+DEFAULT_BLOCKING = Blocking()
+
+
+def check_cap(value: Any, field: str = "workspace") -> int | None:
+    """A kernel's workspace cap: None or a whole number of bytes >= 0; ArchstatError otherwise."""
+    if value is None:
         return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ArchstatError(f"{field} must be None or a whole number of bytes >= 0, got {value!r}", field=field)
+    return int(value)
+
+
+def fit_block(workspace_at, limit: int, default_bytes: int) -> int | None:
+    """The largest block aim (bytes, up to ``default_bytes``) under which a blocked kernel's
+    workspace fits in ``limit`` bytes, by binary search (the workspace never shrinks as the
+    aim grows); None when even the smallest blocks (aim 1: one row each) do not fit.
+    ``workspace_at(aim)`` is the kernel's exact workspace at an aim, from its block plan;
+    nothing is allocated."""
     lo, hi = 1, int(default_bytes)
     if workspace_at(lo) > limit:
-        return lo
-    while lo < hi:      # the workspace never shrinks as the aim grows
+        return None
+    while lo < hi:
         mid = (lo + hi + 1) // 2
         if workspace_at(mid) <= limit:
             lo = mid

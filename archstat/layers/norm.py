@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArchstatError
-from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_forward, _lrn_scale,
+from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_forward, _lrn_scale, ln_workspace,
                            _per_channel, _trailing_axes, bn_inference_workspace, channel_bias, channel_bias_backward,
                            layer_scale, layer_scale_backward, lrn_backward)
 from .norm_kernels import (batch_norm2d, batch_norm2d_backward, layer_norm,  # noqa: F401 (kernels)
@@ -175,6 +175,9 @@ class _LayerNormType(LayerType):
         if attrs["elementwise_affine"]:
             per += 2 if attrs["bias"] else 1
         return per * numel(out_shape)
+
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
+        return ln_workspace(in_shapes[0], self._axes(in_shapes[0], attrs), itemsize)
 
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]

@@ -352,6 +352,18 @@ def _ln_statistics(x: np.ndarray, axes: tuple[int, ...], eps: float
     return centred, mean, invstd
 
 
+def ln_workspace(x_shape, axes, itemsize) -> int:
+    """Bytes :func:`_ln_forward` allocates beyond y (x - mean, computed in place): the squares
+    of the centred values (x's size) while their mean is taken, the mean and the inverse
+    standard deviation (one per normalised group each), and NumPy's buffers for a reduction
+    over an axis that is not the last (three of ``np.getbufsize()`` elements at most)."""
+    size = math.prod(x_shape)
+    stats = size // max(1, math.prod(x_shape[a] for a in axes))
+    strided = any(a != len(x_shape) - 1 for a in axes)
+    buffers = 3 * min(np.getbufsize(), size) if strided else 0
+    return itemsize * (size + 2 * stats + buffers)
+
+
 def _ln_forward(x, axes, weight, bias, eps):
     """``(y, mean, invstd)``: y = (x - mean) * invstd * weight + bias, the statistics over
     ``axes``; weight and bias (or None) already shaped to broadcast against x."""

@@ -5,6 +5,7 @@ family: :mod:`archstat.layers.pool` registers the layer types and re-exports the
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -37,11 +38,20 @@ BLOCK_BYTES = CACHE_BLOCK_BYTES
 
 def _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode):
     x = win.check_array(x, "x", 4)
+    return x, _geometry_of(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _geometry_of(hw, kernel_size, stride, padding, dilation, ceil_mode):
+    """A pool's window geometry on an input of ``hw``: ``stride`` defaults to the kernel."""
     kernel = win.pair(kernel_size, "kernel_size", 1)
-    stride = kernel if stride is None else stride
-    geom = win.geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    geom = win.geometry(tuple(hw), kernel, kernel if stride is None else stride, padding, dilation, ceil_mode)
     check_pool_padding(geom.pads, geom.kernel, geom.dilation)
-    return x, geom
+    return geom
+
+
+def _rows_shape(geom, width, n, c):
+    """The row-reduced block of ``n`` images and ``c`` channels (:func:`_pool_reduce`)."""
+    return (n, c, geom.out_hw[0], width)
 
 
 def _axis_taps(geom, dim):
@@ -103,7 +113,7 @@ def _pool_reduce(x, geom, op, identity):
     def rows_then_columns(blk, rows):
         _reduce_axis(x[blk], rows, geom, 0, op, identity)
         _reduce_axis(rows, y[blk], geom, 1, op, identity)
-    _each_block(rows_then_columns, x, 2, lambda nb, cb: np.empty((nb, cb, ho, w), x.dtype))
+    _each_block(rows_then_columns, x, 2, lambda nb, cb: np.empty(_rows_shape(geom, w, nb, cb), x.dtype))
     return y
 
 
@@ -114,16 +124,14 @@ def pool_workspace(x_shape, kernel_size, stride=None, padding=0, dilation=1, cei
     (:func:`archstat.layers.threads.scratch_bytes`). The buffers are NumPy's choice: measured,
     a pass of two taps buffers two operands, one of more taps three, each of at most
     ``np.getbufsize()`` elements (a bound: within a few kB, and up to half a buffer over)."""
-    kernel = win.pair(kernel_size, "kernel_size", 1)
-    geom = win.geometry(tuple(x_shape[2:]), kernel, kernel if stride is None else stride, padding, dilation,
-                        ceil_mode)
-    (ho, wo), w = geom.out_hw, x_shape[3]
+    geom = _geometry_of(x_shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
 
     def per_block(nb, cb):
-        passes = ((geom.kernel[0], nb * cb * ho * w), (geom.kernel[1], nb * cb * ho * wo))   # rows, columns
+        rows = math.prod(_rows_shape(geom, x_shape[3], nb, cb))
+        passes = ((geom.kernel[0], rows), (geom.kernel[1], nb * cb * math.prod(geom.out_hw)))   # rows, columns
         buffers = max(((2 if taps == 2 else 3) * min(np.getbufsize(), n) for taps, n in passes if taps > 1),
                       default=0)
-        return itemsize * (nb * cb * ho * w + buffers)
+        return itemsize * (rows + buffers)
     return threads.scratch_bytes(x_shape, itemsize, CacheBlocks.of(tuple(x_shape), itemsize, BLOCK_BYTES), 2,
                                  per_block)
 

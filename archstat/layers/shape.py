@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import ArchstatError
 from .registry import (REQUIRED, declare_family, Field, fmt_shape, LayerType, numel, register, require_rank,
                        Window)
-from .shape_kernels import (channel_shuffle, channel_shuffle_backward, dropout, dropout_backward,
+from .shape_kernels import (softmax_workspace, channel_shuffle, channel_shuffle_backward, dropout, dropout_backward,
                             flatten, flatten_backward, permute, permute_backward, softmax,
                             softmax_backward, split, split_backward, split_bounds, stochastic_depth,
                             stochastic_depth_backward)
@@ -171,6 +171,9 @@ class Softmax(LayerType):
 
     def flops(self, in_shapes, out_shape, attrs):
         return 3 * numel(out_shape)
+
+    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
+        return softmax_workspace(in_shapes[0], attrs["dim"], itemsize)
 
     def forward(self, xs, params, attrs, ctx):
         y = softmax(xs[0], attrs["dim"])

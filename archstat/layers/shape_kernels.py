@@ -69,6 +69,14 @@ def _softmax_dim(x: np.ndarray, dim: int) -> int:
     return dim
 
 
+def softmax_workspace(shape, dim: int, itemsize: int) -> int:
+    """Bytes :func:`softmax` allocates beyond its output: the maximum and the sum, one per row
+    along ``dim`` each."""
+    size = numel(shape)
+    rows = size // max(1, shape[dim % len(shape)]) if shape else 0
+    return itemsize * 2 * rows
+
+
 @kernel
 def softmax(x: np.ndarray, dim: int = 1) -> np.ndarray:
     """exp(x) / sum exp(x) along ``dim`` (torch.softmax), with the max subtracted first so

@@ -82,8 +82,8 @@ PROFILE_TOTALS: dict[str, str] = {
     "warnings": "sentences: a layer faster than the calibrated peak, a busy machine",
     "algorithm": "the algorithm choice asked for: 'reference', 'auto' or an algorithm's name (the per-layer "
                  "column says what each layer ran)",
-    "workspace": "the cap on the kernels' work buffers at inference: 'auto' (within 1.1 times the activations' "
-                 "peak), None (none) or bytes (archstat.engine.workspace)",
+    "workspace": "the cap on the convolutions' work buffers at inference: 'auto' (what keeps each step under "
+                 "the activations' peak, at least a tenth of it), None (none) or bytes (archstat.engine.workspace)",
 }
 
 
@@ -163,9 +163,9 @@ def profile(model: Model | Any, batch: int = 1, *, repeat: int = 5, warmup: int 
         convolutions), 'auto' (the fastest for each layer's shape on this machine, measured once
         and cached) or an algorithm's name (see :class:`archstat.engine.Executor`); the
         per-layer ``algorithm`` column says what ran.
-    workspace : the cap on each kernel's work buffers at inference: 'auto' (the default: the
-        pass stays within 1.1 times its activations' peak), None (every kernel's default
-        blocks) or bytes (:mod:`archstat.engine.workspace`).
+    workspace : the cap on each convolution's work buffers at inference: 'auto' (the default:
+        what keeps its step under the activations' peak, at least a tenth of it), None (every
+        kernel's default blocks) or bytes (:mod:`archstat.engine.workspace`).
 
     Returns
     -------

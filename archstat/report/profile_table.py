@@ -197,8 +197,9 @@ def profile_summary(p) -> list[tuple[str, str]]:
     ]
     if t["measured_peak_bytes"] is not None:
         cap = t.get("workspace", "auto")
-        capped = ("capped to keep the pass within 1.1x the activations' peak" if cap == "auto" else
-                  "on their default blocks" if cap is None else f"capped at {human_bytes(cap)} each")
+        capped = ("the convolutions' capped to keep each step under the activations' peak" if cap == "auto"
+                  else "on their default blocks" if cap is None else
+                  f"the convolutions' capped at {human_bytes(cap)} each")
         predicted = ("the analysis' training-memory estimate with SGD" if train else
                      f"weights {human_bytes(t['param_bytes'] + t['buffer_bytes'])} + the input, the live "
                      f"activations and the kernels' workspace ({capped}) at the step where they peak")
