@@ -360,6 +360,22 @@ def test_a_capped_conv_fits_its_cap_and_computes_the_same(algorithm):
     assert 1 < smallest < 2**20
 
 
+def test_a_capped_depthwise_conv_takes_smaller_channel_blocks():
+    """MobileNetV2's first stride-2 depthwise conv (96 channels at 112x112): each thread
+    part's planes of 2 MiB blocks make 3-6 MB of workspace; under a cap the blocks hold
+    fewer channels, and the output is the same."""
+    x, w, _ = _conv_inputs((1, 96, 112, 96, 3, 2, 1, 96, False, "zeros"))
+    full = conv2d_workspace(x.shape, w.shape, False, 2, 1, 1, 96)
+    want = conv2d(x, w, None, 2, 1, 1, 96)
+    assert full > 3 * 2**20
+    for cap in (2**20, 300_000):
+        declared = conv2d_workspace(x.shape, w.shape, False, 2, 1, 1, 96, workspace=cap)
+        assert cap / 2 < declared <= cap
+        measured = max(_transient(lambda: conv2d(x, w, None, 2, 1, 1, 96, workspace=cap))[0] for _ in range(3))
+        assert _close(measured, declared), (cap, measured, declared)
+        np.testing.assert_array_equal(conv2d(x, w, None, 2, 1, 1, 96, workspace=cap), want)
+
+
 def test_a_cap_below_the_folded_weight_adds_the_bias_in_its_own_pass():
     """AlexNet's conv4 (192 -> 384 at 13x13, with a bias): folding the bias into the GEMM
     takes a 2.66 MB copy of the weight, more than any small cap; under one the bias is added

@@ -20,7 +20,7 @@ from .conv_depthwise import (depthwise_backward, depthwise_forward, depthwise_wo
                              is_depthwise)
 from .conv_local import lc_workspace, locally_connected2d, locally_connected2d_backward
 from .outbuf import reshaped, usable
-from . import conv_winograd as wino
+from . import conv_depthwise as dw, conv_winograd as wino
 from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, multiply_fraction, winograd_conv2d,
                             winograd_conv2d_backward, workspace_bytes as winograd_workspace)
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
@@ -364,7 +364,7 @@ def _key(value):
 def _blocking(*args):
     """:func:`_blocking_for` with the block constants it depends on in its cache key."""
     return _blocking_for(*args, (win.BLOCK_BYTES, win.MIN_BLOCK_COLS, win.COL_BUDGET_BYTES, wino.BLOCK_BYTES,
-                                 wino.MIN_BLOCK_TILES, wino.FILTER_CHUNK_BYTES))
+                                 wino.MIN_BLOCK_TILES, wino.FILTER_CHUNK_BYTES, dw.PLANE_BLOCK_BYTES))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -381,7 +381,9 @@ def _blocking_for(x_shape, w_shape, has_bias, stride, padding, dilation, groups,
     args = (x_shape, w_shape, has_bias, stride, padding, dilation, groups, padding_mode, algorithm, itemsize)
     if workspace is None or _workspace(*args, win.DEFAULT_BLOCKING) <= workspace:
         return win.DEFAULT_BLOCKING
-    default = wino.BLOCK_BYTES if algorithm in WINOGRAD else win.BLOCK_BYTES
+    geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
+    default = (wino.BLOCK_BYTES if algorithm in WINOGRAD else
+               dw.PLANE_BLOCK_BYTES if _direct_depthwise(x_shape, w_shape, groups, geom) else win.BLOCK_BYTES)
     stages = (lambda aim: win.Blocking(aim),
               lambda aim: win.Blocking(aim, max(1, wino.FILTER_CHUNK_BYTES * aim // default), fold_bias=False))
     for stage in stages:
@@ -400,7 +402,7 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
         return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, blocking.aim, blocking.chunk)
     geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
     if _direct_depthwise(x_shape, w_shape, g, geom):
-        return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize)
+        return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, blocking.aim)
     if geom.is_pointwise:
         return 0
     n, c = x_shape[:2]
@@ -441,8 +443,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     used by every path when it fits; the result is y either way. ``workspace``: a cap in bytes
     on what im2col and Winograd allocate besides y (:func:`conv2d_workspace`; None: the
     default blocks): their blocks are the largest that fit (:func:`_blocking_for`), down to
-    one output row (one tile row) of one image; the direct depthwise path keeps its
-    cache-sized blocks.
+    one output row (one tile row) of one image, one channel for the direct depthwise path.
     """
     x, w, b, g = _conv_args(x, w, b, groups, padding_mode)
     cap = win.check_cap(workspace)
@@ -454,7 +455,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
         return winograd_conv2d(x, w, b, padding, tile, out=out, block_bytes=blocking.aim, chunk_bytes=blocking.chunk)
     geom = win.geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if _direct_depthwise(x.shape, w.shape, g, geom):
-        return depthwise_forward(x, w, b, geom, padding_mode, out=out)
+        return depthwise_forward(x, w, b, geom, padding_mode, out=out, block_bytes=blocking.aim)
     n, c = x.shape[:2]
     c_out = w.shape[0]
     ho, wo = geom.out_hw

@@ -71,20 +71,21 @@ class _Layout:
         self.phases = self.grid.phases[0] * self.grid.phases[1]
 
     @staticmethod
-    def blocks_of(x_shape, itemsize):
-        """The cache blocks both directions work on (:class:`CacheBlocks`: iterate, or index)."""
-        return CacheBlocks.of(x_shape, itemsize, PLANE_BLOCK_BYTES)
+    def blocks_of(x_shape, itemsize, block_bytes=None):
+        """The cache blocks both directions work on (:class:`CacheBlocks`: iterate, or index):
+        :data:`PLANE_BLOCK_BYTES` of input each, or ``block_bytes`` (a workspace cap's aim)."""
+        return CacheBlocks.of(x_shape, itemsize, PLANE_BLOCK_BYTES if block_bytes is None else block_bytes)
 
     def scratch_elements(self, nb, cb):
         """Elements of one block's scratch: its planes, the output grid and a temporary."""
         return nb * cb * (self.phases * self.flat + 2 * self.span)
 
 
-def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize):
+def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, block_bytes=None):
     """Bytes :func:`depthwise_forward` allocates beyond y while it runs: each part's block
     scratch (and, for a padding mode other than zeros, the block padded on the way into its
     planes) and NumPy's buffers for its strided multiplies, the parts side by side
-    (:func:`archstat.layers.threads.scratch_bytes`)."""
+    (:func:`archstat.layers.threads.scratch_bytes`). ``block_bytes``: as :func:`depthwise_forward`."""
     lay = _Layout(x_shape, w_shape, geom)
     h, w = x_shape[2:]
 
@@ -93,17 +94,19 @@ def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize):
         # NumPy's buffers for the multiplies over the planes' strided runs (measured: two)
         buffers = 2 * min(np.getbufsize(), nb * cb * lay.span)
         return itemsize * (lay.scratch_elements(nb, cb) + padding + buffers)
-    return threads.scratch_bytes(x_shape, itemsize, lay.blocks_of(x_shape, itemsize), 3 * lay.m, per_block,
+    return threads.scratch_bytes(x_shape, itemsize, lay.blocks_of(x_shape, itemsize, block_bytes), 3 * lay.m, per_block,
                                  compute=True)
 
 
-def depthwise_forward(x, w, b, geom, padding_mode, out=None):
+def depthwise_forward(x, w, b, geom, padding_mode, out=None, block_bytes=None):
     """Depthwise conv2d (groups = C_in, C_out = m * C_in): y (N, C_out, H_out, W_out), each
     output channel c*m + j the cross-correlation of input channel c with w[c*m + j], plus b.
 
     Direct: per cache block of channels, the input as flat phase planes and per tap one
     multiply-add over the block (see the comment at the top of this module). y is ``out``
-    when that fits (:func:`archstat.layers.outbuf.usable`).
+    when that fits (:func:`archstat.layers.outbuf.usable`). ``block_bytes``: the blocks'
+    input bytes, smaller than :data:`PLANE_BLOCK_BYTES` under a workspace cap (at least one
+    channel of one image).
     """
     n, c = x.shape[:2]
     lay = _Layout(x.shape, w.shape, geom)
@@ -136,7 +139,7 @@ def depthwise_forward(x, w, b, geom, padding_mode, out=None):
             if bt is not None:
                 out += bt[chans, j, None]
             y5[imgs, chans, j] = out.reshape(nb, cb, ho, wg)[..., :wo]
-    threads.each_block(step, x, list(lay.blocks_of(x.shape, x.itemsize)), 3 * m, scratch, compute=True)
+    threads.each_block(step, x, list(lay.blocks_of(x.shape, x.itemsize, block_bytes)), 3 * m, scratch, compute=True)
     return y
 
 
