@@ -9,6 +9,7 @@ peak of each kernel on many shapes and every algorithm; and whole networks, wher
 """
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -441,3 +442,20 @@ def test_a_bad_workspace_setting_is_refused():
     for bad in (-1, 2.5, "huge", True, float("nan")):
         with pytest.raises(ArchstatError, match="workspace"):
             Executor(CHAIN, workspace=bad)
+
+
+def test_the_profile_takes_the_workspace_setting(cli, write_spec, capsys):
+    """``--workspace``: 'none', a size, or 'auto' (the default); the memory line says which,
+    the totals keep it, and a bad value is one line."""
+    path = write_spec(CHAIN)
+    for arg, want, words in (("none", None, "on their default blocks"), ("300kB", 300_000, "capped at 300 kB"),
+                             ("auto", "auto", "under the activations' peak")):
+        code, out, err = cli("profile", str(path), "--workspace", arg, "--repeat", "1", "--quiet", "--format", "json")
+        assert code == 0, err
+        assert json.loads(out)["totals"]["workspace"] == want
+        code, out, err = cli("profile", str(path), "--workspace", arg, "--repeat", "1", "--quiet", "--columns", "400")
+        assert words in " ".join(out.split()), out
+    with pytest.raises(SystemExit) as exit_:      # argparse's own one-line refusal
+        cli("profile", str(path), "--workspace", "lots", "--quiet")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "'auto' or 'none'" in err and len(err.strip().splitlines()) == 1

@@ -249,7 +249,8 @@ def byte_size(text: str) -> int | str | None:
     match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)", low)
     if (not match or match.group(2) not in SIZE_UNITS or not 0 < float(match.group(1)) < float("inf")
             or float(match.group(1)) * SIZE_UNITS[match.group(2)] >= 2**63):
-        raise argparse.ArgumentTypeError(f"expected a size such as 4GB, 512MB or 1000000, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a size such as 4GB, 512MB or 1000000, or 'auto' or 'none', "
+                                         f"got {text!r}")
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
 
 
