@@ -38,10 +38,9 @@ import numpy as np
 from ..errors import ArchstatError
 
 #: under ``'auto'``, every step may use at least this share of the activations' peak as
-#: workspace: the pass's peak stays within (1 + SHARE) of the activations' peak
+#: workspace: where capped kernels set the pass's peak, it stays within (1 + SHARE) of the
+#: activations' peak
 SHARE = 0.10
-
-SETTINGS = ("auto", None, "a number of bytes")
 
 
 def check_setting(value: Any, field: str = "workspace") -> str | int | None:
@@ -51,7 +50,7 @@ def check_setting(value: Any, field: str = "workspace") -> str | int | None:
         return "auto" if value.strip().lower() == "auto" else None
     if value is None:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)) \
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
             or not math.isfinite(value) or value < 0 or value != int(value):
         raise ArchstatError(f"{field} must be 'auto', None or a whole number of bytes >= 0, got {value!r}",
                             field=field, hint="use 'auto' (the default), None for no cap, or e.g. 4_000_000")
