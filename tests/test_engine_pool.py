@@ -371,3 +371,23 @@ def test_empty_batches_and_channels_pass_through():
     assert y.shape == (0, 4, 8, 8)
     dx, dw, db = engine.conv2d_backward(y, x, w, padding=1)
     assert dx.shape == x.shape and not dw.any() and not db.any()
+
+
+@pytest.mark.parametrize("pool,kw", [("max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+                                     ("avg_pool2d", dict(kernel_size=2, stride=2, count_include_pad=False))])
+def test_pools_write_into_a_slice_of_a_concatenation(pool, kw):
+    """``out=``: a channel slice of a joined buffer (strided for a batch of 2) takes the
+    output; the result is that slice, equal to the pool's own, the rest untouched."""
+    from archstat import engine
+    fn = getattr(engine, pool)
+    x = np.random.default_rng(3).standard_normal((2, 5, 9, 9)).astype(np.float32)
+    want = fn(x, **kw)
+    joined = np.full((2, 12) + want.shape[2:], np.nan, np.float32)
+    slot = joined[:, 4:9]
+    got = fn(x, **kw, out=slot)
+    assert got is slot and not slot.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(joined[:, :4]).all() and np.isnan(joined[:, 9:]).all()
+    # a slot of the wrong shape is not used: a new array, the slot untouched
+    np.testing.assert_array_equal(fn(x, **kw, out=joined[:, :3]), want)
+    assert np.isnan(joined[:, :4]).all()

@@ -42,6 +42,7 @@ def pool_geometry(in_shape, attrs) -> tuple[tuple[int, int], Pads, tuple[int, in
 
 class _Pool(LayerType):
     family = FAMILY
+    writes_out = True
 
     def output_shape(self, in_shapes, attrs):
         (x,) = in_shapes
@@ -85,7 +86,7 @@ class MaxPool2d(_Pool):
         kw = dict(kernel_size=attrs["kernel_size"], stride=attrs["stride"],
                   padding=attrs["padding"], dilation=attrs["dilation"],
                   ceil_mode=attrs["ceil_mode"])
-        y = max_pool2d(x, **kw)
+        y = max_pool2d(x, **kw, out=ctx.out)
         return y, (x, y, kw)
 
     def backward(self, dy, cache):
@@ -115,7 +116,7 @@ class AvgPool2d(_Pool):
         kw = dict(kernel_size=attrs["kernel_size"], stride=attrs["stride"],
                   padding=attrs["padding"], ceil_mode=attrs["ceil_mode"],
                   count_include_pad=attrs["count_include_pad"])
-        return avg_pool2d(x, **kw), (x.shape, kw)
+        return avg_pool2d(x, **kw, out=ctx.out), (x.shape, kw)
 
     def backward(self, dy, cache):
         shape, kw = cache

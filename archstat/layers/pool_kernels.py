@@ -13,6 +13,7 @@ import numpy as np
 from . import im2col as win, threads
 from ..errors import ArchstatError
 from .activation import select
+from .outbuf import usable
 from .phases import PhaseGrid
 from .registry import CACHE_BLOCK_BYTES, CacheBlocks, cache_blocks, kernel, numel
 from .window import check_pool_padding
@@ -104,11 +105,12 @@ def _reduce_axis(src, out, geom, dim, op, identity):
                    out=acc)
 
 
-def _pool_reduce(x, geom, op, identity):
+def _pool_reduce(x, geom, op, identity, out=None):
     """Separable window reduction of x (N, C, H, W) -> (N, C, H_out, W_out): rows, then
-    columns."""
+    columns; into ``out`` when that fits (:func:`archstat.layers.outbuf.usable`)."""
     (ho, wo), w = geom.out_hw, x.shape[3]
-    y = np.empty(x.shape[:2] + (ho, wo), x.dtype)
+    shape = x.shape[:2] + (ho, wo)
+    y = out if usable(out, shape, x.dtype) else np.empty(shape, x.dtype)
 
     def rows_then_columns(blk, rows):
         _reduce_axis(x[blk], rows, geom, 0, op, identity)
@@ -144,7 +146,7 @@ def _each_block(step, x, arrays, scratch=None):
 
 
 @kernel
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, out=None):
     """Max pooling as ``torch.nn.functional.max_pool2d``: x (N, C, H, W) -> (N, C, H_out, W_out).
 
     Padding is -inf (a padded pixel never wins); ``stride`` defaults to ``kernel_size``;
@@ -152,9 +154,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     NaN propagates, as in PyTorch. Same dtype out (float32 or float64). Values are exact;
     only the sign of a zero maximum may differ from PyTorch's where +0 and -0 tie in one
     window (the reduction runs over rows, then columns, not in PyTorch's row-major order).
+    ``out``: an array to write y into (a slice of a concatenation's buffer), used when it fits.
     """
     x, geom = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
-    return _pool_reduce(x, geom, np.maximum, -np.inf)
+    return _pool_reduce(x, geom, np.maximum, -np.inf, out)
 
 
 def _tap_index(geom):
@@ -400,14 +403,15 @@ def _avg_scale(geom, count_include_pad, dtype):
 
 
 @kernel
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, out=None):
     """Average pooling as ``torch.nn.functional.avg_pool2d``: (N, C, H, W) -> (N, C, H_out, W_out).
 
     Zero padding; the divisor follows PyTorch exactly (see :func:`_avg_scale`), including
-    ``ceil_mode`` windows clipped to the padded input. Same dtype out.
+    ``ceil_mode`` windows clipped to the padded input. Same dtype out. ``out``: as
+    :func:`max_pool2d`.
     """
     x, geom = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode)
-    y = _pool_reduce(x, geom, np.add, 0)
+    y = _pool_reduce(x, geom, np.add, 0, out)
     y *= _avg_scale(geom, count_include_pad, x.dtype)
     return y
 
