@@ -167,7 +167,7 @@ class Executor:
         """Predicted peak bytes of one pass, from the analysis (nothing is allocated).
 
         Inference: parameters + buffers + the input + the largest, over the layers, of the
-        activations live while the layer runs (the analysis' liveness plan, ``live_bytes``;
+        activations live while the layer runs (the liveness plan's, :meth:`_step_bytes`;
         the input, the caller's, counts through the whole pass, in this executor's dtype: an
         input of another dtype is cast, and the caller's array is then extra) plus the workspace its
         kernel allocates for the algorithm this executor runs it with, under its cap
@@ -184,8 +184,8 @@ class Executor:
         # knows the algorithms it runs at this shape (until then the largest workspace counts)
         key = (batch, bool(train), shape, ((batch, *shape), False) in self._algorithms)
         if key not in self._predicted:
-            a = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape, optimizer="sgd")
-            totals = a.totals
+            totals = analyze(self.model, batch=batch, dtype=self.dtype.name, input_shape=input_shape,
+                             optimizer="sgd").totals
             self._predicted[key] = int(totals["training_memory_bytes"] if train else
                                        totals["param_bytes"] + totals["buffer_bytes"]
                                        + self._peak_with_workspace(batch, input_shape))
@@ -199,9 +199,9 @@ class Executor:
         write over it works on a copy, which the plan counts besides). Each kernel's workspace
         is counted at its cap (:meth:`_step_bytes`). Nothing is measured: a layer whose
         ``auto`` choice is not known yet counts its largest workspace."""
-        shapes = self._shapes(batch, tuple(input_shape) if input_shape is not None else self.model.input_shape)
+        shapes = self._shapes(batch, input_shape)
         key = (shapes[INPUT_NAME], False)
-        steps = self._step_bytes(self.plan, shapes)
+        steps = self._step_bytes(shapes)
         chosen = self._algorithms.get(key) or choose(self.model, shapes, self.algorithm, dtype=self.dtype.name,
                                                      train=False, measure=False, caps=steps.caps)
         peak = 0
@@ -218,19 +218,18 @@ class Executor:
         """``{layer: bytes}``: the cap on each layer's kernel workspace in an inference pass at
         this batch (and input) size (:mod:`archstat.engine.workspace`; empty for
         ``workspace=None``)."""
-        shapes = self._shapes(batch, tuple(input_shape) if input_shape is not None else self.model.input_shape)
-        return dict(self._step_bytes(self.plan, shapes).caps)
+        return dict(self._step_bytes(self._shapes(batch, input_shape)).caps)
 
-    def _step_bytes(self, plan: Any, shapes: Mapping[str, Shape]) -> "_Steps":
-        """What each step of an inference pass by ``plan`` holds at these shapes, besides the
+    def _step_bytes(self, shapes: Mapping[str, Shape]) -> "_Steps":
+        """What each step of an inference pass (:attr:`plan`) holds at these shapes, besides the
         caller's input and the kernel's workspace: the liveness plan's live storage
         (:meth:`LivenessPlan.peak`), and the output's own array where the kernel of a tensor
         that lives in a concatenation's buffer cannot write there (``LayerType.writes_out``:
         it is copied in); also the input's bytes, and each step's workspace cap
         (:func:`archstat.engine.workspace.caps`)."""
-        key = (shapes[INPUT_NAME], id(plan))
+        key = shapes[INPUT_NAME]
         if key not in self._steps:
-            itemsize = self.dtype.itemsize
+            plan, itemsize = self.plan, self.dtype.itemsize
             _, during = plan.peak({owner: math.prod(shapes[owner]) * itemsize for owner in plan.members})
             given = math.prod(shapes[INPUT_NAME]) * itemsize
             in_plan = not self._writes_input    # the plan's input storage is the caller's array
@@ -279,12 +278,13 @@ class Executor:
                                 file=self.model.file, layer=INPUT_NAME)
         return arr.astype(self.dtype, copy=False), self._shapes(arr.shape[0], arr.shape[1:])
 
-    def _shapes(self, batch: int, input_shape: tuple[int, ...]) -> dict[str, Shape]:
-        """Every tensor's shape (batch included) at this input size, after checking once per
-        size that every layer's weights fit it (ArchstatError naming the layer otherwise)."""
+    def _shapes(self, batch: int, input_shape: tuple[int, ...] | None) -> dict[str, Shape]:
+        """Every tensor's shape (batch included) at this input size (None: the spec's), after
+        checking once per size that every layer's weights fit it (ArchstatError naming the
+        layer otherwise)."""
         spec = self.model.input_shape
         expected = "(N, " + ", ".join(str(s) for s in spec) + ")"
-        in_shape = tuple(int(s) for s in input_shape)
+        in_shape = tuple(int(s) for s in (spec if input_shape is None else input_shape))
         if in_shape not in self._checked_inputs:
             shapes = self.model.shapes(1, in_shape)
             for layer in self.model.layers():
@@ -348,7 +348,7 @@ class Executor:
         chosen = self._chosen(shapes, bool(train))
         # the inference plan's caps, also for a pass that keeps its caches: the same blocks,
         # so the same rounding, whichever plan frees the tensors
-        caps = {} if train else self._step_bytes(self.plan, shapes).caps
+        caps = {} if train else self._step_bytes(shapes).caps
         placed = plan.placement
         regions = self._placed_regions(plan, shapes) if placed else {}
         roots: dict[str, np.ndarray] = {}   # the buffers of concatenations that hold their inputs
@@ -409,7 +409,7 @@ class Executor:
     def _chosen(self, shapes: Mapping[str, Shape], train: bool) -> dict[str, str]:
         key = (shapes[INPUT_NAME], train)
         if key not in self._algorithms:
-            caps = None if train else self._step_bytes(self.plan, shapes).caps
+            caps = None if train else self._step_bytes(shapes).caps
             self._algorithms[key] = choose(self.model, shapes, self.algorithm, dtype=self.dtype.name, train=train,
                                            caps=caps)
         return self._algorithms[key]
@@ -419,8 +419,7 @@ class Executor:
         """``{layer: algorithm}`` for the layers that have a choice, as a pass at this batch
         size (and input size) runs them; with ``algorithm='auto'`` this measures what the
         machine's cache does not know yet."""
-        shapes = self._shapes(batch, tuple(input_shape) if input_shape is not None else self.model.input_shape)
-        return dict(self._chosen(shapes, bool(train)))
+        return dict(self._chosen(self._shapes(batch, input_shape), bool(train)))
 
     def _free(self, values: dict[str, np.ndarray], name: str, plan: Any,
               roots: dict[str, np.ndarray]) -> None:

@@ -11,10 +11,9 @@ Kernels (in :mod:`.activation_kernels`, re-exported here): :func:`relu`, :func:`
 from __future__ import annotations
 
 from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_backward, gelu_workspace, hardsigmoid,
-                                 sigmoid_workspace,
                                  hardswish, hardswish_backward, relu, relu6, relu6_backward,
-                                 relu_backward, sigmoid, sigmoid_backward, silu, silu_backward, tanh,
-                                 tanh_backward)
+                                 relu_backward, sigmoid, sigmoid_backward, sigmoid_workspace, silu, silu_backward,
+                                 tanh, tanh_backward)
 from .activation_kernels import hardsigmoid_backward, select  # noqa: F401 (re-exported)
 from .outbuf import usable
 from .registry import declare_family, Field, LayerType, numel, register

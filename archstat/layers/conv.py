@@ -350,7 +350,8 @@ def conv2d_workspace(x_shape, w_shape, has_bias, stride=1, padding=0, dilation=1
     shapes instead of arrays; ``workspace`` the same cap): Winograd's work buffers
     (:func:`archstat.layers.conv_winograd.workspace_bytes`), the direct depthwise forward's
     block scratch, or im2col's: the weight with the bias as a column, the column buffer, the
-    padded input, and the GEMM's output for blocks of several images."""
+    padded input, the GEMM's output for blocks of several images, and NumPy's buffers for a
+    bias added in a pass of its own."""
     args = (tuple(x_shape), tuple(w_shape), bool(has_bias), _key(stride), _key(padding), _key(dilation), int(groups),
             padding_mode, algorithm, int(itemsize))
     return _workspace(*args, _blocking(*args, win.check_cap(workspace)))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from ..errors import ArchstatError
 from .registry import (REQUIRED, declare_family, Field, fmt_shape, LayerType, numel, register, require_rank,
                        Window)
-from .shape_kernels import (softmax_workspace, channel_shuffle, channel_shuffle_backward, dropout, dropout_backward,
+from .shape_kernels import (channel_shuffle, channel_shuffle_backward, dropout, dropout_backward,
                             flatten, flatten_backward, permute, permute_backward, softmax,
-                            softmax_backward, split, split_backward, split_bounds, stochastic_depth,
-                            stochastic_depth_backward)
+                            softmax_backward, softmax_workspace, split, split_backward, split_bounds,
+                            stochastic_depth, stochastic_depth_backward)
 
 FAMILY = declare_family("shape", "input / reshape", rank=6)
 
