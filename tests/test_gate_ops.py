@@ -49,6 +49,34 @@ def test_forward_matches_naive(rng):
     assert np.allclose(engine.mul([x, gate]), mul_naive(x, gate))
 
 
+@pytest.mark.parametrize("dtype,ulps", [(np.float32, 4), (np.float64, 4)])
+def test_sigmoid_and_silu_are_accurate_to_a_few_ulp_everywhere(dtype, ulps):
+    # every float32 magnitude from 1e-6 to the overflow of exp(-x) and past it, both signs, in
+    # a large array (several cache-sized pieces on every core) and in a small one
+    mags = np.geomspace(1e-6, 120.0, 2_000_003 // 2)
+    x = np.concatenate([-mags, [0.0], mags]).astype(dtype)
+    ref_s = 1 / (1 + np.exp(-x.astype(np.longdouble)))
+    for xs, rs in ((x, ref_s), (x[::97].copy(), ref_s[::97])):
+        eps = np.finfo(dtype).eps
+        s = engine.sigmoid(xs)
+        y, s2 = engine.silu(xs)
+        y_inf, _ = engine.silu(xs, keep_sigmoid=False)
+        # where exp(-x) overflows (x below -88.7 in float32) both give 0, as PyTorch: the true
+        # values there are under 1024 x the smallest normal float (sigmoid's are subnormal)
+        floor = 1024 * np.finfo(dtype).tiny
+        for got, want in ((s, rs), (s2, rs), (y, xs * rs), (y_inf, xs * rs)):
+            want = want.astype(np.float64) if dtype is np.float32 else want
+            err = np.abs(got - want) / np.maximum(np.abs(want), floor / eps)
+            assert err.max() <= ulps * eps, (float(err.max()), xs[np.argmax(err)])
+            assert np.all(got[xs < -120] == 0)
+        np.testing.assert_array_equal(s2, s)     # the sigmoid SiLU keeps is sigmoid's bits
+        np.testing.assert_array_equal(y_inf, y)  # inference and training give the same y
+    with np.errstate(all="raise"):               # the overflow of exp(-x) is silenced inside
+        assert engine.sigmoid(np.array([-1000.0], dtype))[0] == 0
+        y, s = engine.silu(np.array([-1000.0, 1000.0], dtype))
+    assert y.tolist() == [0.0, 1000.0] and np.signbit(y[0]) and s.tolist() == [0.0, 1.0]
+
+
 def test_relu6_backward_masks_both_kinks():
     x = np.array([-1.0, 0.0, 0.5, 6.0, 7.0])
     dy = np.ones_like(x)

@@ -19,6 +19,7 @@ import archstat
 from archstat import Executor
 from archstat.layers import conv_winograd as wino, im2col as win, registry, threads
 from archstat.layers.registry import RunContext
+from archstat.layers.special import BLOCK
 from archstat.engine import workspace
 from archstat.errors import ArchstatError
 from archstat.layers.conv import conv2d, conv2d_workspace
@@ -223,6 +224,20 @@ def test_gelu_workspace_is_one_block_or_a_stated_bound(dtype):
             assert _close(worst, declared)
         else:   # the bound is near the worst case (values in erf's tail)
             assert worst > 0.8 * declared
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 48, 48), (8, 32, 56, 56)])   # one piece; pieces on every core
+def test_in_place_silu_declares_its_pieces_of_denominators(shape):
+    silu = registry.get("silu")
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    declared = silu.workspace_bytes([shape], silu.normalise({"inplace": True}), 4)
+    measured, y = _transient(lambda: silu.forward([x], {}, silu.normalise({"inplace": True}),
+                                                  RunContext(keep_cache=False))[0])
+    assert y is x and _close(measured, declared)
+    pieces = len(threads.parts(x.size, 2 * x.nbytes, compute=True))
+    assert declared == pieces * min(BLOCK, x.size // pieces) * 4
+    # not in place it writes its output with no temporaries at all
+    assert silu.workspace_bytes([shape], silu.normalise({}), 4) == 0
 
 
 @pytest.mark.parametrize("type_name", CONTRACT_TYPES)

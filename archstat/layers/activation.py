@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .activation_kernels import (_hardsigmoid_inside, _sixth_where, gelu, gelu_backward, gelu_workspace, hardsigmoid,
                                  hardswish, hardswish_backward, relu, relu6, relu6_backward,
-                                 relu_backward, sigmoid, sigmoid_backward, sigmoid_workspace, silu, silu_backward,
+                                 relu_backward, sigmoid, sigmoid_backward, silu, silu_backward, silu_workspace,
                                  tanh, tanh_backward)
 from .activation_kernels import hardsigmoid_backward, select  # noqa: F401 (re-exported)
 from .outbuf import usable
@@ -26,12 +26,14 @@ class _Elementwise(LayerType):
     family = FAMILY
     #: FLOPs per output element
     flops_per_element = 1
-    #: the kernel pair, as staticmethods: y = fn(x), dx = grad(dy, y)
-    fn = staticmethod(lambda x: x)
+    #: the kernel pair, as staticmethods: y = fn(x, out=None), dx = grad(dy, y)
+    fn = staticmethod(lambda x, out=None: x)
     grad = staticmethod(lambda dy, y: dy)
+    writes_out = True
 
     def forward(self, xs, params, attrs, ctx):
-        y = self.fn(xs[0])
+        x = xs[0]
+        y = self.fn(x, out=ctx.out if usable(ctx.out, x.shape, x.dtype) else None)
         return y, y
 
     def backward(self, dy, cache):
@@ -46,8 +48,6 @@ class _Elementwise(LayerType):
 
 class _Clamp(_Elementwise):
     """A clamp that may write over its input (PyTorch's ``inplace``): ``fn(x, out=)``."""
-
-    writes_out = True
 
     fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory)"),)
 
@@ -101,11 +101,12 @@ class SiLU(_Elementwise):
     flops_per_element = 5
 
     def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
-        return sigmoid_workspace(numel(in_shapes[0]), itemsize)   # made block by block, y of each block
+        return silu_workspace(numel(in_shapes[0]), itemsize, self.writes_in_place(attrs))
 
     def forward(self, xs, params, attrs, ctx):
         x = xs[0]
-        y, s = silu(x, out=x if self.writes_in_place(attrs) else None, keep_sigmoid=ctx.keep_cache)
+        out = x if self.writes_in_place(attrs) else ctx.out if usable(ctx.out, x.shape, x.dtype) else None
+        y, s = silu(x, out=out, keep_sigmoid=ctx.keep_cache)
         return y, (y, s)
 
     def backward(self, dy, cache):
@@ -125,9 +126,6 @@ class Sigmoid(_Elementwise):
     flops_per_element = 4
     fn = staticmethod(sigmoid)
     grad = staticmethod(sigmoid_backward)
-
-    def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
-        return sigmoid_workspace(numel(in_shapes[0]), itemsize)
 
 
 @register
@@ -157,6 +155,7 @@ class Hardswish(_Elementwise):
     """
 
     name = "hardswish"
+    writes_out = False   # its own forward makes a new output
     alias = "hswish"
     fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory at "
                     "inference; training keeps a copy of the input)"),)
@@ -189,6 +188,7 @@ class Hardsigmoid(_Elementwise):
     """
 
     name = "hardsigmoid"
+    writes_out = False   # its own forward makes a new output
     non_negative = True
     alias = "hsigmoid"
     fields = (Field("inplace", "bool", False, "overwrite the input (no new activation memory at "
@@ -222,6 +222,7 @@ class GELU(_Elementwise):
     """
 
     name = "gelu"
+    writes_out = False   # its own forward makes a new output
     alias = "gelu"
     fields = (Field("approximate", "choice", "none", "'none': exact, with erf; 'tanh': the tanh "
                     "approximation", choices=("none", "tanh")),)

@@ -14,8 +14,7 @@ import math
 import numpy as np
 
 from . import threads
-from .outbuf import reshaped
-from .special import BLOCK, blockwise, erfc
+from .special import BLOCK, float_array, blockwise, erfc
 from .registry import kernel
 
 
@@ -85,38 +84,72 @@ def relu6_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @kernel
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)), stably: with e = exp(-|x|) (never overflows), 1 / (1 + e) for
-    x >= 0 and e / (1 + e) for x < 0, so tiny outputs keep their relative precision.
-    Computed in cache-sized blocks (:func:`.special.blockwise`): its five temporaries stay
-    small instead of five arrays of x's size."""
-    return blockwise(_sigmoid, x)
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """1 / (1 + exp(-x)) elementwise, as PyTorch computes it; ``out`` (x itself works) takes
+    the result.
+
+    Tiny outputs keep their relative precision (1 + e rounds to e when e is huge, and 1 / e
+    is exact to rounding), within 4 ulp of the exact value, down to where exp(-x) overflows
+    to inf (x below -88.7 in float32, -709.8 in float64): there the output is 0 (1 / inf), as
+    PyTorch's, where the exact value is subnormal; the overflow is silenced. Four passes, each over a cache-sized piece at a time and on every core
+    (:func:`.threads.chunked`), with no temporaries: 10x faster than the stable
+    ``exp(-|x|)`` form with a ``where`` it replaced (8.4 against 0.7 ns an element for
+    SiLU on (8, 96, 112, 112) float32, 2 cores).
+    """
+    x = float_array(x)
+    if out is None:
+        out = np.empty(x.shape, x.dtype)
+    if not threads.chunked(_sigmoid_into, (x, out), BLOCK):
+        _sigmoid_into(x, out)              # not contiguous: whole-array passes, still none extra
+    return out
 
 
-def sigmoid_workspace(size: int, itemsize: int) -> int:
-    """Bytes :func:`sigmoid` (and :func:`silu` at inference) allocate beyond the output: three
-    arrays of one block of :data:`archstat.layers.special.BLOCK` elements at once (measured:
-    exp(-|x|), the ``where``'s result and ``1 + e``)."""
-    return 3 * min(size, BLOCK) * itemsize
+def _sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
+    with np.errstate(over="ignore", under="ignore"):   # exp(-x) = inf gives the limit 0 (above)
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(x))
-    y = np.where(x >= 0, 1, e)
-    y /= 1 + e
-    return y
+def _silu_into(x: np.ndarray, out: np.ndarray, tmp: np.ndarray | None = None) -> None:
+    """out = x / (1 + exp(-x)); ``tmp`` (x's size), if given, keeps the denominator (out may
+    then be x)."""
+    den = out if tmp is None else tmp
+    with np.errstate(over="ignore", under="ignore"):   # x / inf = -0 for very negative x, the limit
+        np.negative(x, out=den)
+        np.exp(den, out=den)
+    den += 1
+    np.divide(x, den, out=out)
+
+
+def silu_workspace(size: int, itemsize: int, in_place: bool) -> int:
+    """Bytes :func:`silu` allocates at inference beyond its output: nothing, or, in place,
+    one piece of :data:`archstat.layers.special.BLOCK` elements per core it runs on (the
+    denominators, as the input is still to be read)."""
+    if not in_place:
+        return 0
+    return threads.chunked_scratch_bytes(size, 2 * size * itemsize, BLOCK, itemsize, scratch=1)
 
 
 @kernel
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dx = dy * y * (1 - y), with y = sigmoid(x)."""
-    return dy * y * (1 - y)
+    dx = np.empty(np.shape(dy), np.result_type(dy, y))
+
+    def piece(d, s, o):
+        np.subtract(1, s, out=o)
+        o *= s
+        o *= d
+    if not threads.chunked(piece, (np.asarray(dy), np.asarray(y), dx), BLOCK):
+        piece(dy, y, dx)
+    return dx
 
 
 @kernel
-def tanh(x: np.ndarray) -> np.ndarray:
-    """Hyperbolic tangent elementwise."""
-    return np.tanh(x)
+def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Hyperbolic tangent elementwise; ``out`` takes the result."""
+    return np.tanh(x, out=out)
 
 
 @kernel
@@ -128,20 +161,23 @@ def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 @kernel
 def silu(x: np.ndarray, out: np.ndarray | None = None, keep_sigmoid: bool = True
          ) -> tuple[np.ndarray, np.ndarray | None]:
-    """x * sigmoid(x) (torch.nn.SiLU, "swish"); returns ``(y, sigmoid(x))`` for the backward,
-    or ``(y, None)`` without ``keep_sigmoid`` (inference: y is then made block by block, with
-    no array of x's size but y; ``out=x`` works, each block read before it is written)."""
-    if keep_sigmoid:
-        s = sigmoid(x)
-        return np.multiply(x, s, out=out), s
+    """x * sigmoid(x) (torch.nn.SiLU, "swish"), computed as PyTorch does, x / (1 + exp(-x)):
+    within 4 ulp of the exact value, but -0 where exp(-x) overflows (as :func:`sigmoid`; the
+    exact value is then under 3e-37 in float32, 1e-305 in float64); returns ``(y, sigmoid(x))`` for the backward, or ``(y, None)`` without ``keep_sigmoid``
+    (inference: no array but y; ``out=x`` works, with one piece of temporaries per core,
+    :func:`silu_workspace`). Cache-sized pieces on every core, as :func:`sigmoid`."""
+    x = float_array(x)
+    in_place = out is not None and np.may_share_memory(x, out)
     if out is None:
-        return blockwise(lambda xb: xb * _sigmoid(xb), x), None
-    flat_x, flat_out = reshaped(np.asarray(x), (-1,)), reshaped(out, (-1,))
-    if flat_x is None or flat_out is None:     # not contiguous: the whole-array form
-        return np.multiply(x, sigmoid(x), out=out), None
-    for start in range(0, flat_x.size, BLOCK):
-        xb = flat_x[start:start + BLOCK]
-        flat_out[start:start + BLOCK] = xb * _sigmoid(xb)
+        out = np.empty(x.shape, x.dtype)
+    if keep_sigmoid:                       # the same y, bit for bit, and 1 / (1 + exp(-x))
+        s = np.empty(x.shape, x.dtype)
+        if not threads.chunked(_silu_into, (x, out, s), BLOCK):
+            _silu_into(x, out, s)
+        np.reciprocal(s, out=s)
+        return out, s
+    if not threads.chunked(_silu_into, (x, out), BLOCK, scratch=int(in_place)):
+        _silu_into(x, out, np.empty(x.shape, x.dtype) if in_place else None)   # not contiguous: whole arrays
     return out, None
 
 
@@ -149,7 +185,16 @@ def silu(x: np.ndarray, out: np.ndarray | None = None, keep_sigmoid: bool = True
 def silu_backward(dy: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """dx = dy * (s + y (1 - s)): d/dx x s(x) = s + x s (1 - s), and x s = y, so the input
     itself is not needed (an in-place SiLU can still be differentiated)."""
-    return dy * (s + y * (1 - s))
+    dx = np.empty(np.shape(dy), np.result_type(dy, y, s))
+
+    def piece(d, yy, ss, o):
+        np.subtract(1, ss, out=o)
+        o *= yy
+        o += ss
+        o *= d
+    if not threads.chunked(piece, (np.asarray(dy), np.asarray(y), np.asarray(s), dx), BLOCK):
+        piece(dy, y, s, dx)
+    return dx
 
 
 @kernel

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["blockwise", "erf", "erfc"]
+__all__ = ["blockwise", "erf", "erfc", "float_array"]
 
 #: erf(1) rounded to single precision (fdlibm's ``erx``): the mid region adds a small P/Q to it
 _ERX = 8.45062911510467529297e-01
@@ -56,7 +56,8 @@ _TRUNCATE = {np.dtype(np.float64): (np.int64, np.int64(-(1 << 32))),
              np.dtype(np.float32): (np.int32, np.int32(-(1 << 13)))}
 
 
-def _floats(x) -> np.ndarray:
+def float_array(x) -> np.ndarray:
+    """x as an array of float32 or float64 (its own dtype if one of them, else float64)."""
     x = np.asarray(x)
     if x.dtype not in _TRUNCATE:
         x = x.astype(np.float64)
@@ -138,7 +139,7 @@ def blockwise(kernel, *arrays) -> np.ndarray:
     """``kernel(*blocks)`` over arrays of one shape, flattened, :data:`BLOCK` elements at a
     time; returns a new array of that shape in the first array's float dtype (float32 or
     float64; anything else becomes float64). For elementwise kernels of many passes."""
-    flats = [_floats(a).reshape(-1) for a in arrays]
+    flats = [float_array(a).reshape(-1) for a in arrays]
     out = np.empty_like(flats[0])
     for start in range(0, out.size, BLOCK):
         out[start:start + BLOCK] = kernel(*(f[start:start + BLOCK] for f in flats))

@@ -184,3 +184,34 @@ def elementwise(fn: Callable[..., object], arrays: Sequence[np.ndarray]) -> None
         return
     views = flat(*arrays) or list(arrays)
     each(lambda part: fn(*(v[part] for v in views)), views[0].shape[0], sum(a.nbytes for a in arrays))
+
+
+def chunked(fn: Callable[..., object], arrays: Sequence[np.ndarray], chunk: int, scratch: int = 0,
+            compute: bool = True) -> bool:
+    """``fn(*pieces, *temps)`` over flat pieces of at most ``chunk`` elements of same-shaped
+    C-contiguous arrays (inputs and outputs alike), the :func:`parts` side by side: for
+    elementwise kernels of several passes, which then run from cache. Each part has
+    ``scratch`` temporaries of ``chunk`` elements (of the first array's dtype; the last
+    piece gets their first elements). Returns False, having done nothing, when the arrays
+    are not all C-contiguous and of one size (the caller takes its whole-array form)."""
+    views = flat(*arrays)
+    if views is None:
+        return False
+    total = views[0].size
+    dtype = views[0].dtype
+
+    def run(part: slice) -> None:
+        temps = [np.empty(min(chunk, part.stop - part.start), dtype) for _ in range(scratch)]
+        for start in range(part.start, part.stop, chunk):
+            stop = min(start + chunk, part.stop)
+            fn(*(v[start:stop] for v in views), *(t[:stop - start] for t in temps))
+    each(run, total, sum(a.nbytes for a in arrays), compute)
+    return True
+
+
+def chunked_scratch_bytes(size: int, nbytes: int, chunk: int, itemsize: int, scratch: int,
+                          compute: bool = True) -> int:
+    """The bytes of temporaries :func:`chunked` holds at once over arrays of ``size``
+    elements moving ``nbytes`` in all: ``scratch`` pieces of up to ``chunk`` elements per
+    part, the parts side by side."""
+    return sum(scratch * min(chunk, p.stop - p.start) * itemsize for p in parts(size, nbytes, compute))
