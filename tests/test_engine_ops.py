@@ -125,6 +125,25 @@ def test_relu_in_place_and_subgradient():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_in_pieces_gives_numpys_maximum_bit_for_bit(dtype):
+    # several pieces of zeros-against-x (and a last, short one), in place, into a new array,
+    # and on a strided view; the specials: NaN of both signs, -0 -> +0, infinities
+    from archstat.layers.special import BLOCK
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(3 * BLOCK + 77).astype(dtype)
+    x[:6] = [np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf]
+    want = np.maximum(x, 0)
+    for got in (engine.relu(x), engine.relu(x.copy(), out=None), engine.relu(x[::2]), engine.relu(x.copy(), out=x.copy())):
+        ref = want[::2] if got.size != x.size else want
+        assert np.array_equal(got.view(f"i{x.itemsize}"), ref.view(f"i{x.itemsize}"))
+    z = x.copy()
+    assert engine.relu(z, out=z) is z and np.array_equal(z, want, equal_nan=True)
+    assert not np.signbit(z[2]) and np.isnan(z[:2]).all()
+    engine.relu(-np.abs(rng.standard_normal(BLOCK).astype(dtype)))   # the zeros stay zeros
+    assert np.array_equal(engine.relu(np.ones(5, dtype)), np.ones(5))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_gradients_select_dy_and_never_multiply_it(dtype):
     # dy passes bit for bit where y > 0 (0 < y < 6 for relu6); elsewhere +0.0, even for an
     # inf or NaN dy (a select, as PyTorch's threshold/hardtanh backward; inf * 0 would be NaN)
