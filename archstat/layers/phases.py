@@ -75,6 +75,22 @@ class PhaseGrid:
             src = xb[:, :, rows, cols]
             planes[:, :, phase, i0:i0 + src.shape[2], j0:j0 + src.shape[3]] = src
 
+    def fill_last(self, buf, xb, padding_mode="zeros"):
+        """:meth:`fill` for channels-last planes: ``buf`` (n, s_h*s_w, H_g, W_g, c), each
+        plane's pixels with their c channels side by side; the positions no pixel lands on
+        are left as they are, as there."""
+        sh, sw = self.phases
+        if padding_mode != "zeros":
+            xp = win.pad(xb, self.pads, padding_mode)
+            for p in range(sh):
+                for q in range(sw):
+                    ph = xp[:, :, p::sh, q::sw]
+                    buf[:, p * sw + q, :ph.shape[2], :ph.shape[3]] = ph.transpose(0, 2, 3, 1)
+            return
+        for phase, (rows, cols), (i0, j0) in self._phase_runs(xb.shape):
+            src = xb[:, :, rows, cols]
+            buf[:, phase, i0:i0 + src.shape[2], j0:j0 + src.shape[3]] = src.transpose(0, 2, 3, 1)
+
     def gather(self, buf, dxb):
         """Adjoint of :meth:`fill` for zero padding: each pixel of ``dxb`` (n, c, H, W) takes
         its value from its phase plane in ``buf``; the padding's positions are dropped."""
