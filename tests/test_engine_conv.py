@@ -101,6 +101,15 @@ def test_conv2d_gradients_by_finite_differences(case):
     assert rel_error(db, numeric_grad(lambda v: engine.conv2d(x, w, v, **kw), b, dy)) < 1e-7
 
 
+@pytest.fixture(params=["flat planes", "channels last"])
+def depthwise_layout(request, monkeypatch):
+    """Run the direct depthwise kernels on flat phase planes, or channels last wherever the
+    stride is 1 (the form small planes take); returns the layout's name."""
+    from archstat.layers import conv_depthwise
+    monkeypatch.setattr(conv_depthwise, "CHANNELS_LAST_MAX_PLANE", 10**9 if request.param == "channels last" else 0)
+    return request.param
+
+
 # depthwise backward (row by row on phase planes): strides that split the input into
 # phases, dilation across phases, multipliers, every padding mode, odd sizes
 DEPTHWISE_CASES = [
@@ -122,10 +131,11 @@ DEPTHWISE_CASES = [
 
 @pytest.mark.parametrize("block_bytes", [1, 10**9], ids=["channel per block", "one block"])
 @pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[f"dw{i}" for i in range(len(DEPTHWISE_CASES))])
-def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
+def test_depthwise_backward_matches_naive(case, block_bytes, depthwise_layout, monkeypatch):
     from archstat.layers import conv_depthwise
     monkeypatch.setattr(conv_depthwise, "DEPTHWISE_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(conv_depthwise, "PLANE_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_depthwise, "CHANNELS_LAST_BLOCK_BYTES", block_bytes)
     x, w, b, kw = _case(case, seed=5)
     assert conv_depthwise.is_depthwise(w, kw["groups"])
     dy = np.random.default_rng(6).standard_normal(engine.conv2d(x, w, b, **kw).shape)
@@ -139,7 +149,7 @@ def test_depthwise_backward_matches_naive(case, block_bytes, monkeypatch):
         np.testing.assert_allclose(got, exp, rtol=1e-10, atol=1e-10)
 
 
-def test_depthwise_backward_with_an_infinite_weight_matches_naive():
+def test_depthwise_backward_with_an_infinite_weight_matches_naive(depthwise_layout):
     x = np.random.default_rng(3).standard_normal((2, 3, 6, 5))
     w = np.ones((3, 1, 3, 3))
     w[1, 0, 0, 2] = np.inf
@@ -153,19 +163,16 @@ def test_depthwise_backward_with_an_infinite_weight_matches_naive():
         np.testing.assert_allclose(g[~np.isnan(e)], e[~np.isnan(e)], rtol=1e-12)
 
 
-@pytest.mark.parametrize("layout", ["flat planes", "channels last"])
 @pytest.mark.parametrize("block_bytes", [1, 10**9], ids=["channel per block", "one block"])
 @pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[f"dw{i}" for i in range(len(DEPTHWISE_CASES))])
-def test_depthwise_forward_matches_naive(case, block_bytes, layout, monkeypatch):
+def test_depthwise_forward_matches_naive(case, block_bytes, depthwise_layout, monkeypatch):
     from archstat.layers import conv_depthwise
     monkeypatch.setattr(conv_depthwise, "PLANE_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(conv_depthwise, "CHANNELS_LAST_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(conv_depthwise, "DIRECT_MIN_PLANE", 0)   # the direct form, even for one image
-    # channels last: every stride-1 case (others keep the flat planes); flat: none
-    monkeypatch.setattr(conv_depthwise, "CHANNELS_LAST_MAX_PLANE", 10**9 if layout == "channels last" else 0)
     x, w, b, kw = _case(case, seed=7)
     geom = win.geometry(x.shape[2:], w.shape[2:], kw["stride"], kw["padding"], kw["dilation"])
-    assert conv_depthwise.channels_last(geom) == (layout == "channels last" and geom.stride == (1, 1))
+    assert conv_depthwise.channels_last(geom) == (depthwise_layout == "channels last" and geom.stride == (1, 1))
     np.testing.assert_allclose(engine.conv2d(x, w, b, **kw), conv2d_naive(x, w, b, **kw),
                                rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(engine.conv2d(x, w, None, **kw), conv2d_naive(x, w, None, **kw),
@@ -198,7 +205,7 @@ def test_depthwise_forward_by_hand():
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_forward_keeps_an_inf_to_the_outputs_that_read_it(stride):
+def test_depthwise_forward_keeps_an_inf_to_the_outputs_that_read_it(stride, depthwise_layout):
     # the forward computes junk columns past each row's end on its flat plane grid: an inf
     # at the row's edge must reach only the outputs whose window holds it
     x = np.ones((2, 2, 6, 5))    # two images: the direct forward
@@ -215,7 +222,7 @@ def test_depthwise_forward_keeps_an_inf_to_the_outputs_that_read_it(stride):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_backward_keeps_an_inf_where_only_some_taps_read_it(stride):
+def test_depthwise_backward_keeps_an_inf_where_only_some_taps_read_it(stride, depthwise_layout):
     # x[0, 0, 0, 4] is read by the taps b = 2 (stride 1) / b = 0, 2 (stride 2) only: the other
     # taps' weight gradients must stay finite, as in the naive loops (and torch)
     x = np.ones((1, 2, 6, 5))

@@ -258,8 +258,11 @@ def depthwise_backward(dy, x, w, geom, padding_mode):
     is not finite (0 * inf), the block's dW is taken again without junk; weights that are not
     all finite take the junk-free form throughout (:func:`_backward_by_rows`). Against that
     form, measured side by side in one process (float32, MobileNetV2's 3x3 shapes, batch 1
-    and 8): 1.4-2.0x faster.
+    and 8): 1.4-2.0x faster. Small planes at stride 1 (:func:`channels_last`) work channels
+    last instead (:func:`_backward_last`: no junk columns, so any weights).
     """
+    if channels_last(geom):
+        return _backward_last(dy, x, w, geom, padding_mode)
     wt = w.reshape(x.shape[1], w.shape[0] // x.shape[1], -1)
     if not np.isfinite(wt).all():
         return _backward_by_rows(dy, x, w, geom, padding_mode)
@@ -309,6 +312,47 @@ def depthwise_backward(dy, x, w, geom, padding_mode):
             dxp = grid.merge(grid.plane_view(dplanes), geom.padded_hw)
             dx[imgs, chans] = win.pad_backward(dxp, geom.full_pads, padding_mode)
     return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
+
+
+def _backward_last(dy, x, w, geom, padding_mode):
+    """:func:`depthwise_backward` on the channels-last planes of :func:`_forward_last`, per
+    cache block and per tap: dW's entries are one ``einsum`` over the block's pixels of dY
+    (channels last) with the tap's pixels, and dX's planes get w times dY added at them; every
+    loop runs over a pixel's channels. Measured side by side against the flat form (float32,
+    EfficientNet-B0's and MobileNetV2's 7 x 7 and 14 x 14 shapes): 1.8-3.5x faster at batch 8,
+    1.3-2.5x at batch 1."""
+    n, c = x.shape[:2]
+    lay = _LastLayout(x.shape, w.shape, geom)
+    m, grid, phases = lay.m, lay.grid, lay.phases
+    (ho, wo), (hg, wg) = geom.out_hw, grid.plane_hw
+    wl = np.ascontiguousarray(w.reshape(c, m, -1).transpose(1, 2, 0))    # (m, taps, C)
+    dy5 = dy.reshape(n, c, m, ho, wo)
+    dx = np.empty(x.shape, x.dtype)
+    dw = np.zeros(wl.shape, x.dtype)
+    bufs = {}
+    for imgs, chans in lay.blocks_of(x.shape, x.itemsize):
+        xb = x[imgs, chans]
+        nb, cb = xb.shape[:2]
+        if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
+            bufs = {"shape": (nb, cb), "planes": np.zeros((nb, phases, hg, wg, cb), x.dtype),
+                    "dplanes": np.empty((nb, phases, hg, wg, cb), x.dtype),
+                    "dyl": np.empty((nb, ho, wo, cb), x.dtype), "tmp": np.empty((nb, ho, wo, cb), x.dtype)}
+        planes, dplanes, dyl, tmp = bufs["planes"], bufs["dplanes"], bufs["dyl"], bufs["tmp"]
+        grid.fill_last(planes, xb, padding_mode)
+        dplanes[...] = 0
+        for j in range(m):
+            dyl[...] = dy5[imgs, chans, j].transpose(0, 2, 3, 1)
+            for k, (phase, oa, ob) in enumerate(grid.taps):
+                dw[j, k, chans] += np.einsum("nhwc,nhwc->c", dyl, planes[:, phase, oa:oa + ho, ob:ob + wo])
+                np.multiply(dyl, wl[j, k, chans], out=tmp)
+                target = dplanes[:, phase, oa:oa + ho, ob:ob + wo]
+                target += tmp
+        if padding_mode == "zeros":
+            grid.gather_last(dplanes, dx[imgs, chans])
+        else:                                   # fold the padding's gradient back in
+            dxp = grid.merge(dplanes.transpose(0, 4, 1, 2, 3), geom.padded_hw)
+            dx[imgs, chans] = win.pad_backward(dxp, geom.full_pads, padding_mode)
+    return dx, dw.transpose(2, 0, 1).reshape(w.shape), dy.sum(axis=(0, 2, 3))
 
 
 def _backward_by_rows(dy, x, w, geom, padding_mode):

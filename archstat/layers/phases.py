@@ -99,6 +99,12 @@ class PhaseGrid:
             dst = dxb[:, :, rows, cols]
             dst[...] = planes[:, :, phase, i0:i0 + dst.shape[2], j0:j0 + dst.shape[3]]
 
+    def gather_last(self, buf, dxb):
+        """:meth:`gather` from channels-last planes ``buf`` (n, s_h*s_w, H_g, W_g, c)."""
+        for phase, (rows, cols), (i0, j0) in self._phase_runs(dxb.shape):
+            dst = dxb[:, :, rows, cols]
+            dst[...] = buf[:, phase, i0:i0 + dst.shape[2], j0:j0 + dst.shape[3]].transpose(0, 3, 1, 2)
+
     def split(self, xp):
         """(N, C, Hp, Wp) padded input -> (N, C, s_h*s_w, H_g, W_g) phase planes (zeros
         where a phase has no pixel)."""
