@@ -16,7 +16,9 @@ for N cores, for machines where that measures faster.
 
 Kernels that make many passes over each cache block (the direct depthwise convolution: two
 per tap) use every core by default (``compute=True``): measured the same way, MobileNetV2 and
-EfficientNet-B0 ran 1.11x and 1.06x faster at batch 1 with it, and the same at batch 8.
+EfficientNet-B0 ran 1.11x and 1.06x faster at batch 1 with it, and the same at batch 8. So do
+sigmoid and SiLU (:func:`chunked`: four passes, one an ``exp``, over each cache-sized piece):
+0.66 against 0.99 ns an element for SiLU on (8, 96, 112, 112) float32 with the second core.
 ``ARCHSTAT_THREADS`` and :func:`set_cores` cover them too.
 """
 from __future__ import annotations
