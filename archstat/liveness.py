@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .graph import Model
-from .placement import NOWHERE, Placement, placement
+from .placement import NOWHERE, Placement, placement, storage_with
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class LivenessPlan:
         return peak, during
 
 
-def liveness(model: Model, training: bool = False, place: bool | None = None) -> LivenessPlan:
+def liveness(model: Model, training: bool = False, place: bool | None = None,
+             in_place: frozenset = frozenset()) -> LivenessPlan:
     """The free-after-last-use plan (used by analysis and the engine): over
     ``model.inference_order`` at inference, over every layer (``model.order``) in training.
 
@@ -57,11 +58,14 @@ def liveness(model: Model, training: bool = False, place: bool | None = None) ->
     computed, which can raise the peak where that input is made long before the join: a root
     buffer's placements are dropped while dropping one lowers the peak, and none are made if the
     plan would still peak above the plain one (judged on the spec's input size; every
-    activation scales alike with the batch)."""
+    activation scales alike with the batch). ``in_place``: layers that also write over their
+    input's storage (the executor's batch norms after a convolution at inference,
+    :mod:`archstat.engine.folding`)."""
     order = model.order if training else model.inference_order
     outputs = set(model.outputs if training else model.inference_outputs)
-    placed = placement(model, order, outputs) if (not training if place is None else place) else NOWHERE
-    plan = _plan(model, training, order, outputs, placed)
+    placed = (placement(model, order, outputs, in_place) if (not training if place is None else place)
+              else NOWHERE)
+    plan = _plan(model, training, order, outputs, placed, in_place)
     if placed:
         sizes = {name: math.prod(model.graph.nodes[name]["shape"]) for name in order}
         best = plan.peak(sizes)[0]
@@ -70,19 +74,20 @@ def liveness(model: Model, training: bool = False, place: bool | None = None) ->
             dropped = False
             for root in [h for h in placed.hosts if h not in placed.slots]:
                 trial = placed.without(root)
-                other = _plan(model, training, order, outputs, trial)
+                other = _plan(model, training, order, outputs, trial, in_place)
                 peak = other.peak(sizes)[0]
                 if peak < best:
                     placed, plan, best, dropped = trial, other, peak, True
-        plain = _plan(model, training, order, outputs, NOWHERE)
+        plain = _plan(model, training, order, outputs, NOWHERE, in_place)
         if plain.peak(sizes)[0] < best:   # roots that only hurt together: place nothing
             plan = plain
     return plan
 
 
-def _plan(model: Model, training: bool, order: list[str], outputs: set[str], placed: Placement) -> LivenessPlan:
-    storage = ({name: placed.root(model.storage[name]) for name in order} if placed.slots
-               else model.storage)
+def _plan(model: Model, training: bool, order: list[str], outputs: set[str], placed: Placement,
+          in_place: frozenset = frozenset()) -> LivenessPlan:
+    owners = storage_with(model, in_place)
+    storage = {name: placed.root(owners[name]) for name in order} if placed.slots else owners
     allocate: dict[str, tuple[str, ...]] = dict.fromkeys(order, ())
     members: dict[str, tuple[str, ...]] = {}
     for name in order:

@@ -36,7 +36,7 @@ from typing import Iterable, Mapping
 
 from .graph import Model
 
-__all__ = ["NOWHERE", "Slot", "Placement", "placement"]
+__all__ = ["NOWHERE", "Slot", "Placement", "placement", "storage_with"]
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,30 @@ class Placement:
 NOWHERE = Placement({}, {}, frozenset(), {})
 
 
-def placement(model: Model, order: Iterable[str], outputs: Iterable[str]) -> Placement:
+def storage_with(model: Model, in_place: frozenset = frozenset()) -> Mapping[str, str]:
+    """The model's storage owners (``Model.storage``) with the layers ``in_place`` also
+    writing over their input's storage (the batch norms the executor runs in place at
+    inference, :mod:`archstat.engine.folding`), and what shared theirs following."""
+    if not in_place:
+        return model.storage
+    storage: dict[str, str] = {}
+    for name in model.order:
+        own = model.storage[name]
+        storage[name] = (storage[model.layer(name).inputs[0]] if name in in_place
+                         else name if own == name else storage[own])
+    return storage
+
+
+def placement(model: Model, order: Iterable[str], outputs: Iterable[str],
+              in_place: frozenset = frozenset()) -> Placement:
     """Plan where the concatenations of ``order`` (a pass's execution order) put their inputs;
-    ``outputs`` are the pass's outputs. See the module docstring for the rules."""
+    ``outputs`` are the pass's outputs; ``in_place``: layers that also write over their
+    input (:func:`storage_with`). See the module docstring for the rules."""
     order = list(order)
     if not any(model.layer(name).type.joins for name in order):
         return NOWHERE
     outputs = set(outputs)
-    storage = model.storage
+    storage = storage_with(model, in_place)
     position = {name: i for i, name in enumerate(order)}
     members: dict[str, list[str]] = {}
     for name in order:
@@ -117,7 +133,7 @@ def placement(model: Model, order: Iterable[str], outputs: Iterable[str]) -> Pla
     def writers(owner: str) -> list[int]:
         """Positions of the in-place layers that write ``owner``'s storage."""
         return [position[m] for m in members[owner][1:]
-                if model.layer(m).type.writes_in_place(model.layer(m).attrs)]
+                if m in in_place or model.layer(m).type.writes_in_place(model.layer(m).attrs)]
 
     def same_layout(owner: str) -> bool:
         """Every tensor of the storage lies in it as the owner does (same shape, C-contiguous):

@@ -112,6 +112,10 @@ def bench_forward(name: str, batch: int, rounds: int, algorithm: str, ab: list[s
         free = archstat.Executor(model, algorithm=algorithm, workspace=None)
         free.algorithms(batch)
         fns["engine, workspace uncapped"] = lambda: free.forward(x)
+    if "fold" in ab and ex.fold_pairs:   # the same engine, every batch norm on its own
+        unfolded = archstat.Executor(model, algorithm=algorithm, fold=False)
+        unfolded.algorithms(batch)
+        fns["engine, batch norms unfolded"] = lambda: unfolded.forward(x)
     t = paired(fns, rounds)
     extra = {k: float(np.median(t[k] / t["engine"])) for k in t if k.startswith("engine,")}
     return {"model": name, "batch": batch, "engine_ms": t["engine"].min() / batch * 1e3,
@@ -245,9 +249,10 @@ def main(argv=None) -> int:
     ap.add_argument("--train", nargs="*", default=[], metavar="MODEL", help="also a training step at batch 8")
     ap.add_argument("--memory", action="store_true", help="also the peak memory of one forward (fresh processes)")
     ap.add_argument("--memory-only", action="store_true", help="only the peak memory (no timing)")
-    ap.add_argument("--ab", nargs="*", default=[], choices=["threads", "placement", "workspace"],
+    ap.add_argument("--ab", nargs="*", default=[], choices=["threads", "placement", "workspace", "fold"],
                     help="also time the engine without one change, in the same rounds: elementwise passes "
-                         "in one thread, concatenations copying their inputs, or kernels' workspace uncapped")
+                         "in one thread, concatenations copying their inputs, kernels' workspace uncapped, "
+                         "or batch norms run on their own (not folded into the convolution before them)")
     ap.add_argument("--choices", action="store_true", help="print the algorithm of every layer that has a choice")
     ap.add_argument("--peak-of", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

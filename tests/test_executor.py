@@ -315,7 +315,9 @@ def _liveness_specs():
 def test_inference_follows_the_liveness_plan(spec, shape):
     model = archstat.load(spec)
     plan = liveness(model)
-    ex = Executor(model, seed=0, dtype="float64")
+    # batch norms on their own, as the analysis plans them (folding only lowers the peak:
+    # tests/test_folding.py)
+    ex = Executor(model, seed=0, dtype="float64", fold=False)
     rows = {r["name"]: r for r in archstat.analyze(model, batch=shape[0], dtype="float64").rows()}
     events = []
 

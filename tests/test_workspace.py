@@ -284,25 +284,32 @@ def _traced_forward(ex: Executor, x: np.ndarray) -> int:
         tracemalloc.stop()
 
 
-@pytest.mark.parametrize("name,batch,algorithm,cap", [
-    ("resnet18", 2, "reference", "auto"),      # conv -> batch norm chains, residual adds
-    ("mobilenet_v2", 1, "reference", "auto"),  # direct depthwise convs on both cores
-    ("densenet121", 1, "winograd4", "auto"),   # concatenations that hold their inputs, Winograd into them
-    ("densenet121", 1, "winograd4", None),     # the same with every kernel on its default blocks
-    ("squeezenet1_0", 2, "winograd2", "auto"),
-    ("alexnet", 2, "reference", None),         # an 11x11 stride-4 conv: padded copy and columns
-    ("vgg11_lrn", 1, "winograd4", "auto"),     # local response normalisation's squares and window sums
-    ("vgg11_lrn", 1, "winograd4", None),
+@pytest.mark.parametrize("name,batch,algorithm,cap,fold", [
+    ("resnet18", 2, "reference", "auto", True),      # conv -> batch norm chains (folded), residual adds
+    ("resnet18", 2, "reference", "auto", False),     # the same, batch norms on their own
+    ("mobilenet_v2", 1, "reference", "auto", True),  # direct depthwise convs on both cores
+    ("mobilenet_v2", 1, "reference", "auto", False),
+    ("densenet121", 1, "winograd4", "auto", True),   # concatenations that hold their inputs, Winograd into them
+    ("densenet121", 1, "winograd4", None, True),     # the same with every kernel on its default blocks
+    ("squeezenet1_0", 2, "winograd2", "auto", True),
+    ("alexnet", 2, "reference", None, True),         # an 11x11 stride-4 conv: padded copy and columns
+    ("vgg11_lrn", 1, "winograd4", "auto", True),     # local response normalisation's squares and window sums
+    ("vgg11_lrn", 1, "winograd4", None, True),
 ])
-def test_predicted_peak_matches_a_traced_forward(name, batch, algorithm, cap):
-    ex = Executor(name, algorithm=algorithm, workspace=cap)
+def test_predicted_peak_matches_a_traced_forward(name, batch, algorithm, cap, fold):
+    ex = Executor(name, algorithm=algorithm, workspace=cap, fold=fold)
     a = archstat.analyze(ex.model, batch=batch).totals
     predicted = ex.predict_memory(batch) - a["param_bytes"] - a["buffer_bytes"]
     x = np.random.default_rng(0).standard_normal((batch, *ex.model.input_shape), dtype=np.float32)
     traced = _traced_forward(ex, x)
     assert abs(traced - predicted) <= 0.02 * predicted, (traced, predicted)
-    # workspace is real: the activations and the input alone fall short of the traced peak
-    assert a["peak_activation_bytes"] + x.nbytes < traced
+    if fold and name in ("resnet18", "mobilenet_v2"):
+        # their peak is at a batch norm after a convolution, written over its output here:
+        # below the analysis' peak (which gives the batch norm its own array), workspace and all
+        assert traced < a["peak_activation_bytes"] + x.nbytes
+    else:
+        # workspace is real: the activations and the input alone fall short of the traced peak
+        assert a["peak_activation_bytes"] + x.nbytes < traced
 
 
 def test_an_absurd_batch_is_predicted_without_listing_blocks_or_measuring():

@@ -38,7 +38,7 @@ from ..layers.loss import softmax_cross_entropy
 from ..layers.outbuf import is_same_view
 from ..layers.registry import RunContext, Shape, fmt_shape
 from ..spec import INPUT_NAME
-from . import workspace as caps_of
+from . import folding, workspace as caps_of
 from .algorithms import check_choice, choose
 from .state import StateLayout, name_hash
 
@@ -88,6 +88,12 @@ class Executor:
         tiles; :mod:`archstat.engine.workspace`): ``'auto'`` (the default) gives each what keeps
         its step under the activations' peak, at least a tenth of that peak; None lets every
         kernel run its default blocks; a number caps each at that many bytes.
+    fold : bool
+        At inference, fold each batch norm into the convolution before it when nothing else
+        reads that convolution's output (:mod:`archstat.engine.folding`: no pass of its own
+        over the output, and no array of its own); a hook then sees such a convolution's
+        output already normalised (:meth:`folded` says where). False runs every batch norm
+        on its own.
 
     Attributes
     ----------
@@ -104,7 +110,8 @@ class Executor:
 
     def __init__(self, model: Model | Any, weights: Mapping[str, Mapping[str, Any]] | None = None,
                  seed: int = 0, dtype: str = "float32", memory_limit: int | None = None,
-                 algorithm: str = "reference", place: bool = True, workspace: str | int | None = "auto"):
+                 algorithm: str = "reference", place: bool = True, workspace: str | int | None = "auto",
+                 fold: bool = True):
         self.model = load(model)
         self.dtype = _engine_dtype(dtype)
         self.algorithm = check_choice(algorithm)
@@ -113,13 +120,18 @@ class Executor:
         self.seed = _count(seed, "seed", "a non-negative integer", minimum=0)
         self.memory_limit = None if memory_limit is None else _count(
             memory_limit, "memory_limit", "a positive number of bytes", minimum=1)
+        #: ``{batch norm: convolution}`` folded (or run in place) at inference
+        self._pairs = folding.pairs(self.model) if fold else {}
         #: the liveness plans of inference (training-only layers skipped) and of training
-        self.plans = {False: liveness(self.model, place=bool(place)), True: liveness(self.model, training=True)}
+        self.plans = {False: liveness(self.model, place=bool(place), in_place=frozenset(self._pairs)),
+                      True: liveness(self.model, training=True)}
         self.plan = self.plans[False]
         # an inference pass that keeps its caches does not place concatenations' inputs
-        self._cached_plan = liveness(self.model, place=False) if self.plan.placement else self.plan
+        self._cached_plan = (liveness(self.model, place=False) if self.plan.placement or self._pairs
+                             else self.plan)
         self._regions: dict[tuple[Any, ...], dict[str, tuple[str, tuple[slice, ...]]]] = {}
         self._steps: dict[tuple[Any, ...], _Steps] = {}
+        self._folds: dict[tuple[int, ...], dict[str, str]] = {}
         # an in-place layer whose storage is the input would write over the caller's array
         self._writes_input = any(self.model.layer(n).type.writes_in_place(self.model.layer(n).attrs)
                                  for n in self.plans[True].members[INPUT_NAME][1:])
@@ -204,13 +216,21 @@ class Executor:
         steps = self._step_bytes(shapes)
         chosen = self._algorithms.get(key) or choose(self.model, shapes, self.algorithm, dtype=self.dtype.name,
                                                      train=False, measure=False, caps=steps.caps)
+        folded = self._folded_at(shapes) if self._pairs else {}
+        absorbs = set(folded.values())
         peak = 0
         for name, held in steps.live.items():
+            if name in folded:     # applied by its convolution: nothing runs
+                peak = max(peak, held)
+                continue
             layer = self.model.layer(name)
             in_shapes = [shapes[src] for src in layer.inputs]
+            attrs = layer.type.absorbed_attrs(layer.attrs) if name in absorbs else layer.attrs
             options = [chosen[name]] if name in chosen else layer.type.algorithms(in_shapes, layer.attrs) or [None]
-            work = max(layer.type.workspace_bytes(in_shapes, layer.attrs, self.dtype.itemsize, option,
+            work = max(layer.type.workspace_bytes(in_shapes, attrs, self.dtype.itemsize, option,
                                                   steps.caps.get(name)) for option in options)
+            if name in absorbs:    # the scaled weights and bias, made for the call
+                work += layer.type.absorb_bytes(in_shapes, layer.attrs, self.dtype.itemsize)
             peak = max(peak, held + work)
         return steps.given + peak
 
@@ -351,6 +371,9 @@ class Executor:
         caps = {} if train else self._step_bytes(shapes).caps
         placed = plan.placement
         regions = self._placed_regions(plan, shapes) if placed else {}
+        pairs = self._pairs if plan is self.plan else {}     # batch norms after a convolution
+        folded = self._folded_at(shapes) if pairs else {}
+        absorbs = {conv: bn for bn, conv in folded.items()}
         roots: dict[str, np.ndarray] = {}   # the buffers of concatenations that hold their inputs
         self._free(values, INPUT_NAME, plan, roots)
         ran = []
@@ -360,9 +383,13 @@ class Executor:
             for owner in plan.allocate[name]:
                 if owner in placed.hosts:
                     roots[owner] = np.empty(shapes[owner], self.dtype)
-            if name in placed.views:   # its inputs already lie side by side in a buffer
-                root, index = regions[name]
-                values[name] = y = roots[root][index]
+            if name in placed.views or name in folded:
+                # its inputs already lie side by side in a buffer; or its convolution applied it
+                if name in folded:
+                    values[name] = y = values[layer.inputs[0]]
+                else:
+                    root, index = regions[name]
+                    values[name] = y = roots[root][index]
                 if hook is not None:
                     hook(name, y, live)
                 self._free(values, name, plan, roots)
@@ -373,9 +400,13 @@ class Executor:
                 xs[0] = xs[0].copy()  # an earlier layer's cache still needs the old values
             params, buffers = self._state_of(name)
             where = regions.get(name)
-            out = None if where is None else roots[where[0]][where[1]]
+            out = xs[0] if name in pairs else None if where is None else roots[where[0]][where[1]]
+            affine = None
+            if name in absorbs:   # the batch norm after it, as a scale and shift of its output
+                norm = self.model.layer(absorbs[name])
+                affine = norm.type.inference_affine(*self._state_of(norm.name), norm.attrs, self.dtype)
             ctx = RunContext(train=train, rng=self._rngs[name], buffers=buffers, keep_cache=keep,
-                             algorithm=chosen.get(name), out=out, workspace=caps.get(name))
+                             algorithm=chosen.get(name), out=out, workspace=caps.get(name), affine=affine)
             try:
                 y, cache = layer.type.forward(xs, params, layer.attrs, ctx)
             except ArchstatError as exc:
@@ -420,6 +451,25 @@ class Executor:
         size (and input size) runs them; with ``algorithm='auto'`` this measures what the
         machine's cache does not know yet."""
         return dict(self._chosen(self._shapes(batch, input_shape), bool(train)))
+
+    def _folded_at(self, shapes: Mapping[str, Shape]) -> dict[str, str]:
+        key = shapes[INPUT_NAME]
+        if key not in self._folds:
+            self._folds[key] = {norm: conv for norm, conv in self._pairs.items()
+                                if folding.pays(self.model, conv, shapes, self.dtype.itemsize)}
+        return self._folds[key]
+
+    def folded(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, str]:
+        """``{batch norm: convolution}``: the batch norms an inference pass at this batch (and
+        input) size folds into the convolution before it (:mod:`archstat.engine.folding`);
+        :attr:`fold_pairs` not listed here run in place over the convolution's output."""
+        return dict(self._folded_at(self._shapes(batch, input_shape)))
+
+    @property
+    def fold_pairs(self) -> dict[str, str]:
+        """``{batch norm: convolution}``: the batch norms that at inference are folded into the
+        convolution before them or run in place over its output (empty with ``fold=False``)."""
+        return dict(self._pairs)
 
     def _free(self, values: dict[str, np.ndarray], name: str, plan: Any,
               roots: dict[str, np.ndarray]) -> None:

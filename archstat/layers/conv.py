@@ -101,8 +101,15 @@ class _ConvLike(LayerType):
         into = {} if ctx.out is None or not self.writes_out else {"out": ctx.out}
         if ctx.workspace is not None and self.caps_workspace:
             into["workspace"] = ctx.workspace
-        y = self.kernels()[0](x, params["weight"], params.get("bias"), **kw, **into)
-        return y, (x, params["weight"], "bias" in params, kw)
+        w, b = params["weight"], params.get("bias")
+        if ctx.affine is not None:
+            w, b = self.fold_affine(w, b, *ctx.affine)
+        y = self.kernels()[0](x, w, b, **kw, **into)
+        return y, (x, w, b is not None, kw)
+
+    def fold_affine(self, w, b, scale, shift):
+        """Weights and bias that give ``conv(x) * scale + shift`` per output channel."""
+        raise NotImplementedError
 
     def backward(self, dy, cache):
         x, w, has_bias, kw = cache
@@ -125,6 +132,7 @@ class Conv2d(_ConvLike):
     alias = "conv"
     writes_out = True
     caps_workspace = True
+    absorbs_affine = True
     fields = _WINDOW_FIELDS + (
         Field("groups", "int", 1, "channel groups (C_in for depthwise)", minimum=1),
         Field("bias", "bool", True, "learn one bias per output channel"),
@@ -161,6 +169,16 @@ class Conv2d(_ConvLike):
 
     def kernel_kwargs(self, attrs):
         return dict(super().kernel_kwargs(attrs), groups=attrs["groups"])
+
+    def fold_affine(self, w, b, scale, shift):
+        # output channel o is sum(w[o] * x) + b[o]: scaled, it is sum((w[o] s_o) * x) + b[o] s_o
+        return w * scale.reshape(-1, 1, 1, 1), shift if b is None else b * scale + shift
+
+    def absorbed_attrs(self, attrs):
+        return {**attrs, "bias": True}
+
+    def absorb_bytes(self, in_shapes, attrs, itemsize):
+        return itemsize * (numel(self.param_shapes(in_shapes, attrs)["weight"]) + attrs["out_channels"])
 
     algorithm_names = ALGORITHMS
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ArchstatError
 from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_forward, _lrn_scale,
-                           _per_channel, _trailing_axes, bn_inference_workspace, channel_bias, channel_bias_backward,
+                           _per_channel, _trailing_axes, bn_inference_affine, bn_inference_workspace, channel_bias, channel_bias_backward,
                            layer_scale, layer_scale_backward, ln_workspace, lrn_backward)
 from .norm_kernels import (batch_norm2d, batch_norm2d_backward, layer_norm,  # noqa: F401 (kernels)
                            layer_norm2d, layer_norm2d_backward, layer_norm_backward, lrn)
@@ -79,6 +79,13 @@ class BatchNorm2d(LayerType):
 
     def workspace_bytes(self, in_shapes, attrs, itemsize, algorithm=None, limit=None):
         return bn_inference_workspace(in_shapes[0], itemsize)
+
+    def affine_at_inference(self, attrs):
+        return attrs["track_running_stats"]    # without, it normalises by the batch's statistics
+
+    def inference_affine(self, params, buffers, attrs, dtype):
+        return bn_inference_affine(params.get("weight"), params.get("bias"), buffers["running_mean"],
+                                   buffers["running_var"], attrs["eps"], dtype)
 
     def forward(self, xs, params, attrs, ctx):
         return _bn_forward(xs[0], params.get("weight"), params.get("bias"),

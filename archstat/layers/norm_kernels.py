@@ -151,10 +151,16 @@ def _bn_statistics(x, running_mean, running_var, training, momentum, eps):
             running_var *= 1 - momentum
             running_var += (momentum * m / (m - 1)) * var
     else:
-        mean = np.asarray(running_mean).astype(x.dtype, copy=False).astype(np.float64)
-        var = np.asarray(running_var).astype(x.dtype, copy=False).astype(np.float64)
+        return _running_statistics(running_mean, running_var, x.dtype, eps)
     invstd = 1 / np.sqrt(var + eps)
     return mean, invstd
+
+
+def _running_statistics(running_mean, running_var, dtype, eps):
+    """Mean and 1/std (float64) of the running statistics, as rounded to ``dtype``."""
+    mean = np.asarray(running_mean).astype(dtype, copy=False).astype(np.float64)
+    var = np.asarray(running_var).astype(dtype, copy=False).astype(np.float64)
+    return mean, 1 / np.sqrt(var + eps)
 
 
 @kernel
@@ -201,6 +207,24 @@ def bn_inference_workspace(shape, itemsize: int) -> int:
     return itemsize * rows[2] * (1 + (2 * c if _Blocks.widens(rows) else 0))
 
 
+def bn_affine(mean, invstd, weight, bias, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Batch norm as y = x * a + c per channel: a = invstd * weight, c = bias - mean * a
+    (computed in float64 from the statistics, then rounded to ``dtype``); weight and bias may
+    be None."""
+    a = invstd if weight is None else invstd * np.asarray(weight).astype(dtype, copy=False)
+    c = -mean * a
+    if bias is not None:
+        c += np.asarray(bias).astype(dtype, copy=False)
+    return a.astype(dtype), c.astype(dtype)
+
+
+def bn_inference_affine(weight, bias, running_mean, running_var, eps, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bn_affine` of the running statistics, as :func:`batch_norm2d` normalises at
+    inference (the scale and shift a convolution before it can fold in)."""
+    mean, invstd = _running_statistics(running_mean, running_var, np.dtype(dtype), eps)
+    return bn_affine(mean, invstd, weight, bias, np.dtype(dtype))
+
+
 def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, out=None):
     """Return ``(y, cache)``: y = x * a + c per channel in one blocked pass, with
     a = invstd * weight and c = bias - mean * a, as PyTorch's CPU kernel folds it
@@ -210,11 +234,7 @@ def _bn_forward(x, weight, bias, running_mean, running_var, training, momentum, 
     batch_stats = training or running_mean is None
     mean, invstd = _bn_statistics(x, running_mean, running_var, training, momentum, eps)
     w = None if weight is None else np.asarray(weight).astype(x.dtype, copy=False)
-    a = invstd if w is None else invstd * w
-    c = -mean * a
-    if bias is not None:
-        c += np.asarray(bias).astype(x.dtype, copy=False)
-    a, c = a.astype(x.dtype), c.astype(x.dtype)
+    a, c = bn_affine(mean, invstd, w, bias, x.dtype)
     x3 = _rows(x)
     rows = x3.shape
     y = out if usable(out, x.shape, x.dtype, rows) else np.empty(x.shape, x.dtype)

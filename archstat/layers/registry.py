@@ -264,6 +264,32 @@ class LayerType:
     #: concatenation); :meth:`joined_axis` says which axis
     joins: ClassVar[bool] = False
 
+    #: True for a type whose forward can fold :attr:`RunContext.affine`, a scale and shift per
+    #: output channel of the layer after it, into its own weights and bias (a convolution, for
+    #: the batch norm after it at inference: :mod:`archstat.engine.folding`)
+    absorbs_affine: ClassVar[bool] = False
+
+    def absorbed_attrs(self, attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """For a type that :attr:`absorbs_affine`: its attrs as its forward runs with an affine
+        folded in (a convolution then has a bias), for :meth:`workspace_bytes`."""
+        return attrs
+
+    def absorb_bytes(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any], itemsize: int) -> int:
+        """For a type that :attr:`absorbs_affine`: the bytes of folded weights and bias its
+        forward makes when it folds an affine in (held while its kernel runs)."""
+        return 0
+
+    def affine_at_inference(self, attrs: Mapping[str, Any]) -> bool:
+        """True for a layer that is, at inference, a fixed scale and shift per channel (axis
+        1) of its one input: a batch norm with running statistics."""
+        return False
+
+    def inference_affine(self, params: Mapping[str, Any], buffers: Mapping[str, Any],
+                         attrs: Mapping[str, Any], dtype: Any) -> tuple[Any, Any]:
+        """For :meth:`affine_at_inference`: ``(scale, shift)``, (C,) arrays of ``dtype``, with
+        y = x * scale + shift per channel, from the current parameters and buffers."""
+        raise NotImplementedError(f"{self.name} is not an affine layer at inference")
+
     def joined_axis(self, in_shapes: Sequence[Shape], attrs: Mapping[str, Any]) -> int | None:
         """For a type that :attr:`joins`: the axis its inputs are laid along (non-negative,
         batch included). The engine then writes each input straight into its slice of the
@@ -342,6 +368,9 @@ class RunContext:
     #: a cap in bytes on the kernel's workspace (:meth:`LayerType.workspace_bytes` with
     #: ``limit``), None for none: kernels with blocks take smaller ones to fit under it
     workspace: int | None = None
+    #: ``(scale, shift)`` per output channel of the next layer, to fold into this one's
+    #: weights and bias (:attr:`LayerType.absorbs_affine`), None for none
+    affine: Any = None
 
 
 # ------------------------------------------------------------------------- the registry

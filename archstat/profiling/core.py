@@ -42,7 +42,9 @@ PROFILE_COLUMNS: dict[str, str] = {
     "measured_live_bytes": "bytes allocated while the layer ran in the forward pass (tracemalloc) "
                            "+ the input: compare with live_bytes",
     "algorithm": "the algorithm the engine ran the layer with ('im2col', 'winograd4', ...), '' for a "
-                 "layer type with one way to run (archstat.engine.algorithms)",
+                 "layer type with one way to run (archstat.engine.algorithms); at inference a batch norm "
+                 "after a convolution says 'folded into <conv>' (its work ran there) or 'in place' "
+                 "(archstat.engine.folding)",
     "work_fraction": "the multiplies that algorithm does / the direct count the MACs give (Winograd F(2x2,3x3) "
                      "4/9, F(4x4,3x3) 1/4, else 1): gflops and peak_pct are of the direct count, so they may "
                      "exceed the GEMM peak by 1 / work_fraction; the check for a rate above the roofs uses "
@@ -218,6 +220,10 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
         dy = {o: rng.standard_normal(shapes[o], dtype=np.dtype(dtype).type) for o in outs}
         dy = dy[outs[0]] if len(outs) == 1 else dy
     chosen = ex.algorithms(batch, backward, analysis.input_shape)   # an 'auto' choice measured before the timing
+    folded = {} if backward else ex.folded(batch, analysis.input_shape)
+    if not backward:   # batch norms after a convolution (archstat.engine.folding)
+        chosen.update({norm: f"folded into {conv}" if norm in folded else "in place"
+                       for norm, conv in ex.fold_pairs.items()})
     load = load_average()
     m = measure(ex, x, train=backward, repeat=repeat, warmup=warmup, dy=dy, memory=memory,
                 progress=progress, offset=offset, total=total)
@@ -225,7 +231,8 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
     state = sum(a.nbytes for group in (ex.params, ex.buffers) for arrays in group.values() for a in arrays.values())
     predicted = ex.predict_memory(batch, backward, analysis.input_shape)
     args = dict(repeat=repeat, warmup=warmup, seed=seed, train=backward, held=held, state=state,
-                predicted=predicted, load=load, chosen=chosen, choice=ex.algorithm, workspace=ex.workspace)
+                predicted=predicted, load=load, chosen=chosen, choice=ex.algorithm, workspace=ex.workspace,
+                folded=folded)
     p = _assemble(analysis, calibration, m, **args)
     if any(above_roof(pct * work) for pct, work in zip(p.column("peak_pct"), p.column("work_fraction"))) \
             and discard_cached(calibration):
@@ -257,7 +264,8 @@ def _engine_backward_flops(analysis: Analysis) -> dict[str, int]:
 def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: int, warmup: int, seed: int,
               train: bool, held: int, state: int, predicted: int, load: float | None = None,
               replaced: Calibration | None = None, chosen: Mapping[str, str] | None = None,
-              choice: str = "reference", workspace: str | int | None = "auto") -> Profile:
+              choice: str = "reference", workspace: str | int | None = "auto",
+              folded: Mapping[str, str] | None = None) -> Profile:
     rows = analysis.rows()
     roof = cal.roofline(analysis.dtype)
     cols: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in rows[0]}
@@ -274,7 +282,8 @@ def _assemble(analysis: Analysis, cal: Calibration, m: Measurement, *, repeat: i
         new["time_ms"].append(fwd[0] + (bwd[0] if train else 0.0))
         ai = intensity(r["flops"], nbytes)
         attainable = float(roof.attainable(ai))
-        rate = _rate(r["flops"], fwd[0])
+        # a folded batch norm's work ran in its convolution: no rate of its own
+        rate = math.nan if name in (folded or {}) else _rate(r["flops"], fwd[0])
         new["traffic_bytes"].append(nbytes)
         new["intensity"].append(ai)
         new["gflops"].append(rate)
