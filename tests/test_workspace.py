@@ -17,7 +17,7 @@ import pytest
 
 import archstat
 from archstat import Executor
-from archstat.layers import conv_winograd as wino, im2col as win, registry, threads
+from archstat.layers import conv_depthwise as dw, conv_winograd as wino, im2col as win, registry, threads
 from archstat.layers.registry import RunContext
 from archstat.layers.special import BLOCK
 from archstat.engine import workspace
@@ -107,6 +107,9 @@ CONV_CASES = [
     (8, 24, 27, 32, 5, 1, 2, 2, True, "zeros"),
     (2, 3, 99, 24, 11, 4, 0, 1, True, "zeros"),
     (2, 8, 17, 12, 3, 1, 1, 1, True, "zeros"),         # odd sizes: Winograd's tiles overhang
+    (8, 480, 14, 480, 3, 1, 1, 480, True, "zeros"),    # depthwise, channels last (small planes)
+    (2, 32, 10, 96, 3, 1, 1, 32, False, "zeros"),      # the same with a multiplier 3, small blocks
+    (1, 64, 7, 64, 5, 1, 2, 64, True, "reflect"),      # channels last, padding built per block
 ]
 
 
@@ -134,6 +137,8 @@ def blocks(request, monkeypatch):
         monkeypatch.setattr(wino, "BLOCK_BYTES", 1)
         monkeypatch.setattr(wino, "MIN_BLOCK_TILES", 20)
         monkeypatch.setattr(wino, "FILTER_CHUNK_BYTES", 1)
+        monkeypatch.setattr(dw, "PLANE_BLOCK_BYTES", 1)
+        monkeypatch.setattr(dw, "CHANNELS_LAST_BLOCK_BYTES", 1)
     return request.param
 
 
@@ -238,6 +243,42 @@ def test_in_place_silu_declares_its_pieces_of_denominators(shape):
     assert declared == pieces * min(BLOCK, x.size // pieces) * 4
     # not in place it writes its output with no temporaries at all
     assert silu.workspace_bytes([shape], silu.normalise({}), 4) == 0
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_a_silu_in_a_concatenation_slot_holds_no_array_of_its_size(inplace):
+    """conv -> SiLU -> concat [conv, SiLU] at batch 4: the SiLU's output is a strided slice of
+    the joined buffer (its input another, or itself in place), taken one image at a time with
+    pieces of temporaries, as declared; never an input-sized temporary."""
+    spec = {"input": [8, 24, 24], "layers": [
+        {"name": "c", "type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1},
+        {"name": "s", "type": "silu", "inplace": inplace, "inputs": "c"},
+        {"name": "j", "type": "concat", "inputs": ["c", "s"] if not inplace else ["s", "c2"]}]}
+    if inplace:   # an in-place SiLU's storage is its input's: the slot holds both
+        spec["layers"].insert(2, {"name": "c2", "type": "conv2d", "out_channels": 16, "kernel_size": 1,
+                                  "inputs": "input"})
+    ex = Executor(spec, workspace=None)
+    assert "j" in ex.plan.placement.hosts
+    a = archstat.analyze(ex.model, batch=4).totals
+    predicted = ex.predict_memory(4) - a["param_bytes"] - a["buffer_bytes"]
+    traced = _traced_forward(ex, np.random.default_rng(0).standard_normal((4, 8, 24, 24), dtype=np.float32))
+    tensor = 4 * 16 * 24 * 24 * 4
+    assert abs(traced - predicted) < tensor // 8, (traced, predicted)
+
+
+def test_threads_run_under_the_callers_error_settings():
+    """NumPy's error settings belong to a thread's context: each part of a pass shared out
+    over the cores runs under the caller's, so an invalid value raises wherever it lies."""
+    x = np.ones(4_000_000, np.float32)
+    for where in (10, x.size - 10):
+        x[:] = 1
+        x[where] = -np.inf                     # -inf / (1 + exp(inf)) = -inf / inf: invalid
+        with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+            registry.kernels()["silu"](x, keep_sigmoid=False)
+    seen = []
+    with np.errstate(divide="raise", over="warn"):
+        threads.each(lambda part: seen.append(np.geterr()), 8, 1 << 30, compute=True)
+    assert all(s["divide"] == "raise" and s["over"] == "warn" for s in seen) and len(seen) == min(8, threads.compute_cores())
 
 
 @pytest.mark.parametrize("type_name", CONTRACT_TYPES)
@@ -383,20 +424,26 @@ def test_a_capped_conv_fits_its_cap_and_computes_the_same(algorithm):
     assert 1 < smallest < 2**20
 
 
-def test_a_capped_depthwise_conv_takes_smaller_channel_blocks():
-    """MobileNetV2's first stride-2 depthwise conv (96 channels at 112x112): each thread
-    part's planes of 2 MiB blocks make 3-6 MB of workspace; under a cap the blocks hold
-    fewer channels, and the output is the same."""
-    x, w, _ = _conv_inputs((1, 96, 112, 96, 3, 2, 1, 96, False, "zeros"))
-    full = conv2d_workspace(x.shape, w.shape, False, 2, 1, 1, 96)
-    want = conv2d(x, w, None, 2, 1, 1, 96)
-    assert full > 3 * 2**20
-    for cap in (2**20, 300_000):
-        declared = conv2d_workspace(x.shape, w.shape, False, 2, 1, 1, 96, workspace=cap)
+@pytest.mark.parametrize("case,caps", [
+    # MobileNetV2's first stride-2 depthwise conv (96 channels at 112x112), flat planes
+    ((1, 96, 112, 96, 3, 2, 1, 96, False, "zeros"), (2**20, 300_000)),
+    # EfficientNet-B0's 5x5 on 14x14, channels last; 100 kB holds a few channels at a time
+    ((2, 672, 14, 672, 5, 1, 2, 672, False, "zeros"), (2**20, 100_000)),
+])
+def test_a_capped_depthwise_conv_takes_smaller_channel_blocks(case, caps):
+    """Each thread part's planes of the default blocks make megabytes of workspace; under a
+    cap the blocks hold fewer channels, and the output is the same."""
+    x, w, _ = _conv_inputs(case)
+    _, c, _, _, _, s, p, g, _, _ = case
+    full = conv2d_workspace(x.shape, w.shape, False, s, p, 1, g)
+    want = conv2d(x, w, None, s, p, 1, g)
+    assert full > 2 * 2**20
+    for cap in caps:
+        declared = conv2d_workspace(x.shape, w.shape, False, s, p, 1, g, workspace=cap)
         assert cap / 2 < declared <= cap
-        measured = max(_transient(lambda: conv2d(x, w, None, 2, 1, 1, 96, workspace=cap))[0] for _ in range(3))
+        measured = max(_transient(lambda: conv2d(x, w, None, s, p, 1, g, workspace=cap))[0] for _ in range(3))
         assert _close(measured, declared), (cap, measured, declared)
-        np.testing.assert_array_equal(conv2d(x, w, None, 2, 1, 1, 96, workspace=cap), want)
+        np.testing.assert_array_equal(conv2d(x, w, None, s, p, 1, g, workspace=cap), want)
 
 
 def test_a_cap_below_the_folded_weight_adds_the_bias_in_its_own_pass():

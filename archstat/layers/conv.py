@@ -383,7 +383,8 @@ def _key(value):
 def _blocking(*args):
     """:func:`_blocking_for` with the block constants it depends on in its cache key."""
     return _blocking_for(*args, (win.BLOCK_BYTES, win.MIN_BLOCK_COLS, win.COL_BUDGET_BYTES, wino.BLOCK_BYTES,
-                                 wino.MIN_BLOCK_TILES, wino.FILTER_CHUNK_BYTES, dw.PLANE_BLOCK_BYTES))
+                                 wino.MIN_BLOCK_TILES, wino.FILTER_CHUNK_BYTES, dw.PLANE_BLOCK_BYTES,
+                                 dw.CHANNELS_LAST_BLOCK_BYTES, dw.CHANNELS_LAST_MAX_PLANE))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -421,7 +422,7 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
         return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, blocking.aim, blocking.chunk)
     geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
     if _direct_depthwise(x_shape, w_shape, g, geom):
-        return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, blocking.aim)
+        return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, blocking.aim, has_bias)
     if geom.is_pointwise:
         return 0
     n, c = x_shape[:2]

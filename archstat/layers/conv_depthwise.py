@@ -93,14 +93,16 @@ class _Layout:
         return nb * cb * (self.phases * self.flat + 2 * self.span)
 
 
-#: output planes of at most this many positions (14 x 14) take the channels-last form
+#: output planes of at most this many positions (14 x 14, or any shape of that area) take the
+#: channels-last form
 CHANNELS_LAST_MAX_PLANE = 14 * 14
 #: input bytes per block of the channels-last form
 CHANNELS_LAST_BLOCK_BYTES = 2**20
 
 
 def channels_last(geom) -> bool:
-    """Whether :func:`depthwise_forward` runs on channels-last planes: stride 1, small output planes."""
+    """Whether :func:`depthwise_forward` runs on channels-last planes: stride 1, output planes of
+    at most :data:`CHANNELS_LAST_MAX_PLANE` positions."""
     return geom.stride == (1, 1) and geom.out_hw[0] * geom.out_hw[1] <= CHANNELS_LAST_MAX_PLANE
 
 
@@ -124,7 +126,7 @@ class _LastLayout:
         return nb * cb * (self.phases * hg * wg + 2 * self.out_hw[0] * self.out_hw[1])
 
 
-def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, block_bytes=None):
+def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, block_bytes=None, has_bias=True):
     """Bytes :func:`depthwise_forward` allocates beyond y while it runs: each part's block
     scratch (and, for a padding mode other than zeros, the block padded on the way into its
     planes) and NumPy's buffers for its strided multiplies, the parts side by side
@@ -136,10 +138,12 @@ def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, block_by
         def per_last_block(nb, cb):
             padding = 0 if padding_mode == "zeros" else win.pad_peak_elements((nb, cb, h, w), last.grid.pads,
                                                                               padding_mode)
-            # NumPy's buffer for the multiplies of a tap's strided pixels by the broadcast weights
-            buffer = min(np.getbufsize(), nb * cb * last.out_hw[0] * last.out_hw[1])
-            return itemsize * (last.scratch_elements(nb, cb) + padding + buffer)
-        weights = itemsize * math.prod(w_shape) + itemsize * w_shape[0]   # the channels-last copies
+            # NumPy's buffers for the multiplies of a tap's strided pixels by the broadcast
+            # weights: two on small blocks, one on large (a bound, from 2 of up to 8,192)
+            buffers = 2 * min(np.getbufsize(), nb * cb * last.out_hw[0] * last.out_hw[1])
+            return itemsize * (last.scratch_elements(nb, cb) + padding + buffers)
+        # the channels-last copies of the weights (and of the bias)
+        weights = itemsize * (math.prod(w_shape) + (w_shape[0] if has_bias else 0))
         return weights + threads.scratch_bytes(x_shape, itemsize, last.blocks_of(x_shape, itemsize, block_bytes),
                                                3 * last.m, per_last_block, compute=True)
     lay = _Layout(x_shape, w_shape, geom)
@@ -196,7 +200,7 @@ def depthwise_forward(x, w, b, geom, padding_mode, out=None, block_bytes=None):
             if bt is not None:
                 out += bt[chans, j, None]
             y5[imgs, chans, j] = out.reshape(nb, cb, ho, wg)[..., :wo]
-    threads.each_block(step, x, list(lay.blocks_of(x.shape, x.itemsize, block_bytes)), 3 * m, scratch, compute=True)
+    threads.each_block(step, x, lay.blocks_of(x.shape, x.itemsize, block_bytes), 3 * m, scratch, compute=True)
     return y
 
 
@@ -232,7 +236,7 @@ def _forward_last(x, w, b, geom, padding_mode, out=None, block_bytes=None):
             if bl is not None:
                 acc += bl[j, chans]
             y5[imgs, chans, j] = acc.transpose(0, 3, 1, 2)
-    threads.each_block(step, x, list(lay.blocks_of(x.shape, x.itemsize, block_bytes)), 3 * m, scratch, compute=True)
+    threads.each_block(step, x, lay.blocks_of(x.shape, x.itemsize, block_bytes), 3 * m, scratch, compute=True)
     return y
 
 

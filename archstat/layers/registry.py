@@ -529,6 +529,9 @@ class CacheBlocks:
     def __iter__(self):
         return (self[j] for j in range(self.count))
 
+    def __len__(self) -> int:
+        return self.count
+
     def __getitem__(self, j: int) -> tuple[slice, slice]:
         """Block ``j`` as ``(images, channels)`` slices."""
         if self.whole:

@@ -99,14 +99,20 @@ def parts(total: int, nbytes: int, compute: bool = False) -> list[slice]:
 def each(fn: Callable[[slice], object], total: int, nbytes: int, compute: bool = False,
          split: Sequence[slice] | None = None) -> None:
     """``fn(part)`` for the :func:`parts` of ``range(total)`` (or the given ``split``), the
-    first in the calling thread and the others in the pool; returns when all are done,
-    raising the first error."""
+    first in the calling thread and the others in the pool, all under the caller's
+    ``np.errstate`` (NumPy's error settings belong to a thread's context, which the pool's
+    threads do not inherit); returns when all are done, raising the first error."""
     split = parts(total, nbytes, compute) if split is None else split
     if len(split) == 1:
         fn(split[0])
         return
     pool = _executor(max(available(), len(split)) - 1)
-    futures = [pool.submit(fn, part) for part in split[1:]]
+    caller = np.geterr()
+
+    def as_caller(part: slice) -> None:
+        with np.errstate(**caller):
+            fn(part)
+    futures = [pool.submit(as_caller, part) for part in split[1:]]
     error = None
     try:
         fn(split[0])
@@ -129,7 +135,7 @@ def each_block(step: Callable[[Any, Any], object], x: np.ndarray, blocks: Sequen
     part before the parts start and again only when a block's extent changes (a last,
     smaller block); None without ``scratch``. ``arrays``: how many arrays of x's size the pass reads and writes."""
     nbytes = int(arrays * x.nbytes)
-    split = parts(len(blocks), nbytes, compute)
+    split = parts(len(blocks), nbytes, compute)   # blocks: a list, or CacheBlocks (never listed)
     # each part's first buffers are made here, before any part starts, so that they are all
     # held at once whatever the threads' timing (the peak :func:`scratch_bytes` states)
     first = ({p.start: scratch(*x[blocks[p.start]].shape[:2]) for p in split if p.start < p.stop}
@@ -138,7 +144,8 @@ def each_block(step: Callable[[Any, Any], object], x: np.ndarray, blocks: Sequen
     def run(part: slice) -> None:
         made = first.pop(part.start, None)
         extent = None if made is None else x[blocks[part.start]].shape[:2]
-        for block in blocks[part]:
+        for j in range(part.start, part.stop):
+            block = blocks[j]
             if scratch is not None and x[block].shape[:2] != extent:
                 extent = x[block].shape[:2]
                 made = None   # the old buffers go before the new ones come
@@ -189,16 +196,22 @@ def elementwise(fn: Callable[..., object], arrays: Sequence[np.ndarray]) -> None
 
 
 def chunked(fn: Callable[..., object], arrays: Sequence[np.ndarray], chunk: int, scratch: int = 0,
-            compute: bool = True) -> bool:
-    """``fn(*pieces, *temps)`` over flat pieces of at most ``chunk`` elements of same-shaped
-    C-contiguous arrays (inputs and outputs alike), the :func:`parts` side by side: for
-    elementwise kernels of several passes, which then run from cache. Each part has
-    ``scratch`` temporaries of ``chunk`` elements (of the first array's dtype; the last
-    piece gets their first elements). Returns False, having done nothing, when the arrays
-    are not all C-contiguous and of one size (the caller takes its whole-array form)."""
+            compute: bool = True) -> None:
+    """``fn(*pieces, *temps)`` over pieces of at most ``chunk`` elements of same-shaped
+    arrays (inputs and outputs alike), the :func:`parts` side by side: for elementwise
+    kernels of several passes, which then run from cache. Each part has ``scratch``
+    temporaries of ``chunk`` elements (of the first array's dtype; a shorter piece gets
+    their first elements). Pieces are flat runs of C-contiguous arrays; arrays of another
+    layout (a concatenation's slot, a strided view) are taken one index of the first axis
+    at a time, down to rows, each as such, so that no temporary is ever larger."""
     views = flat(*arrays)
     if views is None:
-        return False
+        if arrays[0].ndim <= 1:        # strided rows: pieces of the rows themselves
+            views = [np.asarray(a).reshape(-1) for a in arrays]
+        else:
+            for i in range(arrays[0].shape[0]):
+                chunked(fn, [a[i] for a in arrays], chunk, scratch, compute)
+            return
     total = views[0].size
     dtype = views[0].dtype
 
@@ -208,12 +221,11 @@ def chunked(fn: Callable[..., object], arrays: Sequence[np.ndarray], chunk: int,
             stop = min(start + chunk, part.stop)
             fn(*(v[start:stop] for v in views), *(t[:stop - start] for t in temps))
     each(run, total, sum(a.nbytes for a in arrays), compute)
-    return True
 
 
 def chunked_scratch_bytes(size: int, nbytes: int, chunk: int, itemsize: int, scratch: int,
                           compute: bool = True) -> int:
-    """The bytes of temporaries :func:`chunked` holds at once over arrays of ``size``
-    elements moving ``nbytes`` in all: ``scratch`` pieces of up to ``chunk`` elements per
-    part, the parts side by side."""
+    """The bytes of temporaries :func:`chunked` holds at once over C-contiguous arrays of
+    ``size`` elements moving ``nbytes`` in all: ``scratch`` pieces of up to ``chunk``
+    elements per part, the parts side by side (for other layouts, a bound)."""
     return sum(scratch * min(chunk, p.stop - p.start) * itemsize for p in parts(size, nbytes, compute))
