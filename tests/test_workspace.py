@@ -59,8 +59,12 @@ def test_im2col_workspace_by_hand():
     # reflect padding builds the padded input (7x7), rows first (7x5) then columns
     assert conv2d_workspace((1, 2, 5, 5), (4, 2, 3, 3), False, padding=1, padding_mode="reflect") == \
         4 * (18 * 25 + 2 * 7 * 5 + 2 * 7 * 7)
-    # a 1x1 stride-1 conv is one GEMM on the input itself: nothing
-    assert conv2d_workspace((8, 64, 56, 56), (256, 64, 1, 1), True) == 0
+    # a 1x1 stride-1 conv is one GEMM on the input itself: nothing; its bias is added in a
+    # pass of its own, through one NumPy buffer of np.getbufsize() elements (8,192), or of the
+    # whole output when smaller (4 x 2 x 3 x 3 = 72)
+    assert conv2d_workspace((8, 64, 56, 56), (256, 64, 1, 1), False) == 0
+    assert conv2d_workspace((8, 64, 56, 56), (256, 64, 1, 1), True) == 4 * np.getbufsize() == 4 * 8_192
+    assert conv2d_workspace((4, 3, 3, 3), (2, 3, 1, 1), True) == 4 * 72
 
 
 def test_winograd_workspace_by_hand():
@@ -110,6 +114,7 @@ CONV_CASES = [
     (8, 480, 14, 480, 3, 1, 1, 480, True, "zeros"),    # depthwise, channels last (small planes)
     (2, 32, 10, 96, 3, 1, 1, 32, False, "zeros"),      # the same with a multiplier 3, small blocks
     (1, 64, 7, 64, 5, 1, 2, 64, True, "reflect"),      # channels last, padding built per block
+    (8, 64, 28, 256, 1, 1, 0, 1, True, "zeros"),       # 1x1 with a bias (a folded batch norm's): its pass
 ]
 
 

@@ -423,10 +423,12 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
     geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
     if _direct_depthwise(x_shape, w_shape, g, geom):
         return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, blocking.aim, has_bias)
-    if geom.is_pointwise:
-        return 0
     n, c = x_shape[:2]
     c_out = w_shape[0]
+    if geom.is_pointwise:
+        # no columns; a bias is added in a pass of its own, which NumPy buffers (measured: one
+        # buffer of at most np.getbufsize() elements, 27-35 kB in float32)
+        return itemsize * min(np.getbufsize(), n * c_out * math.prod(geom.out_hw)) if has_bias else 0
     fold = has_bias and blocking.fold_bias and _folds_bias(w_shape, g, geom)
     weight = c_out * (math.prod(w_shape[1:]) + 1) if fold else 0
     _, first = _column_plan(n, c, geom, itemsize, blocking.aim)
