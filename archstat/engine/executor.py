@@ -1,10 +1,13 @@
 """The graph executor: runs a :class:`~archstat.graph.Model` forward and backward in NumPy.
 
 Every layer runs through its registered type (``layer.type.forward`` / ``.backward``), in
-``model.order``. Memory follows the analysis exactly: at inference each tensor is released
-once its last consumer has run, by :func:`archstat.analysis.liveness` (the plan the
-analysis reports as ``peak_activation_bytes``); in-place layers write over their input and
-views (flatten, dropout at inference) allocate nothing.
+``model.order``. Memory follows the analysis: at inference each tensor is released once its
+last consumer has run, by :func:`archstat.analysis.liveness` (the plan the analysis reports
+as ``peak_activation_bytes``); in-place layers write over their input and views (flatten,
+dropout at inference) allocate nothing. One economy goes further, on by default: a batch
+norm after a convolution nothing else reads is folded into it or writes over its output
+(:mod:`archstat.engine.folding`), which only lowers the peak; ``fold=False`` follows the
+analysis' plan exactly, and :meth:`Executor.predict_memory` follows whichever runs.
 
 Quick use::
 
@@ -179,7 +182,8 @@ class Executor:
         """Predicted peak bytes of one pass, from the analysis (nothing is allocated).
 
         Inference: parameters + buffers + the input + the largest, over the layers, of the
-        activations live while the layer runs (the liveness plan's, :meth:`_step_bytes`;
+        activations live while the layer runs (this executor's liveness plan, with its folded
+        batch norms, :meth:`_step_bytes`; a folded convolution adds its scaled weights;
         the input, the caller's, counts through the whole pass, in this executor's dtype: an
         input of another dtype is cast, and the caller's array is then extra) plus the workspace its
         kernel allocates for the algorithm this executor runs it with, under its cap
