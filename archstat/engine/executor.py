@@ -94,9 +94,11 @@ class Executor:
     fold : bool
         At inference, fold each batch norm into the convolution before it when nothing else
         reads that convolution's output (:mod:`archstat.engine.folding`: no pass of its own
-        over the output, and no array of its own); a hook then sees such a convolution's
-        output already normalised (:meth:`folded` says where). False runs every batch norm
-        on its own.
+        over the output, and no array of its own), where that pays and does not raise the
+        peak, and else runs it in place over that output. A hook then sees a folded
+        convolution's output already normalised (:meth:`folded` says where), and an in-place
+        one's array written over by the batch norm after the hook returns (as with any
+        in-place layer). False runs every batch norm on its own.
 
     Attributes
     ----------
@@ -216,27 +218,44 @@ class Executor:
         is counted at its cap (:meth:`_step_bytes`). Nothing is measured: a layer whose
         ``auto`` choice is not known yet counts its largest workspace."""
         shapes = self._shapes(batch, input_shape)
-        key = (shapes[INPUT_NAME], False)
+        folded = self._folded_at(shapes)
+        return self._step_bytes(shapes).given + max(self._step_peaks(shapes, folded).values(), default=0)
+
+    def _step_peaks(self, shapes: Mapping[str, Shape], folded: Mapping[str, str]) -> dict[str, int]:
+        """``{layer: bytes}`` each step of an inference pass holds at its peak besides the
+        caller's input: the plan's live storage plus the workspace its kernel allocates under its
+        cap for the algorithm that runs it (the largest of the layer's, where an ``auto``
+        choice is not known yet: nothing is measured), with the batch norms ``folded`` into
+        their convolutions (which then also hold their scaled weights)."""
         steps = self._step_bytes(shapes)
-        chosen = self._algorithms.get(key) or choose(self.model, shapes, self.algorithm, dtype=self.dtype.name,
-                                                     train=False, measure=False, caps=steps.caps)
-        folded = self._folded_at(shapes) if self._pairs else {}
+        chosen = self._algorithms.get((shapes[INPUT_NAME], False)) or choose(
+            self.model, shapes, self.algorithm, dtype=self.dtype.name, train=False, measure=False, caps=steps.caps)
         absorbs = set(folded.values())
-        peak = 0
+        peaks = {}
         for name, held in steps.live.items():
             if name in folded:     # applied by its convolution: nothing runs
-                peak = max(peak, held)
+                peaks[name] = held
                 continue
             layer = self.model.layer(name)
             in_shapes = [shapes[src] for src in layer.inputs]
             attrs = layer.type.absorbed_attrs(layer.attrs) if name in absorbs else layer.attrs
             options = [chosen[name]] if name in chosen else layer.type.algorithms(in_shapes, layer.attrs) or [None]
-            work = max(layer.type.workspace_bytes(in_shapes, attrs, self.dtype.itemsize, option,
-                                                  steps.caps.get(name)) for option in options)
-            if name in absorbs:    # the scaled weights and bias, made for the call
-                work += layer.type.absorb_bytes(in_shapes, layer.attrs, self.dtype.itemsize)
-            peak = max(peak, held + work)
-        return steps.given + peak
+            made = self._absorb_bytes(name, shapes) if name in absorbs else 0
+            cap = self._cap(steps.caps.get(name), made)
+            work = max(layer.type.workspace_bytes(in_shapes, attrs, self.dtype.itemsize, option, cap)
+                       for option in options)
+            peaks[name] = held + work + made   # with the scaled weights and bias, made for the call
+        return peaks
+
+    def _absorb_bytes(self, conv: str, shapes: Mapping[str, Shape]) -> int:
+        layer = self.model.layer(conv)
+        return layer.type.absorb_bytes([shapes[src] for src in layer.inputs], layer.attrs, self.dtype.itemsize)
+
+    @staticmethod
+    def _cap(cap: int | None, made: int) -> int | None:
+        """A convolution's workspace cap less the scaled weights it makes for a folded batch
+        norm: the step stays where the cap puts it."""
+        return cap if cap is None or not made else max(0, cap - made)
 
     def workspace_caps(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, int]:
         """``{layer: bytes}``: the cap on each layer's kernel workspace in an inference pass at
@@ -409,8 +428,9 @@ class Executor:
             if name in absorbs:   # the batch norm after it, as a scale and shift of its output
                 norm = self.model.layer(absorbs[name])
                 affine = norm.type.inference_affine(*self._state_of(norm.name), norm.attrs, self.dtype)
+            cap = self._cap(caps.get(name), self._absorb_bytes(name, shapes) if affine is not None else 0)
             ctx = RunContext(train=train, rng=self._rngs[name], buffers=buffers, keep_cache=keep,
-                             algorithm=chosen.get(name), out=out, workspace=caps.get(name), affine=affine)
+                             algorithm=chosen.get(name), out=out, workspace=cap, affine=affine)
             try:
                 y, cache = layer.type.forward(xs, params, layer.attrs, ctx)
             except ArchstatError as exc:
@@ -457,10 +477,20 @@ class Executor:
         return dict(self._chosen(self._shapes(batch, input_shape), bool(train)))
 
     def _folded_at(self, shapes: Mapping[str, Shape]) -> dict[str, str]:
-        key = shapes[INPUT_NAME]
+        """The pairs folded at these shapes: where the fold pays in time
+        (:func:`archstat.engine.folding.pays`) and the convolution's step, with its scaled
+        weights and the workspace of its new bias, stays within the peak of the pass with
+        every batch norm in place: folding never raises the peak."""
+        key = (shapes[INPUT_NAME], (shapes[INPUT_NAME], False) in self._algorithms)
         if key not in self._folds:
-            self._folds[key] = {norm: conv for norm, conv in self._pairs.items()
-                                if folding.pays(self.model, conv, shapes, self.dtype.itemsize)}
+            folds = {norm: conv for norm, conv in self._pairs.items()
+                     if folding.pays(self.model, conv, shapes, self.dtype.itemsize)}
+            if folds:
+                unfolded = self._step_peaks(shapes, {})
+                ceiling = max(unfolded.values())
+                with_folds = self._step_peaks(shapes, folds)
+                folds = {norm: conv for norm, conv in folds.items() if with_folds[conv] <= ceiling}
+            self._folds[key] = folds
         return self._folds[key]
 
     def folded(self, batch: int = 1, input_shape: tuple[int, ...] | None = None) -> dict[str, str]:

@@ -12,8 +12,10 @@ batch norm as writing over the convolution's output, :func:`archstat.liveness.li
   ONNX Runtime fold it the same way, once; here the fold is redone every call from the live
   parameters, so that weights updated in place are always seen);
 * **in place**: where the scaled weights would cost more than the pass they save (more
-  weights than outputs, as in ResNet's last stage at batch 1), the convolution runs as it is
-  and the batch norm writes over its output.
+  weights than outputs, as in ResNet's last stage at batch 1), or where the convolution's
+  step, holding them and its new bias's workspace, would rise above the pass's peak (the
+  executor's check: folding never raises the peak), the convolution runs as it is and the
+  batch norm writes over its output.
 
 A hook then sees a folded convolution's output as the batch norm's (``Executor.folded`` says
 which); ``Executor(fold=False)`` runs every batch norm on its own.

@@ -40,7 +40,9 @@ PROFILE_COLUMNS: dict[str, str] = {
                        "backward_flops, plus the input gradients the engine computes though training needs "
                        "none (the image's)",
     "measured_live_bytes": "bytes allocated while the layer ran in the forward pass (tracemalloc) "
-                           "+ the input: compare with live_bytes",
+                           "+ the input: compare with live_bytes (the analysis' plan: at a batch norm "
+                           "folded into its convolution or run in place, the measure is lower by that "
+                           "batch norm's own output, which the engine does not make)",
     "algorithm": "the algorithm the engine ran the layer with ('im2col', 'winograd4', ...), '' for a "
                  "layer type with one way to run (archstat.engine.algorithms); at inference a batch norm "
                  "after a convolution says 'folded into <conv>' (its work ran there) or 'in place' "
