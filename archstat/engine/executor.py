@@ -136,7 +136,7 @@ class Executor:
                              else self.plan)
         self._regions: dict[tuple[Any, ...], dict[str, tuple[str, tuple[slice, ...]]]] = {}
         self._steps: dict[tuple[Any, ...], _Steps] = {}
-        self._folds: dict[tuple[int, ...], dict[str, str]] = {}
+        self._folds: dict[tuple[Any, ...], dict[str, str]] = {}   # (input shape, choices known) -> folds
         # an in-place layer whose storage is the input would write over the caller's array
         self._writes_input = any(self.model.layer(n).type.writes_in_place(self.model.layer(n).attrs)
                                  for n in self.plans[True].members[INPUT_NAME][1:])
