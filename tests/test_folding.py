@@ -3,8 +3,6 @@ which pairs fold, the same outputs as batch norms on their own, weights changed 
 at the next call, training and cached passes untouched, and the memory the plan predicts."""
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -12,6 +10,8 @@ import archstat
 from archstat import Executor
 from archstat.engine import folding
 from archstat.profiling import Calibration, machine_info, profile
+
+from test_workspace import _traced_forward
 
 
 def chain(**norm):
@@ -161,16 +161,6 @@ def test_training_and_passes_that_keep_their_caches_run_every_batch_norm():
         np.testing.assert_array_equal(ex.input_grad, plain.input_grad)
 
 
-def _traced(ex: Executor, x: np.ndarray) -> int:
-    ex.forward(x)
-    tracemalloc.start()
-    try:
-        ex.forward(x)
-        return tracemalloc.get_traced_memory()[1] + x.nbytes
-    finally:
-        tracemalloc.stop()
-
-
 def test_the_plan_writes_each_batch_norm_over_its_convolution():
     """chain() widened to (16, 32, 32) -> 64 -> 16 -> head 128 channels, at batch 8: a tensor
     of 64 channels is 2,097,152 bytes, of 16 524,288. On their own, n1 holds c1's output and
@@ -196,7 +186,7 @@ def test_the_plan_writes_each_batch_norm_over_its_convolution():
     a = archstat.analyze(ex.model, batch=8).totals
     state = a["param_bytes"] + a["buffer_bytes"]
     for e in (ex, plain):
-        predicted, traced = e.predict_memory(8) - state, _traced(e, x)
+        predicted, traced = e.predict_memory(8) - state, _traced_forward(e, x)
         assert abs(traced - predicted) <= 64 * 1024, (e.fold_pairs, predicted, traced)
     assert ex.predict_memory(8) <= plain.predict_memory(8)
 

@@ -29,8 +29,8 @@ for _z in _ZEROS.values():
 
 
 def _relu_into(a: np.ndarray, o: np.ndarray) -> None:
-    zeros = _ZEROS.get(a.dtype)
-    np.maximum(a, 0 if zeros is None or a.size > zeros.size else zeros[:a.size], out=o)
+    zeros = _ZEROS.get(a.dtype)   # pieces hold at most BLOCK elements
+    np.maximum(a, 0 if zeros is None else zeros[:a.size], out=o)
 
 
 @kernel
@@ -81,7 +81,9 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     dy = np.asarray(dy)
     dx = np.empty(dy.shape, dy.dtype)
-    threads.elementwise(lambda d, m, o: select(np.greater(m, 0), d, out=o), (dy, np.asarray(y), dx))
+    # one piece per part: a pass this light gains nothing from cache-sized pieces (measured slower)
+    threads.chunked(lambda d, m, o: select(np.greater(m, 0), d, out=o), (dy, np.asarray(y), dx), max(1, dy.size),
+                    compute=False)
     return dx
 
 
@@ -110,9 +112,8 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     PyTorch's, where the exact value is subnormal; that overflow, and the underflow of 1 / e
     to a subnormal just above, are silenced. Four passes, each over a cache-sized piece at a
     time and on every core (:func:`.threads.chunked`, any layout), with no temporaries: 10x
-    faster than the stable
-    ``exp(-|x|)`` form with a ``where`` it replaced (8.4 against 0.7 ns an element for
-    SiLU on (8, 96, 112, 112) float32, 2 cores).
+    faster than the stable ``exp(-|x|)`` form with a ``where`` it replaced (8.4 against 0.7 ns
+    an element for SiLU on (8, 96, 112, 112) float32, 2 cores).
     """
     x = float_array(x)
     if out is None:

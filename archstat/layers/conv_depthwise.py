@@ -125,6 +125,16 @@ class _LastLayout:
         hg, wg = self.grid.plane_hw
         return nb * cb * (self.phases * hg * wg + 2 * self.out_hw[0] * self.out_hw[1])
 
+    def weights(self, w):
+        """The weights channels last: (m, taps, C), each tap's weights of every channel side by side."""
+        return np.ascontiguousarray(w.reshape(w.shape[0] // self.m, self.m, -1).transpose(1, 2, 0))
+
+    @staticmethod
+    def as_planes(planes):
+        """Channels-last planes (n, phases, H_g, W_g, c) seen as the (n, c, phases, H_g, W_g)
+        planes :class:`PhaseGrid` fills, gathers and merges."""
+        return planes.transpose(0, 4, 1, 2, 3)
+
 
 def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, block_bytes=None, has_bias=True):
     """Bytes :func:`depthwise_forward` allocates beyond y while it runs: each part's block
@@ -212,7 +222,7 @@ def _forward_last(x, w, b, geom, padding_mode, out=None, block_bytes=None):
     lay = _LastLayout(x.shape, w.shape, geom)
     m, grid, phases = lay.m, lay.grid, lay.phases
     (ho, wo), (hg, wg) = geom.out_hw, grid.plane_hw
-    wl = np.ascontiguousarray(w.reshape(c, m, -1).transpose(1, 2, 0))    # (m, taps, C)
+    wl = lay.weights(w)
     bl = None if b is None else np.ascontiguousarray(b.reshape(c, m).T)   # (m, C)
     y = out if usable(out, (n, c * m, ho, wo), x.dtype, (n, c, m, ho, wo)) else np.empty((n, c * m, ho, wo), x.dtype)
     y5 = y.reshape(n, c, m, ho, wo)
@@ -224,7 +234,7 @@ def _forward_last(x, w, b, geom, padding_mode, out=None, block_bytes=None):
     def step(block, bufs):
         imgs, chans = block
         planes, acc, tmp = bufs
-        grid.fill_last(planes, x[block], padding_mode)
+        grid.fill_planes(lay.as_planes(planes), x[block], padding_mode)
         for j in range(m):
             for k, (phase, oa, ob) in enumerate(grid.taps):
                 src = planes[:, phase, oa:oa + ho, ob:ob + wo]
@@ -281,16 +291,17 @@ def depthwise_backward(dy, x, w, geom, padding_mode):
     dy5 = dy.reshape(n, c, m, ho, wo)
     dx = np.empty(x.shape, x.dtype)
     dw = np.zeros(wt.shape, x.dtype)
-    bufs = {}
-    for imgs, chans in _Layout.blocks_of(x.shape, x.itemsize):
-        xb = x[imgs, chans]
+
+    def scratch(nb, cb):
+        return (np.zeros((nb, cb, phases, flat), x.dtype), np.empty((nb, cb, phases, flat), x.dtype),
+                np.zeros((nb, cb, m, ho, wg), x.dtype),   # junk columns stay 0
+                np.empty((nb, cb, span), x.dtype))
+
+    def step(block, bufs):
+        imgs, chans = block
+        xb = x[block]
         nb, cb = xb.shape[:2]
-        if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
-            bufs = {"shape": (nb, cb), "planes": np.zeros((nb, cb, phases, flat), x.dtype),
-                    "dplanes": np.empty((nb, cb, phases, flat), x.dtype),
-                    "dyx": np.zeros((nb, cb, m, ho, wg), x.dtype),   # junk columns stay 0
-                    "tmp": np.empty((nb, cb, span), x.dtype)}
-        planes, dplanes, dyx, tmp = bufs["planes"], bufs["dplanes"], bufs["dyx"], bufs["tmp"]
+        planes, dplanes, dyx, tmp = bufs
         grid.fill(planes, xb, padding_mode)
         dyx[..., :wo] = dy5[imgs, chans]
         dplanes[...] = 0
@@ -315,6 +326,7 @@ def depthwise_backward(dy, x, w, geom, padding_mode):
         else:                                   # fold the padding's gradient back in
             dxp = grid.merge(grid.plane_view(dplanes), geom.padded_hw)
             dx[imgs, chans] = win.pad_backward(dxp, geom.full_pads, padding_mode)
+    threads.each_block(step, x, _Layout.blocks_of(x.shape, x.itemsize), 3 * m, scratch, ordered=True)
     return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
 
 
@@ -329,20 +341,19 @@ def _backward_last(dy, x, w, geom, padding_mode):
     lay = _LastLayout(x.shape, w.shape, geom)
     m, grid, phases = lay.m, lay.grid, lay.phases
     (ho, wo), (hg, wg) = geom.out_hw, grid.plane_hw
-    wl = np.ascontiguousarray(w.reshape(c, m, -1).transpose(1, 2, 0))    # (m, taps, C)
+    wl = lay.weights(w)
     dy5 = dy.reshape(n, c, m, ho, wo)
     dx = np.empty(x.shape, x.dtype)
     dw = np.zeros(wl.shape, x.dtype)
-    bufs = {}
-    for imgs, chans in lay.blocks_of(x.shape, x.itemsize):
-        xb = x[imgs, chans]
-        nb, cb = xb.shape[:2]
-        if bufs.get("shape") != (nb, cb):       # a new shape only for a last, smaller block
-            bufs = {"shape": (nb, cb), "planes": np.zeros((nb, phases, hg, wg, cb), x.dtype),
-                    "dplanes": np.empty((nb, phases, hg, wg, cb), x.dtype),
-                    "dyl": np.empty((nb, ho, wo, cb), x.dtype), "tmp": np.empty((nb, ho, wo, cb), x.dtype)}
-        planes, dplanes, dyl, tmp = bufs["planes"], bufs["dplanes"], bufs["dyl"], bufs["tmp"]
-        grid.fill_last(planes, xb, padding_mode)
+
+    def scratch(nb, cb):
+        return (np.zeros((nb, phases, hg, wg, cb), x.dtype), np.empty((nb, phases, hg, wg, cb), x.dtype),
+                np.empty((nb, ho, wo, cb), x.dtype), np.empty((nb, ho, wo, cb), x.dtype))
+
+    def step(block, bufs):
+        imgs, chans = block
+        planes, dplanes, dyl, tmp = bufs
+        grid.fill_planes(lay.as_planes(planes), x[block], padding_mode)
         dplanes[...] = 0
         for j in range(m):
             dyl[...] = dy5[imgs, chans, j].transpose(0, 2, 3, 1)
@@ -352,10 +363,11 @@ def _backward_last(dy, x, w, geom, padding_mode):
                 target = dplanes[:, phase, oa:oa + ho, ob:ob + wo]
                 target += tmp
         if padding_mode == "zeros":
-            grid.gather_last(dplanes, dx[imgs, chans])
+            grid.gather_planes(lay.as_planes(dplanes), dx[imgs, chans])
         else:                                   # fold the padding's gradient back in
-            dxp = grid.merge(dplanes.transpose(0, 4, 1, 2, 3), geom.padded_hw)
+            dxp = grid.merge(lay.as_planes(dplanes), geom.padded_hw)
             dx[imgs, chans] = win.pad_backward(dxp, geom.full_pads, padding_mode)
+    threads.each_block(step, x, lay.blocks_of(x.shape, x.itemsize), 3 * m, scratch, ordered=True)
     return dx, dw.transpose(2, 0, 1).reshape(w.shape), dy.sum(axis=(0, 2, 3))
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import ArchstatError
 from .norm_kernels import (_cast, _bn_backward, _bn_forward, _ln_backward, _ln_forward, _lrn_scale,
-                           _per_channel, _trailing_axes, bn_inference_affine, bn_inference_workspace, channel_bias, channel_bias_backward,
-                           layer_scale, layer_scale_backward, ln_workspace, lrn_backward)
+                           _per_channel, _trailing_axes, bn_inference_affine, bn_inference_workspace, channel_bias,
+                           channel_bias_backward, layer_scale, layer_scale_backward, ln_workspace, lrn_backward)
 from .norm_kernels import (batch_norm2d, batch_norm2d_backward, layer_norm,  # noqa: F401 (kernels)
                            layer_norm2d, layer_norm2d_backward, layer_norm_backward, lrn)
 from .registry import (INFERRED, REQUIRED, check_declared, declare_family, Field, fmt_shape, LayerType,

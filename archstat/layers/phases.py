@@ -63,7 +63,11 @@ class PhaseGrid:
         past H_g * W_g) are left as they are: the same for every block, so the caller sets
         them once (zeros for a conv, NaN for max pooling). Other modes write the padded block.
         """
-        planes = self.plane_view(buf)
+        self.fill_planes(self.plane_view(buf), xb, padding_mode)
+
+    def fill_planes(self, planes, xb, padding_mode="zeros"):
+        """:meth:`fill` into planes already shaped (n, c, s_h*s_w, H_g, W_g), of any strides:
+        a channels-last buffer (n, s_h*s_w, H_g, W_g, c) seen through ``transpose(0, 4, 1, 2, 3)``."""
         if padding_mode != "zeros":
             xp = win.pad(xb, self.pads, padding_mode)
             for p in range(self.phases[0]):
@@ -75,35 +79,16 @@ class PhaseGrid:
             src = xb[:, :, rows, cols]
             planes[:, :, phase, i0:i0 + src.shape[2], j0:j0 + src.shape[3]] = src
 
-    def fill_last(self, buf, xb, padding_mode="zeros"):
-        """:meth:`fill` for channels-last planes: ``buf`` (n, s_h*s_w, H_g, W_g, c), each
-        plane's pixels with their c channels side by side; the positions no pixel lands on
-        are left as they are, as there."""
-        sh, sw = self.phases
-        if padding_mode != "zeros":
-            xp = win.pad(xb, self.pads, padding_mode)
-            for p in range(sh):
-                for q in range(sw):
-                    ph = xp[:, :, p::sh, q::sw]
-                    buf[:, p * sw + q, :ph.shape[2], :ph.shape[3]] = ph.transpose(0, 2, 3, 1)
-            return
-        for phase, (rows, cols), (i0, j0) in self._phase_runs(xb.shape):
-            src = xb[:, :, rows, cols]
-            buf[:, phase, i0:i0 + src.shape[2], j0:j0 + src.shape[3]] = src.transpose(0, 2, 3, 1)
-
     def gather(self, buf, dxb):
         """Adjoint of :meth:`fill` for zero padding: each pixel of ``dxb`` (n, c, H, W) takes
         its value from its phase plane in ``buf``; the padding's positions are dropped."""
-        planes = self.plane_view(buf)
+        self.gather_planes(self.plane_view(buf), dxb)
+
+    def gather_planes(self, planes, dxb):
+        """:meth:`gather` from planes already shaped (n, c, s_h*s_w, H_g, W_g), as :meth:`fill_planes`."""
         for phase, (rows, cols), (i0, j0) in self._phase_runs(dxb.shape):
             dst = dxb[:, :, rows, cols]
             dst[...] = planes[:, :, phase, i0:i0 + dst.shape[2], j0:j0 + dst.shape[3]]
-
-    def gather_last(self, buf, dxb):
-        """:meth:`gather` from channels-last planes ``buf`` (n, s_h*s_w, H_g, W_g, c)."""
-        for phase, (rows, cols), (i0, j0) in self._phase_runs(dxb.shape):
-            dst = dxb[:, :, rows, cols]
-            dst[...] = buf[:, phase, i0:i0 + dst.shape[2], j0:j0 + dst.shape[3]].transpose(0, 3, 1, 2)
 
     def split(self, xp):
         """(N, C, Hp, Wp) padded input -> (N, C, s_h*s_w, H_g, W_g) phase planes (zeros

@@ -128,14 +128,17 @@ def each(fn: Callable[[slice], object], total: int, nbytes: int, compute: bool =
 
 
 def each_block(step: Callable[[Any, Any], object], x: np.ndarray, blocks: Sequence[Any], arrays: float,
-               scratch: Callable[[int, int], Any] | None = None, compute: bool = False) -> None:
+               scratch: Callable[[int, int], Any] | None = None, compute: bool = False,
+               ordered: bool = False) -> None:
     """``step(block, buffers)`` for every cache block of x (``(images, channels)`` slices,
     :func:`archstat.layers.registry.cache_blocks`), the blocks shared out as :func:`each`
     does. ``buffers = scratch(n, c)`` for a block of n images and c channels, made for every
     part before the parts start and again only when a block's extent changes (a last,
-    smaller block); None without ``scratch``. ``arrays``: how many arrays of x's size the pass reads and writes."""
+    smaller block); None without ``scratch``. ``arrays``: how many arrays of x's size the pass reads and writes.
+    ``ordered``: every block in turn in the calling thread (for steps that add into one array)."""
     nbytes = int(arrays * x.nbytes)
-    split = parts(len(blocks), nbytes, compute)   # blocks: a list, or CacheBlocks (never listed)
+    # blocks: a list, or CacheBlocks (never listed)
+    split = [slice(0, len(blocks))] if ordered else parts(len(blocks), nbytes, compute)
     # each part's first buffers are made here, before any part starts, so that they are all
     # held at once whatever the threads' timing (the peak :func:`scratch_bytes` states)
     first = ({p.start: scratch(*x[blocks[p.start]].shape[:2]) for p in split if p.start < p.stop}
@@ -182,17 +185,6 @@ def flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
     if not all(a.flags.c_contiguous for a in arrays) or len({a.size for a in arrays}) != 1:
         return None
     return [a.reshape(-1) for a in arrays]
-
-
-def elementwise(fn: Callable[..., object], arrays: Sequence[np.ndarray]) -> None:
-    """``fn(*pieces)`` over matching pieces of same-shaped arrays (inputs and outputs alike),
-    side by side when large: flat pieces when all are C-contiguous, else slices along the
-    first axis."""
-    if arrays[0].ndim == 0:
-        fn(*arrays)
-        return
-    views = flat(*arrays) or list(arrays)
-    each(lambda part: fn(*(v[part] for v in views)), views[0].shape[0], sum(a.nbytes for a in arrays))
 
 
 def chunked(fn: Callable[..., object], arrays: Sequence[np.ndarray], chunk: int, scratch: int = 0,

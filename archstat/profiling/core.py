@@ -222,8 +222,9 @@ def run_profile(ex, analysis: Analysis, calibration: Calibration, *, repeat: int
         dy = {o: rng.standard_normal(shapes[o], dtype=np.dtype(dtype).type) for o in outs}
         dy = dy[outs[0]] if len(outs) == 1 else dy
     chosen = ex.algorithms(batch, backward, analysis.input_shape)   # an 'auto' choice measured before the timing
-    folded = {} if backward else ex.folded(batch, analysis.input_shape)
+    folded = {}
     if not backward:   # batch norms after a convolution (archstat.engine.folding)
+        folded = ex.folded(batch, analysis.input_shape)
         chosen.update({norm: f"folded into {conv}" if norm in folded else "in place"
                        for norm, conv in ex.fold_pairs.items()})
     load = load_average()
