@@ -283,7 +283,7 @@ def ops_vs_time(data, path: str | Path, label_top: int = 8) -> Path:
     if several:
         from matplotlib.patches import Patch
         ax.legend(handles=[Patch(color=MODEL_COLOURS[k % len(MODEL_COLOURS)], label=m) for k, m in enumerate(models)]
-                  + markers, frameon=False, fontsize=9, loc="lower right")
+                  + markers, frameon=False, fontsize=9, loc="lower left", bbox_to_anchor=(1.01, 0.0))   # off the points, under the titles
         ax2 = axes[0, 1]
         rows = data.model_rows
         scale2, prefix2 = mac_unit(max(r["macs"] for r in rows))
