@@ -158,6 +158,28 @@ def test_conv_workspace_matches_what_the_kernel_allocates(case, blocks):
         assert declared > 0 or (w.shape[2:] == (1, 1) and s == 1 and p == 0)
 
 
+@pytest.mark.parametrize("algorithm", list(wino.ALGORITHMS))
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("cap", [None, 200_000])
+def test_winograd_declares_its_workspace_to_a_few_kilobytes(algorithm, bias, cap):
+    """Tighter than SLACK: once the transforms' Kronecker products exist (made on the first
+    call, kept), a Winograd conv holds within a few kB of what it declares: NumPy's buffer
+    for the bias is a bound (up to 8,192 elements; a few kB fewer taken on some shapes), and
+    its iterator takes 1-5 kB of its own, as im2col's 3 kB. Made per call, the products held
+    10-34 kB more; the bias's buffer, undeclared, 34 kB."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 32, 30, 30), dtype=np.float32)
+    w = rng.standard_normal((48, 32, 3, 3), dtype=np.float32)
+    b = rng.standard_normal(48, dtype=np.float32) if bias else None
+    declared = conv2d_workspace(x.shape, w.shape, bias, padding=1, algorithm=algorithm, workspace=cap)
+
+    def run():
+        return conv2d(x, w, b, padding=1, algorithm=algorithm, workspace=cap)
+    run()
+    measured, _ = _transient(run)
+    assert abs(measured - declared) <= 10_000 + declared // 500, (measured, declared)
+
+
 def test_direct_depthwise_scratch_is_held_for_every_part_at_once(monkeypatch):
     """Two cores: each part's block scratch is made before the parts start, so the peak is
     the same on every call (not whichever thread happens to start first)."""

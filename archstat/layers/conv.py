@@ -25,6 +25,7 @@ from .conv_winograd import (ALGORITHMS as WINOGRAD, check_applicable, multiply_f
                             winograd_conv2d_backward, workspace_bytes as winograd_workspace)
 from .registry import (INFERRED, REQUIRED, affine_flops, check_declared, declare_family, Field, kernel,
                        LayerType, numel, register, require_rank, Shape, Window)
+from .ufunc_buffers import ufunc_buffers
 from .window import Pads, output_hw, resolve_padding
 
 FAMILY = declare_family("conv", "convolution", rank=0)
@@ -419,7 +420,7 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
     g = int(groups)
     tile = _winograd_tile(algorithm, tuple(w_shape[2:]), stride, dilation, g, padding_mode)
     if tile is not None:
-        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, blocking.aim, blocking.chunk)
+        return winograd_workspace(x_shape, w_shape[0], padding, tile, itemsize, blocking.aim, blocking.chunk, has_bias)
     geom = win.geometry(tuple(x_shape[2:]), tuple(w_shape[2:]), stride, padding, dilation)
     if _direct_depthwise(x_shape, w_shape, g, geom):
         return depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, blocking.aim, has_bias)
@@ -428,7 +429,7 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
     if geom.is_pointwise:
         # no columns; a bias is added in a pass of its own, which NumPy buffers (measured: one
         # buffer of at most np.getbufsize() elements, 27-35 kB in float32)
-        return itemsize * min(np.getbufsize(), n * c_out * math.prod(geom.out_hw)) if has_bias else 0
+        return itemsize * ufunc_buffers(1, n * c_out * math.prod(geom.out_hw)) if has_bias else 0
     fold = has_bias and blocking.fold_bias and _folds_bias(w_shape, g, geom)
     weight = c_out * (math.prod(w_shape[1:]) + 1) if fold else 0
     _, first = _column_plan(n, c, geom, itemsize, blocking.aim)
@@ -441,7 +442,7 @@ def _workspace(x_shape, w_shape, has_bias, stride, padding, dilation, groups, pa
     gemm_out = c_out * _columns(first, geom) if first is not None and first[1] - first[0] > 1 else 0
     # a bias not in the GEMM is added over y's strided band of the block: NumPy buffers its
     # three operands (at most np.getbufsize() elements each)
-    bias_pass = 3 * min(np.getbufsize(), c_out * _columns(first, geom)) if has_bias and not fold else 0
+    bias_pass = ufunc_buffers(3, c_out * _columns(first, geom)) if has_bias and not fold else 0
     return itemsize * (weight + cols + max(padding, padded + gemm_out) + bias_pass)
 
 

@@ -14,6 +14,7 @@ from . import im2col as win, threads
 from .outbuf import usable
 from .phases import PhaseGrid
 from .registry import CacheBlocks
+from .ufunc_buffers import ufunc_buffers
 
 # Depthwise convs (groups = C_in, each group sees one input channel) make im2col + GEMM
 # degenerate: G tiny matmuls of 1-2 rows, around columns kH*kW times the input's size. Both
@@ -150,7 +151,7 @@ def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, block_by
                                                                               padding_mode)
             # NumPy's buffers for the multiplies of a tap's strided pixels by the broadcast
             # weights: two on small blocks, one on large (a bound, from 2 of up to 8,192)
-            buffers = 2 * min(np.getbufsize(), nb * cb * last.out_hw[0] * last.out_hw[1])
+            buffers = ufunc_buffers(2, nb * cb * last.out_hw[0] * last.out_hw[1])
             return itemsize * (last.scratch_elements(nb, cb) + padding + buffers)
         # the channels-last copies of the weights (and of the bias)
         weights = itemsize * (math.prod(w_shape) + (w_shape[0] if has_bias else 0))
@@ -161,7 +162,7 @@ def depthwise_workspace(x_shape, w_shape, geom, padding_mode, itemsize, block_by
     def per_block(nb, cb):
         padding = 0 if padding_mode == "zeros" else win.pad_peak_elements((nb, cb, h, w), lay.grid.pads, padding_mode)
         # NumPy's buffers for the multiplies over the planes' strided runs (measured: two)
-        buffers = 2 * min(np.getbufsize(), nb * cb * lay.span)
+        buffers = ufunc_buffers(2, nb * cb * lay.span)
         return itemsize * (lay.scratch_elements(nb, cb) + padding + buffers)
     return threads.scratch_bytes(x_shape, itemsize, lay.blocks_of(x_shape, itemsize, block_bytes), 3 * lay.m, per_block,
                                  compute=True)

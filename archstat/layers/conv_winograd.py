@@ -27,6 +27,7 @@ in the Winograd domain (bench/winograd.py --backward).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -36,6 +37,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import ArchstatError
 from . import im2col as win
 from .outbuf import usable
+from .ufunc_buffers import ufunc_buffers
 from .window import ceil_div
 
 
@@ -100,9 +102,21 @@ def check_applicable(algorithm: str, kernel: Any, stride: Any, dilation: Any, gr
     return tile
 
 
-def _kron(t: Transform) -> np.ndarray:
-    """``G ⊗ G`` (alpha^2, 9): ``U[xi, nu] = sum_ab G[xi, a] G[nu, b] g[a, b]`` as one GEMM."""
-    return np.kron(t.G, t.G)
+_KRONS: dict = {}
+
+
+def _kron(t: Transform, which: str, dtype) -> np.ndarray:
+    """``M ⊗ M`` of the transform's matrix ``which`` ("BT", "G" or "AT") in ``dtype``:
+    ``(M ⊗ M) @ vec(d) = vec(M d M^T)``, so a two-sided transform of every tile is one GEMM.
+    Made once per matrix and dtype and kept read-only: made per call, NumPy's kron held
+    10-34 kB of temporaries beside the workspace :func:`workspace_bytes` declares."""
+    key = (t.m, which, np.dtype(dtype).str)
+    if key not in _KRONS:
+        mat = getattr(t, which)
+        kron = np.kron(mat, mat).astype(dtype)
+        kron.flags.writeable = False
+        _KRONS[key] = kron
+    return _KRONS[key]
 
 
 def filter_transform(w: np.ndarray, t: Transform, out: np.ndarray | None = None) -> np.ndarray:
@@ -113,7 +127,7 @@ def filter_transform(w: np.ndarray, t: Transform, out: np.ndarray | None = None)
     of the forward's time."""
     k, c = w.shape[:2]
     u = None if out is None else _into(out, (t.alpha ** 2, k * c))
-    u = np.matmul(_kron(t).astype(w.dtype), w.reshape(k * c, 9).T, out=u)   # (alpha^2, K*C)
+    u = np.matmul(_kron(t, "G", w.dtype), w.reshape(k * c, 9).T, out=u)   # (alpha^2, K*C)
     return u.reshape(t.alpha ** 2, k, c)
 
 
@@ -137,15 +151,15 @@ def _into(buf: np.ndarray, shape, value: np.ndarray | None = None) -> np.ndarray
     return out
 
 
-def _two_sided(mat: np.ndarray, d: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``mat @ d @ mat^T`` of every tile: d (a, a, ...) -> (r, r, ...), r = mat.shape[0], as
-    one GEMM ``(mat ⊗ mat) @ d`` into the flat buffer ``out``. Measured against two GEMMs
-    (rows, then columns, through a temporary): 1.1-5x faster on VGG-16 sizes, one pass
-    over memory instead of two (and the temporary's buffer saved)."""
-    r, a = mat.shape
+def _two_sided(kron: np.ndarray, d: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``mat @ d @ mat^T`` of every tile, given ``kron = mat ⊗ mat`` (r^2, a^2)
+    (:func:`_kron`): d (a, a, ...) -> (r, r, ...), as one GEMM into the flat buffer ``out``.
+    Measured against two GEMMs (rows, then columns, through a temporary): 1.1-5x faster on
+    VGG-16 sizes, one pass over memory instead of two (and the temporary's buffer saved)."""
+    r, a = math.isqrt(kron.shape[0]), math.isqrt(kron.shape[1])
     rest = d.shape[2:]
     full = _into(out, (r * r, int(np.prod(rest))))
-    np.matmul(np.kron(mat, mat), d.reshape(a * a, -1), out=full)
+    np.matmul(kron, d.reshape(a * a, -1), out=full)
     return full.reshape((r, r) + rest)
 
 
@@ -175,7 +189,7 @@ def _input_transform(xp, t, block, bufs):
     """``V = B^T d B`` of a block of tiles: (alpha^2, C, P), P = n * rows * tiles_w, in
     ``bufs.b`` (the tiles are gathered into ``bufs.a``)."""
     d = _tiles(xp, block, t.alpha, t.m, bufs.a)
-    v = _two_sided(t.BT.astype(xp.dtype), d, bufs.b)
+    v = _two_sided(_kron(t, "BT", xp.dtype), d, bufs.b)
     return v.reshape(t.alpha ** 2, xp.shape[1], -1), d.shape[3:]
 
 
@@ -279,7 +293,7 @@ class _Plan:
 
     @classmethod
     def of(cls, x_shape, k: int, pads, t: Transform, itemsize: int, block_bytes: int | None = None,
-           chunk_bytes: int | None = None) -> "_Plan":
+           chunk_bytes: int | None = None, has_bias: bool = False) -> "_Plan":
         n, c = x_shape[:2]
         out_hw, (th, tw) = _grid(tuple(x_shape[2:]), pads, t)
         chunks = _chunks(k, c, t, itemsize, chunk_bytes)
@@ -290,20 +304,25 @@ class _Plan:
         first = next(blocks(), None)
         first = [] if first is None else [first]
         band = sum((n1 - n0) * ((r1 - r0) * t.m + 2) for n0, n1, r0, r1 in first)
+        tiles = sum((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in first) * tw
         buffers = dict(_Buffers.sizes(t, first, tw, c, kc), band=band * c * (tw * t.m + 2),
-                       u=t.alpha ** 2 * kc * c)
+                       u=t.alpha ** 2 * kc * c,
+                       # the bias added to a chunk's output tiles: NumPy buffers the broadcast
+                       # add (measured: one buffer)
+                       bias=ufunc_buffers(1, t.m ** 2 * kc * tiles) if has_bias else 0)
         return cls(out_hw, (th, tw), chunks, blocks, buffers)
 
 
 def workspace_bytes(x_shape, k: int, padding: Any, tile: int, itemsize: int, block_bytes: int | None = None,
-                    chunk_bytes: int | None = None) -> int:
+                    chunk_bytes: int | None = None, has_bias: bool = False) -> int:
     """Bytes :func:`winograd_conv2d` allocates beyond y while it runs, for an input of
     ``x_shape`` and ``k`` filters: the transformed filters (or one chunk's), the block's input
-    band, tiles, transformed tiles and products (:class:`_Plan`). ``block_bytes``,
-    ``chunk_bytes``: as :func:`winograd_conv2d`."""
+    band, tiles, transformed tiles and products, and NumPy's buffer for the bias (:class:`_Plan`).
+    ``block_bytes``, ``chunk_bytes``: as :func:`winograd_conv2d`."""
     t = TRANSFORMS[tile]
     geom = win.geometry(tuple(x_shape[2:]), (3, 3), 1, padding, 1)
-    return itemsize * sum(_Plan.of(x_shape, k, geom.pads, t, itemsize, block_bytes, chunk_bytes).buffers.values())
+    plan = _Plan.of(x_shape, k, geom.pads, t, itemsize, block_bytes, chunk_bytes, has_bias)
+    return itemsize * sum(plan.buffers.values())
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarray | None = None,
@@ -324,7 +343,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b, pads, t: Transform, out: np.ndarra
     band_buf = np.empty(sizes["band"], x.dtype)
     u_buf = np.empty(sizes["u"], x.dtype)
     whole = filter_transform(w, t, u_buf) if len(chunks) == 1 else None
-    at = t.AT.astype(x.dtype)
+    at = _kron(t, "AT", x.dtype)
     for block in plan.blocks():
         n0, n1, r0, r1 = block
         band = _into(band_buf, (n1 - n0, c, (r1 - r0) * t.m + 2, tw * t.m + 2))
@@ -401,7 +420,7 @@ def _weight_grad(dy: np.ndarray, x: np.ndarray, pads, t: Transform) -> np.ndarra
     dyp = win.pad(dy, ((0, th * t.m - ho), (0, tw * t.m - wo)), "zeros")
     plan = list(_blocks(n, (th, tw), t, max(c, k), x.itemsize))
     bufs = _Buffers.sized(t, plan, tw, c, k, x.dtype)
-    a = np.ascontiguousarray(t.AT.T, dtype=x.dtype)
+    a = _kron(t, "AT", x.dtype).T     # (A^T)^T ⊗ (A^T)^T
     du = (np.zeros if len(plan) > 1 else np.empty)((t.alpha ** 2, k, c), x.dtype)
     part = np.empty_like(du) if len(plan) > 1 else du   # one block: the GEMMs write du
     for block in plan:
@@ -411,5 +430,5 @@ def _weight_grad(dy: np.ndarray, x: np.ndarray, pads, t: Transform) -> np.ndarra
         np.matmul(dm, v.transpose(0, 2, 1), out=part)
         if part is not du:
             du += part
-    dw = np.matmul(_kron(t).T.astype(x.dtype), du.reshape(t.alpha ** 2, k * c))  # (9, K*C)
+    dw = np.matmul(_kron(t, "G", x.dtype).T, du.reshape(t.alpha ** 2, k * c))  # (9, K*C)
     return np.ascontiguousarray(dw.T).reshape(k, c, 3, 3)

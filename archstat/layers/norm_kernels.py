@@ -15,6 +15,7 @@ from ..errors import ArchstatError
 from . import threads
 from .outbuf import reshaped, usable
 from .registry import CACHE_BLOCK_BYTES, cache_blocks, fmt_shape, kernel
+from .ufunc_buffers import ufunc_buffers
 
 # ------------------------------------------------------------------- batch norm
 
@@ -380,7 +381,7 @@ def ln_workspace(x_shape, axes, itemsize) -> int:
     size = math.prod(x_shape)
     stats = size // max(1, math.prod(x_shape[a] for a in axes))
     strided = any(a != len(x_shape) - 1 for a in axes)
-    buffers = 3 * min(np.getbufsize(), size) if strided else 0
+    buffers = ufunc_buffers(3, size) if strided else 0
     return itemsize * (size + 2 * stats + buffers)
 
 

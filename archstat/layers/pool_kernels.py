@@ -16,6 +16,7 @@ from .activation import select
 from .outbuf import usable
 from .phases import PhaseGrid
 from .registry import CACHE_BLOCK_BYTES, CacheBlocks, cache_blocks, kernel, numel
+from .ufunc_buffers import ufunc_buffers
 from .window import check_pool_padding
 
 # ---------------------------------------------------------------------- engine kernels
@@ -131,7 +132,7 @@ def pool_workspace(x_shape, kernel_size, stride=None, padding=0, dilation=1, cei
     def per_block(nb, cb):
         rows = math.prod(_rows_shape(geom, x_shape[3], nb, cb))
         passes = ((geom.kernel[0], rows), (geom.kernel[1], nb * cb * math.prod(geom.out_hw)))   # rows, columns
-        buffers = max(((2 if taps == 2 else 3) * min(np.getbufsize(), n) for taps, n in passes if taps > 1),
+        buffers = max((ufunc_buffers(2 if taps == 2 else 3, n) for taps, n in passes if taps > 1),
                       default=0)
         return itemsize * (rows + buffers)
     return threads.scratch_bytes(x_shape, itemsize, CacheBlocks.of(tuple(x_shape), itemsize, BLOCK_BYTES), 2,
