@@ -374,6 +374,20 @@ def test_in_place_layer_keeps_an_earlier_cache_intact():
 
 # ----------------------------------------------------------------------- memory
 
+def test_the_memory_limit_hint_names_the_largest_batch_that_fits():
+    """MobileNetV2's peak does not grow exactly linearly with the batch (its workspace caps
+    and blocks), so the linear estimate alone said 13 fit where 12 do: the hint checks it
+    against the prediction. Nothing runs: the guard refuses first."""
+    ex = Executor("mobilenet_v2")
+    p12, p13 = ex.predict_memory(12), ex.predict_memory(13)
+    ex.memory_limit = (p12 + p13) // 2
+    with pytest.raises(ArchstatError, match=r"smaller batch \(at most 12 fits\)"):
+        ex.forward(np.zeros((40, 3, 224, 224), np.float32))
+    ex.memory_limit = p13
+    with pytest.raises(ArchstatError, match=r"at most 13 fits"):
+        ex.forward(np.zeros((14, 3, 224, 224), np.float32))
+
+
 def test_memory_limit_refuses_before_running():
     model = archstat.load(branchy())
     a = archstat.analyze(model, batch=64, dtype="float32").totals

@@ -60,6 +60,11 @@ Hook = Callable[[str, np.ndarray, Mapping[str, np.ndarray]], None]
 BackwardHook = Callable[[str, np.ndarray, Mapping[str, np.ndarray]], None]
 
 
+#: at most this many predictions correct the memory-limit hint's linear estimate of the batch
+#: that fits (it is off by one or two where workspace caps and blocks do not scale with the batch)
+_HINT_STEPS = 16
+
+
 class Executor:
     """Runs a model with fixed weights; keeps the caches of a training pass for backward.
 
@@ -294,16 +299,33 @@ class Executor:
         need = self.predict_memory(batch, train, input_shape)
         if need <= self.memory_limit:
             return
-        # every activation scales with the batch: need(b) = fixed + b * per_sample
-        one = self.predict_memory(1, train, input_shape)
-        per_sample = max((need - one) // max(batch - 1, 1), 1) if batch > 1 else one
-        fits = (self.memory_limit - (one - per_sample)) // per_sample
+        fits = self._largest_batch(batch, need, train, input_shape)
         hint = (f"use a smaller batch (at most {fits} fits)" if fits >= 1
                 else "even a batch of 1 does not fit: use a smaller input or a larger limit")
         mode = "training" if train else "inference"
         raise ArchstatError(
             f"predicted peak memory of {mode} at batch {batch} is {need:,} bytes, over memory_limit "
             f"{self.memory_limit:,} bytes", file=self.model.file, field="memory_limit", hint=hint)
+
+    def _largest_batch(self, batch: int, need: int, train: bool, input_shape: tuple[int, ...]) -> int:
+        """The largest batch whose predicted peak is within ``memory_limit`` (0: not even one),
+        given that ``batch`` needs ``need``: first as if every byte beyond the weights scaled
+        with the batch (need(b) = fixed + b * per_sample), then moved a batch at a time while
+        the prediction itself disagrees (workspace caps and blocks do not scale exactly)."""
+        one = self.predict_memory(1, train, input_shape)
+        per_sample = max((need - one) // max(batch - 1, 1), 1) if batch > 1 else one
+        fits = min(max((self.memory_limit - (one - per_sample)) // per_sample, 0), batch - 1)
+
+        def within(b: int) -> bool:
+            return b == 0 or self.predict_memory(b, train, input_shape) <= self.memory_limit
+        for _ in range(_HINT_STEPS):
+            if not within(fits):
+                fits -= 1
+            elif fits + 1 < batch and within(fits + 1):
+                fits += 1
+            else:
+                break
+        return fits
 
     # ------------------------------------------------------------------ forward
     def _check_input(self, x: Any) -> tuple[np.ndarray, dict[str, Shape]]:
