@@ -76,11 +76,17 @@ def test_winograd_workspace_by_hand():
 
 
 def test_batch_norm_workspace_by_hand():
-    # several images of short rows (L = 16): a row of ones and the scale and shift repeated
-    # to full rows (C x L each); one image: nothing
-    assert bn_inference_workspace((2, 3, 4, 4), 4) == 4 * 16 * (1 + 2 * 3)
-    assert bn_inference_workspace((1, 3, 4, 4), 4) == 0
-    assert bn_inference_workspace((2, 3, 40, 40), 8) == 8 * 1600   # long rows: the ones only
+    # during the pass: the float64 mean and 1/std and the scale and shift in the input's
+    # dtype (C * (2 * 8 + 2 * itemsize)), NumPy's buffer for the broadcast operand (the
+    # block's elements, at most 8,192), and for several images of short rows (L = 16) a row of
+    # ones and the scale and shift repeated to full rows (C x L each)
+    assert bn_inference_workspace((2, 3, 4, 4), 4) == 3 * 24 + 4 * (2 * 3 * 16) + 4 * 16 * (1 + 2 * 3) == 904
+    assert bn_inference_workspace((1, 3, 4, 4), 4) == 3 * 24 + 4 * 3 * 16          # one image: no ones
+    # long rows: the ones only; both images in one block, whose 9,600 elements fill a buffer
+    assert bn_inference_workspace((2, 3, 40, 40), 8) == 3 * 32 + 8 * 8_192 + 8 * 1600
+    # before the pass, the float64 scale and shift beside the statistics may be the most:
+    # C * (4 * 8 + 2 * itemsize) on a short row of many channels
+    assert bn_inference_workspace((1, 8192, 1, 1), 4) == 8192 * 40
 
 
 def test_winograd_filters_are_chunked_on_wide_layers():
@@ -228,6 +234,26 @@ def test_batch_norm_workspace_matches_what_the_kernel_allocates(shape):
     mean, var = rng.random(c, dtype=np.float32), rng.random(c, dtype=np.float32) + 0.5
     measured, _ = _transient(lambda: batch_norm2d(x, gamma, beta, mean, var, training=False))
     assert _close(measured, bn_inference_workspace(shape, 4)), measured
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 64, 14, 14), (1, 512, 7, 7), (1, 2048, 7, 7), (1, 8192, 1, 1),
+                                   (2, 64, 8, 8), (4, 2048, 7, 7)])
+def test_batch_norm_workspace_is_a_close_bound(shape, dtype):
+    """Tighter than SLACK: one image's pass holds NumPy's buffer for its broadcast scale
+    (undeclared, 28-48 kB), and many channels hold float64 statistics, scale and shift
+    (undeclared, up to 263 kB on 8,192 channels). Declared now: never more than the iterator's
+    few kB under what the kernel holds, and over it by at most one NumPy buffer (a pass
+    NumPy runs unbuffered) and the float64 copies of a cast that float64 does not make."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    c = shape[1]
+    gamma, beta, mean = (rng.random(c).astype(dtype) for _ in range(3))
+    var = rng.random(c).astype(dtype) + 0.5
+    declared = bn_inference_workspace(shape, x.itemsize)
+    measured, _ = _transient(lambda: batch_norm2d(x, gamma, beta, mean, var, training=False))
+    assert declared - x.itemsize * np.getbufsize() - 2 * c * x.itemsize <= measured <= declared + 6_000, \
+        (measured, declared)
 
 
 def test_lrn_workspace_matches_what_the_kernel_allocates():

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ArchstatError
 from . import threads
 from .outbuf import reshaped, usable
-from .registry import CACHE_BLOCK_BYTES, cache_blocks, fmt_shape, kernel
+from .registry import CACHE_BLOCK_BYTES, CacheBlocks, cache_blocks, fmt_shape, kernel
 from .ufunc_buffers import ufunc_buffers
 
 # ------------------------------------------------------------------- batch norm
@@ -70,7 +70,7 @@ class _Blocks:
         """``fn(blk, chans)`` for every block, the blocks shared out over the cores
         (:mod:`.threads`) when the pass is large; ``arrays``: how many arrays of the rows'
         size the pass reads and writes."""
-        blocks = list(cache_blocks(self.shape, self.dtype.itemsize, BLOCK_BYTES))
+        blocks = CacheBlocks.of(self.shape, self.dtype.itemsize, BLOCK_BYTES)
         threads.each_block(lambda blk, _: fn(blk, blk[1]), self.rows, blocks, arrays)
 
     @staticmethod
@@ -160,8 +160,11 @@ def _bn_statistics(x, running_mean, running_var, training, momentum, eps):
 def _running_statistics(running_mean, running_var, dtype, eps):
     """Mean and 1/std (float64) of the running statistics, as rounded to ``dtype``."""
     mean = np.asarray(running_mean).astype(dtype, copy=False).astype(np.float64)
-    var = np.asarray(running_var).astype(dtype, copy=False).astype(np.float64)
-    return mean, 1 / np.sqrt(var + eps)
+    invstd = np.asarray(running_var).astype(dtype, copy=False).astype(np.float64)
+    invstd += eps
+    np.sqrt(invstd, out=invstd)
+    np.reciprocal(invstd, out=invstd)
+    return mean, invstd
 
 
 @kernel
@@ -199,13 +202,29 @@ def batch_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | No
 
 def bn_inference_workspace(shape, itemsize: int) -> int:
     """Bytes :func:`_bn_forward` allocates beyond y at inference for an input of ``shape``:
-    for several images, a row of ones and, on short rows, its scale and shift repeated to
-    full rows (:meth:`_Blocks.per_channel`); nothing for one image."""
+    first the per-channel arrays on the way from the running statistics to the scale and
+    shift (:func:`_stat_bytes`); then, beside the statistics the cache keeps and the scale and
+    shift, the pass's NumPy buffer for a broadcast per-channel operand, for every part that
+    runs side by side (a bound: NumPy does not buffer every such pass), and for several
+    images a row of ones and, on short rows, the scale and shift repeated to full rows
+    (:meth:`_Blocks.per_channel`)."""
     n, c = shape[:2]
     rows = (n, c, math.prod(shape[2:]))
     if n == 1:
-        return 0
-    return itemsize * rows[2] * (1 + (2 * c if _Blocks.widens(rows) else 0))
+        split = threads.parts(c, 3 * itemsize * math.prod(rows))
+        held = itemsize * sum(ufunc_buffers(1, (p.stop - p.start) * rows[2]) for p in split)
+    else:
+        wide = rows[2] * (1 + (2 * c if _Blocks.widens(rows) else 0))
+        held = itemsize * wide + threads.scratch_bytes(rows, itemsize, CacheBlocks.of(rows, itemsize, BLOCK_BYTES), 2,
+                                                       lambda nb, cb: itemsize * ufunc_buffers(1, nb * cb * rows[2]))
+    return max(_stat_bytes(c, itemsize), c * (2 * 8 + 2 * itemsize) + held)
+
+
+def _stat_bytes(channels: int, itemsize: int) -> int:
+    """The most bytes of per-channel arrays :func:`bn_affine` holds on running statistics: the
+    float64 mean and 1/std (kept in the cache), the float64 scale and shift, and these two
+    cast to the input's dtype (a copy for float32, none for float64: there a bound)."""
+    return channels * (4 * 8 + 2 * itemsize)
 
 
 def bn_affine(mean, invstd, weight, bias, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -213,10 +232,11 @@ def bn_affine(mean, invstd, weight, bias, dtype) -> tuple[np.ndarray, np.ndarray
     (computed in float64 from the statistics, then rounded to ``dtype``); weight and bias may
     be None."""
     a = invstd if weight is None else invstd * np.asarray(weight).astype(dtype, copy=False)
-    c = -mean * a
+    c = np.multiply(mean, a)
+    np.negative(c, out=c)
     if bias is not None:
         c += np.asarray(bias).astype(dtype, copy=False)
-    return a.astype(dtype), c.astype(dtype)
+    return a.astype(dtype, copy=False), c.astype(dtype, copy=False)
 
 
 def bn_inference_affine(weight, bias, running_mean, running_var, eps, dtype) -> tuple[np.ndarray, np.ndarray]:
