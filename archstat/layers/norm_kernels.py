@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ArchstatError
 from . import threads
 from .outbuf import reshaped, usable
-from .registry import CACHE_BLOCK_BYTES, CacheBlocks, cache_blocks, fmt_shape, kernel
+from .registry import CACHE_BLOCK_BYTES, CacheBlocks, fmt_shape, kernel
 from .ufunc_buffers import ufunc_buffers
 
 # ------------------------------------------------------------------- batch norm
