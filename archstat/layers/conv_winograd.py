@@ -27,6 +27,7 @@ in the Winograd domain (bench/winograd.py --backward).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -102,21 +103,20 @@ def check_applicable(algorithm: str, kernel: Any, stride: Any, dilation: Any, gr
     return tile
 
 
-_KRONS: dict = {}
-
-
 def _kron(t: Transform, which: str, dtype) -> np.ndarray:
     """``M ⊗ M`` of the transform's matrix ``which`` ("BT", "G" or "AT") in ``dtype``:
     ``(M ⊗ M) @ vec(d) = vec(M d M^T)``, so a two-sided transform of every tile is one GEMM.
     Made once per matrix and dtype and kept read-only: made per call, NumPy's kron held
     10-34 kB of temporaries beside the workspace :func:`workspace_bytes` declares."""
-    key = (t.m, which, np.dtype(dtype).str)
-    if key not in _KRONS:
-        mat = getattr(t, which)
-        kron = np.kron(mat, mat).astype(dtype)
-        kron.flags.writeable = False
-        _KRONS[key] = kron
-    return _KRONS[key]
+    return _kron_of(t.m, which, np.dtype(dtype).str)
+
+
+@functools.lru_cache(maxsize=None)
+def _kron_of(m: int, which: str, dtype: str) -> np.ndarray:
+    mat = getattr(TRANSFORMS[m], which)
+    kron = np.kron(mat, mat).astype(dtype)
+    kron.flags.writeable = False
+    return kron
 
 
 def filter_transform(w: np.ndarray, t: Transform, out: np.ndarray | None = None) -> np.ndarray:

@@ -201,30 +201,25 @@ def batch_norm2d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray | No
 
 
 def bn_inference_workspace(shape, itemsize: int) -> int:
-    """Bytes :func:`_bn_forward` allocates beyond y at inference for an input of ``shape``:
-    first the per-channel arrays on the way from the running statistics to the scale and
-    shift (:func:`_stat_bytes`); then, beside the statistics the cache keeps and the scale and
-    shift, the pass's NumPy buffer for a broadcast per-channel operand, for every part that
-    runs side by side (a bound: NumPy does not buffer every such pass), and for several
-    images a row of ones and, on short rows, the scale and shift repeated to full rows
-    (:meth:`_Blocks.per_channel`)."""
+    """Bytes :func:`_bn_forward` allocates beyond y at inference for an input of ``shape``.
+    Held through the pass: the float64 mean and 1/std of the running statistics (the cache
+    keeps them) and the scale and shift cast to the input's dtype (:func:`bn_affine`; a copy
+    for float32, none for float64: there a bound). Besides them, the most of: before the pass,
+    the float64 scale and shift they are cast from; during it, NumPy's buffer for a broadcast
+    per-channel operand, for every part that runs side by side (a bound: NumPy does not
+    buffer every such pass), and for several images a row of ones and, on short rows, the
+    scale and shift repeated to full rows (:meth:`_Blocks.per_channel`)."""
     n, c = shape[:2]
     rows = (n, c, math.prod(shape[2:]))
     if n == 1:
         split = threads.parts(c, 3 * itemsize * math.prod(rows))
-        held = itemsize * sum(ufunc_buffers(1, (p.stop - p.start) * rows[2]) for p in split)
+        during = itemsize * sum(ufunc_buffers(1, (p.stop - p.start) * rows[2]) for p in split)
     else:
         wide = rows[2] * (1 + (2 * c if _Blocks.widens(rows) else 0))
-        held = itemsize * wide + threads.scratch_bytes(rows, itemsize, CacheBlocks.of(rows, itemsize, BLOCK_BYTES), 2,
-                                                       lambda nb, cb: itemsize * ufunc_buffers(1, nb * cb * rows[2]))
-    return max(_stat_bytes(c, itemsize), c * (2 * 8 + 2 * itemsize) + held)
-
-
-def _stat_bytes(channels: int, itemsize: int) -> int:
-    """The most bytes of per-channel arrays :func:`bn_affine` holds on running statistics: the
-    float64 mean and 1/std (kept in the cache), the float64 scale and shift, and these two
-    cast to the input's dtype (a copy for float32, none for float64: there a bound)."""
-    return channels * (4 * 8 + 2 * itemsize)
+        during = itemsize * wide + threads.scratch_bytes(rows, itemsize, CacheBlocks.of(rows, itemsize, BLOCK_BYTES),
+                                                         2, lambda nb, cb: itemsize * ufunc_buffers(1, nb * cb * rows[2]))
+    kept = c * (2 * 8 + 2 * itemsize)
+    return kept + max(c * 2 * 8, during)
 
 
 def bn_affine(mean, invstd, weight, bias, dtype) -> tuple[np.ndarray, np.ndarray]:
